@@ -1,0 +1,18 @@
+//! ringws: a WebSocket server for Linux, built to hold very many connections per machine at the
+//! lowest cost per message.
+//!
+//! The crate is layered; arrows only point down:
+//!
+//! - [`proto`]: RFC 6455, IO-free and clock-free. Handshake, frames, SIMD unmasking, streaming
+//!   UTF-8 validation, the connection state machine, limits and errors. It never touches a
+//!   socket; time is an argument.
+//! - [`manual`]: documentation only: the security duties of a WebSocket server and the past
+//!   vulnerabilities of its kind, each mapped to the code and the test that prevents it.
+//!
+//! The runtime (per-core io_uring workers, timers, the server API) sits on top of `proto` and is
+//! built in later steps; see the README.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod manual;
+pub mod proto;
