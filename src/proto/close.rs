@@ -60,7 +60,10 @@ impl<'a> ClosePayload<'a> {
     /// Parses and validates a close frame's payload (already unmasked, at most 125 bytes).
     pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
         match payload {
-            [] => Ok(Self { code: None, reason: "" }),
+            [] => Ok(Self {
+                code: None,
+                reason: "",
+            }),
             [_] => Err(Error::CloseFrameTooShort),
             [hi, lo, reason @ ..] => {
                 let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
@@ -68,7 +71,10 @@ impl<'a> ClosePayload<'a> {
                     return Err(Error::InvalidCloseCode);
                 }
                 let reason = utf8::validate(reason).map_err(|_| Error::InvalidCloseReason)?;
-                Ok(Self { code: Some(code), reason })
+                Ok(Self {
+                    code: Some(code),
+                    reason,
+                })
             }
         }
     }
@@ -95,14 +101,18 @@ mod tests {
 
     #[test]
     fn sendable_codes_follow_rfc_and_iana() {
-        for c in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014] {
+        for c in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+        ] {
             assert!(CloseCode(c).is_sendable(), "{c}");
         }
         for c in [3000, 3999, 4000, 4999] {
             assert!(CloseCode(c).is_sendable(), "{c}");
         }
         // The invalid codes Autobahn 7.9.x sends, plus the local-only ones.
-        for c in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for c in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!CloseCode(c).is_sendable(), "{c}");
         }
     }
@@ -111,11 +121,17 @@ mod tests {
     fn close_payload_rules() {
         assert_eq!(ClosePayload::parse(&[]).unwrap().code, None);
         assert_eq!(ClosePayload::parse(&[3]), Err(Error::CloseFrameTooShort));
-        assert_eq!(ClosePayload::parse(&[0x03, 0xed]), Err(Error::InvalidCloseCode)); // 1005
+        assert_eq!(
+            ClosePayload::parse(&[0x03, 0xed]),
+            Err(Error::InvalidCloseCode)
+        ); // 1005
         let p = ClosePayload::parse(b"\x03\xe8bye").unwrap();
         assert_eq!(p.code, Some(CloseCode::NORMAL));
         assert_eq!(p.reason, "bye");
-        assert_eq!(ClosePayload::parse(b"\x03\xe8\xff"), Err(Error::InvalidCloseReason));
+        assert_eq!(
+            ClosePayload::parse(b"\x03\xe8\xff"),
+            Err(Error::InvalidCloseReason)
+        );
     }
 
     #[test]

@@ -18,19 +18,20 @@ pub enum Role {
 /// Byte and count limits. Every one of them bounds memory or work that a peer controls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest payload of one frame, in bytes. Default 64 KiB.
+    /// Largest payload of one frame, in bytes. Default 64 KiB (at most 4 GiB - 1: the connection
+    /// state counts in 32 bits to stay small).
     ///
     /// Checked on the header, before any payload is read, so an oversized frame costs nothing.
     /// A frame can never be larger than a message, so raising this above
     /// [`max_message_bytes`](Self::max_message_bytes) has no effect.
-    pub max_frame_bytes: u64,
+    pub max_frame_bytes: u32,
     /// Largest message, summed over its fragments, in bytes. Default 64 KiB.
     ///
     /// Chat and notification messages are small; 64 KiB is four times uWebSockets' default
     /// (16 KiB) and leaves room for pasted text and small inline images, while bounding what a
     /// connection can make the server buffer (a message spanning receive buffers is assembled
     /// in memory). The Autobahn run raises it to 16 MiB (its 9.x cases).
-    pub max_message_bytes: u64,
+    pub max_message_bytes: u32,
     /// Most frames in one message, counting empty continuations. Default 128.
     ///
     /// Browsers send every message as one frame; a peer that splits a message into thousands of
@@ -81,13 +82,20 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { role: Role::Server, limits: Limits::default(), close_timeout: Duration::from_secs(5) }
+        Self {
+            role: Role::Server,
+            limits: Limits::default(),
+            close_timeout: Duration::from_secs(5),
+        }
     }
 }
 
 impl Config {
     /// The configuration of the client side (for the load tool and tests).
     pub fn client() -> Self {
-        Self { role: Role::Client, ..Self::default() }
+        Self {
+            role: Role::Client,
+            ..Self::default()
+        }
     }
 }

@@ -119,17 +119,27 @@ impl Error {
         use Error::*;
         match self {
             HeaderTooLarge | TooManyHeaders => Response::Http(431),
-            MalformedRequest | HttpVersion | MissingHost | MissingConnectionUpgrade | BadKey
+            MalformedRequest
+            | HttpVersion
+            | MissingHost
+            | MissingConnectionUpgrade
+            | BadKey
             | BadHeaderValue => Response::Http(400),
             MethodNotGet => Response::Http(405),
             UnsupportedVersion => Response::Http(426),
             OriginNotAllowed => Response::Http(403),
             NotFound => Response::Http(404),
-            UnmaskedFrame | MaskedFrame | ReservedBits | ReservedOpcode | ControlFrameTooLong
-            | FragmentedControlFrame | LengthOverflow | UnexpectedContinuation
-            | ExpectedContinuation | InvalidCloseCode | CloseFrameTooShort => {
-                Response::Close(CloseCode::PROTOCOL_ERROR)
-            }
+            UnmaskedFrame
+            | MaskedFrame
+            | ReservedBits
+            | ReservedOpcode
+            | ControlFrameTooLong
+            | FragmentedControlFrame
+            | LengthOverflow
+            | UnexpectedContinuation
+            | ExpectedContinuation
+            | InvalidCloseCode
+            | CloseFrameTooShort => Response::Close(CloseCode::PROTOCOL_ERROR),
             InvalidUtf8 | InvalidCloseReason => Response::Close(CloseCode::INVALID_PAYLOAD),
             TooManyFragments => Response::Close(CloseCode::POLICY_VIOLATION),
             FrameTooLarge | MessageTooLarge => Response::Close(CloseCode::MESSAGE_TOO_BIG),
