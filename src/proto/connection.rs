@@ -193,7 +193,8 @@ impl Connection {
         matches!(self.state, State::Closed)
     }
 
-    /// Bytes this connection holds beyond its own size (the spill buffer), for accounting.
+    /// Bytes this connection holds beyond its own size (the spill buffer), for accounting. Never
+    /// more than `max_message_bytes + 125`.
     pub fn buffered(&self) -> usize {
         self.spill.capacity()
     }
@@ -472,7 +473,7 @@ impl Connection {
                 }
             }
         }
-        self.spill.extend_from_slice(chunk);
+        self.spill_extend(cfg, chunk);
         if frame.remaining == 0 {
             self.finish_frame(cfg, sink)?;
         }
@@ -600,6 +601,18 @@ impl Connection {
         self.message = None;
         self.spill = Vec::new();
         self.partial_header_len = 0;
+    }
+
+    /// Appends to the spill buffer, growing it by doubling but never past what the limits allow
+    /// (a whole message and one control frame), so [`Connection::buffered`] is bounded.
+    fn spill_extend(&mut self, cfg: &Config, bytes: &[u8]) {
+        let needed = self.spill.len() + bytes.len();
+        if needed > self.spill.capacity() {
+            let ceiling = cfg.limits.max_message_bytes as usize + MAX_CONTROL_PAYLOAD;
+            let target = (self.spill.capacity() * 2).clamp(needed, ceiling.max(needed));
+            self.spill.reserve_exact(target - self.spill.len());
+        }
+        self.spill.extend_from_slice(bytes);
     }
 
     fn release_spill_if_idle(&mut self) {

@@ -1,0 +1,58 @@
+//! # Security: duties and past vulnerabilities
+//!
+//! A WebSocket server reads bytes from anyone who can reach its port. This page maps each
+//! security duty of RFC 6455 §10, and each class of vulnerability found in other WebSocket
+//! implementations, to the ringws code that handles it and the test that shows it does. Paths are
+//! relative to `src/`; each proof names a test function as `PATH#NAME` after the word "test" (checked to exist by this module's
+//! own test).
+//!
+//! ## The rules everything below follows
+//!
+//! 1. **Limit bytes and counts, not just bytes.** Every quantity a peer controls has a limit in
+//!    [`Limits`](crate::proto::Limits): frame bytes, message bytes, fragments per message, header
+//!    bytes, header count (outbound queue bytes and timeouts join them in the runtime).
+//! 2. **Never allocate from a declared length.** Buffers grow with bytes received, and the spill
+//!    buffer never beyond `max_message_bytes + 125`.
+//! 3. **Never re-parse from the start.** The handshake reader scans each byte once; the frame
+//!    parser carries at most 14 header bytes and 3 UTF-8 bytes between reads.
+//! 4. **Fail, don't guess.** Every peer error is one [`Error`](crate::proto::Error) variant with
+//!    one answer (an HTTP status or a close code); none panics.
+//! 5. **Fuzz every parser** (`fuzz/`: `handshake`, `frame`, `connection`), with property tests
+//!    in the normal test run covering the same invariants.
+//!
+//! ## RFC 6455 §10: what a server must do
+//!
+//! | § | duty | where | proof |
+//! |---|---|---|---|
+//! | 10.1 | Origin is sent by browsers only; never authenticate by it | `proto/handshake/origin.rs` documents it; authentication is the application's upgrade hook | (documentation) |
+//! | 10.2 | check Origin against an allow-list, refuse with 403 | `proto/handshake/origin.rs`: `OriginPolicy` | HANDSHAKE_ORIGIN |
+//! | 10.3 | clients mask every frame; a server fails the connection on an unmasked one (§5.1) | `proto/connection.rs`: `check_header` (`Error::UnmaskedFrame`, 1002). uWebSockets and fastwebsockets accept unmasked frames; ringws does not | test: proto/connection/tests.rs#framing_rules_close_with_1002 |
+//! | 10.4 | limit frame and message size (after inflation, with deflate) | `check_header` on the header, before any payload; the deflate extension will re-check after inflation | test: proto/connection/tests.rs#limits_are_checked_on_the_header_before_any_payload |
+//! | 10.5 | authenticate during the handshake | the upgrade request exposes every header (cookies, tokens) to the application before it accepts | HANDSHAKE_HEADERS |
+//! | 10.6 | offer TLS | not in ringws yet: terminate TLS in front of it (a load balancer or proxy) | — |
+//! | 10.7 | validate all input; invalid UTF-8 in text or close reason fails with 1007 | `proto/utf8.rs` (streaming, fails on the first invalid piece), `proto/close.rs` | test: proto/connection/tests.rs#invalid_utf8_fails_fast_before_the_message_ends, test: proto/connection/tests.rs#close_frame_rules |
+//! | 10.8 | SHA-1 only builds `Sec-WebSocket-Accept`, exactly as specified | `proto/handshake` with the `sha1` and `base64` crates | HANDSHAKE_ACCEPT |
+//! | 10.9 | permessage-deflate side channels (RFC 7692 §8) | deflate is not implemented yet; RSV1 is refused unless an extension negotiated it | test: proto/connection/tests.rs#rsv1_with_a_negotiated_extension_marks_compressed_messages |
+//!
+//! ## Vulnerabilities of other implementations, and why ringws does not have them
+//!
+//! | id | what went wrong | in ringws | proof |
+//! |---|---|---|---|
+//! | gorilla/websocket CVE-2020-27813 | a frame length overflowed an integer and bypassed the read limit | lengths are `u64`, the 64-bit length's top bit is refused (1002), the limit is compared as `u64` before anything is narrowed to `u32` | test: proto/frame.rs#stateless_rules, test: proto/connection/tests.rs#limits_are_checked_on_the_header_before_any_payload |
+//! | rust-websocket CVE-2022-35922 | `Vec::with_capacity(declared_len)` aborted the process on a huge declared length | nothing is allocated from a declared length; the spill buffer grows with bytes received and is capped | test: proto/connection/tests.rs#spill_buffer_never_exceeds_the_message_limit |
+//! | ws CVE-2026-48779 | tiny fragments pinned memory per part, bypassing the byte limit; empty continuations were not counted | fragments are appended into one buffer (no per-part cost), and every frame of a message counts against `max_fragments` (1008), empty ones included | test: proto/connection/tests.rs#empty_continuations_count_as_fragments |
+//! | fastwebsockets #100 | no cap on the total size of a fragmented message | `max_message_bytes` is checked on every continuation header against the bytes so far | test: proto/connection/tests.rs#limits_are_checked_on_the_header_before_any_payload |
+//! | tungstenite CVE-2023-43669 | the handshake was re-parsed from the start on every read: quadratic CPU | the head reader scans only new bytes and parses once, when the head is complete | HANDSHAKE_LINEAR |
+//! | ws CVE-2024-37890 | more headers than the parser's maximum crashed the server | `max_headers` bounds the parser's array; more is a 431 | HANDSHAKE_MANY_HEADERS |
+//! | ws CVE-2021-32640 | a regular expression splitting `Sec-WebSocket-Protocol` backtracked (ReDoS) | plain linear splitting on commas, no regular expressions | HANDSHAKE_PROTOCOLS |
+//! | ws GHSA-5v72-xg48-5rpm | extension names such as `constructor` crashed the parser | extension offers are parsed into borrowed strings, never used as keys into anything | HANDSHAKE_EXTENSIONS |
+//! | ws 8.20.1 (2026) | uninitialised memory was sent in a close reason | close frames are built on a zeroed stack buffer from the code and a `&str` reason cut on a character boundary; no `unsafe` outside `proto/mask` | test: proto/connection/tests.rs#send_side_checks, test: proto/close.rs#reason_truncates_on_char_boundary |
+//! | uWebSockets CVE-2020-36406, CVE-2021-45945 | overflows in the pub/sub topic tree and HTTP parser, found by fuzzing | the HTTP parser is `httparse`; every parser of ringws has a fuzz target and property tests; no `unsafe` in parsers | test: proto/connection/tests.rs#arbitrary_bytes_never_panic_and_stay_bounded, test: proto/frame.rs#arbitrary_bytes_never_panic |
+//! | (uWebSockets, fastwebsockets) | unmasked client frames accepted: the masking that protects proxies from cache poisoning was skipped | refused with 1002 | test: proto/connection/tests.rs#framing_rules_close_with_1002 |
+//! | (uWebSockets, fastwebsockets) | invalid UTF-8 closed without a close frame, or reached the application | the connection fails with 1007 and a close frame; the handler only ever sees `&str` | test: proto/connection/tests.rs#invalid_utf8_fails_fast_before_the_message_ends |
+//!
+//! ## What is not covered yet
+//!
+//! The runtime's limits (outbound queue bytes, handshake and idle timeouts, close-handshake
+//! deadline enforcement on the socket) arrive with the server and heartbeat work, and will be
+//! added to this page with their tests.

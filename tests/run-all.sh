@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of ringws: formatting, lints, unit/property/integration tests, doc tests,
+# and a compile check of the fuzz targets. Installs what it needs on a fresh machine.
+# Usage: tests/run-all.sh        (from anywhere; long fuzzing runs are separate: see fuzz/README.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (rustup) first" >&2
+  exit 1
+fi
+for component in clippy rustfmt; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test (unit, property, integration, doc tests)"
+cargo test --locked
+
+step "benchmarks compile"
+cargo bench --no-run --locked
+
+step "fuzz targets compile (stable; running them needs cargo-fuzz, see fuzz/README.md)"
+cargo check --manifest-path fuzz/Cargo.toml --bins
+
+step "all tests passed"
