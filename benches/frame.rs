@@ -23,12 +23,25 @@ impl Sink for Count {
 
 fn bench(c: &mut Criterion) {
     let cfg = Config::default();
-    let frame = encode_masked_frame(OpCode::Text, true, [0x12, 0x34, 0x56, 0x78], b"hello, chat room #42");
+    let frame = encode_masked_frame(
+        OpCode::Text,
+        true,
+        [0x12, 0x34, 0x56, 0x78],
+        b"hello, chat room #42",
+    );
     assert_eq!(frame.len(), 26);
     let mut group = c.benchmark_group("receive/20B-text");
-    group.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500)).sample_size(30);
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(30);
     for frames in [1usize, 64] {
-        let template: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * frames).collect();
+        let template: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame.len() * frames)
+            .collect();
         let mut buf = template.clone();
         let mut conn = Connection::new();
         group.throughput(Throughput::Elements(frames as u64));
@@ -37,7 +50,8 @@ fn bench(c: &mut Criterion) {
                 // Restore the masked bytes (unmasking is in place): a memcpy of 26 B per frame.
                 buf.copy_from_slice(&template);
                 let mut sink = Count(0);
-                conn.handle_read(&cfg, black_box(&mut buf), &mut sink).unwrap();
+                conn.handle_read(&cfg, black_box(&mut buf), &mut sink)
+                    .unwrap();
                 assert_eq!(sink.0, 20 * frames);
             })
         });

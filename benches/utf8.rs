@@ -24,7 +24,10 @@ fn text(kind: &str, len: usize) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     for kind in ["ascii", "mixed"] {
         let mut group = c.benchmark_group(format!("utf8/{kind}"));
-        group.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500)).sample_size(20);
+        group
+            .measurement_time(Duration::from_secs(2))
+            .warm_up_time(Duration::from_millis(500))
+            .sample_size(20);
         for len in [1024usize, 64 * 1024, 1024 * 1024] {
             let data = text(kind, len);
             group.throughput(Throughput::Bytes(data.len() as u64));

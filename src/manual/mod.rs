@@ -21,12 +21,20 @@ mod tests {
         let mut checked = 0;
         for (i, _) in page.match_indices("test: ") {
             let rest = &page[i + "test: ".len()..];
-            let end = rest.find(|c: char| !(c.is_alphanumeric() || "_/.#".contains(c))).unwrap_or(rest.len());
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || "_/.#".contains(c)))
+                .unwrap_or(rest.len());
             let reference = &rest[..end];
-            let (path, name) = reference.split_once('#').unwrap_or_else(|| panic!("bad reference {reference}"));
+            let (path, name) = reference
+                .split_once('#')
+                .unwrap_or_else(|| panic!("bad reference {reference}"));
             let file = format!("{}/src/{path}", env!("CARGO_MANIFEST_DIR"));
-            let source = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{reference}: {file}: {e}"));
-            assert!(source.contains(&format!("fn {name}(")), "{reference}: no fn {name} in {path}");
+            let source = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{reference}: {file}: {e}"));
+            assert!(
+                source.contains(&format!("fn {name}(")),
+                "{reference}: no fn {name} in {path}"
+            );
             checked += 1;
         }
         assert!(checked >= 20, "only {checked} test references found");
