@@ -1,0 +1,354 @@
+//! The provided-buffer ring: a pool of equal buffers that the kernel picks from when a multishot
+//! receive has data, so an idle connection owns no buffer at all.
+//!
+//! One anonymous mapping holds both parts:
+//!
+//! ```text
+//! base (page-aligned)                               base + ring_bytes (page-aligned)
+//! | BufRingEntry × entries (16 B each; the tail     | buffer 0 | buffer 1 | ... | buffer n-1 |
+//! | overlays entry 0's reserved field), page padded |  buf_size bytes each                    |
+//! ```
+//!
+//! Ownership of a buffer moves in a circle: *in the ring* (the kernel may fill it) → *lent*
+//! (a completion named its buffer id; only user space touches it) → [`BufRing::recycle`] writes
+//! it back at the ring's tail → [`BufRing::publish`] makes it visible to the kernel with one
+//! release store of the tail. `publish` is called once per loop iteration by
+//! [`super::Uring::submit_and_wait`], so a batch of recycles costs one atomic store.
+//!
+//! The pages of the buffer area are touched (and so become resident) only once the kernel has
+//! written into them: a large pool costs address space, not memory, until traffic needs it.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::IoUring;
+use io_uring::types::BufRingEntry;
+
+/// The largest ring the kernel accepts (`IORING_REGISTER_PBUF_RING` caps it at 2^15).
+pub const MAX_ENTRIES: u16 = 1 << 15;
+
+/// A registered provided-buffer ring (see the module docs for the layout and buffer life cycle).
+///
+/// Created and unregistered by [`super::Uring`]; the worker reaches it through
+/// [`super::Uring::bufs`] to read a lent buffer ([`BufRing::get`]) and hand it back
+/// ([`BufRing::recycle`]).
+#[derive(Debug)]
+pub struct BufRing {
+    /// Start of the mapping: the `BufRingEntry` array.
+    base: NonNull<u8>,
+    /// Length of the whole mapping.
+    map_len: usize,
+    /// Offset of buffer 0 from `base`.
+    bufs_offset: usize,
+    /// Number of buffers (a power of two).
+    entries: u16,
+    /// Size of each buffer in bytes.
+    buf_size: u32,
+    /// The buffer group id this ring is registered under.
+    bgid: u16,
+    /// The next ring index user space fills (wrapping; the kernel masks it).
+    tail: u16,
+    /// The tail value last stored for the kernel to see.
+    published: u16,
+    /// One bit per buffer id: set while the buffer is lent out to user space.
+    lent_bits: Vec<u64>,
+    /// Number of bits set in `lent_bits`.
+    lent: u32,
+    /// Whether the kernel still knows the ring; if so, Drop leaks the mapping rather than free
+    /// memory the kernel could write into.
+    registered: bool,
+}
+
+impl BufRing {
+    /// Maps `entries` buffers of `buf_size` bytes, puts all of them in the ring and registers it
+    /// with `ring` as buffer group `bgid`.
+    ///
+    /// The caller must call [`BufRing::unregister`] with the same `ring` before dropping it;
+    /// a ring dropped while registered leaks its mapping (safe, but the memory is lost).
+    ///
+    /// # Errors
+    /// `InvalidInput` if `entries` is not a power of two in `1..=32768` or `buf_size` is 0 or
+    /// the sizes overflow; otherwise the error of `mmap` or of the registration (e.g. `EEXIST`
+    /// when `bgid` is taken).
+    pub(crate) fn new(ring: &IoUring, bgid: u16, entries: u16, buf_size: u32) -> io::Result<Self> {
+        let invalid = |msg| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        if !entries.is_power_of_two() || entries > MAX_ENTRIES {
+            return Err(invalid(
+                "buffer ring entries must be a power of two up to 32768",
+            ));
+        }
+        if buf_size == 0 {
+            return Err(invalid("buffer size must be positive"));
+        }
+        let page = page_size();
+        let ring_bytes = usize::from(entries) * size_of::<BufRingEntry>();
+        let bufs_offset = ring_bytes.div_ceil(page) * page;
+        let map_len = usize::from(entries)
+            .checked_mul(buf_size as usize)
+            .and_then(|b| b.checked_add(bufs_offset))
+            .ok_or_else(|| invalid("buffer ring too large"))?;
+
+        // SAFETY: an anonymous private mapping with no address hint: it cannot alias any existing
+        // Rust object; the result is checked against MAP_FAILED below.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(addr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        let mut this = BufRing {
+            base,
+            map_len,
+            bufs_offset,
+            entries,
+            buf_size,
+            bgid,
+            tail: 0,
+            published: 0,
+            lent_bits: vec![0; usize::from(entries).div_ceil(64)],
+            lent: 0,
+            registered: false,
+        };
+        for bid in 0..entries {
+            this.push_entry(bid);
+        }
+        // SAFETY: `base` is page-aligned (mmap) and holds `entries` entries; the mapping lives
+        // until Drop, which leaks it instead of unmapping while `registered` is still true, so
+        // the memory stays valid for as long as the kernel may use it.
+        let res = unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(base.as_ptr() as u64, entries, bgid, 0)
+        };
+        // On error `this` is dropped unregistered and unmaps the region.
+        res?;
+        this.registered = true;
+        this.publish();
+        Ok(this)
+    }
+
+    /// Removes the ring from `ring`'s buffer groups; after this the mapping is freed on drop.
+    ///
+    /// # Errors
+    /// The registration call's error; the ring then stays registered and its memory is leaked
+    /// on drop.
+    pub(crate) fn unregister(&mut self, ring: &IoUring) -> io::Result<()> {
+        if self.registered {
+            ring.submitter().unregister_buf_ring(self.bgid)?;
+            self.registered = false;
+        }
+        Ok(())
+    }
+
+    /// The buffer group id the ring is registered under (what receives name with
+    /// `buf_group`).
+    pub fn bgid(&self) -> u16 {
+        self.bgid
+    }
+
+    /// The number of buffers.
+    pub fn entries(&self) -> u16 {
+        self.entries
+    }
+
+    /// The size of each buffer in bytes.
+    pub fn buf_size(&self) -> u32 {
+        self.buf_size
+    }
+
+    /// How many buffers are lent out to user space (named by a completion, not yet recycled).
+    pub fn lent(&self) -> u32 {
+        self.lent
+    }
+
+    /// How many buffers the kernel can pick from once recycled ones are published.
+    pub fn available(&self) -> u32 {
+        u32::from(self.entries) - self.lent
+    }
+
+    /// Whether buffer `bid` is lent out.
+    pub fn is_lent(&self, bid: u16) -> bool {
+        bid < self.entries && self.lent_bits[usize::from(bid / 64)] & (1 << (bid % 64)) != 0
+    }
+
+    /// Records that a completion handed buffer `bid` to user space. Returns `false` (and changes
+    /// nothing) if `bid` is out of range or already lent, which would mean the kernel and this
+    /// accounting disagree.
+    pub(crate) fn lend(&mut self, bid: u16) -> bool {
+        if bid >= self.entries || self.is_lent(bid) {
+            return false;
+        }
+        self.lent_bits[usize::from(bid / 64)] |= 1 << (bid % 64);
+        self.lent += 1;
+        true
+    }
+
+    /// The first `len` bytes of lent buffer `bid`, mutable so the protocol core can unmask in
+    /// place. The borrow of `self` keeps the buffer from being recycled while the slice lives.
+    ///
+    /// # Panics
+    /// If `bid` is not lent out or `len` exceeds [`BufRing::buf_size`]: both are bugs of the
+    /// caller, which must only pass the `bid` and `len` of a receive completion.
+    pub fn get(&mut self, bid: u16, len: usize) -> &mut [u8] {
+        assert!(self.is_lent(bid), "buffer {bid} is not lent out");
+        assert!(
+            len <= self.buf_size as usize,
+            "length {len} exceeds the buffer size"
+        );
+        let offset = self.bufs_offset + usize::from(bid) * self.buf_size as usize;
+        // SAFETY: `offset + len` lies inside the mapping (bid < entries, len <= buf_size). The
+        // buffer is lent: it is not in the ring, so the kernel does not write to it until it is
+        // recycled, and recycling needs `&mut self`, which the returned borrow holds.
+        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr().add(offset), len) }
+    }
+
+    /// Gives lent buffer `bid` back to the ring. The kernel sees it after the next
+    /// [`BufRing::publish`].
+    ///
+    /// # Panics
+    /// If `bid` is not lent out: recycling a buffer twice would let two receives fill it at
+    /// once.
+    pub fn recycle(&mut self, bid: u16) {
+        assert!(self.is_lent(bid), "buffer {bid} recycled but not lent out");
+        self.lent_bits[usize::from(bid / 64)] &= !(1 << (bid % 64));
+        self.lent -= 1;
+        self.push_entry(bid);
+    }
+
+    /// Makes every recycled buffer visible to the kernel with one release store of the tail.
+    /// Cheap when nothing changed.
+    pub fn publish(&mut self) {
+        if self.tail == self.published {
+            return;
+        }
+        // SAFETY: `base` points to entry 0 of an initialised, live ring; `tail` only computes
+        // the address of its reserved field, which the kernel reads as the ring tail.
+        let tail = unsafe { BufRingEntry::tail(self.base.as_ptr().cast::<BufRingEntry>()) };
+        // SAFETY: the tail is a naturally aligned u16 (offset 14 of a page-aligned entry) inside
+        // the mapping; the kernel only reads it (with acquire), user space only writes it here,
+        // and every access from Rust goes through this atomic.
+        let atomic = unsafe { AtomicU16::from_ptr(tail.cast_mut()) };
+        atomic.store(self.tail, Ordering::Release);
+        self.published = self.tail;
+    }
+
+    /// Writes buffer `bid` at the ring's tail index (not yet published).
+    fn push_entry(&mut self, bid: u16) {
+        let index = usize::from(self.tail & (self.entries - 1));
+        let addr = self.base.as_ptr() as u64
+            + self.bufs_offset as u64
+            + u64::from(bid) * u64::from(self.buf_size);
+        // SAFETY: `index < entries`, so the entry lies inside the mapped array. The kernel only
+        // reads entries between its head and the published tail; `index` is at or past the
+        // published tail and no more than `entries` buffers exist, so the kernel is not reading
+        // this entry. Only addr/len/bid are written: the reserved field of entry 0 (the tail) is
+        // left alone.
+        unsafe {
+            let entry = &mut *self.base.as_ptr().cast::<BufRingEntry>().add(index);
+            entry.set_addr(addr);
+            entry.set_len(self.buf_size);
+            entry.set_bid(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        if self.registered {
+            // The kernel may still write into the buffers: leaking the mapping is the only safe
+            // choice. `Uring` unregisters before dropping, so this is not reached in normal use.
+            return;
+        }
+        // SAFETY: the mapping was created in `new` with exactly this address and length, no
+        // slice into it outlives `&mut self`, and the kernel no longer knows the ring.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.map_len);
+        }
+    }
+}
+
+/// The system page size.
+fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::uring::ring::build_ring;
+
+    fn ring() -> IoUring {
+        build_ring(8, 16).expect("io_uring").0
+    }
+
+    #[test]
+    fn rejects_bad_sizes() {
+        let ring = ring();
+        assert!(BufRing::new(&ring, 0, 3, 64).is_err());
+        assert!(BufRing::new(&ring, 0, 0, 64).is_err());
+        assert!(BufRing::new(&ring, 0, 4, 0).is_err());
+    }
+
+    #[test]
+    fn register_lend_recycle_accounting() {
+        let ring = ring();
+        let mut bufs = BufRing::new(&ring, 7, 4, 128).expect("register");
+        assert_eq!((bufs.entries(), bufs.buf_size(), bufs.bgid()), (4, 128, 7));
+        assert_eq!((bufs.lent(), bufs.available()), (0, 4));
+        // The same group id cannot be registered twice on one ring.
+        assert!(BufRing::new(&ring, 7, 4, 128).is_err());
+
+        assert!(bufs.lend(2));
+        assert!(!bufs.lend(2), "double lend is refused");
+        assert!(!bufs.lend(4), "out of range bid is refused");
+        assert!(bufs.lend(0));
+        assert_eq!((bufs.lent(), bufs.available()), (2, 2));
+        bufs.get(2, 128).fill(0xab);
+        assert!(bufs.get(2, 3).iter().all(|&b| b == 0xab));
+        assert_eq!(bufs.get(0, 0).len(), 0);
+
+        bufs.recycle(2);
+        bufs.recycle(0);
+        assert_eq!((bufs.lent(), bufs.available()), (0, 4));
+        bufs.publish();
+        assert_eq!(bufs.tail, 6);
+        assert_eq!(bufs.published, 6);
+        bufs.unregister(&ring).expect("unregister");
+        // After unregistering, the group id is free again.
+        let mut again = BufRing::new(&ring, 7, 2, 64).expect("re-register");
+        again.unregister(&ring).expect("unregister");
+    }
+
+    #[test]
+    #[should_panic(expected = "not lent out")]
+    fn recycle_unlent_panics() {
+        let ring = ring();
+        let mut bufs = BufRing::new(&ring, 1, 2, 64).expect("register");
+        bufs.unregister(&ring).expect("unregister");
+        bufs.recycle(1);
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds the buffer size")]
+    fn get_too_long_panics() {
+        let ring = ring();
+        let mut bufs = BufRing::new(&ring, 1, 2, 64).expect("register");
+        bufs.unregister(&ring).expect("unregister");
+        assert!(bufs.lend(1));
+        let _ = bufs.get(1, 65);
+    }
+}

@@ -1,0 +1,81 @@
+//! Listening sockets (one per worker, spread by `SO_REUSEPORT`) and options for accepted ones.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::RawFd;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The default listen backlog: large enough for connection bursts of load tests; the kernel
+/// clamps it to `net.core.somaxconn`.
+pub const DEFAULT_BACKLOG: i32 = 4096;
+
+/// Opens a nonblocking, close-on-exec TCP listener on `addr` with `SO_REUSEADDR` and
+/// `SO_REUSEPORT` set, so each worker can bind its own listener to the same port and the kernel
+/// spreads connections between them.
+///
+/// Note that `SO_REUSEPORT` also lets a stale process bound to the same port take a share of the
+/// connections silently.
+///
+/// # Errors
+/// Any error of `socket`, `setsockopt`, `bind` or `listen`.
+pub fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Sets `TCP_NODELAY` on an accepted socket: frames are written whole, so Nagle's delay would
+/// only add latency.
+///
+/// # Errors
+/// The error of `setsockopt` (e.g. `EBADF` for a closed fd).
+pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a live c_int and the length passed is its size; setsockopt only reads it.
+    // An invalid `fd` is reported by the kernel as an error, not undefined behaviour.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&raw const one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn two_listeners_share_a_port() {
+        let a = bind_listener("127.0.0.1:0".parse().unwrap(), 16).expect("bind");
+        let addr = a.local_addr().unwrap();
+        let b = bind_listener(addr, 16).expect("reuseport bind");
+        assert_eq!(b.local_addr().unwrap(), addr);
+        let sock = socket2::SockRef::from(&a);
+        assert!(sock.reuse_port().unwrap());
+        assert!(sock.nonblocking().unwrap());
+    }
+
+    #[test]
+    fn nodelay_on_connected_socket() {
+        let l = bind_listener("127.0.0.1:0".parse().unwrap(), 16).expect("bind");
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        set_nodelay(c.as_raw_fd()).expect("nodelay");
+        assert!(c.nodelay().unwrap());
+        assert!(set_nodelay(-1).is_err());
+    }
+}

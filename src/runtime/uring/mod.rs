@@ -1,0 +1,546 @@
+//! The io_uring byte layer: "bytes in, byte slices out", nothing of WebSocket.
+//!
+//! A worker owns one [`Uring`] (one ring, one provided-buffer ring) on its own thread and drives
+//! it in a loop:
+//!
+//! ```text
+//! loop {
+//!     uring.submit_and_wait(1, Some(tick))?;       // publishes recycled buffers, one enter
+//!     while let Some(c) = uring.next_completion() {
+//!         match c {
+//!             Completion::Accepted { fd, .. } => {
+//!                 /* take a slot, bump its generation */
+//!                 uring.arm_recv_multi(fd, slot, generation)?;
+//!             }
+//!             Completion::Recv { slot, generation, bid, len, .. } => {
+//!                 let bytes = uring.bufs().get(bid, len as usize); // &mut [u8], unmask in place
+//!                 /* feed the protocol core, queue replies */
+//!                 uring.bufs().recycle(bid);
+//!             }
+//!             Completion::RecvNoBufs { slot, .. } => { /* remember; re-arm after recycling */ }
+//!             _ => {}
+//!         }
+//!     }
+//!     /* one gathered send per connection with pending data: unsafe { uring.send(..) } */
+//! }
+//! ```
+//!
+//! # Memory per connection
+//! This layer keeps **no per-connection state**: a connection is a `(slot, generation)` pair
+//! inside each submission's 64-bit `user_data` (see [`user_data`]). An idle connection has one
+//! armed multishot receive in the kernel and **no buffer**: the kernel takes a buffer from the
+//! shared [`BufRing`] only when bytes arrive, the completion lends it to the worker, and the
+//! worker recycles it as soon as the bytes are consumed. Buffers in use at any time are bounded
+//! by the traffic in flight, not by the number of connections.
+//!
+//! When the ring runs dry, a receive completes with [`Completion::RecvNoBufs`] and is disarmed;
+//! the bytes stay in the socket (nothing is lost). The worker keeps a list of such connections
+//! and re-arms them after recycling buffers.
+//!
+//! # Generations
+//! The worker bumps a slot's generation each time the slot is given to a new connection.
+//! Completions of operations queued for an earlier connection (a cancelled receive, a send that
+//! raced with the close) carry the old generation and must be ignored, after recycling any
+//! buffer they carry. Closing is: [`Uring::cancel_recv`] or [`Uring::cancel_fd`], then
+//! [`Uring::close`]; the slot can be reused at once thanks to the generation, or after the last
+//! completion if the worker prefers to count them.
+//!
+//! # Ownership of send buffers
+//! [`Uring::send`] queues a `sendmsg` that points at caller memory: a [`SendHeader`], the
+//! iovec array it names and the bytes those iovecs point to. The kernel may read all three at
+//! any time until the matching [`Completion::Sent`] is returned by [`Uring::next_completion`];
+//! until then they must stay alive, unmoved and unmodified. That is why `send` is `unsafe`: the
+//! worker keeps them in the connection's send queue (e.g. a boxed header plus `Bytes`) and
+//! releases them on `Sent`. One send in flight per connection keeps the byte order.
+//!
+//! # Submission and completion queues
+//! Queueing never drops an entry: when the submission queue is full, the queued entries are
+//! submitted (one `io_uring_enter`) and the push retried. Completions are copied out of the
+//! completion queue in batches; when the kernel reports a completion-queue overflow
+//! (`IORING_SQ_CQ_OVERFLOW`), the overflowed completions are flushed with a `GETEVENTS` enter
+//! and delivered in order. [`UringStats::cq_dropped`] counts completions the kernel lost
+//! anyway (only possible when it could not allocate the overflow entry).
+//!
+//! With `DEFER_TASKRUN` (see [`RingFlags`]), completions are only produced while this thread
+//! enters the kernel with `GETEVENTS`, which [`Uring::submit_and_wait`] always does.
+
+mod buf_ring;
+mod completion;
+mod listener;
+mod ring;
+pub mod user_data;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
+use io_uring::{IoUring, cqueue, opcode, squeue};
+
+pub use buf_ring::{BufRing, MAX_ENTRIES};
+pub use completion::Completion;
+pub use listener::{DEFAULT_BACKLOG, bind_listener, set_nodelay};
+pub use ring::{OpSupport, RingFlags, build_ring, probe_ops};
+pub use user_data::{OpKind, UserData};
+
+/// Sizes of a [`Uring`]. Every field is a limit with a default and a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UringConfig {
+    /// Submission queue entries. Default 256: one loop iteration queues about one send per
+    /// active connection plus re-arms; a full queue is submitted early, never dropped.
+    pub sq_entries: u32,
+    /// Completion queue entries (at least `sq_entries`). Default 4096: multishot operations
+    /// post many completions per submission; overflow is handled but costs kernel allocations.
+    pub cq_entries: u32,
+    /// Buffers in the provided-buffer ring (a power of two, at most 32768). Default 1024:
+    /// buffers are only held while bytes are being processed, so this bounds the bytes in
+    /// flight per worker (4 MiB with the default size), not the number of connections.
+    pub buf_entries: u16,
+    /// Size of each buffer in bytes. Default 4096: a page; one chat-sized message fits.
+    pub buf_size: u32,
+    /// The buffer group id of the ring. Default 0: one group per ring.
+    pub bgid: u16,
+    /// Set `TCP_NODELAY` on accepted sockets. Default true: frames are written whole.
+    pub nodelay: bool,
+}
+
+impl Default for UringConfig {
+    fn default() -> Self {
+        UringConfig {
+            sq_entries: 256,
+            cq_entries: 4096,
+            buf_entries: 1024,
+            buf_size: 4096,
+            bgid: 0,
+            nodelay: true,
+        }
+    }
+}
+
+/// Counters of the queue edge cases, for the worker's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UringStats {
+    /// Times a full submission queue was submitted early to make room.
+    pub sq_full_submits: u64,
+    /// Times an overflowed completion queue was flushed.
+    pub cq_overflow_flushes: u64,
+    /// Completions the kernel dropped (its `overflow` counter); should stay 0.
+    pub cq_dropped: u32,
+}
+
+/// A `msghdr` for [`Uring::send`], owned by the caller (see the module docs on ownership).
+#[derive(Debug)]
+pub struct SendHeader {
+    /// The header the kernel reads; only `msg_iov` and `msg_iovlen` are set.
+    msg: libc::msghdr,
+}
+
+impl SendHeader {
+    /// An empty header (no iovecs).
+    pub fn new() -> SendHeader {
+        // SAFETY: msghdr is a plain C struct of integers and pointers; all-zero is its empty
+        // value (no name, no iovecs, no control data).
+        let msg = unsafe { std::mem::zeroed::<libc::msghdr>() };
+        SendHeader { msg }
+    }
+
+    /// Points the header at `iovecs` (`IoSlice` has the layout of `iovec`). The slices are not
+    /// borrowed beyond this call: keeping them alive until the send completes is the duty stated
+    /// on [`Uring::send`].
+    pub fn set_iovecs(&mut self, iovecs: &[IoSlice<'_>]) {
+        self.msg.msg_iov = iovecs.as_ptr().cast_mut().cast::<libc::iovec>();
+        self.msg.msg_iovlen = iovecs.len() as _;
+    }
+
+    /// Points the header at raw `iovecs`, for callers that keep `libc::iovec` arrays. The same
+    /// duty as for [`SendHeader::set_iovecs`] applies.
+    pub fn set_raw_iovecs(&mut self, iovecs: &[libc::iovec]) {
+        self.msg.msg_iov = iovecs.as_ptr().cast_mut();
+        self.msg.msg_iovlen = iovecs.len() as _;
+    }
+}
+
+impl Default for SendHeader {
+    fn default() -> Self {
+        SendHeader::new()
+    }
+}
+
+/// One worker's ring, buffer ring and completion backlog (see the module docs).
+///
+/// Not `Send`: with `SINGLE_ISSUER` only the thread that built the ring may submit, so build it
+/// on the worker's thread.
+pub struct Uring {
+    /// The provided buffers; unregistered in Drop before the ring closes.
+    bufs: BufRing,
+    /// The ring itself.
+    ring: IoUring,
+    /// The setup flags in use.
+    flags: RingFlags,
+    /// The opcodes the kernel knows.
+    ops: OpSupport,
+    /// Whether accepted sockets get `TCP_NODELAY`.
+    nodelay: bool,
+    /// CQEs copied out of the completion queue and not yet decoded.
+    backlog: VecDeque<cqueue::Entry>,
+    /// The timespec of the queued timeout; boxed so its address is stable until submitted.
+    timeout_ts: Box<Timespec>,
+    /// Whether a timeout SQE pointing at `timeout_ts` may not have been submitted yet.
+    timeout_queued: bool,
+    /// Edge-case counters.
+    stats: UringStats,
+    /// Keeps the type `!Send` (single issuer).
+    _single_thread: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for Uring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uring")
+            .field("fd", &self.ring.as_raw_fd())
+            .field("flags", &self.flags)
+            .field("bufs", &self.bufs)
+            .field("backlog", &self.backlog.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Uring {
+    /// Builds the ring (best flags the kernel accepts), checks the opcodes and registers the
+    /// buffer ring.
+    ///
+    /// # Errors
+    /// Ring setup or buffer registration errors, `Unsupported` if an opcode is missing, or
+    /// `InvalidInput` for bad sizes.
+    pub fn new(config: UringConfig) -> io::Result<Uring> {
+        let (ring, flags) =
+            build_ring(config.sq_entries, config.cq_entries.max(config.sq_entries))?;
+        let ops = probe_ops(&ring)?;
+        let missing = ops.missing();
+        if !missing.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring lacks opcodes: {}", missing.join(", ")),
+            ));
+        }
+        let bufs = BufRing::new(&ring, config.bgid, config.buf_entries, config.buf_size)?;
+        Ok(Uring {
+            bufs,
+            backlog: VecDeque::with_capacity(flags.cq_entries as usize),
+            ring,
+            flags,
+            ops,
+            nodelay: config.nodelay,
+            timeout_ts: Box::new(Timespec::new()),
+            timeout_queued: false,
+            stats: UringStats::default(),
+            _single_thread: PhantomData,
+        })
+    }
+
+    /// The setup flags the kernel accepted.
+    pub fn flags(&self) -> RingFlags {
+        self.flags
+    }
+
+    /// The opcodes the kernel knows.
+    pub fn ops(&self) -> OpSupport {
+        self.ops
+    }
+
+    /// Edge-case counters.
+    pub fn stats(&self) -> UringStats {
+        self.stats
+    }
+
+    /// The ring's file descriptor, the target other workers give to [`Uring::msg_ring`].
+    pub fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// The provided-buffer ring: read lent buffers, recycle them.
+    pub fn bufs(&mut self) -> &mut BufRing {
+        &mut self.bufs
+    }
+
+    /// Queues a multishot accept on `listener`. It stays armed while completions say `more`.
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn arm_accept_multi(&mut self, listener: RawFd) -> io::Result<()> {
+        let entry = opcode::AcceptMulti::new(Fd(listener))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(UserData::new(OpKind::Accept, 0, 0).raw());
+        self.push(&entry)
+    }
+
+    /// Queues a request to cancel the multishot accept queued by [`Uring::arm_accept_multi`];
+    /// the accept then ends with `AcceptError { errno: ECANCELED, more: false }`.
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn cancel_accept(&mut self) -> io::Result<()> {
+        let target = UserData::new(OpKind::Accept, 0, 0).raw();
+        let entry = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(UserData::new(OpKind::Cancel, 0, 0).raw());
+        self.push(&entry)
+    }
+
+    /// Queues a multishot receive on `fd` for connection `(slot, generation)`, filling buffers
+    /// from the buffer ring.
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    ///
+    /// # Panics
+    /// If `slot` exceeds [`user_data::MAX_SLOT`].
+    pub fn arm_recv_multi(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        let entry = opcode::RecvMulti::new(Fd(fd), self.bufs.bgid())
+            .build()
+            .user_data(UserData::new(OpKind::Recv, slot, generation).raw());
+        self.push(&entry)
+    }
+
+    /// Queues a gathered `sendmsg` (with `MSG_NOSIGNAL`) of the iovecs in `header` on `fd`.
+    /// Its result comes back as [`Completion::Sent`]; a short send leaves the rest to the
+    /// caller.
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails; nothing was queued then.
+    ///
+    /// # Safety
+    /// Until [`Uring::next_completion`] has returned the `Sent` completion of this send (or the
+    /// `Uring` has been dropped), `header`, the iovec array it points to and every byte those
+    /// iovecs name must stay alive at the same address and must not be modified.
+    pub unsafe fn send(
+        &mut self,
+        fd: RawFd,
+        slot: u32,
+        generation: u32,
+        header: &SendHeader,
+    ) -> io::Result<()> {
+        let entry = opcode::SendMsg::new(Fd(fd), &raw const header.msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(UserData::new(OpKind::Send, slot, generation).raw());
+        self.push(&entry)
+    }
+
+    /// Queues a cancel of the multishot receive of `(slot, generation)`. Two completions
+    /// follow: [`Completion::CancelDone`] for the request and [`Completion::RecvCancelled`]
+    /// (or an earlier end) for the receive.
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn cancel_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
+        let target = UserData::new(OpKind::Recv, slot, generation).raw();
+        let entry = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(UserData::new(OpKind::Cancel, slot, generation).raw());
+        self.push(&entry)
+    }
+
+    /// Queues a cancel of every operation in flight on `fd` (receive and send), tagged with
+    /// `(slot, generation)`; [`Completion::CancelDone`]'s result is the number cancelled or
+    /// `-ENOENT`.
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn cancel_fd(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        let entry = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+            .build()
+            .user_data(UserData::new(OpKind::Cancel, slot, generation).raw());
+        self.push(&entry)
+    }
+
+    /// Queues an asynchronous `close(fd)`, answered by [`Completion::Closed`]. Operations still
+    /// in flight on `fd` keep the socket open until they end: cancel them first.
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        let entry = opcode::Close::new(Fd(fd))
+            .build()
+            .user_data(UserData::new(OpKind::Close, slot, generation).raw());
+        self.push(&entry)
+    }
+
+    /// Queues a timeout that completes with [`Completion::Timeout`] after `after`. Meant for the
+    /// worker's one timer tick; arming again before the previous timeout was submitted submits it
+    /// first.
+    ///
+    /// # Errors
+    /// A submission error.
+    pub fn arm_timeout(&mut self, after: Duration, token: u32) -> io::Result<()> {
+        if self.timeout_queued {
+            // The queued timeout still points at `timeout_ts`: let the kernel read it first.
+            self.enter(0, None)?;
+            if self.timeout_queued {
+                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+        }
+        *self.timeout_ts = Timespec::from(after);
+        let entry = opcode::Timeout::new(&raw const *self.timeout_ts)
+            .build()
+            .user_data(UserData::new(OpKind::Timeout, 0, token).raw());
+        self.push(&entry)?;
+        self.timeout_queued = true;
+        Ok(())
+    }
+
+    /// Queues a message into another ring (`target` from its [`Uring::ring_fd`]): the target
+    /// gets [`Completion::Message`] `{ payload, value }`, this ring [`Completion::MsgSent`].
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn msg_ring(&mut self, target: RawFd, payload: u32, value: i32) -> io::Result<()> {
+        let theirs = UserData::new(OpKind::Message, 0, payload).raw();
+        let entry = opcode::MsgRingData::new(Fd(target), value, theirs, None)
+            .build()
+            .user_data(UserData::new(OpKind::MsgSent, 0, payload).raw());
+        self.push(&entry)
+    }
+
+    /// Queues a no-op that completes with [`Completion::Nop`].
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn nop(&mut self, token: u32) -> io::Result<()> {
+        let entry = opcode::Nop::new()
+            .build()
+            .user_data(UserData::new(OpKind::Nop, 0, token).raw());
+        self.push(&entry)
+    }
+
+    /// Publishes recycled buffers, submits everything queued and waits for at least
+    /// `min_complete` completions or `timeout`, in one `io_uring_enter`. Always enters with
+    /// `GETEVENTS`, which `DEFER_TASKRUN` needs: without it deferred completions never run.
+    ///
+    /// `min_complete == 0` never blocks (the timeout is ignored) but still lets the kernel post
+    /// completions whose work was deferred.
+    ///
+    /// Returns the number of entries submitted. A timeout, `EINTR` or a full completion queue
+    /// (`EBUSY`) is not an error: read [`Uring::next_completion`] and call again.
+    ///
+    /// # Errors
+    /// Other errors of `io_uring_enter`.
+    pub fn submit_and_wait(
+        &mut self,
+        min_complete: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        self.enter(min_complete, timeout)
+    }
+
+    /// The next completion, decoded, or `None` when none is ready. Never blocks. Copies the
+    /// completion queue out in batches and flushes a kernel-side overflow when flagged.
+    pub fn next_completion(&mut self) -> Option<Completion> {
+        if self.backlog.is_empty() {
+            self.refill();
+        }
+        let cqe = self.backlog.pop_front()?;
+        Some(completion::decode(&cqe, &mut self.bufs, self.nodelay))
+    }
+
+    /// Copies every ready CQE into the backlog, flushing overflowed ones from the kernel.
+    fn refill(&mut self) {
+        loop {
+            self.drain_cq();
+            if !self.ring.submission().cq_overflow() {
+                break;
+            }
+            // The kernel holds completions that did not fit: a GETEVENTS enter flushes them into
+            // the (now empty) completion queue. The crate adds GETEVENTS when the flag is set.
+            self.stats.cq_overflow_flushes += 1;
+            if self.ring.submitter().submit_and_wait(0).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Moves all CQEs now in the completion queue to the backlog.
+    fn drain_cq(&mut self) {
+        let mut cq = self.ring.completion();
+        self.stats.cq_dropped = cq.overflow();
+        self.backlog.extend(&mut cq);
+    }
+
+    /// Pushes `entry`, submitting early while the submission queue is full.
+    ///
+    /// Gives up with `WouldBlock` (the entry not queued, so the caller knows) only if the kernel
+    /// takes nothing in several attempts (`EAGAIN`/`EBUSY` each time).
+    fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            // SAFETY: every entry built by this type points only at memory that outlives its
+            // use: `timeout_ts` (boxed, kept until submitted), the buffer ring (unregistered
+            // before it is freed), or caller memory under `send`'s safety contract.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return Ok(());
+            }
+            self.stats.sq_full_submits += 1;
+            self.enter(0, None)?;
+        }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "submission queue stays full: the kernel takes no entries",
+        ))
+    }
+
+    /// One `io_uring_enter`: publish buffers, submit, optionally wait.
+    fn enter(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        self.bufs.publish();
+        let to_submit = self.ring.submission().len();
+        let submitter = self.ring.submitter();
+        let result = match timeout {
+            _ if want == 0 => {
+                // Not waiting, but still GETEVENTS: with DEFER_TASKRUN that is the only way the
+                // kernel runs the completion work already pending (the crate's `submit` omits
+                // it unless the SQ flags ask).
+                let flags = io_uring::EnterFlags::GETEVENTS.bits();
+                // SAFETY: no argument pointer is passed (size 0); `to_submit` is the number of
+                // entries queued, all of which point at memory that outlives their use (see
+                // `push`).
+                unsafe { submitter.enter::<libc::sigset_t>(to_submit as u32, 0, flags, None) }
+            }
+            Some(after) => {
+                let ts = Timespec::from(after);
+                let args = SubmitArgs::new().timespec(&ts);
+                submitter.submit_with_args(want, &args)
+            }
+            None => submitter.submit_and_wait(want),
+        };
+        let result = match result {
+            Ok(n) => Ok(n),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ETIME | libc::EINTR) => Ok(0),
+                Some(libc::EBUSY | libc::EAGAIN) => {
+                    // The kernel needs completion space or memory before taking more: move the
+                    // completions out so the next enter can proceed.
+                    self.drain_cq();
+                    Ok(0)
+                }
+                _ => Err(e),
+            },
+        };
+        if self.ring.submission().is_empty() {
+            self.timeout_queued = false;
+        }
+        result
+    }
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        // Unregister the buffer ring while the ring is open, so the kernel stops writing into it
+        // before its memory is unmapped; on failure BufRing leaks the mapping instead.
+        let _ = self.bufs.unregister(&self.ring);
+    }
+}

@@ -1,0 +1,502 @@
+//! End-to-end tests of the byte layer over real sockets on 127.0.0.1 (single-threaded server
+//! loop, clients on their own threads, every wait bounded).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// Upper bound of any one test's server loop.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// Client socket read/write timeout.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn listener() -> TcpListener {
+    bind_listener("127.0.0.1:0".parse().unwrap(), 64).expect("bind")
+}
+
+fn small_config(buf_entries: u16, buf_size: u32) -> UringConfig {
+    UringConfig {
+        sq_entries: 32,
+        cq_entries: 128,
+        buf_entries,
+        buf_size,
+        ..UringConfig::default()
+    }
+}
+
+/// Deterministic test bytes for client `n`.
+fn pattern(n: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + n * 31) as u8).collect()
+}
+
+/// A client that connects, sends `data`, reads the same bytes back and closes.
+fn echo_client(addr: SocketAddr, data: Vec<u8>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        s.write_all(&data).expect("client write");
+        let mut back = vec![0; data.len()];
+        s.read_exact(&mut back).expect("client read echo");
+        assert!(back == data, "echo differs");
+    })
+}
+
+/// One send in flight: the bytes, the iovec naming them and the header naming the iovec. Boxed
+/// so nothing moves until `Sent`.
+struct InFlight {
+    data: Vec<u8>,
+    iov: [libc::iovec; 1],
+    header: SendHeader,
+}
+
+impl InFlight {
+    fn new(data: Vec<u8>) -> Box<InFlight> {
+        let mut f = Box::new(InFlight {
+            data,
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }],
+            header: SendHeader::new(),
+        });
+        f.iov[0].iov_base = f.data.as_mut_ptr().cast();
+        f.iov[0].iov_len = f.data.len();
+        let InFlight { iov, header, .. } = &mut *f;
+        header.set_raw_iovecs(iov);
+        f
+    }
+}
+
+/// Per-connection state of the echo loop.
+struct EchoConn {
+    fd: RawFd,
+    generation: u32,
+    pending: Vec<u8>,
+    in_flight: Option<Box<InFlight>>,
+    eof: bool,
+    closing: bool,
+}
+
+/// What the echo loop saw.
+#[derive(Debug, Default)]
+struct EchoStats {
+    accepted: usize,
+    recvs: usize,
+    bytes: usize,
+    nobufs: usize,
+    eofs: usize,
+    closed: usize,
+    max_lent: u32,
+}
+
+/// Runs an echo server on `uring` until every client thread has finished and every accepted
+/// connection has been closed after EOF.
+fn run_echo(uring: &mut Uring, listener: &TcpListener, clients: Vec<JoinHandle<()>>) -> EchoStats {
+    let mut stats = EchoStats::default();
+    let mut conns: HashMap<u32, EchoConn> = HashMap::new();
+    let mut next_slot = 0u32;
+    let mut starved: Vec<u32> = Vec::new();
+    let n_clients = clients.len();
+    let start = Instant::now();
+    uring.arm_accept_multi(listener.as_raw_fd()).unwrap();
+    loop {
+        assert!(start.elapsed() < DEADLINE, "echo loop timed out: {stats:?}");
+        uring
+            .submit_and_wait(1, Some(Duration::from_millis(50)))
+            .unwrap();
+        while let Some(c) = uring.next_completion() {
+            match c {
+                Completion::Accepted { fd, more } => {
+                    stats.accepted += 1;
+                    let slot = next_slot;
+                    next_slot += 1;
+                    conns.insert(
+                        slot,
+                        EchoConn {
+                            fd,
+                            generation: 1,
+                            pending: Vec::new(),
+                            in_flight: None,
+                            eof: false,
+                            closing: false,
+                        },
+                    );
+                    uring.arm_recv_multi(fd, slot, 1).unwrap();
+                    if !more {
+                        uring.arm_accept_multi(listener.as_raw_fd()).unwrap();
+                    }
+                }
+                Completion::Recv {
+                    slot,
+                    generation,
+                    bid,
+                    len,
+                    more,
+                } => {
+                    stats.recvs += 1;
+                    stats.bytes += len as usize;
+                    stats.max_lent = stats.max_lent.max(uring.bufs().lent());
+                    let bytes = uring.bufs().get(bid, len as usize).to_vec();
+                    uring.bufs().recycle(bid);
+                    let conn = conns.get_mut(&slot).expect("known slot");
+                    assert_eq!(conn.generation, generation);
+                    conn.pending.extend_from_slice(&bytes);
+                    if !more {
+                        uring.arm_recv_multi(conn.fd, slot, generation).unwrap();
+                    }
+                }
+                Completion::RecvNoBufs { slot, .. } => {
+                    stats.nobufs += 1;
+                    starved.push(slot);
+                }
+                Completion::RecvEof { slot, .. } => {
+                    stats.eofs += 1;
+                    conns.get_mut(&slot).expect("known slot").eof = true;
+                }
+                Completion::Sent { slot, result, .. } => {
+                    let conn = conns.get_mut(&slot).expect("known slot");
+                    let sent = conn.in_flight.take().expect("a send in flight");
+                    assert!(result >= 0, "send failed: {result}");
+                    // A short send: put the rest back in front of the pending bytes.
+                    let rest = sent.data[result as usize..].to_vec();
+                    conn.pending.splice(0..0, rest);
+                }
+                Completion::Closed { slot, result, .. } => {
+                    assert_eq!(result, 0);
+                    stats.closed += 1;
+                    conns.remove(&slot);
+                }
+                other => panic!("unexpected completion {other:?}"),
+            }
+        }
+        if uring.bufs().available() > 0 {
+            for slot in starved.drain(..) {
+                let conn = &conns[&slot];
+                uring
+                    .arm_recv_multi(conn.fd, slot, conn.generation)
+                    .unwrap();
+            }
+        }
+        for (&slot, conn) in conns.iter_mut() {
+            if conn.in_flight.is_none() && !conn.pending.is_empty() {
+                let f = InFlight::new(std::mem::take(&mut conn.pending));
+                // SAFETY: the box (bytes, iovec, header) stays in `conn.in_flight` until the
+                // `Sent` completion for this slot is handled above.
+                unsafe { uring.send(conn.fd, slot, conn.generation, &f.header) }.unwrap();
+                conn.in_flight = Some(f);
+            } else if conn.eof && conn.in_flight.is_none() && !conn.closing {
+                conn.closing = true;
+                uring.close(conn.fd, slot, conn.generation).unwrap();
+            }
+        }
+        if stats.closed == n_clients && clients.iter().all(|c| c.is_finished()) {
+            break;
+        }
+    }
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    assert_eq!(uring.bufs().lent(), 0, "every buffer was recycled");
+    stats
+}
+
+#[test]
+fn uring_builds_and_reports_flags() {
+    let uring = Uring::new(UringConfig::default()).expect("io_uring");
+    let flags = uring.flags();
+    eprintln!("accepted ring flags: {flags:?}");
+    assert!(!flags.defer_taskrun || flags.single_issuer);
+    assert!(uring.ops().missing().is_empty());
+}
+
+#[test]
+fn wait_with_timeout_returns_when_idle() {
+    let mut uring = Uring::new(small_config(4, 64)).unwrap();
+    let start = Instant::now();
+    uring
+        .submit_and_wait(1, Some(Duration::from_millis(20)))
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(uring.next_completion(), None);
+}
+
+#[test]
+fn echo_three_clients_multi_buffer_and_eof() {
+    let buf_size = 256;
+    let mut uring = Uring::new(small_config(16, buf_size)).unwrap();
+    let l = listener();
+    let addr = l.local_addr().unwrap();
+    let clients = vec![
+        echo_client(addr, b"hello".to_vec()),
+        echo_client(addr, pattern(1, 3 * buf_size as usize + 17)),
+        echo_client(addr, pattern(2, 100)),
+    ];
+    let stats = run_echo(&mut uring, &l, clients);
+    assert_eq!(stats.accepted, 3);
+    assert_eq!(stats.bytes, 5 + 3 * 256 + 17 + 100);
+    // The big client needs at least 4 buffers, so more receives than clients.
+    assert!(stats.recvs >= 6, "{stats:?}");
+    assert_eq!(stats.eofs, 3, "one RecvEof per closed client");
+    assert_eq!(stats.closed, 3);
+}
+
+#[test]
+fn enobufs_rearm_loses_nothing() {
+    // Two 16-byte buffers for four clients of 200 bytes each: the ring runs dry again and again.
+    let mut uring = Uring::new(small_config(2, 16)).unwrap();
+    let l = listener();
+    let addr = l.local_addr().unwrap();
+    let clients = (0..4).map(|n| echo_client(addr, pattern(n, 200))).collect();
+    let stats = run_echo(&mut uring, &l, clients);
+    assert_eq!(stats.bytes, 800);
+    assert!(stats.nobufs > 0, "the ring should have run dry: {stats:?}");
+    assert!(stats.max_lent <= 2);
+    assert_eq!(stats.eofs, 4);
+}
+
+/// Waits for completions until `want` says stop, collecting them.
+fn collect_until(
+    uring: &mut Uring,
+    mut done: impl FnMut(&[Completion]) -> bool,
+) -> Vec<Completion> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        assert!(start.elapsed() < DEADLINE, "timed out, saw {seen:?}");
+        uring
+            .submit_and_wait(1, Some(Duration::from_millis(50)))
+            .unwrap();
+        while let Some(c) = uring.next_completion() {
+            seen.push(c);
+        }
+    }
+    seen
+}
+
+fn accept_one(uring: &mut Uring) -> RawFd {
+    let seen = collect_until(uring, |s| !s.is_empty());
+    match seen[..] {
+        [Completion::Accepted { fd, more: true }] => fd,
+        _ => panic!("expected one accept, got {seen:?}"),
+    }
+}
+
+#[test]
+fn cancel_then_close_and_stale_generation() {
+    let mut uring = Uring::new(small_config(4, 64)).unwrap();
+    let l = listener();
+    let addr = l.local_addr().unwrap();
+    uring.arm_accept_multi(l.as_raw_fd()).unwrap();
+    const SLOT: u32 = 5;
+    let mut current_gen = 1;
+
+    let mut first = TcpStream::connect(addr).unwrap();
+    first.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    let fd = accept_one(&mut uring);
+    uring.arm_recv_multi(fd, SLOT, current_gen).unwrap();
+    uring.submit_and_wait(0, None).unwrap();
+
+    // Close the connection: cancel the armed receive, close the fd, bump the generation.
+    uring.cancel_recv(SLOT, current_gen).unwrap();
+    uring.close(fd, SLOT, current_gen).unwrap();
+    let old_gen = current_gen;
+    current_gen += 1;
+    let seen = collect_until(&mut uring, |s| s.len() >= 3);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for c in &seen {
+        match *c {
+            Completion::CancelDone {
+                slot,
+                generation,
+                result,
+            } => assert_eq!((slot, generation, result), (SLOT, old_gen, 0)),
+            Completion::RecvCancelled { slot, generation } => {
+                assert_eq!(slot, SLOT);
+                assert_ne!(generation, current_gen, "recognised as stale");
+            }
+            Completion::Closed {
+                slot,
+                generation,
+                result,
+            } => assert_eq!((slot, generation, result), (SLOT, old_gen, 0)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // With the receive cancelled the close really released the socket: the peer sees EOF.
+    let mut byte = [0u8; 1];
+    assert_eq!(first.read(&mut byte).unwrap(), 0);
+
+    // The slot is reused for a new connection with the new generation.
+    let mut second = TcpStream::connect(addr).unwrap();
+    let fd2 = accept_one(&mut uring);
+    uring.arm_recv_multi(fd2, SLOT, current_gen).unwrap();
+    second.write_all(b"new").unwrap();
+    let seen = collect_until(&mut uring, |s| !s.is_empty());
+    match seen[..] {
+        [
+            Completion::Recv {
+                slot,
+                generation,
+                bid,
+                len: 3,
+                more: true,
+            },
+        ] => {
+            assert_eq!((slot, generation), (SLOT, current_gen));
+            assert_eq!(uring.bufs().get(bid, 3), b"new");
+            uring.bufs().recycle(bid);
+        }
+        _ => panic!("expected one receive, got {seen:?}"),
+    }
+    // Cancel everything on the fd (the receive), then close.
+    uring.cancel_fd(fd2, SLOT, current_gen).unwrap();
+    uring.close(fd2, SLOT, current_gen).unwrap();
+    let seen = collect_until(&mut uring, |s| s.len() >= 3);
+    assert!(
+        seen.contains(&Completion::CancelDone {
+            slot: SLOT,
+            generation: current_gen,
+            result: 1
+        }),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&Completion::RecvCancelled {
+        slot: SLOT,
+        generation: current_gen
+    }));
+    drop(second);
+    // The accept is still armed; cancel it too.
+    uring.cancel_accept().unwrap();
+    let seen = collect_until(&mut uring, |s| s.len() >= 2);
+    assert!(seen.contains(&Completion::AcceptError {
+        errno: libc::ECANCELED,
+        more: false
+    }));
+}
+
+#[test]
+fn full_sq_and_cq_overflow_lose_nothing() {
+    let mut uring = Uring::new(UringConfig {
+        sq_entries: 4,
+        cq_entries: 8,
+        buf_entries: 2,
+        buf_size: 64,
+        ..UringConfig::default()
+    })
+    .unwrap();
+    const N: u32 = 200;
+    for token in 0..N {
+        uring.nop(token).unwrap();
+    }
+    uring.submit_and_wait(0, None).unwrap();
+    let mut tokens = Vec::new();
+    let start = Instant::now();
+    while tokens.len() < N as usize {
+        assert!(start.elapsed() < DEADLINE, "got {} of {N}", tokens.len());
+        while let Some(c) = uring.next_completion() {
+            match c {
+                Completion::Nop { token } => tokens.push(token),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if tokens.len() < N as usize {
+            uring
+                .submit_and_wait(1, Some(Duration::from_millis(50)))
+                .unwrap();
+        }
+    }
+    assert_eq!(tokens, (0..N).collect::<Vec<_>>(), "all, in order");
+    let stats = uring.stats();
+    assert!(stats.sq_full_submits > 0, "{stats:?}");
+    assert!(stats.cq_overflow_flushes > 0, "{stats:?}");
+    assert_eq!(stats.cq_dropped, 0);
+}
+
+#[test]
+fn timeout_fires() {
+    let mut uring = Uring::new(small_config(2, 64)).unwrap();
+    uring.arm_timeout(Duration::from_millis(10), 7).unwrap();
+    // Arming again before submission submits the first one (its timespec must be read first).
+    uring.arm_timeout(Duration::from_millis(20), 8).unwrap();
+    let seen = collect_until(&mut uring, |s| s.len() >= 2);
+    assert_eq!(
+        seen,
+        [
+            Completion::Timeout {
+                token: 7,
+                result: -libc::ETIME
+            },
+            Completion::Timeout {
+                token: 8,
+                result: -libc::ETIME
+            },
+        ]
+    );
+}
+
+#[test]
+fn msg_ring_between_two_rings() {
+    let mut a = Uring::new(small_config(2, 64)).unwrap();
+    let mut b = Uring::new(small_config(2, 64)).unwrap();
+    b.msg_ring(a.ring_fd(), 42, -5).unwrap();
+    let sent = collect_until(&mut b, |s| !s.is_empty());
+    assert_eq!(
+        sent,
+        [Completion::MsgSent {
+            payload: 42,
+            result: 0
+        }]
+    );
+    let got = collect_until(&mut a, |s| !s.is_empty());
+    assert_eq!(
+        got,
+        [Completion::Message {
+            payload: 42,
+            value: -5
+        }]
+    );
+}
+
+#[test]
+fn non_blocking_poll_runs_deferred_completions() {
+    // With DEFER_TASKRUN the receive below completes as deferred task work, which only an enter
+    // with GETEVENTS runs: a loop that only submits would never see it.
+    let mut uring = Uring::new(small_config(4, 64)).unwrap();
+    let l = listener();
+    let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    uring.arm_accept_multi(l.as_raw_fd()).unwrap();
+    let fd = accept_one(&mut uring);
+    uring.arm_recv_multi(fd, 1, 1).unwrap();
+    // Submitted while the socket is empty: the receive waits in the kernel.
+    uring.submit_and_wait(0, None).unwrap();
+    assert_eq!(uring.next_completion(), None);
+    client.write_all(b"ping").unwrap();
+    let start = Instant::now();
+    let mut got = false;
+    while !got {
+        assert!(start.elapsed() < DEADLINE, "no completion by polling");
+        thread::sleep(Duration::from_millis(1));
+        uring.submit_and_wait(0, None).unwrap();
+        while let Some(c) = uring.next_completion() {
+            match c {
+                Completion::Recv { bid, len, .. } => {
+                    assert_eq!(uring.bufs().get(bid, len as usize), b"ping");
+                    uring.bufs().recycle(bid);
+                    got = true;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    uring.cancel_fd(fd, 1, 1).unwrap();
+    uring.close(fd, 1, 1).unwrap();
+    let _ = collect_until(&mut uring, |s| {
+        s.iter().any(|c| matches!(c, Completion::Closed { .. }))
+    });
+}
