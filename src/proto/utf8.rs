@@ -6,8 +6,9 @@
 //! prefix and then wait, and count a late failure as NON-STRICT.
 //!
 //! Between pieces it carries at most three bytes: the start of a code point cut by the boundary.
-//! The fast path of every piece is `simdutf8::basic` (one pass, no error position); only when that
-//! fails does `simdutf8::compat` run, to tell an invalid sequence from one merely cut at the end.
+//! Each piece is validated up to its last code-point boundary in one `simdutf8::basic` pass; the
+//! cut bytes (if any) are checked with `simdutf8::compat` to still be a valid prefix, so an
+//! invalid sequence is reported in the piece that holds it, not one piece later.
 
 use simdutf8::{basic, compat};
 
@@ -29,6 +30,22 @@ const fn sequence_len(lead: u8) -> usize {
         0xF0..=0xF4 => 4,
         _ => 0,
     }
+}
+
+/// Where a code point cut by the end of `piece` starts (`piece.len()` if none is cut).
+///
+/// Looks at most 3 bytes back for the last byte that is not a continuation byte; if the
+/// sequence it starts is longer than what is left, that is the cut. Anything else (complete,
+/// or invalid) is left to the validator.
+fn incomplete_tail_start(piece: &[u8]) -> usize {
+    let n = piece.len();
+    for i in (n.saturating_sub(3)..n).rev() {
+        let b = piece[i];
+        if b & 0xC0 != 0x80 {
+            return if sequence_len(b) > n - i { i } else { n };
+        }
+    }
+    n
 }
 
 /// Streaming validation state: the bytes of a code point cut by the last piece's end.
@@ -56,20 +73,21 @@ impl Utf8Stream {
                 return Ok(()); // the piece was too short to finish the code point
             }
         }
-        if basic::from_utf8(piece).is_ok() {
-            return Ok(());
+        // Validate up to the last code-point boundary in one SIMD pass; keep the cut code point
+        // (at most 3 bytes) for the next piece, after checking it can still become valid.
+        let boundary = incomplete_tail_start(piece);
+        let (whole, tail) = piece.split_at(boundary);
+        if basic::from_utf8(whole).is_err() {
+            return Err(InvalidUtf8);
         }
-        match compat::from_utf8(piece) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
-            Err(e) => {
-                // A valid prefix of a code point at the very end: keep it for the next piece.
-                let tail = &piece[e.valid_up_to()..];
-                self.carry[..tail.len()].copy_from_slice(tail);
-                self.carry_len = tail.len() as u8;
-                Ok(())
+        if !tail.is_empty() {
+            if compat::from_utf8(tail).is_err_and(|e| e.error_len().is_some()) {
+                return Err(InvalidUtf8);
             }
+            self.carry[..tail.len()].copy_from_slice(tail);
+            self.carry_len = tail.len() as u8;
         }
+        Ok(())
     }
 
     /// Ends the text: fails if it stopped inside a code point. Resets the stream.
