@@ -21,4 +21,5 @@
 //! This module and the SIMD unmasking are the only places allowed `unsafe`; every block states
 //! its `// SAFETY:` argument.
 
+pub mod sys;
 pub mod uring;

@@ -68,6 +68,7 @@ mod buf_ring;
 mod completion;
 mod listener;
 mod ring;
+mod send;
 pub mod user_data;
 
 #[cfg(test)]
@@ -86,6 +87,7 @@ pub use buf_ring::{BufRing, MAX_ENTRIES};
 pub use completion::Completion;
 pub use listener::{DEFAULT_BACKLOG, bind_listener, set_nodelay};
 pub use ring::{OpSupport, RingFlags, build_ring, probe_ops};
+pub use send::MAX_IOVECS;
 pub use user_data::{OpKind, UserData};
 
 /// Sizes of a [`Uring`]. Every field is a limit with a default and a reason.
@@ -194,6 +196,9 @@ pub struct Uring {
     timeout_queued: bool,
     /// Edge-case counters.
     stats: UringStats,
+    /// Records of [`Uring::send_owned`] sends in flight. Declared after `ring`, so the ring is
+    /// closed before the memory the kernel may read is freed.
+    sends: send::OwnedSends,
     /// Keeps the type `!Send` (single issuer).
     _single_thread: PhantomData<*const ()>,
 }
@@ -239,6 +244,7 @@ impl Uring {
             timeout_ts: Box::new(Timespec::new()),
             timeout_queued: false,
             stats: UringStats::default(),
+            sends: send::OwnedSends::default(),
             _single_thread: PhantomData,
         })
     }
@@ -446,7 +452,14 @@ impl Uring {
             self.refill();
         }
         let cqe = self.backlog.pop_front()?;
-        Some(completion::decode(&cqe, &mut self.bufs, self.nodelay))
+        let completion = completion::decode(&cqe, &mut self.bufs, self.nodelay);
+        if let Completion::Sent {
+            slot, generation, ..
+        } = completion
+        {
+            self.sends.release(slot, generation);
+        }
+        Some(completion)
     }
 
     /// Copies every ready CQE into the backlog, flushing overflowed ones from the kernel.

@@ -1,0 +1,181 @@
+//! Small socket and process calls the worker needs outside the ring: half-closing a socket,
+//! asking its peer address, reading resource limits for the start-up checks.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+
+/// Shuts down the writing side of a socket: the peer reads EOF after the bytes already queued.
+/// Used when closing, so that unread input does not turn the close into a reset that destroys
+/// the last close frame in flight.
+///
+/// # Errors
+/// The error of `shutdown(2)` (e.g. `ENOTCONN` when the peer is gone).
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown(2) takes plain integers; an invalid fd is an error, not undefined
+    // behaviour.
+    let rc = unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The address of the peer of a connected socket.
+///
+/// # Errors
+/// The error of `getpeername(2)`, or `Unsupported` for a non-IP address family.
+pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data for which all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is large enough for any address and `len` holds its size; the kernel
+    // writes at most `len` bytes and updates `len`.
+    let rc = unsafe { libc::getpeername(fd, (&raw mut storage).cast(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large enough for.
+            let a = unsafe { *(&raw const storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, which it is large enough
+            // for.
+            let a = unsafe { *(&raw const storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "not an IP socket",
+        )),
+    }
+}
+
+/// Pins the calling thread to one CPU.
+///
+/// # Errors
+/// The error of `sched_setaffinity(2)` (e.g. `EINVAL` for a CPU outside the allowed set).
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data for which all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: `cpu` was checked to be below CPU_SETSIZE, so the bit is inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t and the size passed is its size; pid 0 is this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A process resource limit: `(soft, hard)`, `None` meaning unlimited.
+pub type Rlimit = (Option<u64>, Option<u64>);
+
+fn rlimit(resource: libc::__rlimit_resource_t) -> io::Result<Rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit the kernel fills.
+    if unsafe { libc::getrlimit(resource, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
+    Ok((finite(lim.rlim_cur), finite(lim.rlim_max)))
+}
+
+/// `RLIMIT_NOFILE`: how many file descriptors (so connections) the process may hold.
+///
+/// # Errors
+/// The error of `getrlimit(2)`.
+pub fn nofile_limit() -> io::Result<Rlimit> {
+    rlimit(libc::RLIMIT_NOFILE)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (allowed without privileges); returns the
+/// new soft limit.
+///
+/// # Errors
+/// The error of `getrlimit(2)`/`setrlimit(2)`.
+pub fn raise_nofile_limit() -> io::Result<Option<u64>> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit the kernel fills, then reads.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur))
+}
+
+/// `RLIMIT_MEMLOCK`: older kernels (before 5.12) charge io_uring rings and buffers to it.
+///
+/// # Errors
+/// The error of `getrlimit(2)`.
+pub fn memlock_limit() -> io::Result<Rlimit> {
+    rlimit(libc::RLIMIT_MEMLOCK)
+}
+
+/// Reads an integer from a `/proc/sys` file (e.g. `net/core/somaxconn`).
+pub fn sysctl(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn peer_addr_and_half_close() {
+        use std::io::Read;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert_eq!(
+            peer_addr(server.as_raw_fd()).unwrap(),
+            client.local_addr().unwrap()
+        );
+        shutdown_write(server.as_raw_fd()).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!((&client).read(&mut buf).unwrap(), 0, "the client sees EOF");
+        assert!(peer_addr(-1).is_err());
+    }
+
+    #[test]
+    fn limits_read() {
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(soft.unwrap_or(u64::MAX) <= hard.unwrap_or(u64::MAX));
+        assert!(sysctl("net/core/somaxconn").is_some());
+    }
+}
