@@ -17,7 +17,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod manual;
 pub mod proto;
 #[allow(unsafe_code)]
 pub mod runtime;
+pub mod server;

@@ -1,18 +1,222 @@
-//! The `ringws` binary.
-//!
-//! The server itself (io_uring workers, CLI, echo mode) is the next piece of work; until it lands
-//! this binary only says so, so that nobody mistakes it for a server that runs.
+//! The `ringws` binary: command line, logging, signals; the server and its applications live in
+//! the library.
 
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use ringws::app::echo::Echo;
+use ringws::server::{Backpressure, Server, ServerConfig, startup_warnings};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A WebSocket server for Linux: thread per core, io_uring, strict RFC 6455.
+///
+/// Every limit left out keeps the default documented in the library (`ServerConfig`,
+/// `proto::Limits`).
+#[derive(Debug, Parser)]
+#[command(name = "ringws", version)]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:9001].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Worker threads (one per core is the design) [default: number of CPUs].
+    #[arg(long)]
+    workers: Option<NonZeroUsize>,
+    /// Pin worker i to CPU i.
+    #[arg(long)]
+    pin: bool,
+    /// The application to run.
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+    /// Largest message accepted, in bytes (close 1009 beyond) [default: 65536].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_message_bytes: Option<u32>,
+    /// Largest frame accepted, in bytes [default: the message limit].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_frame_bytes: Option<u32>,
+    /// Most frames in one message, empty ones included (close 1008 beyond) [default: 128].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_fragments: Option<u32>,
+    /// Largest upgrade request head, in bytes (HTTP 431 beyond) [default: 8192].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(256..=1_048_576))]
+    max_header_bytes: Option<u64>,
+    /// Most header fields in the upgrade request (HTTP 431 beyond) [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(8..=4096))]
+    max_headers: Option<u64>,
+    /// Most bytes queued to send per connection before backpressure applies [default: 131072].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_outbound_bytes: Option<u64>,
+    /// What to do with a message for a connection whose queue is full [default: drop].
+    #[arg(long, value_enum)]
+    backpressure: Option<BackpressureArg>,
+    /// How long to wait for the peer's close reply, e.g. 5s or 500ms [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    close_timeout: Option<Duration>,
+    /// How long a graceful shutdown waits for close replies [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    shutdown_timeout: Option<Duration>,
+    /// Receive buffers in each worker's ring: a power of two, 1 to 32768 [default: 1024].
+    #[arg(long, value_parser = parse_power_of_two)]
+    recv_buffers: Option<u16>,
+    /// Size of each receive buffer in bytes, 256 to 1048576 [default: 4096].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
+    recv_buffer_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Every message back to its sender (Autobahn, benchmarks).
+    Echo,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BackpressureArg {
+    /// Drop the message; the connection stays.
+    Drop,
+    /// Close the connection with 1013.
+    Close,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 5s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("'{s}' is not a duration like 5s or 500ms")),
+    }
+}
+
+fn parse_power_of_two(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n) if n.is_power_of_two() && n <= 32768 => Ok(n),
+        _ => Err(format!("'{s}' is not a power of two from 1 to 32768")),
+    }
+}
+
+impl Cli {
+    fn config(&self) -> ServerConfig {
+        let mut cfg = ServerConfig::default();
+        if let Some(listen) = self.listen {
+            cfg.listen = listen;
+        }
+        if let Some(workers) = self.workers {
+            cfg.workers = workers.get();
+        }
+        cfg.pin_workers = self.pin;
+        let limits = &mut cfg.proto.limits;
+        if let Some(n) = self.max_message_bytes {
+            limits.max_message_bytes = n;
+            limits.max_frame_bytes = n;
+        }
+        if let Some(n) = self.max_frame_bytes {
+            limits.max_frame_bytes = n;
+        }
+        if let Some(n) = self.max_fragments {
+            limits.max_fragments = n;
+        }
+        if let Some(n) = self.max_header_bytes {
+            limits.max_header_bytes = n as usize;
+        }
+        if let Some(n) = self.max_headers {
+            limits.max_headers = n as usize;
+        }
+        if let Some(n) = self.max_outbound_bytes {
+            cfg.max_outbound_bytes = n as usize;
+        }
+        if let Some(b) = self.backpressure {
+            cfg.backpressure = match b {
+                BackpressureArg::Drop => Backpressure::Drop,
+                BackpressureArg::Close => Backpressure::Close,
+            };
+        }
+        if let Some(d) = self.close_timeout {
+            cfg.proto.close_timeout = d;
+        }
+        if let Some(d) = self.shutdown_timeout {
+            cfg.shutdown_timeout = d;
+        }
+        if let Some(n) = self.recv_buffers {
+            cfg.uring.buf_entries = n;
+        }
+        if let Some(n) = self.recv_buffer_size {
+            cfg.uring.buf_size = n;
+        }
+        cfg
+    }
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "ringws {}: the server is not built yet; this release is the protocol core \
-         (library). See README.md, section Status.",
-        env!("CARGO_PKG_VERSION")
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let cfg = cli.config();
+    for warning in startup_warnings(&cfg) {
+        tracing::warn!("{warning}");
+    }
+    let (workers, bufs, buf_size) = (cfg.workers, cfg.uring.buf_entries, cfg.uring.buf_size);
+    let server = match cli.mode {
+        Mode::Echo => Server::bind(cfg, Echo),
+    };
+    let server = match server {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("ringws: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = server.local_addr();
+    let handle = match server.start() {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("ringws: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, handle.stop_flag()) {
+            eprintln!("ringws: cannot handle signal {signal}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(f) = handle.ring_flags() {
+        tracing::info!(
+            "io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={}",
+            f.single_issuer,
+            f.defer_taskrun,
+            f.coop_taskrun,
+            f.submit_all,
+            f.sq_entries,
+            f.cq_entries
+        );
+    }
+    tracing::info!(
+        "ringws {} ({:?} mode) listening on ws://{addr}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each",
+        env!("CARGO_PKG_VERSION"),
+        cli.mode
     );
-    ExitCode::from(2)
+    match handle.join() {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringws: worker failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

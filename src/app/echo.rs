@@ -1,0 +1,34 @@
+//! The echo application: every message goes back to its sender, as the same kind. What the
+//! Autobahn suite and the benchmarks run against. Also answers `GET /healthz`.
+
+use crate::proto::handshake::{HttpRequest, UpgradeRequest};
+use crate::server::{Conn, Decision, Handler, HttpResponse, Message};
+
+/// Echoes every message; accepts every upgrade on any path.
+#[derive(Debug, Clone, Default)]
+pub struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+
+    fn upgrade<'r>(&mut self, _req: &UpgradeRequest<'r>) -> Decision<'r, ()> {
+        Decision::Accept {
+            state: (),
+            protocol: None,
+        }
+    }
+
+    fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
+        match msg {
+            Message::Text(text) => conn.send_text(text),
+            Message::Binary(bytes) => conn.send_binary(bytes),
+        };
+    }
+
+    fn http(&mut self, req: &HttpRequest<'_>) -> HttpResponse {
+        match (req.method(), req.path()) {
+            ("GET", "/healthz") => HttpResponse::text(200, "ok\n"),
+            _ => HttpResponse::text(404, "not found\n"),
+        }
+    }
+}

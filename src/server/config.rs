@@ -1,0 +1,80 @@
+//! The server's configuration: every runtime limit with its default and the reason for it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::proto;
+use crate::runtime::uring::UringConfig;
+
+/// What to do when a message would push a connection's outbound queue past its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backpressure {
+    /// Drop the message; `send` reports [`SendStatus::Dropped`](super::SendStatus::Dropped) and
+    /// the handler's `drain` runs once the queue is back under the limit. For chat: a client
+    /// that cannot keep up loses messages, not the connection.
+    Drop,
+    /// Close the connection with 1013 ("try again later"): for feeds where a gap is worse than
+    /// a reconnect.
+    Close,
+}
+
+/// Configuration of a [`Server`](super::Server).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (shared by every worker).
+    /// Default `127.0.0.1:9001`: reachable only from this host until chosen otherwise.
+    pub listen: SocketAddr,
+    /// Worker threads, each with its own listener, ring and connections. Default: the number of
+    /// CPUs this process may run on (thread per core).
+    pub workers: usize,
+    /// Pin worker `i` to CPU `i`. Default false: pinning helps only when nothing else competes
+    /// for the CPUs (see `tuning/`).
+    pub pin_workers: bool,
+    /// Listen backlog (clamped by the kernel to `net.core.somaxconn`). Default 4096: absorbs
+    /// reconnect storms of many clients at once.
+    pub backlog: i32,
+    /// Connections one worker holds at most; more are closed at accept. Default 1,000,000: the
+    /// real cap is `RLIMIT_NOFILE` (checked and warned about at start).
+    pub max_connections_per_worker: u32,
+    /// Most bytes queued to send on one connection before [`Backpressure`] applies.
+    /// Default 128 KiB.
+    ///
+    /// A reader slower than its traffic would otherwise make the server buffer without bound
+    /// (ws and tungstenite are unbounded by default). 128 KiB holds about a thousand chat
+    /// messages, or two default-sized maximal messages; a message is always accepted into an
+    /// empty queue, whatever its size. Protocol frames (pong, close) are never dropped.
+    pub max_outbound_bytes: usize,
+    /// What happens past `max_outbound_bytes`. Default [`Backpressure::Drop`].
+    pub backpressure: Backpressure,
+    /// How long a graceful shutdown waits for close replies before closing what is left.
+    /// Default 10 s: above the protocol's close timeout, below systemd's stop timeout (90 s).
+    pub shutdown_timeout: Duration,
+    /// How long a closing socket is drained for the peer's EOF after our side is shut down.
+    /// Default 2 s: lets the last close frame arrive instead of being cut by a reset.
+    pub linger: Duration,
+    /// The loop's wake-up interval when idle (timers, shutdown). Default 100 ms.
+    pub tick: Duration,
+    /// Protocol limits and the close-handshake timeout.
+    pub proto: proto::Config,
+    /// Ring and receive-buffer sizes of each worker.
+    pub uring: UringConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin_workers: false,
+            backlog: 4096,
+            max_connections_per_worker: 1_000_000,
+            max_outbound_bytes: 128 * 1024,
+            backpressure: Backpressure::Drop,
+            shutdown_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(2),
+            tick: Duration::from_millis(100),
+            proto: proto::Config::default(),
+            uring: UringConfig::default(),
+        }
+    }
+}

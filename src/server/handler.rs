@@ -1,0 +1,231 @@
+//! The library's face: the [`Handler`] an application implements, and the [`Conn`] handle it
+//! gets to act on a connection.
+//!
+//! A handler is cloned once per worker and each clone runs on its worker's thread only: no
+//! locks, no `Sync` needed, per-connection state ([`Handler::State`]) kept by value in the
+//! connection's slot.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::config::Backpressure;
+use super::counters::Counters;
+use super::outbox::{Outbox, Refused, SendStatus};
+use crate::proto::CloseCode;
+use crate::proto::frame::{Header, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
+use crate::proto::handshake::{HttpRequest, UpgradeRequest};
+use crate::runtime::sys;
+
+/// A complete message from a peer, borrowed: from the receive buffer when it arrived in one
+/// read (no copy), from the connection's assembly buffer otherwise. Copy what you keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message (validated UTF-8).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+/// The handler's answer to an upgrade request.
+#[derive(Debug)]
+pub enum Decision<'r, S> {
+    /// Accept, with this connection's state and optionally one of the subprotocols the client
+    /// offered (`UpgradeRequest::protocols`).
+    Accept {
+        /// The per-connection state, kept in the connection's slot.
+        state: S,
+        /// The chosen subprotocol.
+        protocol: Option<&'r str>,
+    },
+    /// Refuse with an HTTP status (401, 403, 404, 503, ...) and a short reason for the body.
+    Reject {
+        /// The status.
+        status: u16,
+        /// The response body.
+        reason: &'static str,
+    },
+}
+
+/// A plain HTTP response, for requests on the WebSocket port that are not upgrades.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        HttpResponse {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+
+    /// The response as bytes on the wire (`Connection: close`: one request per connection).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let reason = match self.status {
+            200 => "OK",
+            204 => "No Content",
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
+            s if s < 400 => "OK",
+            s if s < 500 => "Client Error",
+            _ => "Server Error",
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.status,
+            self.content_type,
+            self.body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// What an application implements. Every method runs on a worker thread, for connections of
+/// that worker only; none may block.
+pub trait Handler: Clone + Send + 'static {
+    /// Per-connection state, created by [`Handler::upgrade`] and given back to
+    /// [`Handler::close`].
+    type State;
+
+    /// Decides an upgrade request: route by path, check Origin
+    /// ([`OriginPolicy`](crate::proto::handshake::OriginPolicy)), authenticate from headers
+    /// (cookies, tokens), choose a subprotocol.
+    fn upgrade<'r>(&mut self, req: &UpgradeRequest<'r>) -> Decision<'r, Self::State>;
+
+    /// The connection is open (the 101 response is queued).
+    fn open(&mut self, _conn: &mut Conn<'_, Self::State>) {}
+
+    /// A message arrived.
+    fn message(&mut self, conn: &mut Conn<'_, Self::State>, msg: Message<'_>);
+
+    /// The outbound queue is back under its limit after a send was dropped.
+    fn drain(&mut self, _conn: &mut Conn<'_, Self::State>) {}
+
+    /// The connection is over: `code` is the peer's close code (1005 if its close frame had
+    /// none), the code we failed it with, or 1006 if it ended without a close handshake.
+    fn close(&mut self, _state: Self::State, _code: CloseCode, _reason: &str) {}
+
+    /// A plain HTTP request on the same port (health checks, metrics, a page). Default: 404.
+    fn http(&mut self, _req: &HttpRequest<'_>) -> HttpResponse {
+        HttpResponse::text(404, "not found\n")
+    }
+}
+
+/// A connection, as a handler sees it during a callback.
+pub struct Conn<'a, S> {
+    pub(crate) state: &'a mut S,
+    pub(crate) out: &'a mut Outbox,
+    pub(crate) limit: usize,
+    pub(crate) policy: Backpressure,
+    pub(crate) close: &'a mut Option<(CloseCode, String)>,
+    pub(crate) fd: RawFd,
+    pub(crate) counters: &'a Counters,
+}
+
+impl<S> Conn<'_, S> {
+    /// This connection's state.
+    pub fn state(&mut self) -> &mut S {
+        self.state
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> SendStatus {
+        self.send_message(OpCode::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, bytes: &[u8]) -> SendStatus {
+        self.send_message(OpCode::Binary, bytes)
+    }
+
+    /// Queues a frame encoded once with [`encode_frame`] and shared by many connections (a
+    /// room's broadcast): only its reference count changes per connection.
+    pub fn send_frame(&mut self, frame: Bytes) -> SendStatus {
+        self.queue(frame)
+    }
+
+    /// Queues a ping (payload at most 125 bytes, else `Dropped`).
+    pub fn ping(&mut self, payload: &[u8]) -> SendStatus {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return SendStatus::Dropped;
+        }
+        self.queue(encode_frame(OpCode::Ping, payload))
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes) once this
+    /// callback returns; nothing more can be sent. The handler's `close` runs when it ends.
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        if self.close.is_none() {
+            *self.close = Some((code, reason.to_owned()));
+        }
+    }
+
+    /// Bytes waiting in this connection's outbound queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.out.queued()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// When the socket is already gone.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sys::peer_addr(self.fd)
+    }
+
+    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
+        if self.close.is_some() || !self.out.sendable {
+            return SendStatus::Closed;
+        }
+        let header = Header {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        }
+        .encode();
+        let mut frame = BytesMut::with_capacity(header.len() + payload.len());
+        frame.put_slice(&header);
+        frame.put_slice(payload);
+        self.queue(frame.freeze())
+    }
+
+    fn queue(&mut self, frame: Bytes) -> SendStatus {
+        if self.close.is_some() {
+            return SendStatus::Closed;
+        }
+        match self.out.push_data(frame, self.limit, self.policy) {
+            Ok(()) => {
+                Counters::inc(&self.counters.messages_out, 1);
+                SendStatus::Queued
+            }
+            Err(Refused::Closed) => SendStatus::Closed,
+            Err(Refused::Full(Backpressure::Drop)) => {
+                Counters::inc(&self.counters.dropped, 1);
+                SendStatus::Dropped
+            }
+            Err(Refused::Full(Backpressure::Close)) => {
+                Counters::inc(&self.counters.dropped, 1);
+                *self.close = Some((CloseCode::TRY_AGAIN_LATER, "send queue full".to_owned()));
+                SendStatus::Dropped
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The server: one worker per core, each with its own `SO_REUSEPORT` listener, io_uring and
+//! connections, running a [`Handler`].
+//!
+//! ```no_run
+//! use ringws::server::{Conn, Decision, Handler, Message, Server, ServerConfig};
+//! use ringws::proto::handshake::UpgradeRequest;
+//!
+//! #[derive(Clone)]
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type State = ();
+//!     fn upgrade<'r>(&mut self, _req: &UpgradeRequest<'r>) -> Decision<'r, ()> {
+//!         Decision::Accept { state: (), protocol: None }
+//!     }
+//!     fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
+//!         match msg {
+//!             Message::Text(t) => conn.send_text(t),
+//!             Message::Binary(b) => conn.send_binary(b),
+//!         };
+//!     }
+//! }
+//!
+//! let server = Server::bind(ServerConfig::default(), Echo)?;
+//! println!("listening on {}", server.local_addr());
+//! let handle = server.start()?;
+//! // ... later, e.g. on SIGTERM:
+//! handle.shutdown();
+//! handle.join()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! | module | concept |
+//! |---|---|
+//! | `config` | [`ServerConfig`]: every runtime limit with its default and reason |
+//! | `handler` | [`Handler`], [`Conn`], [`Decision`], [`Message`]: the application's side |
+//! | `conn` | a connection slot: handshake → open → closing, independent of the I/O backend |
+//! | `outbox` | a connection's outbound queue of shared frames, in bytes, with backpressure |
+//! | `worker` | the per-core io_uring loop |
+//! | `slab` | connection slots with generations |
+//! | `counters` | per-worker counters, summed on demand |
+//! | `checks` | start-up warnings about host limits |
+
+mod checks;
+mod config;
+mod conn;
+mod counters;
+mod handler;
+mod outbox;
+mod slab;
+mod worker;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+pub use checks::startup_warnings;
+pub use config::{Backpressure, ServerConfig};
+pub use counters::Snapshot;
+pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
+pub use outbox::SendStatus;
+
+use crate::runtime::sys;
+use crate::runtime::uring::{DEFAULT_BACKLOG, RingFlags, bind_listener};
+use counters::Counters;
+use worker::Worker;
+
+/// A bound server, not yet running.
+pub struct Server<H: Handler> {
+    cfg: ServerConfig,
+    handler: H,
+    listeners: Vec<TcpListener>,
+    local_addr: SocketAddr,
+}
+
+impl<H: Handler> Server<H> {
+    /// Binds one listener per worker to `cfg.listen` (port 0: a free port, the same for all).
+    ///
+    /// # Errors
+    /// `AddrInUse` if another process listens on the address (even with `SO_REUSEPORT`, which
+    /// would otherwise let it silently take a share of the connections), or any bind error.
+    pub fn bind(cfg: ServerConfig, handler: H) -> io::Result<Self> {
+        if cfg.listen.port() != 0 {
+            // A plain bind fails if anything listens there, with or without SO_REUSEPORT.
+            let probe = TcpListener::bind(cfg.listen).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
+            })?;
+            drop(probe);
+        }
+        let backlog = if cfg.backlog > 0 {
+            cfg.backlog
+        } else {
+            DEFAULT_BACKLOG
+        };
+        let workers = cfg.workers.max(1);
+        let first = bind_listener(cfg.listen, backlog).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
+        })?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..workers {
+            listeners.push(bind_listener(local_addr, backlog)?);
+        }
+        Ok(Server {
+            cfg,
+            handler,
+            listeners,
+            local_addr,
+        })
+    }
+
+    /// The address the listeners are bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts the workers. Returns once every worker has built its ring (or the first error).
+    ///
+    /// # Errors
+    /// A worker could not start (io_uring unavailable, ring or buffer registration refused).
+    pub fn start(self) -> io::Result<ServerHandle> {
+        let cfg = Arc::new(self.cfg);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<RingFlags>>();
+        let mut threads = Vec::new();
+        let mut counters = Vec::new();
+        for (i, listener) in self.listeners.into_iter().enumerate() {
+            let worker_counters = Arc::new(Counters::default());
+            counters.push(worker_counters.clone());
+            let (cfg, stop, ready, handler) = (
+                cfg.clone(),
+                stop.clone(),
+                ready_tx.clone(),
+                self.handler.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("ringws-worker-{i}"))
+                .spawn(move || -> io::Result<()> {
+                    if cfg.pin_workers {
+                        if let Err(e) = sys::pin_to_cpu(i) {
+                            tracing::warn!("worker {i}: cannot pin to CPU {i}: {e}");
+                        }
+                    }
+                    let worker = match Worker::new(listener, handler, cfg, worker_counters, stop) {
+                        Ok(worker) => worker,
+                        Err(e) => {
+                            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+                            return Err(e);
+                        }
+                    };
+                    let _ = ready.send(Ok(worker.uring().flags()));
+                    drop(ready);
+                    worker.run()
+                })?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+        let mut flags = None;
+        let mut failure = None;
+        for result in ready_rx.iter().take(threads.len()) {
+            match result {
+                Ok(f) => flags = Some(f),
+                Err(e) => failure = Some(e),
+            }
+        }
+        let handle = ServerHandle {
+            stop,
+            threads,
+            counters,
+            local_addr: self.local_addr,
+            flags,
+        };
+        if let Some(e) = failure {
+            handle.shutdown();
+            let _ = handle.join();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("io_uring unavailable: {e}"),
+            ));
+        }
+        Ok(handle)
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    counters: Vec<Arc<Counters>>,
+    local_addr: SocketAddr,
+    flags: Option<RingFlags>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The io_uring setup flags the kernel accepted (as seen by the workers).
+    pub fn ring_flags(&self) -> Option<RingFlags> {
+        self.flags
+    }
+
+    /// The counters of every worker, summed.
+    pub fn counters(&self) -> Snapshot {
+        let mut sum = Snapshot::default();
+        for c in &self.counters {
+            c.add_to(&mut sum);
+        }
+        sum
+    }
+
+    /// The flag that starts a graceful shutdown when set (for signal handlers).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Starts a graceful shutdown: stop accepting, send close 1001 to every connection, wait
+    /// for the replies (up to `shutdown_timeout`), flush, stop.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for every worker to stop.
+    ///
+    /// # Errors
+    /// The first worker error.
+    pub fn join(self) -> io::Result<()> {
+        let mut result = Ok(());
+        for t in self.threads {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("worker panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}

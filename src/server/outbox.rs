@@ -1,0 +1,181 @@
+//! A connection's outbound queue: encoded frames waiting to be sent, counted in bytes.
+//!
+//! Frames are `Bytes`: a frame encoded once for a room is the same allocation on every member's
+//! queue. The queue holds no allocation while empty (it is released after each flush), so an
+//! idle connection pays only for the empty struct.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes};
+
+use super::config::Backpressure;
+
+/// What became of a message given to [`Conn::send_text`](super::Conn::send_text) and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Queued; it goes out with the next flush of the loop.
+    Queued,
+    /// Not queued: the outbound queue is over its limit (the handler's `drain` runs when it has
+    /// room again).
+    Dropped,
+    /// Not queued: the connection is closing or closed.
+    Closed,
+}
+
+/// The outbound queue of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    frames: VecDeque<Bytes>,
+    /// Bytes in `frames`, including those of the send in flight.
+    queued: usize,
+    /// Frames at the front that belong to the send in flight.
+    in_flight: usize,
+    /// Whether data frames may still be queued (open, no close started).
+    pub(crate) sendable: bool,
+    /// A data frame was refused for space: `drain` is due when the queue has room again.
+    pub(crate) wants_drain: bool,
+}
+
+/// Why a data frame was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Closing: nothing more to send.
+    Closed,
+    /// Over the limit, and the policy says what to do.
+    Full(Backpressure),
+}
+
+impl Outbox {
+    /// Bytes queued (including the send in flight).
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Whether anything waits to be sent.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Whether a send is in flight.
+    pub(crate) fn sending(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// Queues a data frame, applying the limit. A frame always fits an empty queue.
+    pub(crate) fn push_data(
+        &mut self,
+        frame: Bytes,
+        limit: usize,
+        policy: Backpressure,
+    ) -> Result<(), Refused> {
+        if !self.sendable {
+            return Err(Refused::Closed);
+        }
+        if self.queued > 0 && self.queued + frame.len() > limit {
+            self.wants_drain = true;
+            return Err(Refused::Full(policy));
+        }
+        self.push(frame);
+        Ok(())
+    }
+
+    /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
+    /// HTTP response of the handshake.
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        self.queued += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    /// The frames of the next send (the caller sends at most as many as it can and reports the
+    /// count with [`Outbox::sending_started`]).
+    pub(crate) fn pending(&self) -> impl Iterator<Item = Bytes> + '_ {
+        self.frames.iter().cloned()
+    }
+
+    /// Records that the first `count` frames are in flight.
+    pub(crate) fn sending_started(&mut self, count: usize) {
+        self.in_flight = count;
+    }
+
+    /// The send in flight completed with `sent` bytes: drops what went out, keeps the rest
+    /// (a short send resumes from the exact byte). Frees the queue's memory once empty.
+    pub(crate) fn sent(&mut self, mut sent: usize) {
+        self.in_flight = 0;
+        self.queued -= sent.min(self.queued);
+        while sent > 0 {
+            let Some(front) = self.frames.front_mut() else {
+                break;
+            };
+            if front.len() <= sent {
+                sent -= front.len();
+                self.frames.pop_front();
+            } else {
+                front.advance(sent);
+                sent = 0;
+            }
+        }
+        if self.frames.is_empty() {
+            self.frames = VecDeque::new();
+        }
+    }
+
+    /// A failed send: nothing more will go out; drop everything.
+    pub(crate) fn clear(&mut self) {
+        self.frames = VecDeque::new();
+        self.queued = 0;
+        self.in_flight = 0;
+        self.sendable = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    #[test]
+    fn limit_applies_except_to_an_empty_queue() {
+        let mut o = Outbox {
+            sendable: true,
+            ..Outbox::default()
+        };
+        // A frame larger than the limit still fits an empty queue.
+        o.push_data(b("0123456789"), 4, Backpressure::Drop).unwrap();
+        assert_eq!(
+            o.push_data(b("x"), 4, Backpressure::Drop),
+            Err(Refused::Full(Backpressure::Drop))
+        );
+        assert!(o.wants_drain);
+        o.push(b("pong")); // protocol frames ignore the limit
+        assert_eq!(o.queued(), 14);
+        o.sendable = false;
+        assert_eq!(
+            o.push_data(b("x"), 100, Backpressure::Drop),
+            Err(Refused::Closed)
+        );
+    }
+
+    #[test]
+    fn short_sends_resume_at_the_right_byte_and_memory_is_released() {
+        let mut o = Outbox {
+            sendable: true,
+            ..Outbox::default()
+        };
+        o.push(b("abc"));
+        o.push(b("defg"));
+        o.sending_started(2);
+        assert!(o.sending());
+        o.sent(5);
+        assert!(!o.sending());
+        let rest: Vec<Bytes> = o.pending().collect();
+        assert_eq!(rest, vec![b("fg")]);
+        assert_eq!(o.queued(), 2);
+        o.sending_started(1);
+        o.sent(2);
+        assert!(o.is_empty());
+        assert_eq!(o.frames.capacity(), 0, "an empty queue holds no allocation");
+    }
+}

@@ -1,0 +1,114 @@
+//! Connection slots with generations: a slot index names a connection in io_uring `user_data`,
+//! and the generation tells a late completion of a closed connection from one of the slot's
+//! new occupant.
+
+/// A growable array of slots with a free list. Indexes are stable while occupied.
+#[derive(Debug)]
+pub(crate) struct Slab<T> {
+    entries: Vec<Entry<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+impl<T> Slab<T> {
+    pub(crate) fn new() -> Self {
+        Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Occupied slots.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Stores `value`; returns `(slot, generation)`, or `None` past `max` slots.
+    pub(crate) fn insert(&mut self, value: T, max: u32) -> Option<(u32, u32)> {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None if (self.entries.len() as u64) < u64::from(max) => {
+                self.entries.push(Entry {
+                    generation: 0,
+                    value: None,
+                });
+                (self.entries.len() - 1) as u32
+            }
+            None => return None,
+        };
+        let entry = &mut self.entries[slot as usize];
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.value = Some(value);
+        self.len += 1;
+        Some((slot, entry.generation))
+    }
+
+    /// The value in `slot` if it is still of `generation`.
+    pub(crate) fn get_mut(&mut self, slot: u32, generation: u32) -> Option<&mut T> {
+        let entry = self.entries.get_mut(slot as usize)?;
+        if entry.generation != generation {
+            return None;
+        }
+        entry.value.as_mut()
+    }
+
+    /// Frees `slot` if it is of `generation`; returns its value.
+    pub(crate) fn remove(&mut self, slot: u32, generation: u32) -> Option<T> {
+        let entry = self.entries.get_mut(slot as usize)?;
+        if entry.generation != generation {
+            return None;
+        }
+        let value = entry.value.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        Some(value)
+    }
+
+    /// Every occupied `(slot, generation)`.
+    pub(crate) fn keys(&self) -> Vec<(u32, u32)> {
+        let occupied = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.value.is_some());
+        occupied.map(|(i, e)| (i as u32, e.generation)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_tell_old_from_new() {
+        let mut s = Slab::new();
+        let (a, ga) = s.insert("a", 10).unwrap();
+        assert_eq!(s.remove(a, ga), Some("a"));
+        let (b, gb) = s.insert("b", 10).unwrap();
+        assert_eq!(a, b, "the slot is reused");
+        assert_ne!(ga, gb);
+        assert!(
+            s.get_mut(a, ga).is_none(),
+            "the old generation finds nothing"
+        );
+        assert_eq!(s.get_mut(b, gb), Some(&mut "b"));
+        assert_eq!(s.remove(a, ga), None);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn max_bounds_the_slots() {
+        let mut s = Slab::new();
+        assert!(s.insert(1, 2).is_some());
+        assert!(s.insert(2, 2).is_some());
+        assert!(s.insert(3, 2).is_none());
+        assert_eq!(s.keys().len(), 2);
+    }
+}
