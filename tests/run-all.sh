@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of ringws: formatting, lints, unit/property/integration tests, doc tests,
-# and a compile check of the fuzz targets. Installs what it needs on a fresh machine.
+# Runs every test of ringws: formatting, lints, unit/property/integration tests, doc tests, the
+# Autobahn conformance suite, and compile checks of the benchmarks and fuzz targets. Installs what it needs on a fresh machine.
 # Usage: tests/run-all.sh        (from anywhere; long fuzzing runs are separate: see fuzz/README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,9 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test (unit, property, integration, doc tests)"
 cargo test --locked
+
+step "Autobahn|Testsuite 1-7, 9, 10 against ringws --mode echo (diffed with the expected results)"
+bash tests/autobahn/ci.sh
 
 step "benchmarks compile"
 cargo bench --no-run --locked

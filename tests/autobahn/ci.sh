@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the Autobahn fuzzing client (cases 1-7, 9, 10) against `ringws --mode echo` and diffs the
+# outcomes against tests/autobahn/expected-results.json. Builds the release binary, starts it on
+# a free port above 65000, stops it by its own PID.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+cargo build --release --locked --bin ringws
+port=65100
+while (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+log=$(mktemp)
+./target/release/ringws --mode echo --listen "127.0.0.1:$port" \
+  --max-message-bytes 16777216 --max-fragments 70000 >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
+status=0
+bash tests/autobahn/run.sh "$port" tests/autobahn/expected-results.json "$@" || status=$?
+if ! kill -0 "$pid" 2>/dev/null; then
+  echo "ringws died during the Autobahn run; its log:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+# A graceful stop must succeed too.
+kill -TERM "$pid"
+if ! wait "$pid"; then
+  echo "ringws did not exit 0 on SIGTERM; its log:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+trap 'rm -f "$log"' EXIT
+exit "$status"

@@ -1,0 +1,280 @@
+//! Shared by the integration tests: a server on an ephemeral loopback port, and a scriptable
+//! raw-socket client that can send anything (unmasked frames, bytes split anywhere, garbage).
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use ringws::app::echo::Echo;
+use ringws::proto::frame::{OpCode, encode_masked_frame};
+use ringws::proto::handshake::accept_key;
+use ringws::proto::{Config, Connection, Event, Sink};
+use ringws::server::{Handler, Server, ServerConfig, ServerHandle, Snapshot};
+
+/// How long any single wait in a test may take before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// A running server, shut down when dropped.
+pub struct TestServer {
+    handle: Option<ServerHandle>,
+    pub addr: SocketAddr,
+}
+
+/// A configuration for tests: loopback, port 0, two workers, short timeouts.
+pub fn config() -> ServerConfig {
+    let mut cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        linger: Duration::from_millis(300),
+        shutdown_timeout: Duration::from_secs(2),
+        tick: Duration::from_millis(20),
+        ..ServerConfig::default()
+    };
+    cfg.proto.close_timeout = Duration::from_millis(500);
+    cfg.uring.buf_entries = 64;
+    cfg
+}
+
+impl TestServer {
+    pub fn echo() -> Self {
+        Self::start(config(), Echo)
+    }
+
+    pub fn start<H: Handler>(cfg: ServerConfig, handler: H) -> Self {
+        let server = Server::bind(cfg, handler).expect("bind");
+        let addr = server.local_addr();
+        let handle = server.start().expect("start");
+        TestServer {
+            handle: Some(handle),
+            addr,
+        }
+    }
+
+    pub fn counters(&self) -> Snapshot {
+        self.handle.as_ref().unwrap().counters()
+    }
+
+    /// Waits until `f` holds for the counters, or fails with what they were.
+    pub fn wait_counters(&self, what: &str, f: impl Fn(&Snapshot) -> bool) -> Snapshot {
+        let start = Instant::now();
+        loop {
+            let c = self.counters();
+            if f(&c) {
+                return c;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "timed out waiting for {what}: {c:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Graceful shutdown; returns how long it took.
+    pub fn shutdown(mut self) -> Duration {
+        let handle = self.handle.take().unwrap();
+        let start = Instant::now();
+        handle.shutdown();
+        handle.join().expect("workers stop cleanly");
+        start.elapsed()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
+            let _ = handle.join();
+        }
+    }
+}
+
+/// What the client received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Got {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<u16>, String),
+    /// The server closed the TCP connection.
+    Eof,
+}
+
+#[derive(Default)]
+struct Collect {
+    got: Vec<Got>,
+}
+
+impl Sink for Collect {
+    fn event(&mut self, event: Event<'_>) {
+        self.got.push(match event {
+            Event::Text(t) => Got::Text(t.to_owned()),
+            Event::Binary(b) => Got::Binary(b.to_vec()),
+            Event::Ping(p) => Got::Ping(p.to_vec()),
+            Event::Pong(p) => Got::Pong(p.to_vec()),
+            Event::Close { code, reason } => Got::Close(code.map(|c| c.0), reason.to_owned()),
+            Event::Compressed { .. } => panic!("no extension negotiated"),
+        });
+    }
+    // The client does not answer on its own: tests say what to send.
+    fn transmit(&mut self, _frame: &[u8]) {}
+}
+
+/// A raw client.
+pub struct Client {
+    pub stream: TcpStream,
+    conn: Connection,
+    cfg: Config,
+    pending: std::collections::VecDeque<Got>,
+    eof: bool,
+}
+
+pub const KEY: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
+
+pub fn upgrade_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+impl Client {
+    /// A TCP connection, nothing sent.
+    pub fn raw(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut cfg = Config::client();
+        cfg.limits.max_message_bytes = 64 << 20;
+        cfg.limits.max_frame_bytes = 64 << 20;
+        cfg.limits.max_fragments = 1 << 20;
+        Client {
+            stream,
+            conn: Connection::new(),
+            cfg,
+            pending: Default::default(),
+            eof: false,
+        }
+    }
+
+    /// A WebSocket connection: upgrade done, 101 checked.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let mut c = Self::raw(addr);
+        c.send_raw(upgrade_request("/").as_bytes());
+        let (status, head, rest) = c.read_http_head();
+        assert_eq!(status, 101, "{head}");
+        let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+        let expected = format!(
+            "Sec-WebSocket-Accept: {}",
+            std::str::from_utf8(&accept).unwrap()
+        );
+        assert!(head.contains(&expected), "{head}");
+        c.feed(rest);
+        c
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// A masked frame.
+    pub fn send(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        self.send_raw(&encode_masked_frame(opcode, fin, KEY, payload));
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.send(OpCode::Text, true, text.as_bytes());
+    }
+
+    pub fn send_close(&mut self, code: u16, reason: &str) {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        self.send(OpCode::Close, true, &payload);
+    }
+
+    /// Reads an HTTP response head; returns (status, head, bytes after it).
+    pub fn read_http_head(&mut self) -> (u16, String, Vec<u8>) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                return (status, head, buf[end + 4..].to_vec());
+            }
+            let n = self.stream.read(&mut chunk).expect("read response");
+            assert!(
+                n > 0,
+                "EOF before the response head: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads everything until the server closes; for plain HTTP responses.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        self.stream.read_to_end(&mut all).expect("read to EOF");
+        all
+    }
+
+    fn feed(&mut self, mut bytes: Vec<u8>) {
+        let mut sink = Collect::default();
+        let result = self.conn.handle_read(&self.cfg, &mut bytes, &mut sink);
+        assert!(result.is_ok(), "the server sent invalid frames: {result:?}");
+        self.pending.extend(sink.got);
+    }
+
+    /// The next thing received (frames, or EOF), waiting up to [`PATIENCE`].
+    pub fn next(&mut self) -> Got {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(got) = self.pending.pop_front() {
+                return got;
+            }
+            if self.eof {
+                return Got::Eof;
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.feed(chunk[..n].to_vec()),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => self.eof = true,
+                Err(e) => panic!("read failed (timeout?): {e}"),
+            }
+        }
+    }
+
+    /// Expects a close frame with `code`, then the server's EOF.
+    pub fn expect_close(&mut self, code: u16) {
+        match self.next() {
+            Got::Close(Some(c), reason) => assert_eq!(c, code, "reason: {reason}"),
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+        self.expect_eof();
+    }
+
+    /// Expects the server to close the TCP connection (after nothing but pings/pongs).
+    pub fn expect_eof(&mut self) {
+        loop {
+            match self.next() {
+                Got::Eof => return,
+                Got::Ping(_) | Got::Pong(_) => continue,
+                other => panic!("expected EOF, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// The process's open file descriptors.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
