@@ -44,6 +44,22 @@ fn protocol_errors_close_with_their_code_and_free_the_slot() {
 }
 
 #[test]
+fn invalid_utf8_split_across_tcp_writes_fails_with_1007() {
+    let server = TestServer::echo();
+    let mut c = Client::connect(server.addr);
+    // "κόσμε" then the start of a UTF-16 surrogate (ED A0 80), one byte per write: the server
+    // fails the message as soon as the invalid byte arrives, before the frame is complete.
+    let payload = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited";
+    let frame =
+        ringws::proto::frame::encode_masked_frame(OpCode::Text, true, support::KEY, payload);
+    let cut = frame.len() - b"edited".len();
+    for b in &frame[..cut] {
+        c.send_raw(std::slice::from_ref(b));
+    }
+    c.expect_close(1007);
+}
+
+#[test]
 fn messages_after_the_close_frame_are_ignored() {
     let server = TestServer::echo();
     let mut c = Client::connect(server.addr);
