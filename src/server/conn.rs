@@ -473,3 +473,16 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
         self.out.push(Bytes::copy_from_slice(frame));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_slot_stays_small() {
+        // The per-connection budget: the slot is all the user memory an idle connection has
+        // (no receive buffer, no queue allocation). Growth must be a conscious decision.
+        let size = std::mem::size_of::<Slot<()>>();
+        assert!(size <= 144, "Slot<()> grew to {size} bytes");
+    }
+}

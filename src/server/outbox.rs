@@ -26,10 +26,11 @@ pub enum SendStatus {
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     frames: VecDeque<Bytes>,
-    /// Bytes in `frames`, including those of the send in flight.
-    queued: usize,
-    /// Frames at the front that belong to the send in flight.
-    in_flight: usize,
+    /// Bytes in `frames`, including those of the send in flight (32 bits: the slot stays small;
+    /// the limit is far below 4 GiB).
+    queued: u32,
+    /// Frames at the front that belong to the send in flight (at most `MAX_IOVECS`).
+    in_flight: u16,
     /// Whether data frames may still be queued (open, no close started).
     pub(crate) sendable: bool,
     /// A data frame was refused for space: `drain` is due when the queue has room again.
@@ -48,7 +49,7 @@ pub(crate) enum Refused {
 impl Outbox {
     /// Bytes queued (including the send in flight).
     pub(crate) fn queued(&self) -> usize {
-        self.queued
+        self.queued as usize
     }
 
     /// Whether anything waits to be sent.
@@ -71,7 +72,7 @@ impl Outbox {
         if !self.sendable {
             return Err(Refused::Closed);
         }
-        if self.queued > 0 && self.queued + frame.len() > limit {
+        if self.queued > 0 && self.queued() + frame.len() > limit {
             self.wants_drain = true;
             return Err(Refused::Full(policy));
         }
@@ -82,7 +83,9 @@ impl Outbox {
     /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
     /// HTTP response of the handshake.
     pub(crate) fn push(&mut self, frame: Bytes) {
-        self.queued += frame.len();
+        self.queued = self
+            .queued
+            .saturating_add(u32::try_from(frame.len()).unwrap_or(u32::MAX));
         self.frames.push_back(frame);
     }
 
@@ -94,14 +97,14 @@ impl Outbox {
 
     /// Records that the first `count` frames are in flight.
     pub(crate) fn sending_started(&mut self, count: usize) {
-        self.in_flight = count;
+        self.in_flight = count as u16;
     }
 
     /// The send in flight completed with `sent` bytes: drops what went out, keeps the rest
     /// (a short send resumes from the exact byte). Frees the queue's memory once empty.
     pub(crate) fn sent(&mut self, mut sent: usize) {
         self.in_flight = 0;
-        self.queued -= sent.min(self.queued);
+        self.queued -= (sent as u32).min(self.queued);
         while sent > 0 {
             let Some(front) = self.frames.front_mut() else {
                 break;

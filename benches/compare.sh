@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Compares ringws with peer echo servers on this machine, interleaved (A B C A B C ...).
+#
+#   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
+#                      [--servers "ringws fastwebsockets tungstenite"]
+#                      [--scenarios "pp100 pp1000 idle"] [--port BASE] [--workers N] [--no-build]
+#
+# Each run starts a fresh server pinned to CPU 0 and the load (target/release/ringws-load) pinned
+# to CPU 1, each in its own session with autogroup priority -10 (see shared/PEERS.md: with
+# kernel.sched_autogroup_enabled, plain nice does nothing). Listeners are on 127.0.0.1 above
+# port 65000 (a fresh port per run, so TIME_WAIT sockets of one run never meet the next); servers
+# are stopped by their own PID and the port is checked free before and after.
+#
+# Output: a Markdown table (median [min-max] over the reps) on stdout and in
+# target/bench-results/compare-STAMP.md, the raw JSON lines in compare-STAMP.jsonl, server logs
+# in compare-STAMP-logs/. ringws is skipped, with a note, if its binary does not build or does
+# not start with --mode echo.
+set -euo pipefail
+
+REPS=5
+WINDOW=10
+WARMUP=2
+IDLE_CONNS=10000
+IDLE_HOLD=3
+SERVERS="ringws fastwebsockets tungstenite"
+SCENARIOS="pp100 pp1000 idle"
+BASE_PORT=65400
+WORKERS=1
+BUILD=1
+CMDLINE="$0 $*"
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --reps) REPS=$2; shift 2 ;;
+        --window) WINDOW=$2; shift 2 ;;
+        --warmup) WARMUP=$2; shift 2 ;;
+        --idle-conns) IDLE_CONNS=$2; shift 2 ;;
+        --idle-hold) IDLE_HOLD=$2; shift 2 ;;
+        --servers) SERVERS=$2; shift 2 ;;
+        --scenarios) SCENARIOS=$2; shift 2 ;;
+        --port) BASE_PORT=$2; shift 2 ;;
+        --workers) WORKERS=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) usage ;;
+        *) echo "unknown option: $1" >&2; usage ;;
+    esac
+done
+if [ "$BASE_PORT" -le 65000 ] || [ "$BASE_PORT" -gt 65400 ]; then
+    echo "--port must be in 65001..65400 (runs use BASE..BASE+99 and the ephemeral range ends at 65000)" >&2
+    exit 2
+fi
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERS=$ROOT/benches/peers/target/release
+LOAD=$ROOT/target/release/ringws-load
+OUT=$ROOT/target/bench-results
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+JSONL=$OUT/compare-$STAMP.jsonl
+MD=$OUT/compare-$STAMP.md
+LOGS=$OUT/compare-$STAMP-logs
+mkdir -p "$OUT" "$LOGS"
+NOTES=()
+note() { echo "note: $*" >&2; NOTES+=("$*"); }
+
+# ------------------------------------------------------------------ build
+if [ "$BUILD" = 1 ]; then
+    (cd "$ROOT" && cargo build --release --bin ringws-load)
+    if ! (cd "$ROOT" && cargo build --release --bin ringws); then
+        note "ringws did not build"
+    fi
+    cargo build --release --manifest-path "$ROOT/benches/peers/Cargo.toml"
+fi
+[ -x "$LOAD" ] || { echo "no load tool at $LOAD" >&2; exit 1; }
+
+# ------------------------------------------------------------------ servers
+server_cmd() { # NAME PORT -> the command, one word per line
+    case "$1" in
+        ringws) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
+        fastwebsockets) printf '%s\n' "$PEERS/fastwebsockets-echo" --listen "127.0.0.1:$2" ;;
+        tungstenite) printf '%s\n' "$PEERS/tungstenite-echo" --listen "127.0.0.1:$2" ;;
+        *) echo "unknown server $1" >&2; return 1 ;;
+    esac
+}
+
+# Runs "$@" in a new session, pinned to CPU $1, with autogroup priority -10.
+PRIO='echo -10 > /proc/self/autogroup 2>/dev/null; exec "$@"'
+
+listening() { ss -Hltn "sport = :$1" | grep -q .; }
+
+RUN=0
+SERVER_PID=
+PORT=
+start_server() { # NAME -> SERVER_PID, PORT; returns 1 if it does not come up
+    PORT=$((BASE_PORT + RUN % 100))
+    RUN=$((RUN + 1))
+    if listening "$PORT"; then
+        echo "port $PORT is already in use: not starting $1 there" >&2
+        return 1
+    fi
+    local cmd
+    mapfile -t cmd < <(server_cmd "$1" "$PORT")
+    [ -x "${cmd[0]}" ] || { echo "no binary ${cmd[0]}" >&2; return 1; }
+    # Not a process-group leader here, so setsid execs in place and $! is the server's PID.
+    setsid taskset -c 0 sh -c "$PRIO" sh "${cmd[@]}" >>"$LOGS/$1.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 50); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            wait "$SERVER_PID" 2>/dev/null || true
+            return 1
+        fi
+        if listening "$PORT"; then return 0; fi
+        sleep 0.1
+    done
+    stop_server
+    return 1
+}
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+    for _ in $(seq 20); do
+        listening "$PORT" || return 0
+        sleep 0.1
+    done
+    echo "port $PORT still in use after stopping the server" >&2
+    return 1
+}
+trap stop_server EXIT
+
+# ------------------------------------------------------------------ which servers run
+ACTIVE=()
+for s in $SERVERS; do
+    if start_server "$s"; then
+        ACTIVE+=("$s")
+        stop_server
+    elif [ "$s" = ringws ]; then
+        note "ringws skipped: target/release/ringws does not start with --mode echo (see $LOGS/ringws.log)"
+    else
+        echo "$s does not start (see $LOGS/$s.log)" >&2
+        exit 1
+    fi
+done
+[ ${#ACTIVE[@]} -gt 0 ] || { echo "no server to measure" >&2; exit 1; }
+
+# ------------------------------------------------------------------ scenarios
+scenario_name() {
+    case "$1" in
+        pp100) echo "100 × 20 B text" ;;
+        pp1000) echo "1000 × 20 B text" ;;
+        idle) echo "idle RSS/conn at $IDLE_CONNS" ;;
+    esac
+}
+
+scenario_args() { # SCENARIO -> load tool arguments, one per line
+    case "$1" in
+        pp100) printf '%s\n' pingpong -c 100 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
+        pp1000) printf '%s\n' pingpong -c 1000 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
+        idle) printf '%s\n' idle -c "$IDLE_CONNS" -d "$IDLE_HOLD" ;;
+        *) echo "unknown scenario $1" >&2; return 1 ;;
+    esac
+}
+
+FAILED=0
+for rep in $(seq "$REPS"); do
+    for sc in $SCENARIOS; do
+        for s in "${ACTIVE[@]}"; do
+            name=$(scenario_name "$sc")
+            echo "rep $rep/$REPS: $name: $s" >&2
+            if ! start_server "$s"; then
+                note "rep $rep $name: $s did not start"
+                FAILED=1
+                continue
+            fi
+            mapfile -t args < <(scenario_args "$sc")
+            line=$(setsid -w taskset -c 1 sh -c "$PRIO" sh "$LOAD" "${args[@]}" \
+                --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" --json --quiet \
+                --label "$s" --scenario "$name") || {
+                note "rep $rep $name $s: the load tool reported errors (see the JSON line)"
+                FAILED=1
+            }
+            stop_server || FAILED=1
+            if [ -n "$line" ]; then
+                echo "$line" >>"$JSONL"
+            else
+                note "rep $rep $name $s: no result"
+            fi
+        done
+    done
+done
+
+# ------------------------------------------------------------------ report
+{
+    echo "## ringws vs peers, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- kernel $(uname -r), CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
+    echo "- command: \`$CMDLINE\`"
+    echo "- $REPS interleaved reps; ping-pong ${WARMUP} s warm-up + ${WINDOW} s window; idle hold ${IDLE_HOLD} s"
+    echo "- server on CPU 0, load on CPU 1, each in its own session with autogroup -10"
+    echo "- raw results: target/bench-results/$(basename "$JSONL")"
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+    echo
+    "$LOAD" summarize "$JSONL" --baseline ringws
+} | tee "$MD"
+exit "$FAILED"

@@ -1,0 +1,143 @@
+//! The command line.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::run::Setup;
+use crate::server::Probe;
+use crate::target::Target;
+
+/// Load generator for WebSocket echo servers (ringws and its peers), on this machine only.
+#[derive(Debug, Parser)]
+#[command(name = "ringws-load", version)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// N connections, each with exactly one message in flight; every echo is checked byte for
+    /// byte.
+    Pingpong(PingPongArgs),
+    /// Open N connections, hold them, report the server's memory per connection.
+    Idle(IdleArgs),
+    /// Read JSON result lines (from --json runs) and print a Markdown table of medians.
+    Summarize(SummarizeArgs),
+}
+
+/// Options shared by the load modes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The server, as ws://HOST:PORT/PATH (IP literal or localhost).
+    #[arg(long, conflicts_with = "addr", required_unless_present = "addr")]
+    pub url: Option<String>,
+    /// The server, as HOST:PORT (path /).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Connections to open.
+    #[arg(short, long, default_value_t = 100)]
+    pub connections: usize,
+    /// The server's PID: its CPU time (schedstat) and RSS are sampled around the window.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print one JSON line instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// A name for the server, copied into the result (for scripts).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// A name for the scenario, copied into the result (for scripts).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Most connections in setup (connect + handshake) at once.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Seconds the whole setup may take.
+    #[arg(long, default_value_t = 30.0)]
+    pub connect_timeout: f64,
+    /// Spread connections over source addresses 127.0.0.1 ..= 127.0.0.N (for more connections
+    /// than one address has ephemeral ports). 0: let the kernel choose.
+    #[arg(long, default_value_t = 0)]
+    pub sources: u8,
+    /// No progress line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `pingpong` options.
+#[derive(Debug, Args)]
+pub struct PingPongArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: Common,
+    /// Payload bytes per message.
+    #[arg(short, long, default_value_t = 20)]
+    pub size: usize,
+    /// Binary messages (default: text).
+    #[arg(long)]
+    pub binary: bool,
+    /// Seconds of the measurement window.
+    #[arg(short, long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of warm-up before the window.
+    #[arg(short, long, default_value_t = 2.0)]
+    pub warmup: f64,
+}
+
+/// `idle` options.
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: Common,
+    /// Seconds to hold the connections before sampling the server's RSS.
+    #[arg(short, long, default_value_t = 3.0)]
+    pub duration: f64,
+}
+
+/// `summarize` options.
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// A file of JSON lines ("-": standard input).
+    pub file: PathBuf,
+    /// The server other servers are compared to.
+    #[arg(long, default_value = "ringws")]
+    pub baseline: String,
+}
+
+impl Common {
+    /// The run setup these options describe.
+    pub fn setup(&self) -> Result<Setup, String> {
+        let target = match (&self.url, &self.addr) {
+            (Some(u), _) => Target::from_url(u)?,
+            (None, Some(a)) => Target::from_addr(a)?,
+            (None, None) => return Err("--url or --addr is required".to_string()),
+        };
+        let sources = (1..=self.sources)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+            .collect();
+        if self.sources > 0 && !target.addr.ip().is_loopback() {
+            return Err("--sources needs a loopback target".to_string());
+        }
+        Ok(Setup {
+            target,
+            connections: self.connections,
+            concurrency: self.concurrency,
+            connect_timeout: seconds(self.connect_timeout)?,
+            sources,
+            server: self.server_pid.map(|pid| Probe { pid }),
+            progress: !self.quiet,
+        })
+    }
+}
+
+/// A duration from a number of seconds given on the command line.
+pub fn seconds(s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("{s}: not a duration in seconds"))
+}

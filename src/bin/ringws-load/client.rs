@@ -1,0 +1,140 @@
+//! One client connection: its socket, where it is in its life, its protocol state and its
+//! output buffer.
+//!
+//! The output buffer keeps its capacity from one message to the next, so sending allocates
+//! nothing once the connection is warm, and a whole frame goes out in one `write`.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use ringws::proto::connection::SendError;
+use ringws::proto::frame::HeaderView;
+use ringws::proto::{Config, Connection, mask};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::handshake::Key;
+use crate::verify::Payload;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The TCP connect is in progress.
+    Connecting,
+    /// The upgrade request is sent or being sent; waiting for the response head.
+    Handshake,
+    /// A WebSocket connection.
+    Open,
+    /// We sent our close frame at the end of the run; waiting for the reply.
+    Closing,
+    /// Finished, cleanly or not; the socket is dropped.
+    Done,
+}
+
+/// One connection of the load.
+#[derive(Debug)]
+pub struct Client {
+    /// The socket, until the connection is done.
+    pub stream: Option<TcpStream>,
+    /// Where it is in its life.
+    pub phase: Phase,
+    /// Its `Sec-WebSocket-Key`.
+    pub key: Key,
+    /// The response head received so far (emptied, capacity freed, after the handshake).
+    pub head: Vec<u8>,
+    /// The protocol state, client role.
+    pub proto: Connection,
+    /// Bytes to send; `out[sent..]` are still owed.
+    pub out: Vec<u8>,
+    /// How much of `out` was written.
+    pub sent: usize,
+    /// The sequence number of the last message sent.
+    pub seq: u64,
+    /// Whether a message waits for its echo.
+    pub in_flight: bool,
+    /// When the message in flight was sent.
+    pub sent_at: Instant,
+}
+
+impl Client {
+    /// Starts a non-blocking connect to `addr` (from `source`, if given) with TCP_NODELAY.
+    pub fn connect(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        key: Key,
+        seed: u32,
+    ) -> io::Result<Self> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        if let Some(ip) = source {
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let mut proto = Connection::new();
+        proto.set_mask_seed(seed);
+        Ok(Self {
+            stream: Some(TcpStream::from_std(socket.into())),
+            phase: Phase::Connecting,
+            key,
+            head: Vec::new(),
+            proto,
+            out: Vec::new(),
+            sent: 0,
+            seq: 0,
+            in_flight: false,
+            sent_at: Instant::now(),
+        })
+    }
+
+    /// Whether bytes are still owed to the socket.
+    pub fn has_output(&self) -> bool {
+        self.sent < self.out.len()
+    }
+
+    /// Writes what is owed until done or the socket is full.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        while self.sent < self.out.len() {
+            match stream.write(&self.out[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.sent = 0;
+        Ok(())
+    }
+
+    /// Queues message `seq` of `payload` as one masked frame, appended to what is owed.
+    pub fn queue_message(
+        &mut self,
+        cfg: &Config,
+        payload: &Payload,
+        seq: u64,
+    ) -> Result<(), SendError> {
+        let header = self
+            .proto
+            .message_header(cfg, payload.kind(), payload.len())?;
+        let key = HeaderView::new_checked(&header)
+            .ok()
+            .and_then(|v| v.mask_key())
+            .unwrap_or([0; 4]);
+        self.out.extend_from_slice(&header);
+        let start = self.out.len();
+        payload.write(seq, &mut self.out);
+        mask::apply(&mut self.out[start..], key, 0);
+        self.seq = seq;
+        Ok(())
+    }
+}

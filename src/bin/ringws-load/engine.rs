@@ -1,0 +1,550 @@
+//! The single-threaded mio event loop that drives every connection.
+//!
+//! The engine knows how to open connections (TCP connect, then the upgrade), how to keep one
+//! message in flight on each (ping-pong) and how to close them; the run drivers in
+//! [`run`](crate::run) decide when. All reads go through one shared buffer: a connection owns no
+//! receive buffer (the protocol core spills only a message that spans reads), which is what lets
+//! one process hold ten thousand idle connections.
+
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use ringws::proto::connection::MessageKind;
+use ringws::proto::{CloseCode, Config, Event, Sink, Timestamp};
+
+use crate::client::{Client, Phase};
+use crate::handshake::{self, HandshakeError};
+use crate::rng::Rng;
+use crate::stats::{ErrorCounts, Latency};
+use crate::target::Target;
+use crate::verify::{Mismatch, Payload};
+
+/// The shared receive buffer's size.
+const READ_BUF: usize = 256 * 1024;
+/// How many error descriptions are kept for the report.
+const MAX_NOTES: usize = 8;
+/// Bits of a sequence number that count messages; the connection index sits above them.
+const SEQ_BITS: u32 = 40;
+/// The largest echo accepted, in bytes: the client must not be the side that limits the
+/// message size (the protocol core's server default is 64 KiB).
+const MAX_ECHO_BYTES: u32 = 64 << 20;
+
+/// What the connections do once open.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// Nothing: hold the connection (any message from the server is an error).
+    Idle,
+    /// One message in flight per connection, each echo checked against this payload.
+    PingPong(Payload),
+}
+
+/// Counts over the whole run, and over the measurement window.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections whose setup was started.
+    pub started: usize,
+    /// Connections whose setup finished (open or failed).
+    pub settled: usize,
+    /// Connections open now.
+    pub open: usize,
+    /// Verified echoes since the start.
+    pub messages: u64,
+    /// Verified echoes since the window opened.
+    pub window_messages: u64,
+    /// Round trips since the window opened.
+    pub latency: Latency,
+    /// Every error since the start.
+    pub errors: ErrorCounts,
+    /// The first few error descriptions.
+    pub notes: Vec<String>,
+}
+
+/// Why a connection failed.
+#[derive(Debug)]
+enum Failure {
+    Connect(io::Error),
+    Handshake(HandshakeError),
+    Mismatch(Mismatch),
+    Closed(&'static str),
+    Protocol(ringws::proto::Error),
+    Io(io::Error),
+}
+
+/// State shared by all connections.
+struct Shared {
+    cfg: Config,
+    workload: Workload,
+    /// Send a message on open and after each echo.
+    sending: bool,
+    /// Count messages and latencies into the window.
+    recording: bool,
+    epoch: Instant,
+    counters: Counters,
+}
+
+/// The event loop and its connections.
+pub struct Engine {
+    poll: Poll,
+    events: Events,
+    clients: Vec<Client>,
+    rbuf: Box<[u8]>,
+    target: Target,
+    sources: Vec<IpAddr>,
+    rng: Rng,
+    shared: Shared,
+}
+
+impl Engine {
+    /// An engine for `target`; new connections bind to `sources` in turn (none: the kernel picks).
+    pub fn new(target: Target, sources: Vec<IpAddr>, workload: Workload) -> io::Result<Self> {
+        Ok(Self {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            clients: Vec::new(),
+            rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+            target,
+            sources,
+            rng: Rng::from_os(),
+            shared: Shared {
+                cfg: client_config(),
+                workload,
+                sending: false,
+                recording: false,
+                epoch: Instant::now(),
+                counters: Counters::default(),
+            },
+        })
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Connections being set up (connect or handshake in progress).
+    pub fn pending(&self) -> usize {
+        self.shared.counters.started - self.shared.counters.settled
+    }
+
+    /// Starts setting up one more connection.
+    pub fn start_connection(&mut self) {
+        let i = self.clients.len();
+        let source = match self.sources.len() {
+            0 => None,
+            n => Some(self.sources[i % n]),
+        };
+        let key = handshake::key_from(self.rng.bytes16());
+        let seed = self.rng.next_u64() as u32;
+        self.shared.counters.started += 1;
+        let registered = Client::connect(self.target.addr, source, key, seed).and_then(|mut c| {
+            if let Some(s) = c.stream.as_mut() {
+                self.poll.registry().register(
+                    s,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+            }
+            Ok(c)
+        });
+        match registered {
+            Ok(c) => self.clients.push(c),
+            Err(e) => {
+                self.shared.counters.settled += 1;
+                self.shared.counters.errors.connect += 1;
+                self.shared.note(format!("connect: {e}"));
+            }
+        }
+    }
+
+    /// Fails every connection still being set up (the setup deadline passed).
+    pub fn abandon_pending(&mut self) {
+        for i in 0..self.clients.len() {
+            if matches!(self.clients[i].phase, Phase::Connecting | Phase::Handshake) {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "setup timed out");
+                self.fail(i, Failure::Connect(e));
+            }
+        }
+    }
+
+    /// Starts the ping-pong: every open connection sends its first message, and each echo is
+    /// answered with the next.
+    pub fn start_sending(&mut self) {
+        self.shared.sending = true;
+        let Engine {
+            clients, shared, ..
+        } = self;
+        let mut failed = Vec::new();
+        for (i, c) in clients.iter_mut().enumerate() {
+            if c.phase == Phase::Open && !c.in_flight {
+                if let Err(f) = shared.send_next(i, c) {
+                    failed.push((i, f));
+                }
+            }
+        }
+        for (i, f) in failed {
+            self.fail(i, f);
+        }
+    }
+
+    /// Opens (or reopens) the measurement window: window counters and latencies start at zero.
+    pub fn open_window(&mut self) {
+        let c = &mut self.shared.counters;
+        c.window_messages = 0;
+        c.latency.reset();
+        self.shared.recording = true;
+    }
+
+    /// Closes the measurement window: later echoes are no longer counted into it.
+    pub fn close_window(&mut self) {
+        self.shared.recording = false;
+    }
+
+    /// Waits up to `timeout` for socket events and handles them.
+    pub fn turn(&mut self, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let ready: Vec<(usize, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| {
+                let err = e.is_error() || e.is_read_closed() || e.is_write_closed();
+                (e.token().0, e.is_readable() || err, e.is_writable() || err)
+            })
+            .collect();
+        for (i, readable, writable) in ready {
+            if i < self.clients.len() {
+                if let Err(f) = self.drive(i, readable, writable) {
+                    self.fail(i, f);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a close frame on every open connection and waits up to `limit` for the replies.
+    /// Nothing that happens during this counts as an error.
+    pub fn close_all(&mut self, limit: Duration) -> io::Result<()> {
+        self.shared.sending = false;
+        self.shared.recording = false;
+        let now = self.shared.now();
+        for c in &mut self.clients {
+            match c.phase {
+                Phase::Open => {
+                    if let Ok(frame) = c.proto.close(&self.shared.cfg, CloseCode::NORMAL, "", now) {
+                        c.out.extend_from_slice(&frame);
+                    }
+                    c.phase = Phase::Closing;
+                    if c.flush().is_err() {
+                        finish(&self.poll, c);
+                    }
+                }
+                Phase::Connecting | Phase::Handshake => finish(&self.poll, c),
+                Phase::Closing | Phase::Done => {}
+            }
+        }
+        let deadline = Instant::now() + limit;
+        while self.clients.iter().any(|c| c.phase == Phase::Closing) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.turn((deadline - now).min(Duration::from_millis(50)))?;
+        }
+        for c in &mut self.clients {
+            finish(&self.poll, c);
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ per connection
+
+    fn drive(&mut self, i: usize, readable: bool, writable: bool) -> Result<(), Failure> {
+        let Engine {
+            clients,
+            rbuf,
+            target,
+            shared,
+            poll,
+            ..
+        } = self;
+        let c = &mut clients[i];
+        if c.phase == Phase::Connecting {
+            if !(readable || writable) {
+                return Ok(());
+            }
+            let Some(stream) = c.stream.as_ref() else {
+                return Ok(());
+            };
+            match stream.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => return Err(Failure::Connect(e)),
+            }
+            match stream.peer_addr() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(Failure::Connect(e)),
+            }
+            c.phase = Phase::Handshake;
+            handshake::write_request(target, &c.key, &mut c.out);
+            c.flush().map_err(Failure::Connect)?;
+        }
+        if writable && c.has_output() {
+            c.flush().map_err(|e| shared.io_failure(c.phase, e))?;
+        }
+        if !readable {
+            return Ok(());
+        }
+        loop {
+            let Some(stream) = c.stream.as_mut() else {
+                return Ok(());
+            };
+            let n = match stream.read(rbuf) {
+                Ok(0) => {
+                    return match c.phase {
+                        Phase::Closing => {
+                            finish(poll, c);
+                            Ok(())
+                        }
+                        Phase::Handshake => Err(Failure::Handshake(HandshakeError::Malformed)),
+                        _ => Err(Failure::Closed("EOF")),
+                    };
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(shared.io_failure(c.phase, e)),
+            };
+            match c.phase {
+                Phase::Handshake => {
+                    c.head.extend_from_slice(&rbuf[..n]);
+                    let Some(len) =
+                        handshake::check_response(&c.head, &c.key).map_err(Failure::Handshake)?
+                    else {
+                        if n < rbuf.len() {
+                            return Ok(());
+                        }
+                        continue;
+                    };
+                    c.phase = Phase::Open;
+                    shared.counters.settled += 1;
+                    shared.counters.open += 1;
+                    let mut head = std::mem::take(&mut c.head);
+                    shared.feed(i, c, &mut head[len..])?;
+                    if shared.sending && !c.in_flight && c.phase == Phase::Open {
+                        shared.send_next(i, c)?;
+                    }
+                }
+                Phase::Open | Phase::Closing => shared.feed(i, c, &mut rbuf[..n])?,
+                Phase::Connecting | Phase::Done => return Ok(()),
+            }
+            if c.phase == Phase::Closing && c.proto.is_closed() {
+                finish(poll, c);
+                return Ok(());
+            }
+            if n < rbuf.len() {
+                // A short read emptied the socket's receive queue; bytes arriving later raise a
+                // new edge. Not reading again to see EAGAIN saves a syscall per message.
+                return Ok(());
+            }
+        }
+    }
+
+    /// Counts a failure and drops the connection.
+    fn fail(&mut self, i: usize, f: Failure) {
+        let c = &mut self.clients[i];
+        let phase = c.phase;
+        finish(&self.poll, c);
+        let counters = &mut self.shared.counters;
+        match phase {
+            Phase::Connecting | Phase::Handshake => counters.settled += 1,
+            Phase::Open => counters.open -= 1,
+            // Teardown: nothing counts.
+            Phase::Closing | Phase::Done => return,
+        }
+        let e = &mut counters.errors;
+        let note = match f {
+            Failure::Connect(err) => {
+                e.connect += 1;
+                format!("connect: {err}")
+            }
+            Failure::Handshake(err) => {
+                e.handshake += 1;
+                format!("handshake: {err}")
+            }
+            Failure::Mismatch(m) => {
+                e.mismatch += 1;
+                format!("echo mismatch on connection {i}: {m:?}")
+            }
+            Failure::Closed(how) => {
+                e.closed += 1;
+                format!("closed by the server ({how}) on connection {i}")
+            }
+            Failure::Protocol(err) => {
+                e.protocol += 1;
+                format!("protocol error from the server: {err:?}")
+            }
+            Failure::Io(err) => {
+                e.io += 1;
+                format!("socket error: {err}")
+            }
+        };
+        self.shared.note(note);
+    }
+}
+
+/// The protocol configuration of the client side.
+fn client_config() -> Config {
+    let mut cfg = Config::client();
+    cfg.limits.max_frame_bytes = MAX_ECHO_BYTES;
+    cfg.limits.max_message_bytes = MAX_ECHO_BYTES;
+    cfg
+}
+
+/// Deregisters and drops a connection's socket.
+fn finish(poll: &Poll, c: &mut Client) {
+    if let Some(mut s) = c.stream.take() {
+        let _ = poll.registry().deregister(&mut s);
+    }
+    c.phase = Phase::Done;
+    c.out = Vec::new();
+    c.head = Vec::new();
+}
+
+impl Shared {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    fn note(&mut self, note: String) {
+        if self.counters.notes.len() < MAX_NOTES {
+            self.counters.notes.push(note);
+        }
+    }
+
+    fn io_failure(&self, phase: Phase, e: io::Error) -> Failure {
+        match phase {
+            Phase::Connecting | Phase::Handshake => Failure::Connect(e),
+            _ => Failure::Io(e),
+        }
+    }
+
+    /// Sends connection `i`'s next message.
+    fn send_next(&mut self, i: usize, c: &mut Client) -> Result<(), Failure> {
+        let Workload::PingPong(payload) = &self.workload else {
+            return Ok(());
+        };
+        let count = (c.seq.wrapping_add(1)) & ((1 << SEQ_BITS) - 1);
+        let seq = ((i as u64) << SEQ_BITS) | count;
+        if c.queue_message(&self.cfg, payload, seq).is_err() {
+            return Ok(());
+        }
+        c.in_flight = true;
+        c.sent_at = Instant::now();
+        c.flush().map_err(Failure::Io)
+    }
+
+    /// Hands received bytes to connection `i`'s protocol state and acts on what comes out.
+    fn feed(&mut self, i: usize, c: &mut Client, data: &mut [u8]) -> Result<(), Failure> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let payload = match &self.workload {
+            Workload::PingPong(p) => Some(p),
+            Workload::Idle => None,
+        };
+        let mut inbox = Inbox {
+            payload,
+            seq: c.seq,
+            in_flight: c.in_flight,
+            closing: c.phase == Phase::Closing,
+            out: &mut c.out,
+            echoes: 0,
+            mismatch: None,
+            peer_closed: false,
+        };
+        let result = c.proto.handle_read(&self.cfg, data, &mut inbox);
+        let (echoes, mismatch, peer_closed) = (inbox.echoes, inbox.mismatch, inbox.peer_closed);
+        if c.has_output() {
+            // Pongs and close replies; a failure here shows up on the next read.
+            let _ = c.flush();
+        }
+        result.map_err(Failure::Protocol)?;
+        if let Some(m) = mismatch {
+            return Err(Failure::Mismatch(m));
+        }
+        if c.phase == Phase::Closing {
+            return Ok(());
+        }
+        if peer_closed {
+            return Err(Failure::Closed("close frame"));
+        }
+        if echoes > 0 {
+            c.in_flight = false;
+            let ns = c.sent_at.elapsed().as_nanos() as u64;
+            let counters = &mut self.counters;
+            counters.messages += 1;
+            if self.recording {
+                counters.window_messages += 1;
+                counters.latency.record(ns);
+            }
+            if self.sending {
+                self.send_next(i, c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Receives a connection's events during one `handle_read`.
+struct Inbox<'a> {
+    payload: Option<&'a Payload>,
+    seq: u64,
+    in_flight: bool,
+    closing: bool,
+    out: &'a mut Vec<u8>,
+    echoes: u32,
+    mismatch: Option<Mismatch>,
+    peer_closed: bool,
+}
+
+impl Inbox<'_> {
+    fn data(&mut self, kind: Option<MessageKind>, bytes: &[u8]) {
+        if self.closing || self.mismatch.is_some() {
+            return;
+        }
+        let checked = match (self.payload, kind) {
+            (Some(p), Some(kind)) if self.in_flight => p.verify(self.seq, kind, bytes),
+            (Some(_), None) => Err(Mismatch::Kind),
+            _ => Err(Mismatch::Unexpected),
+        };
+        match checked {
+            Ok(()) => {
+                self.in_flight = false;
+                self.echoes += 1;
+            }
+            Err(m) => self.mismatch = Some(m),
+        }
+    }
+}
+
+impl Sink for Inbox<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::Text(t) => self.data(Some(MessageKind::Text), t.as_bytes()),
+            Event::Binary(b) => self.data(Some(MessageKind::Binary), b),
+            // No extension was negotiated, so this cannot happen; count it if it does.
+            Event::Compressed { payload, .. } => self.data(None, payload),
+            Event::Ping(_) | Event::Pong(_) => {}
+            Event::Close { .. } => self.peer_closed = true,
+        }
+    }
+
+    fn transmit(&mut self, frame: &[u8]) {
+        self.out.extend_from_slice(frame);
+    }
+}

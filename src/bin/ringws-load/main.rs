@@ -1,0 +1,110 @@
+//! `ringws-load`: the load generator of the ringws benchmarks, run against ringws and its peer
+//! servers on this machine (see `benches/compare.sh`).
+//!
+//! One thread, one mio event loop, non-blocking sockets with TCP_NODELAY. The handshake is done
+//! by hand; frames are parsed by the ringws protocol core in the client role and sent masked,
+//! each in one `write`.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`cli`] | the command line |
+//! | [`target`] | the `ws://` URL or address to load |
+//! | [`handshake`] | the upgrade request and the checks on the response |
+//! | [`verify`] | the messages sent and the byte-for-byte check of their echoes |
+//! | [`client`] | one connection: socket, phase, protocol state, output buffer |
+//! | [`engine`] | the event loop driving every connection |
+//! | [`run`] | the ping-pong and idle runs: phases and sampling |
+//! | [`server`] | the server process's CPU time and RSS from `/proc` |
+//! | [`stats`] | counters, latency percentiles, spreads over runs |
+//! | [`report`] | one run's result as JSON or a table |
+//! | [`summarize`] | many runs' results as a Markdown table |
+//! | [`rng`] | keys and mask seeds |
+
+mod cli;
+mod client;
+mod engine;
+mod handshake;
+mod report;
+mod rng;
+mod run;
+mod server;
+mod stats;
+mod summarize;
+mod target;
+mod verify;
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ringws::proto::connection::MessageKind;
+
+use crate::cli::{Cli, Command, Common, seconds};
+use crate::report::Report;
+use crate::verify::Payload;
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringws-load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Pingpong(a) => {
+            let setup = a.common.setup()?;
+            let kind = if a.binary {
+                MessageKind::Binary
+            } else {
+                MessageKind::Text
+            };
+            let report = run::pingpong(
+                &setup,
+                Payload::new(a.size, kind),
+                seconds(a.warmup)?,
+                seconds(a.duration)?,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(finish(report, &a.common))
+        }
+        Command::Idle(a) => {
+            let setup = a.common.setup()?;
+            let report = run::idle(&setup, seconds(a.duration)?).map_err(|e| e.to_string())?;
+            Ok(finish(report, &a.common))
+        }
+        Command::Summarize(a) => {
+            let text = if a.file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| e.to_string())?;
+                s
+            } else {
+                std::fs::read_to_string(&a.file)
+                    .map_err(|e| format!("{}: {e}", a.file.display()))?
+            };
+            print!("{}", summarize::markdown(&text, &a.baseline));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints the report; the exit code is non-zero if the run had any error.
+fn finish(mut report: Report, common: &Common) -> ExitCode {
+    report.label = common.label.clone();
+    report.scenario = common.scenario.clone();
+    if common.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

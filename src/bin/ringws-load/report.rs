@@ -1,0 +1,232 @@
+//! A run's result: one JSON line for scripts, or a table for people.
+
+use serde_json::{Value, json};
+
+use crate::run::Setup;
+use crate::stats::{ErrorCounts, LatencySummary};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// `pingpong` or `idle`.
+    pub mode: &'static str,
+    /// The server's name, as given by `--label`.
+    pub label: Option<String>,
+    /// The scenario's name, as given by `--scenario`.
+    pub scenario: Option<String>,
+    /// The target address.
+    pub addr: String,
+    /// Connections asked for.
+    pub connections: usize,
+    /// Connections that completed the handshake.
+    pub established: usize,
+    /// Connections still open at the end of the window or hold.
+    pub open_at_end: usize,
+    /// Seconds to establish them.
+    pub setup_secs: f64,
+    /// Payload bytes (ping-pong).
+    pub size: Option<usize>,
+    /// Binary or text (ping-pong).
+    pub binary: Option<bool>,
+    /// Warm-up seconds.
+    pub warmup_secs: f64,
+    /// Window (ping-pong) or hold (idle) seconds, as measured.
+    pub window_secs: f64,
+    /// Verified echoes in the window.
+    pub messages: u64,
+    /// Round-trip latency over the window.
+    pub latency: LatencySummary,
+    /// All errors of the run.
+    pub errors: ErrorCounts,
+    /// Server CPU time over the window, ns.
+    pub server_cpu_ns: Option<u64>,
+    /// This process's CPU time over the window, ns.
+    pub client_cpu_ns: Option<u64>,
+    /// Server RSS before connecting (idle), bytes.
+    pub server_rss_before: Option<u64>,
+    /// Server RSS at the end of the window or hold, bytes.
+    pub server_rss_after: Option<u64>,
+    /// The first error descriptions.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// An empty report for a run of `mode` with `setup`.
+    pub fn new(mode: &'static str, setup: &Setup) -> Self {
+        Self {
+            mode,
+            addr: setup.target.addr.to_string(),
+            connections: setup.connections,
+            ..Self::default()
+        }
+    }
+
+    /// Echoes per second over the window.
+    pub fn msgs_per_sec(&self) -> f64 {
+        if self.window_secs > 0.0 {
+            self.messages as f64 / self.window_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Server CPU µs per message over the window.
+    pub fn server_cpu_us_per_msg(&self) -> Option<f64> {
+        per_msg(self.server_cpu_ns, self.messages)
+    }
+
+    /// This process's CPU µs per message over the window.
+    pub fn client_cpu_us_per_msg(&self) -> Option<f64> {
+        per_msg(self.client_cpu_ns, self.messages)
+    }
+
+    /// Connections established per second.
+    pub fn setup_rate(&self) -> f64 {
+        if self.setup_secs > 0.0 {
+            self.established as f64 / self.setup_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Server RSS growth per established connection (idle), bytes; may be negative.
+    pub fn rss_per_conn(&self) -> Option<f64> {
+        let (b, a) = (self.server_rss_before?, self.server_rss_after?);
+        (self.established > 0).then(|| (a as f64 - b as f64) / self.established as f64)
+    }
+
+    /// Whether the run failed: any error, or nothing established.
+    pub fn failed(&self) -> bool {
+        self.errors.total() > 0 || self.established == 0
+    }
+
+    /// The one-line JSON form.
+    pub fn to_json(&self) -> Value {
+        let l = &self.latency;
+        let e = &self.errors;
+        json!({
+            "mode": self.mode,
+            "label": self.label,
+            "scenario": self.scenario,
+            "addr": self.addr,
+            "connections": self.connections,
+            "established": self.established,
+            "open_at_end": self.open_at_end,
+            "setup_secs": self.setup_secs,
+            "setup_conns_per_sec": self.setup_rate(),
+            "size": self.size,
+            "binary": self.binary,
+            "warmup_secs": self.warmup_secs,
+            "window_secs": self.window_secs,
+            "messages": self.messages,
+            "msgs_per_sec": self.msgs_per_sec(),
+            "latency_us": {
+                "mean": l.mean, "p50": l.p50, "p90": l.p90, "p99": l.p99,
+                "p999": l.p999, "max": l.max,
+            },
+            "errors": {
+                "total": e.total(), "connect": e.connect, "handshake": e.handshake,
+                "mismatch": e.mismatch, "closed": e.closed, "protocol": e.protocol, "io": e.io,
+            },
+            "server_cpu_ns": self.server_cpu_ns,
+            "server_cpu_us_per_msg": self.server_cpu_us_per_msg(),
+            "client_cpu_us_per_msg": self.client_cpu_us_per_msg(),
+            "server_rss_before": self.server_rss_before,
+            "server_rss_after": self.server_rss_after,
+            "rss_per_conn_bytes": self.rss_per_conn(),
+            "notes": self.notes,
+        })
+    }
+
+    /// The table for people.
+    pub fn to_table(&self) -> String {
+        let mut rows: Vec<(&str, String)> = Vec::new();
+        if let Some(l) = &self.label {
+            rows.push(("server", l.clone()));
+        }
+        rows.push(("mode", self.mode.to_string()));
+        rows.push(("target", self.addr.clone()));
+        rows.push((
+            "connections",
+            format!("{} of {} established", self.established, self.connections),
+        ));
+        rows.push((
+            "setup",
+            format!("{:.2} s ({:.0} conn/s)", self.setup_secs, self.setup_rate()),
+        ));
+        if self.mode == "pingpong" {
+            let kind = if self.binary == Some(true) {
+                "binary"
+            } else {
+                "text"
+            };
+            rows.push(("message", format!("{} B {kind}", self.size.unwrap_or(0))));
+            rows.push((
+                "window",
+                format!(
+                    "{:.2} s after {:.1} s warm-up",
+                    self.window_secs, self.warmup_secs
+                ),
+            ));
+            rows.push(("messages", self.messages.to_string()));
+            rows.push(("throughput", format!("{:.0} msg/s", self.msgs_per_sec())));
+            let l = &self.latency;
+            rows.push((
+                "latency µs",
+                format!(
+                    "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+                    l.p50, l.p90, l.p99, l.p999, l.max
+                ),
+            ));
+            rows.push(("server CPU", opt(self.server_cpu_us_per_msg(), "µs/msg")));
+            rows.push(("client CPU", opt(self.client_cpu_us_per_msg(), "µs/msg")));
+        } else {
+            rows.push(("hold", format!("{:.2} s", self.window_secs)));
+            rows.push(("server RSS before", opt_bytes(self.server_rss_before)));
+            rows.push(("RSS per conn", opt(self.rss_per_conn(), "B")));
+        }
+        rows.push(("server RSS", opt_bytes(self.server_rss_after)));
+        rows.push(("open at end", self.open_at_end.to_string()));
+        let e = &self.errors;
+        rows.push((
+            "errors",
+            format!(
+                "{} (connect {}, handshake {}, mismatch {}, closed {}, protocol {}, io {})",
+                e.total(),
+                e.connect,
+                e.handshake,
+                e.mismatch,
+                e.closed,
+                e.protocol,
+                e.io
+            ),
+        ));
+        for n in &self.notes {
+            rows.push(("error", n.clone()));
+        }
+        let w = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        rows.iter()
+            .map(|(k, v)| format!("{k:<w$}  {v}\n"))
+            .collect()
+    }
+}
+
+fn per_msg(ns: Option<u64>, messages: u64) -> Option<f64> {
+    let ns = ns?;
+    (messages > 0).then(|| ns as f64 / 1000.0 / messages as f64)
+}
+
+fn opt(v: Option<f64>, unit: &str) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2} {unit}"))
+}
+
+fn opt_bytes(v: Option<u64>) -> String {
+    v.map_or_else(
+        || "n/a (no --server-pid)".to_string(),
+        |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    )
+}

@@ -1,0 +1,203 @@
+//! The two runs: ping-pong and idle. Each sets up the connections, drives the engine through its
+//! phases (warm-up, window, hold), samples the server around the window and returns a report.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crate::engine::{Engine, Workload};
+use crate::report::Report;
+use crate::server::Probe;
+use crate::target::Target;
+use crate::verify::Payload;
+
+/// How long the connections get to answer our close frames at the end.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What every run needs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The server.
+    pub target: Target,
+    /// Connections to open.
+    pub connections: usize,
+    /// Most connections being set up at once.
+    pub concurrency: usize,
+    /// How long the setup may take in all.
+    pub connect_timeout: Duration,
+    /// Source addresses to spread connections over (empty: the kernel picks).
+    pub sources: Vec<std::net::IpAddr>,
+    /// The server process, to sample.
+    pub server: Option<Probe>,
+    /// Print a progress line per second on stderr.
+    pub progress: bool,
+}
+
+/// Runs ping-pong: `warmup`, then a window of `duration`.
+pub fn pingpong(
+    setup: &Setup,
+    payload: Payload,
+    warmup: Duration,
+    duration: Duration,
+) -> io::Result<Report> {
+    let mut report = Report::new("pingpong", setup);
+    report.size = Some(payload.len());
+    report.binary = Some(payload.kind() == ringws::proto::connection::MessageKind::Binary);
+    let mut engine = Engine::new(
+        setup.target.clone(),
+        setup.sources.clone(),
+        Workload::PingPong(payload),
+    )?;
+    let mut progress = Progress::new(setup.progress, "pingpong");
+    report.setup_secs = establish(&mut engine, setup, &mut progress)?;
+    report.established = engine.counters().open;
+
+    engine.start_sending();
+    progress.phase = "warm-up";
+    drive_for(&mut engine, warmup, &mut progress)?;
+
+    let cpu0 = setup.server.map(|p| p.cpu_ns()).transpose()?;
+    let self0 = Probe::this_process().cpu_ns()?;
+    engine.open_window();
+    let t0 = Instant::now();
+    progress.phase = "window";
+    drive_for(&mut engine, duration, &mut progress)?;
+    engine.close_window();
+    let window = t0.elapsed();
+    let cpu1 = setup.server.map(|p| p.cpu_ns()).transpose()?;
+    let self1 = Probe::this_process().cpu_ns()?;
+
+    report.window_secs = window.as_secs_f64();
+    report.warmup_secs = warmup.as_secs_f64();
+    report.messages = engine.counters().window_messages;
+    report.latency = engine.counters().latency.summary();
+    report.server_cpu_ns = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
+    report.client_cpu_ns = Some(self1.saturating_sub(self0));
+    report.server_rss_after = setup.server.map(|p| p.rss_bytes()).transpose()?;
+    report.open_at_end = engine.counters().open;
+
+    engine.close_all(CLOSE_GRACE)?;
+    progress.done();
+    report.errors = engine.counters().errors;
+    report.notes = engine.counters().notes.clone();
+    Ok(report)
+}
+
+/// Runs idle: samples the server's RSS, opens the connections, holds them for `duration`,
+/// samples again.
+pub fn idle(setup: &Setup, duration: Duration) -> io::Result<Report> {
+    let mut report = Report::new("idle", setup);
+    report.server_rss_before = setup.server.map(|p| p.rss_bytes()).transpose()?;
+    let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), Workload::Idle)?;
+    let mut progress = Progress::new(setup.progress, "idle");
+    report.setup_secs = establish(&mut engine, setup, &mut progress)?;
+    report.established = engine.counters().open;
+
+    progress.phase = "hold";
+    let t0 = Instant::now();
+    drive_for(&mut engine, duration, &mut progress)?;
+    report.window_secs = t0.elapsed().as_secs_f64();
+    report.server_rss_after = setup.server.map(|p| p.rss_bytes()).transpose()?;
+    report.open_at_end = engine.counters().open;
+
+    engine.close_all(CLOSE_GRACE)?;
+    progress.done();
+    report.errors = engine.counters().errors;
+    report.notes = engine.counters().notes.clone();
+    Ok(report)
+}
+
+/// Opens the connections, at most `concurrency` in setup at once. Returns the seconds taken.
+fn establish(engine: &mut Engine, setup: &Setup, progress: &mut Progress) -> io::Result<f64> {
+    progress.phase = "connect";
+    let t0 = Instant::now();
+    let deadline = t0 + setup.connect_timeout;
+    loop {
+        while engine.counters().started < setup.connections
+            && engine.pending() < setup.concurrency.max(1)
+        {
+            engine.start_connection();
+        }
+        let c = engine.counters();
+        if c.started == setup.connections && c.settled == c.started {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            engine.abandon_pending();
+            break;
+        }
+        engine.turn((deadline - now).min(Duration::from_millis(100)))?;
+        progress.tick(engine);
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Runs the loop for `d`.
+fn drive_for(engine: &mut Engine, d: Duration, progress: &mut Progress) -> io::Result<()> {
+    let deadline = Instant::now() + d;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(());
+        }
+        engine.turn((deadline - now).min(Duration::from_millis(100)))?;
+        progress.tick(engine);
+    }
+}
+
+/// The progress line printed once a second on stderr.
+struct Progress {
+    on: bool,
+    mode: &'static str,
+    phase: &'static str,
+    start: Instant,
+    last: Instant,
+    last_messages: u64,
+}
+
+impl Progress {
+    fn new(on: bool, mode: &'static str) -> Self {
+        let now = Instant::now();
+        Self {
+            on,
+            mode,
+            phase: "",
+            start: now,
+            last: now,
+            last_messages: 0,
+        }
+    }
+
+    fn tick(&mut self, engine: &Engine) {
+        let elapsed = self.last.elapsed();
+        if !self.on || elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let c = engine.counters();
+        let rate = (c.messages - self.last_messages) as f64 / elapsed.as_secs_f64();
+        self.last = Instant::now();
+        self.last_messages = c.messages;
+        let _ = writeln!(
+            io::stderr(),
+            "[{} {:5.1}s {}] open {}/{} msg/s {:.0} errors {}",
+            self.mode,
+            self.start.elapsed().as_secs_f64(),
+            self.phase,
+            c.open,
+            c.started,
+            rate,
+            c.errors.total()
+        );
+    }
+
+    fn done(&self) {
+        if self.on {
+            let _ = writeln!(
+                io::stderr(),
+                "[{} {:5.1}s] done",
+                self.mode,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}

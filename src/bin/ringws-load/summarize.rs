@@ -1,0 +1,187 @@
+//! Turns the JSON lines of many runs into one Markdown table: per scenario and server, the
+//! median [min–max] of throughput, server CPU per message and idle memory per connection, with
+//! ratios against a baseline server when it ran.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::stats::Spread;
+
+/// The figures of one (scenario, server) over its repetitions.
+#[derive(Debug, Default, Clone)]
+struct Cell {
+    rate: Vec<f64>,
+    cpu: Vec<f64>,
+    rss: Vec<f64>,
+    runs: usize,
+    errors: u64,
+}
+
+/// The Markdown table for `lines` (one JSON object each; other lines are skipped).
+pub fn markdown(lines: &str, baseline: &str) -> String {
+    // Scenarios and servers in the order first seen.
+    let mut scenarios: Vec<String> = Vec::new();
+    let mut servers: Vec<String> = Vec::new();
+    let mut cells: BTreeMap<(usize, usize), Cell> = BTreeMap::new();
+    for line in lines.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let name = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let scenario = name("scenario").unwrap_or_else(|| name("mode").unwrap_or_default());
+        let server = name("label").unwrap_or_else(|| name("addr").unwrap_or_default());
+        let si = index_of(&mut scenarios, scenario);
+        let vi = index_of(&mut servers, server);
+        let cell = cells.entry((si, vi)).or_default();
+        cell.runs += 1;
+        cell.errors += v["errors"]["total"].as_u64().unwrap_or(0);
+        let idle = v["mode"].as_str() == Some("idle");
+        if idle {
+            cell.rss.extend(v["rss_per_conn_bytes"].as_f64());
+        } else {
+            cell.rate.extend(v["msgs_per_sec"].as_f64());
+            cell.cpu.extend(v["server_cpu_us_per_msg"].as_f64());
+        }
+    }
+    let base = servers.iter().position(|s| s == baseline);
+    let mut out = String::from(
+        "| scenario | server | runs | msg/s median [min–max] | server CPU µs/msg median [min–max] \
+         | idle B/conn median [min–max] | errors |",
+    );
+    if base.is_some() {
+        out.push_str(&format!(" vs {baseline} |"));
+    }
+    out.push_str("\n|---|---|---|---|---|---|---|");
+    if base.is_some() {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for (si, scenario) in scenarios.iter().enumerate() {
+        for (vi, server) in servers.iter().enumerate() {
+            let Some(cell) = cells.get(&(si, vi)) else {
+                continue;
+            };
+            let rate = Spread::of(&cell.rate);
+            let cpu = Spread::of(&cell.cpu);
+            let rss = Spread::of(&cell.rss);
+            out.push_str(&format!(
+                "| {scenario} | {server} | {} | {} | {} | {} | {} |",
+                cell.runs,
+                fmt_spread(rate, fmt_rate),
+                fmt_spread(cpu, |x| format!("{x:.2}")),
+                fmt_spread(rss, |x| format!("{x:.0}")),
+                cell.errors
+            ));
+            if let Some(b) = base {
+                let bc = cells.get(&(si, b));
+                out.push_str(&format!(" {} |", ratios(cell, bc)));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn index_of(list: &mut Vec<String>, s: String) -> usize {
+    match list.iter().position(|x| *x == s) {
+        Some(i) => i,
+        None => {
+            list.push(s);
+            list.len() - 1
+        }
+    }
+}
+
+/// The ratios of a cell's medians to the baseline's: throughput, CPU, memory.
+fn ratios(cell: &Cell, base: Option<&Cell>) -> String {
+    let Some(base) = base else {
+        return "—".to_string();
+    };
+    let ratio = |a: &[f64], b: &[f64]| {
+        let (a, b) = (Spread::of(a)?, Spread::of(b)?);
+        (b.median != 0.0).then(|| a.median / b.median)
+    };
+    let mut parts = Vec::new();
+    if let Some(r) = ratio(&cell.rate, &base.rate) {
+        parts.push(format!("msg/s ×{r:.2}"));
+    }
+    if let Some(r) = ratio(&cell.cpu, &base.cpu) {
+        parts.push(format!("CPU ×{r:.2}"));
+    }
+    if let Some(r) = ratio(&cell.rss, &base.rss) {
+        parts.push(format!("B/conn ×{r:.2}"));
+    }
+    if parts.is_empty() {
+        "—".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn fmt_spread(s: Option<Spread>, f: impl Fn(f64) -> String) -> String {
+    s.map_or_else(
+        || "—".to_string(),
+        |s| format!("{} [{}–{}]", f(s.median), f(s.min), f(s.max)),
+    )
+}
+
+/// 168.2k, 1.05M, 950.
+fn fmt_rate(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(scenario: &str, server: &str, rate: f64, cpu: f64) -> String {
+        format!(
+            r#"{{"mode":"pingpong","scenario":"{scenario}","label":"{server}","msgs_per_sec":{rate},"server_cpu_us_per_msg":{cpu},"errors":{{"total":0}}}}"#
+        )
+    }
+
+    #[test]
+    fn medians_and_ratios() {
+        let mut input = String::new();
+        for (r, c) in [(100e3, 5.0), (120e3, 4.0), (110e3, 6.0)] {
+            input += &line("s1", "ringws", r, c);
+            input += "\n";
+            input += &line("s1", "other", r / 2.0, c * 2.0);
+            input += "\n";
+        }
+        input += r#"{"mode":"idle","scenario":"idle","label":"ringws","rss_per_conn_bytes":300.0,"errors":{"total":2}}"#;
+        input += "\nnot json\n";
+        let md = markdown(&input, "ringws");
+        let rows: Vec<&str> = md.lines().collect();
+        assert_eq!(rows.len(), 5, "{md}");
+        assert!(rows[0].ends_with("| vs ringws |"));
+        assert_eq!(
+            rows[2],
+            "| s1 | ringws | 3 | 110.0k [100.0k–120.0k] | 5.00 [4.00–6.00] | — | 0 | msg/s ×1.00, CPU ×1.00 |"
+        );
+        assert_eq!(
+            rows[3],
+            "| s1 | other | 3 | 55.0k [50.0k–60.0k] | 10.00 [8.00–12.00] | — | 0 | msg/s ×0.50, CPU ×2.00 |"
+        );
+        assert_eq!(
+            rows[4],
+            "| idle | ringws | 1 | — | — | 300 [300–300] | 2 | B/conn ×1.00 |"
+        );
+    }
+
+    #[test]
+    fn no_baseline_no_ratio_column() {
+        let md = markdown(&line("s", "a", 1500.0, 1.0), "ringws");
+        assert!(!md.contains("vs ringws"));
+        assert!(md.contains("| s | a | 1 | 1.5k [1.5k–1.5k] | 1.00 [1.00–1.00] | — | 0 |"));
+        assert_eq!(fmt_rate(2_500_000.0), "2.50M");
+        assert_eq!(fmt_rate(950.0), "950");
+    }
+}
