@@ -88,8 +88,9 @@ impl Uring {
             Box::new(OwnedSend {
                 generation,
                 header: SendHeader::new(),
-                iovecs: Vec::with_capacity(MAX_IOVECS),
-                bufs: Vec::with_capacity(MAX_IOVECS),
+                // Grown to what sends need (most send one or two frames), not preallocated.
+                iovecs: Vec::new(),
+                bufs: Vec::new(),
             })
         });
         send.generation = generation;
