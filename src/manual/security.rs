@@ -51,8 +51,18 @@
 //! | (uWebSockets, fastwebsockets) | unmasked client frames accepted: the masking that protects proxies from cache poisoning was skipped | refused with 1002 | test: proto/connection/tests.rs#framing_rules_close_with_1002 |
 //! | (uWebSockets, fastwebsockets) | invalid UTF-8 closed without a close frame, or reached the application | the connection fails with 1007 and a close frame; the handler only ever sees `&str` | test: proto/connection/tests.rs#invalid_utf8_fails_fast_before_the_message_ends |
 //!
+//! ## The running server
+//!
+//! | risk | in ringws | proof |
+//! |---|---|---|
+//! | a reader slower than its traffic makes the server buffer without bound (ws and tungstenite are unbounded by default) | `ServerConfig::max_outbound_bytes` per connection; past it a message is dropped (or the connection closed with 1013, by policy); protocol frames are never dropped | test: ../tests/backpressure.rs#a_reader_that_never_reads_costs_bounded_memory, test: ../tests/backpressure.rs#close_policy_closes_with_1013 |
+//! | a peer that never answers our close keeps its socket | the close-handshake deadline (`Config::close_timeout`) closes it; graceful shutdown has its own deadline | test: proto/connection/tests.rs#our_close_waits_for_the_reply_then_times_out, test: ../tests/shutdown.rs#shutdown_closes_silent_peers_at_the_deadline |
+//! | a closed connection keeps its socket or memory (a dropped read that leaves the fd open) | every close path cancels the armed receive and closes the fd through the ring; the slot is freed only when both completed; counters return to zero | test: ../tests/churn.rs#abrupt_disconnects_free_everything, test: ../tests/close.rs#protocol_errors_close_with_their_code_and_free_the_slot |
+//! | an idle connection holds a receive buffer (memory × connections) | multishot receive into the worker's shared buffer ring: a buffer is lent only while its bytes are processed | test: ../tests/echo.rs#a_message_larger_than_many_receive_buffers |
+//! | a stale process on the same port silently takes a share of connections (`SO_REUSEPORT`) | `Server::bind` first binds without `SO_REUSEPORT` and refuses a port in use | test: ../tests/cli.rs#a_port_in_use_is_a_one_line_error |
+//!
 //! ## What is not covered yet
 //!
-//! The runtime's limits (outbound queue bytes, handshake and idle timeouts, close-handshake
-//! deadline enforcement on the socket) arrive with the server and heartbeat work, and will be
-//! added to this page with their tests.
+//! Handshake and idle timeouts (slowloris, vanished peers) arrive with the heartbeat work and
+//! will be added to this page with their tests; until then a client that never finishes its
+//! upgrade holds a slot (its bytes are bounded by `max_header_bytes`).
