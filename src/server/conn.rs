@@ -39,18 +39,41 @@ pub(crate) struct Slot<S> {
     pub(crate) fd: RawFd,
     pub(crate) phase: Phase<S>,
     pub(crate) out: Outbox,
+    /// What is in flight and what is due, in one byte (see [`Flags`]).
+    pub(crate) flags: Flags,
+}
+
+/// A slot's booleans packed in one byte (the slot is per connection: every byte counts).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flags(u8);
+
+impl Flags {
     /// A multishot receive is armed.
-    pub(crate) recv_armed: bool,
+    pub(crate) const RECV_ARMED: u8 = 1 << 0;
     /// The worker listed this slot for a flush.
-    pub(crate) dirty: bool,
+    pub(crate) const DIRTY: u8 = 1 << 1;
     /// Close the socket once the queue is empty.
-    pub(crate) close_after_flush: bool,
+    pub(crate) const CLOSE_AFTER_FLUSH: u8 = 1 << 2;
     /// Our writing side is shut down; waiting for the peer's EOF (or the linger deadline).
-    pub(crate) shut_down: bool,
+    pub(crate) const SHUT_DOWN: u8 = 1 << 3;
     /// Cancel and close of the fd are queued; the slot is freed when they complete.
-    pub(crate) fd_closing: bool,
+    pub(crate) const FD_CLOSING: u8 = 1 << 4;
     /// The fd's close completed.
-    pub(crate) fd_closed: bool,
+    pub(crate) const FD_CLOSED: u8 = 1 << 5;
+
+    /// Whether `flag` is set.
+    pub(crate) fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// Sets or clears `flag`.
+    pub(crate) fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
 }
 
 /// What the backend must do for a slot after an event.
@@ -78,12 +101,7 @@ impl<S> Slot<S> {
             fd,
             phase: Phase::Handshake(HeadReader::new()),
             out: Outbox::default(),
-            recv_armed: false,
-            dirty: false,
-            close_after_flush: false,
-            shut_down: false,
-            fd_closing: false,
-            fd_closed: false,
+            flags: Flags::default(),
         }
     }
 
@@ -205,7 +223,9 @@ impl<S> Slot<S> {
 
     /// Whether the slot is done: its fd closed, no operation in flight.
     pub(crate) fn is_finished(&self) -> bool {
-        self.fd_closed && !self.recv_armed && !self.out.sending()
+        self.flags.has(Flags::FD_CLOSED)
+            && !self.flags.has(Flags::RECV_ARMED)
+            && !self.out.sending()
     }
 
     // ------------------------------------------------------------------ internals
@@ -258,7 +278,7 @@ impl<S> Slot<S> {
             Outcome::Respond(response) => {
                 self.out.push(Bytes::from(response));
                 self.phase = Phase::Closing;
-                self.close_after_flush = true;
+                self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
                 Actions {
                     flush: true,
                     ..Actions::default()
@@ -378,7 +398,7 @@ impl<S> Slot<S> {
             return;
         };
         self.out.sendable = false;
-        self.close_after_flush = true;
+        self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
         Counters::add(&ctx.counters.open, -1);
         Counters::inc(
             if clean {
@@ -483,6 +503,6 @@ mod tests {
         // The per-connection budget: the slot is all the user memory an idle connection has
         // (no receive buffer, no queue allocation). Growth must be a conscious decision.
         let size = std::mem::size_of::<Slot<()>>();
-        assert!(size <= 144, "Slot<()> grew to {size} bytes");
+        assert!(size <= 136, "Slot<()> grew to {size} bytes");
     }
 }

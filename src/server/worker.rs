@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::ServerConfig;
-use super::conn::{Actions, Ctx, Slot};
+use super::conn::{Actions, Ctx, Flags, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
 use super::slab::Slab;
@@ -162,15 +162,15 @@ impl<H: Handler> Worker<H> {
             }
             Completion::RecvEof { slot, generation } => {
                 self.with_slot(slot, generation, |s, h, ctx| {
-                    s.recv_armed = false;
+                    s.flags.set(Flags::RECV_ARMED, false);
                     s.on_eof(h, ctx)
                 })?;
             }
             Completion::RecvNoBufs { slot, generation } => {
                 Counters::inc(&self.counters.recv_starved, 1);
                 if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.recv_armed = false;
-                    if !s.fd_closing {
+                    s.flags.set(Flags::RECV_ARMED, false);
+                    if !s.flags.has(Flags::FD_CLOSING) {
                         self.starved.push((slot, generation));
                     }
                 }
@@ -178,7 +178,7 @@ impl<H: Handler> Worker<H> {
             }
             Completion::RecvCancelled { slot, generation } => {
                 if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.recv_armed = false;
+                    s.flags.set(Flags::RECV_ARMED, false);
                 }
                 self.try_free(slot, generation);
             }
@@ -189,7 +189,8 @@ impl<H: Handler> Worker<H> {
                 ..
             } => {
                 self.with_slot(slot, generation, |s, h, ctx| {
-                    s.recv_armed &= more;
+                    s.flags
+                        .set(Flags::RECV_ARMED, more && s.flags.has(Flags::RECV_ARMED));
                     s.on_eof(h, ctx)
                 })?;
             }
@@ -205,7 +206,7 @@ impl<H: Handler> Worker<H> {
                 slot, generation, ..
             } => {
                 if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.fd_closed = true;
+                    s.flags.set(Flags::FD_CLOSED, true);
                 }
                 self.try_free(slot, generation);
             }
@@ -229,7 +230,7 @@ impl<H: Handler> Worker<H> {
         Counters::add(&self.counters.connections, 1);
         self.uring.arm_recv_multi(fd, slot, generation)?;
         if let Some(s) = self.slots.get_mut(slot, generation) {
-            s.recv_armed = true;
+            s.flags.set(Flags::RECV_ARMED, true);
         }
         Ok(())
     }
@@ -253,8 +254,8 @@ impl<H: Handler> Worker<H> {
         } = self;
         let actions = match slots.get_mut(slot, generation) {
             Some(s) => {
-                s.recv_armed = more;
-                if s.shut_down || s.fd_closing {
+                s.flags.set(Flags::RECV_ARMED, more);
+                if s.flags.has(Flags::SHUT_DOWN) || s.flags.has(Flags::FD_CLOSING) {
                     None // draining after our close: the bytes are dropped
                 } else {
                     let ctx = Ctx { cfg, counters, now };
@@ -271,8 +272,8 @@ impl<H: Handler> Worker<H> {
         if !more {
             // The multishot receive ended (the kernel's choice): arm it again if still reading.
             if let Some(s) = self.slots.get_mut(slot, generation) {
-                if !s.recv_armed && !s.fd_closing {
-                    s.recv_armed = true;
+                if !s.flags.has(Flags::RECV_ARMED) && !s.flags.has(Flags::FD_CLOSING) {
+                    s.flags.set(Flags::RECV_ARMED, true);
                     let fd = s.fd;
                     self.uring.arm_recv_multi(fd, slot, generation)?;
                 }
@@ -314,8 +315,8 @@ impl<H: Handler> Worker<H> {
         let Some(s) = self.slots.get_mut(slot, generation) else {
             return Ok(());
         };
-        if (actions.flush || s.close_after_flush) && !s.dirty {
-            s.dirty = true;
+        if (actions.flush || s.flags.has(Flags::CLOSE_AFTER_FLUSH)) && !s.flags.has(Flags::DIRTY) {
+            s.flags.set(Flags::DIRTY, true);
             self.dirty.push((slot, generation));
         }
         Ok(())
@@ -329,8 +330,8 @@ impl<H: Handler> Worker<H> {
             let Some(s) = self.slots.get_mut(slot, generation) else {
                 continue;
             };
-            s.dirty = false;
-            if s.fd_closing || s.out.sending() {
+            s.flags.set(Flags::DIRTY, false);
+            if s.flags.has(Flags::FD_CLOSING) || s.out.sending() {
                 continue; // the completion of the send in flight flushes the rest
             }
             if !s.out.is_empty() {
@@ -342,8 +343,8 @@ impl<H: Handler> Worker<H> {
                     s.out.pending().take(MAX_IOVECS),
                 )?;
                 s.out.sending_started(count);
-            } else if s.close_after_flush && !s.shut_down {
-                s.shut_down = true;
+            } else if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
+                s.flags.set(Flags::SHUT_DOWN, true);
                 let _ = sys::shutdown_write(s.fd);
                 let at = Timestamp(self.epoch.elapsed().as_millis() as u64).after(self.cfg.linger);
                 self.timers
@@ -361,8 +362,8 @@ impl<H: Handler> Worker<H> {
         }
         for (slot, generation) in std::mem::take(&mut self.starved) {
             if let Some(s) = self.slots.get_mut(slot, generation) {
-                if !s.recv_armed && !s.fd_closing {
-                    s.recv_armed = true;
+                if !s.flags.has(Flags::RECV_ARMED) && !s.flags.has(Flags::FD_CLOSING) {
+                    s.flags.set(Flags::RECV_ARMED, true);
                     let fd = s.fd;
                     self.uring.arm_recv_multi(fd, slot, generation)?;
                 }
@@ -394,12 +395,12 @@ impl<H: Handler> Worker<H> {
         let Some(s) = self.slots.get_mut(slot, generation) else {
             return Ok(());
         };
-        if s.fd_closing {
+        if s.flags.has(Flags::FD_CLOSING) {
             return Ok(());
         }
-        s.fd_closing = true;
+        s.flags.set(Flags::FD_CLOSING, true);
         let fd = s.fd;
-        if s.recv_armed || s.out.sending() {
+        if s.flags.has(Flags::RECV_ARMED) || s.out.sending() {
             self.uring.cancel_fd(fd, slot, generation)?;
         }
         self.uring.close(fd, slot, generation)
