@@ -3,7 +3,11 @@
 #
 #   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
 #                      [--servers "ringws fastwebsockets tungstenite"]
-#                      [--scenarios "pp100 pp1000 idle"] [--port BASE] [--workers N] [--no-build]
+#                      [--scenarios "pp100 pp1000 pp10x64k idle"] [--port BASE] [--workers N]
+#                      [--no-build]
+#
+# Servers: ringws, ringws-zc (ringws with --send-zc-min-bytes 16384), fastwebsockets,
+# tungstenite.
 #
 # Each run starts a fresh server pinned to CPU 0 and the load (target/release/ringws-load) pinned
 # to CPU 1, each in its own session with autogroup priority -10 (see shared/PEERS.md: with
@@ -78,6 +82,9 @@ server_cmd() { # NAME PORT -> the command, one word per line
     case "$1" in
         ringws) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
+        # ringws with zero-copy sends for sends of 16 KiB and more (the SEND_ZC trial).
+        ringws-zc) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" --send-zc-min-bytes 16384 ;;
         fastwebsockets) printf '%s\n' "$PEERS/fastwebsockets-echo" --listen "127.0.0.1:$2" ;;
         tungstenite) printf '%s\n' "$PEERS/tungstenite-echo" --listen "127.0.0.1:$2" ;;
         *) echo "unknown server $1" >&2; return 1 ;;
@@ -156,6 +163,7 @@ scenario_name() {
     case "$1" in
         pp100) echo "100 × 20 B text" ;;
         pp1000) echo "1000 × 20 B text" ;;
+        pp10x64k) echo "10 × 64 KiB binary" ;;
         idle) echo "idle RSS/conn at $IDLE_CONNS" ;;
     esac
 }
@@ -164,6 +172,7 @@ scenario_args() { # SCENARIO -> load tool arguments, one per line
     case "$1" in
         pp100) printf '%s\n' pingpong -c 100 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
         pp1000) printf '%s\n' pingpong -c 1000 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
+        pp10x64k) printf '%s\n' pingpong -c 10 --size 65536 --binary -d "$WINDOW" -w "$WARMUP" ;;
         idle) printf '%s\n' idle -c "$IDLE_CONNS" -d "$IDLE_HOLD" ;;
         *) echo "unknown scenario $1" >&2; return 1 ;;
     esac

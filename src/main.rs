@@ -62,6 +62,9 @@ struct Cli {
     /// Receive buffers in each worker's ring: a power of two, 1 to 32768 [default: 1024].
     #[arg(long, value_parser = parse_power_of_two)]
     recv_buffers: Option<u16>,
+    /// Send zero-copy (SENDMSG_ZC) when a send has at least this many bytes [default: off].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    send_zc_min_bytes: Option<u32>,
     /// Size of each receive buffer in bytes, 256 to 1048576 [default: 4096].
     #[arg(long, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
     recv_buffer_size: Option<u32>,
@@ -150,6 +153,9 @@ impl Cli {
         }
         if let Some(n) = self.recv_buffer_size {
             cfg.uring.buf_size = n;
+        }
+        if self.send_zc_min_bytes.is_some() {
+            cfg.uring.send_zc_min_bytes = self.send_zc_min_bytes;
         }
         cfg
     }

@@ -95,3 +95,27 @@ fn hundreds_of_connections_echo_in_parallel() {
     drop(clients);
     server.wait_counters("all closed", |c| c.connections == 0 && c.open == 0);
 }
+
+#[test]
+fn zero_copy_sends_deliver_the_same_bytes() {
+    let mut cfg = config();
+    cfg.uring.send_zc_min_bytes = Some(1); // every send zero-copy
+    cfg.proto.limits.max_message_bytes = 1 << 20;
+    cfg.proto.limits.max_frame_bytes = 1 << 20;
+    let server = TestServer::start(cfg, ringws::app::echo::Echo);
+    let mut c = Client::connect(server.addr);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    for round in 0..5 {
+        // One at a time: a text queued behind a 300 KB echo would exceed the outbound limit.
+        c.send(OpCode::Binary, true, &big);
+        assert_eq!(c.next(), Got::Binary(big.clone()));
+        for i in 0..20 {
+            c.send_text(&format!("round {round} text {i}"));
+        }
+        for i in 0..20 {
+            assert_eq!(c.next(), Got::Text(format!("round {round} text {i}")));
+        }
+    }
+    drop(c);
+    server.wait_counters("freed", |c| c.connections == 0 && c.bytes_queued == 0);
+}

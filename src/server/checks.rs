@@ -28,5 +28,24 @@ pub fn startup_warnings(cfg: &ServerConfig) -> Vec<String> {
             ));
         }
     }
+    // Kernels before 5.12 charge io_uring rings and registered buffers to RLIMIT_MEMLOCK.
+    let old_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| {
+            let mut parts = r.trim().split(['.', '-']).map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next()??))
+        });
+    if let (Some(version), Ok((Some(memlock), _))) = (old_kernel, sys::memlock_limit()) {
+        let needed = cfg.workers as u64
+            * (u64::from(cfg.uring.buf_entries) * u64::from(cfg.uring.buf_size) + (1 << 20));
+        if version < (5, 12) && memlock < needed {
+            warnings.push(format!(
+                "kernel {}.{} charges io_uring memory to RLIMIT_MEMLOCK ({memlock} bytes), below \
+                 the ~{needed} bytes the rings need; raise LimitMEMLOCK= (tuning/README.md, \
+                 \"Locked memory\")",
+                version.0, version.1
+            ));
+        }
+    }
     warnings
 }

@@ -1,7 +1,7 @@
 //! The server: one worker per core, each with its own `SO_REUSEPORT` listener, io_uring and
 //! connections, running a [`Handler`].
 //!
-//! ```no_run
+//! ```
 //! use ringws::server::{Conn, Decision, Handler, Message, Server, ServerConfig};
 //! use ringws::proto::handshake::UpgradeRequest;
 //!
@@ -21,10 +21,11 @@
 //!     }
 //! }
 //!
-//! let server = Server::bind(ServerConfig::default(), Echo)?;
-//! println!("listening on {}", server.local_addr());
+//! let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+//! let server = Server::bind(config, Echo)?;
+//! println!("listening on ws://{}/", server.local_addr());
 //! let handle = server.start()?;
-//! // ... later, e.g. on SIGTERM:
+//! // ... serve until, e.g., SIGTERM (`handle.stop_flag()` can be given to a signal handler):
 //! handle.shutdown();
 //! handle.join()?;
 //! # Ok::<(), std::io::Error>(())

@@ -326,33 +326,42 @@ impl<H: Handler> Worker<H> {
     /// connections that asked to close once flushed.
     fn flush(&mut self) -> io::Result<()> {
         let dirty = std::mem::take(&mut self.dirty);
+        let mut busy = Vec::new();
         for &(slot, generation) in &dirty {
             let Some(s) = self.slots.get_mut(slot, generation) else {
                 continue;
             };
-            s.flags.set(Flags::DIRTY, false);
             if s.flags.has(Flags::FD_CLOSING) || s.out.sending() {
+                s.flags.set(Flags::DIRTY, false);
                 continue; // the completion of the send in flight flushes the rest
             }
             if !s.out.is_empty() {
+                if self.uring.send_busy(slot) {
+                    // A zero-copy send's bytes are still in use (or the slot's previous
+                    // occupant's are): retry after the next completions.
+                    busy.push((slot, generation));
+                    continue;
+                }
+                s.flags.set(Flags::DIRTY, false);
                 let fd = s.fd;
-                let (_, count) = self.uring.send_owned(
-                    fd,
-                    slot,
-                    generation,
-                    s.out.pending().take(MAX_IOVECS),
-                )?;
+                let pending = s.out.pending().take(MAX_IOVECS);
+                let (_, count) = self.uring.send_owned(fd, slot, generation, pending)?;
                 s.out.sending_started(count);
-            } else if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
-                s.flags.set(Flags::SHUT_DOWN, true);
-                let _ = sys::shutdown_write(s.fd);
-                let at = Timestamp(self.epoch.elapsed().as_millis() as u64).after(self.cfg.linger);
-                self.timers
-                    .push(Reverse((at, slot, generation, TimerKind::Linger)));
+            } else {
+                s.flags.set(Flags::DIRTY, false);
+                if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
+                    s.flags.set(Flags::SHUT_DOWN, true);
+                    let _ = sys::shutdown_write(s.fd);
+                    let at =
+                        Timestamp(self.epoch.elapsed().as_millis() as u64).after(self.cfg.linger);
+                    self.timers
+                        .push(Reverse((at, slot, generation, TimerKind::Linger)));
+                }
             }
         }
         self.dirty = dirty;
         self.dirty.clear();
+        self.dirty.extend(busy);
         Ok(())
     }
 

@@ -89,6 +89,14 @@ pub enum Completion {
         /// Bytes sent, or `-errno`.
         result: i32,
     },
+    /// The kernel no longer reads the bytes of a zero-copy send whose [`Completion::Sent`]
+    /// came before (its record is released; another send on the slot may be queued).
+    SendNotif {
+        /// Connection slot.
+        slot: u32,
+        /// Connection generation.
+        generation: u32,
+    },
     /// An `AsyncCancel` request finished: 0 if it found its target, `-ENOENT` if none was
     /// armed, `-EALREADY` if the target was already running. The target's own completion
     /// arrives separately.
@@ -168,6 +176,9 @@ pub(crate) fn decode(cqe: &cqueue::Entry, bufs: &mut BufRing, nodelay: bool) -> 
             more,
         },
         Some(OpKind::Recv) => decode_recv(tag, result, flags, bufs),
+        // A zero-copy send posts its result (with `more` set), then a notification once the
+        // kernel no longer reads the bytes.
+        Some(OpKind::Send) if cqueue::notif(flags) => Completion::SendNotif { slot, generation },
         Some(OpKind::Send) => Completion::Sent {
             slot,
             generation,

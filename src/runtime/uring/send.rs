@@ -62,6 +62,12 @@ impl OwnedSends {
 }
 
 impl Uring {
+    /// Whether `slot` still has a send record in flight (a zero-copy send waits for its
+    /// notification after its result): [`Uring::send_owned`] would refuse.
+    pub fn send_busy(&self, slot: u32) -> bool {
+        self.sends.in_flight(slot)
+    }
+
     /// Queues one gathered `sendmsg` of `frames` (at most [`MAX_IOVECS`] are taken; the number
     /// taken is returned with the byte count) on `fd` for connection `(slot, generation)`. The
     /// ring keeps the `Bytes` handles until the [`super::Completion::Sent`] of this send has been
@@ -113,12 +119,21 @@ impl Uring {
             iov_len: b.len(),
         }));
         header.set_raw_iovecs(iovecs);
+        let zero_copy = self
+            .send_zc_min_bytes
+            .is_some_and(|min| bytes >= min as usize);
         // SAFETY: the header, the iovec array and the bytes live in `send`, which is boxed (its
         // address does not change when the box moves) and is kept in `self.sends` until the
-        // completion of this send is returned by `next_completion` (see `release`), or until the
-        // ring is dropped; `Bytes` never changes its bytes, and the vectors are not touched while
-        // the record is in flight.
-        let queued = unsafe { self.send(fd, slot, generation, &send.header) };
+        // last completion of this send (the result, or for a zero-copy send its notification)
+        // is returned by `next_completion` (see `release`), or until the ring is dropped;
+        // `Bytes` never changes its bytes, and the vectors are not touched while in flight.
+        let queued = unsafe {
+            if zero_copy {
+                self.send_zc(fd, slot, generation, &send.header)
+            } else {
+                self.send(fd, slot, generation, &send.header)
+            }
+        };
         if let Err(e) = queued {
             send.bufs.clear();
             send.iovecs.clear();
