@@ -39,6 +39,7 @@
 //! | `outbox` | a connection's outbound queue of shared frames, in bytes, with backpressure |
 //! | `worker` | the per-core io_uring loop |
 //! | `slab` | connection slots with generations |
+//! | `wheel` | the per-worker hierarchical timer wheel |
 //! | `counters` | per-worker counters, summed on demand |
 //! | `checks` | start-up warnings about host limits |
 
@@ -49,6 +50,7 @@ mod counters;
 mod handler;
 mod outbox;
 mod slab;
+mod wheel;
 mod worker;
 
 use std::io;
