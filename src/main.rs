@@ -62,6 +62,25 @@ struct Cli {
     /// Receive buffers in each worker's ring: a power of two, 1 to 32768 [default: 1024].
     #[arg(long, value_parser = parse_power_of_two)]
     recv_buffers: Option<u16>,
+    /// Close connections that have not finished the upgrade after this long [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    handshake_timeout: Option<Duration>,
+    /// Ping a peer after this long without traffic; 0 disables heartbeats [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    ping_interval: Option<Duration>,
+    /// Close a peer that sends nothing this long after our ping [default: 20s].
+    #[arg(long, value_parser = parse_duration)]
+    pong_timeout: Option<Duration>,
+    /// Close (1000) connections that send no message for this long [default: off].
+    #[arg(long, value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// Browser heartbeat: answer the text REQUEST with RESPONSE, e.g. ping:pong [default: off].
+    #[arg(long, value_name = "REQUEST:RESPONSE", value_parser = parse_text_heartbeat)]
+    text_heartbeat: Option<(String, String)>,
+    /// Timer resolution: timeouts fire within one tick of their deadline, 10ms to 1s
+    /// [default: 100ms].
+    #[arg(long, value_parser = parse_tick)]
+    tick: Option<Duration>,
     /// Send zero-copy (SENDMSG_ZC) when a send has at least this many bytes [default: off].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     send_zc_min_bytes: Option<u32>,
@@ -96,6 +115,24 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(format!("'{s}' is not a duration like 5s or 500ms")),
+    }
+}
+
+fn parse_text_heartbeat(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((request, response)) if !request.is_empty() && !response.is_empty() => {
+            Ok((request.to_owned(), response.to_owned()))
+        }
+        _ => Err(format!("'{s}' is not REQUEST:RESPONSE, e.g. ping:pong")),
+    }
+}
+
+fn parse_tick(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if (Duration::from_millis(10)..=Duration::from_secs(1)).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("'{s}' is outside 10ms..1s"))
     }
 }
 
@@ -153,6 +190,24 @@ impl Cli {
         }
         if let Some(n) = self.recv_buffer_size {
             cfg.uring.buf_size = n;
+        }
+        if let Some(d) = self.handshake_timeout {
+            cfg.handshake_timeout = d;
+        }
+        if let Some(d) = self.ping_interval {
+            cfg.ping_interval = (!d.is_zero()).then_some(d);
+        }
+        if let Some(d) = self.pong_timeout {
+            cfg.pong_timeout = d;
+        }
+        if self.idle_timeout.is_some() {
+            cfg.idle_timeout = self.idle_timeout;
+        }
+        if self.text_heartbeat.is_some() {
+            cfg.text_heartbeat = self.text_heartbeat.clone();
+        }
+        if let Some(d) = self.tick {
+            cfg.tick = d;
         }
         if self.send_zc_min_bytes.is_some() {
             cfg.uring.send_zc_min_bytes = self.send_zc_min_bytes;

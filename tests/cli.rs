@@ -20,6 +20,8 @@ fn bad_flags_name_the_flag() {
         (&["--close-timeout", "soon"][..], "--close-timeout"),
         (&["--listen", "not-an-address"][..], "--listen"),
         (&["--mode", "nonsense"][..], "--mode"),
+        (&["--text-heartbeat", "ping"][..], "--text-heartbeat"),
+        (&["--tick", "5s"][..], "--tick"),
     ] {
         let out = ringws(args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -52,8 +52,31 @@ pub struct ServerConfig {
     /// How long a closing socket is drained for the peer's EOF after our side is shut down.
     /// Default 2 s: lets the last close frame arrive instead of being cut by a reset.
     pub linger: Duration,
-    /// The loop's wake-up interval when idle (timers, shutdown). Default 100 ms.
+    /// The timer wheel's tick: every timeout fires within one tick after its deadline, never
+    /// before. Default 100 ms: heartbeats and timeouts are seconds long, so 100 ms is exact
+    /// enough, and an idle worker wakes only when a timer is due (at most 10 times a second).
     pub tick: Duration,
+    /// A connection that has not completed its upgrade this long after it was accepted is
+    /// closed. Default 10 s (as uWebSockets): a browser upgrades within milliseconds; a slow
+    /// trickle of header bytes (slowloris) is cut off.
+    pub handshake_timeout: Duration,
+    /// When nothing has arrived from a peer for this long, the server pings it. Default 30 s:
+    /// below the idle timeouts of common NATs and load balancers (60 s and more), so the ping
+    /// also keeps the path open. `None` sends no pings.
+    pub ping_interval: Option<Duration>,
+    /// After a heartbeat ping, how long the peer has to send anything (its pong, or any other
+    /// frame) before the connection is closed and freed. Default 20 s: a dead peer (no FIN: a
+    /// phone changed networks, a laptop slept) is found within `ping_interval + pong_timeout`,
+    /// 50 s by default, while a slow mobile link still has time to answer.
+    pub pong_timeout: Duration,
+    /// Close a connection (1000, "idle timeout") when no application message arrived for this
+    /// long; heartbeats (pings, pongs, the text heartbeat) do not count. Default `None`: chat
+    /// clients may legitimately listen without speaking for hours.
+    pub idle_timeout: Option<Duration>,
+    /// A browser-style heartbeat: a text message equal to the first string is answered with the
+    /// second by the server, without reaching the handler (browsers cannot send ping frames).
+    /// Default `None`; e.g. `Some(("ping".into(), "pong".into()))`.
+    pub text_heartbeat: Option<(String, String)>,
     /// Protocol limits and the close-handshake timeout.
     pub proto: proto::Config,
     /// Ring and receive-buffer sizes of each worker.
@@ -73,6 +96,11 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             linger: Duration::from_secs(2),
             tick: Duration::from_millis(100),
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(20),
+            idle_timeout: None,
+            text_heartbeat: None,
             proto: proto::Config::default(),
             uring: UringConfig::default(),
         }

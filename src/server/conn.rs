@@ -14,6 +14,7 @@
 
 use std::mem;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -21,6 +22,7 @@ use super::config::ServerConfig;
 use super::counters::Counters;
 use super::handler::{Conn, Decision, Handler, HttpResponse, Message};
 use super::outbox::Outbox;
+use crate::proto::frame::{OpCode, encode_frame};
 use crate::proto::handshake::{self, Head, HeadReader, Request};
 use crate::proto::{CloseCode, Connection, Error, Event, Sink, Timestamp};
 
@@ -41,6 +43,12 @@ pub(crate) struct Slot<S> {
     pub(crate) out: Outbox,
     /// What is in flight and what is due, in one byte (see [`Flags`]).
     pub(crate) flags: Flags,
+    /// A tick whose meaning depends on the phase: when the connection was accepted
+    /// (handshake), when the application last got a message (open, for the idle timeout),
+    /// when our side was shut down (closing, for the linger).
+    pub(crate) since: u32,
+    /// The tick bytes last arrived (liveness: any frame counts).
+    pub(crate) last_seen: u32,
 }
 
 /// A slot's booleans packed in one byte (the slot is per connection: every byte counts).
@@ -60,6 +68,8 @@ impl Flags {
     pub(crate) const FD_CLOSING: u8 = 1 << 4;
     /// The fd's close completed.
     pub(crate) const FD_CLOSED: u8 = 1 << 5;
+    /// We sent a heartbeat ping at `last_seen + ping_interval` and nothing arrived since.
+    pub(crate) const PING_OUTSTANDING: u8 = 1 << 6;
 
     /// Whether `flag` is set.
     pub(crate) fn has(self, flag: u8) -> bool {
@@ -81,8 +91,8 @@ impl Flags {
 pub(crate) struct Actions {
     /// Frames were queued: flush them.
     pub(crate) flush: bool,
-    /// Call [`Slot::on_timeout`] at this time (close-handshake deadline).
-    pub(crate) deadline: Option<Timestamp>,
+    /// The slot's deadlines changed: re-arm its timer at [`Slot::next_deadline`].
+    pub(crate) rearm: bool,
     /// Close the socket now, without flushing (peer gone, or nothing left to say).
     pub(crate) close_now: bool,
 }
@@ -91,7 +101,41 @@ pub(crate) struct Actions {
 pub(crate) struct Ctx<'a> {
     pub(crate) cfg: &'a ServerConfig,
     pub(crate) counters: &'a Counters,
+    /// Milliseconds since the worker started (the protocol core's clock).
     pub(crate) now: Timestamp,
+    /// The current tick of the worker's timer wheel.
+    pub(crate) tick: u32,
+}
+
+impl Ctx<'_> {
+    /// `d` in ticks, rounded up (a timeout never fires early).
+    pub(crate) fn ticks(&self, d: Duration) -> u32 {
+        let tick_ms = self.cfg.tick.as_millis().max(1);
+        u32::try_from(d.as_millis().div_ceil(tick_ms)).unwrap_or(u32::MAX)
+    }
+
+    /// The tick of a protocol-core timestamp, rounded up.
+    pub(crate) fn tick_of(&self, t: Timestamp) -> u32 {
+        let tick_ms = self.cfg.tick.as_millis().max(1) as u64;
+        t.0.div_ceil(tick_ms) as u32
+    }
+
+    /// Whether tick `t` has come.
+    pub(crate) fn reached(&self, t: u32) -> bool {
+        self.tick.wrapping_sub(t) as i32 >= 0
+    }
+
+    /// The earlier of two deadlines (ticks wrap: compared relative to now).
+    fn earlier(&self, a: Option<u32>, b: Option<u32>) -> Option<u32> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if a.wrapping_sub(self.tick) <= b.wrapping_sub(self.tick) {
+                a
+            } else {
+                b
+            }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl<S> Slot<S> {
@@ -102,6 +146,8 @@ impl<S> Slot<S> {
             phase: Phase::Handshake(HeadReader::new()),
             out: Outbox::default(),
             flags: Flags::default(),
+            since: 0,
+            last_seen: 0,
         }
     }
 
@@ -177,29 +223,122 @@ impl<S> Slot<S> {
         actions
     }
 
-    /// A deadline given in [`Actions::deadline`] has passed (maybe; check against `now`).
-    pub(crate) fn on_timeout<H: Handler<State = S>>(
+    /// When this slot's timer must fire next, in ticks: the handshake deadline, the next
+    /// heartbeat ping or pong deadline, the idle timeout, the close-handshake deadline or the end
+    /// of lingering, whichever comes first for its phase.
+    pub(crate) fn next_deadline(&self, ctx: &Ctx<'_>) -> Option<u32> {
+        let cfg = ctx.cfg;
+        match &self.phase {
+            Phase::Handshake(_) => Some(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))),
+            Phase::Open { ws, .. } => {
+                if let Some(deadline) = ws.poll_timeout() {
+                    return Some(ctx.tick_of(deadline));
+                }
+                let heartbeat = cfg.ping_interval.map(|interval| {
+                    let ping_at = self.last_seen.wrapping_add(ctx.ticks(interval));
+                    if self.flags.has(Flags::PING_OUTSTANDING) {
+                        ping_at.wrapping_add(ctx.ticks(cfg.pong_timeout))
+                    } else {
+                        ping_at
+                    }
+                });
+                let idle = cfg
+                    .idle_timeout
+                    .map(|d| self.since.wrapping_add(ctx.ticks(d)));
+                ctx.earlier(heartbeat, idle)
+            }
+            Phase::Closing => self
+                .flags
+                .has(Flags::SHUT_DOWN)
+                .then(|| self.since.wrapping_add(ctx.ticks(cfg.linger))),
+        }
+    }
+
+    /// The slot's timer fired: does what is due (and only that; early is a no-op).
+    pub(crate) fn on_tick<H: Handler<State = S>>(
         &mut self,
         handler: &mut H,
         ctx: &Ctx<'_>,
     ) -> Actions {
-        let mut actions = Actions::default();
-        if let Phase::Open { ws, .. } = &mut self.phase {
-            if ws.handle_timeout(ctx.now) {
-                // No close reply in time: give up on the handshake.
-                self.end(
-                    handler,
-                    ctx,
-                    CloseCode::ABNORMAL,
-                    "close reply timed out",
-                    false,
-                );
-                actions.close_now = true;
-            } else {
-                actions.deadline = ws.poll_timeout();
+        let before = self.out.queued();
+        let cfg = ctx.cfg;
+        let counters = ctx.counters;
+        let mut actions = Actions {
+            rearm: true,
+            ..Actions::default()
+        };
+        match &mut self.phase {
+            Phase::Handshake(_) => {
+                if ctx.reached(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))) {
+                    // Slowloris, or a client that connected and said nothing.
+                    Counters::inc(&counters.handshake_timeouts, 1);
+                    self.phase = Phase::Closing;
+                    actions.close_now = true;
+                }
+            }
+            Phase::Open { ws, .. } => {
+                let outstanding = self.flags.has(Flags::PING_OUTSTANDING);
+                let ping_at = cfg
+                    .ping_interval
+                    .map(|i| self.last_seen.wrapping_add(ctx.ticks(i)));
+                if ws.poll_timeout().is_some() {
+                    if ws.handle_timeout(ctx.now) {
+                        // No close reply in time: give up on the handshake.
+                        Counters::inc(&counters.close_timeouts, 1);
+                        self.end(
+                            handler,
+                            ctx,
+                            CloseCode::ABNORMAL,
+                            "close reply timed out",
+                            false,
+                        );
+                        actions.close_now = true;
+                    }
+                } else if let (true, Some(ping_at)) = (outstanding, ping_at) {
+                    if ctx.reached(ping_at.wrapping_add(ctx.ticks(cfg.pong_timeout))) {
+                        // Nothing since our ping: the peer is gone (no FIN: a phone changed
+                        // networks, a laptop slept). No close handshake with a dead peer.
+                        Counters::inc(&counters.pong_timeouts, 1);
+                        self.end(handler, ctx, CloseCode::ABNORMAL, "pong timeout", false);
+                        actions.close_now = true;
+                    }
+                } else if cfg
+                    .idle_timeout
+                    .is_some_and(|d| ctx.reached(self.since.wrapping_add(ctx.ticks(d))))
+                {
+                    Counters::inc(&counters.idle_timeouts, 1);
+                    self.apply_close_request(
+                        Some((CloseCode::NORMAL, "idle timeout".into())),
+                        ctx,
+                        &mut actions,
+                    );
+                } else if let Some(ping_at) = ping_at.filter(|&t| ctx.reached(t)) {
+                    let _ = ping_at;
+                    if let Ok(ping) = ws.ping(&cfg.proto, b"") {
+                        self.out.push(Bytes::copy_from_slice(&ping));
+                        self.flags.set(Flags::PING_OUTSTANDING, true);
+                        Counters::inc(&counters.pings_sent, 1);
+                        actions.flush = true;
+                    }
+                }
+            }
+            Phase::Closing => {
+                if self.flags.has(Flags::SHUT_DOWN)
+                    && ctx.reached(self.since.wrapping_add(ctx.ticks(cfg.linger)))
+                {
+                    actions.close_now = true;
+                }
             }
         }
+        self.account(before, ctx, &mut actions);
         actions
+    }
+
+    /// Bytes arrived at `tick`: the peer is alive. (Counts for the heartbeat only; it does not
+    /// touch the timer: the next expiry looks at `last_seen`.)
+    pub(crate) fn seen(&mut self, tick: u32) {
+        self.last_seen = tick;
+        self.flags.set(Flags::PING_OUTSTANDING, false);
     }
 
     /// Starts closing from our side (server shutdown, or the application): a close frame on an
@@ -295,10 +434,12 @@ impl<S> Slot<S> {
                     ws: Connection::new(),
                     state,
                 };
+                (self.since, self.last_seen) = (ctx.tick, ctx.tick);
                 Counters::inc(&ctx.counters.upgraded, 1);
                 Counters::add(&ctx.counters.open, 1);
                 let mut actions = Actions {
                     flush: true,
+                    rearm: true,
                     ..Actions::default()
                 };
                 let mut close = None;
@@ -311,7 +452,7 @@ impl<S> Slot<S> {
                     // Frames that came in the same read as the request.
                     let more = self.on_ws_bytes(&mut rest, handler, ctx);
                     actions.close_now |= more.close_now;
-                    actions.deadline = more.deadline.or(actions.deadline);
+                    actions.rearm |= more.rearm;
                 }
                 actions
             }
@@ -334,11 +475,15 @@ impl<S> Slot<S> {
             out: &mut self.out,
             close: &mut close,
             peer_close: None,
+            got_message: false,
             fd: self.fd,
             ctx,
         };
         let result = ws.handle_read(&ctx.cfg.proto, data, &mut sink);
         let peer_close = sink.peer_close.take();
+        if sink.got_message {
+            self.since = ctx.tick; // the idle timeout counts from the last message
+        }
         let mut actions = Actions {
             flush: true,
             ..Actions::default()
@@ -348,10 +493,12 @@ impl<S> Slot<S> {
                 Counters::inc(&ctx.counters.protocol_errors, 1);
                 let code = e.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
                 self.end(handler, ctx, code, e.reason(), false);
+                actions.rearm = true;
             }
             Ok(()) if ws.is_closed() => {
                 let (code, reason) = peer_close.unwrap_or((CloseCode::NO_STATUS, String::new()));
                 self.end(handler, ctx, code, &reason, true);
+                actions.rearm = true;
             }
             Ok(()) => self.apply_close_request(close, ctx, &mut actions),
         }
@@ -380,7 +527,7 @@ impl<S> Slot<S> {
         if let Ok(frame) = ws.close(&ctx.cfg.proto, code, &reason, ctx.now) {
             self.out.push(Bytes::copy_from_slice(&frame));
             actions.flush = true;
-            actions.deadline = ws.poll_timeout();
+            actions.rearm = true;
         }
     }
 
@@ -461,13 +608,25 @@ struct ReadSink<'a, H: Handler> {
     out: &'a mut Outbox,
     close: &'a mut Option<(CloseCode, String)>,
     peer_close: Option<(CloseCode, String)>,
+    /// An application message arrived (the idle timeout restarts).
+    got_message: bool,
     fd: RawFd,
     ctx: &'a Ctx<'a>,
 }
 
 impl<H: Handler> ReadSink<'_, H> {
     fn message(&mut self, msg: Message<'_>) {
+        if let (Some((ping, pong)), Message::Text(text)) = (&self.ctx.cfg.text_heartbeat, msg) {
+            if text == ping {
+                // A browser's heartbeat (browsers cannot send ping frames): answered here,
+                // liveness only, never the application's business.
+                Counters::inc(&self.ctx.counters.text_heartbeats, 1);
+                self.out.push(encode_frame(OpCode::Text, pong.as_bytes()));
+                return;
+            }
+        }
         Counters::inc(&self.ctx.counters.messages_in, 1);
+        self.got_message = true;
         if self.close.is_some() {
             return; // the handler is closing this connection: later messages are dropped
         }
@@ -484,8 +643,9 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
             Event::Close { code, reason } => {
                 self.peer_close = Some((code.unwrap_or(CloseCode::NO_STATUS), reason.to_owned()));
             }
+            Event::Pong(_) => Counters::inc(&self.ctx.counters.pongs_received, 1),
             // No extension is negotiated yet; pings are answered by the core.
-            Event::Compressed { .. } | Event::Ping(_) | Event::Pong(_) => {}
+            Event::Compressed { .. } | Event::Ping(_) => {}
         }
     }
 
@@ -503,6 +663,8 @@ mod tests {
         // The per-connection budget: the slot is all the user memory an idle connection has
         // (no receive buffer, no queue allocation). Growth must be a conscious decision.
         let size = std::mem::size_of::<Slot<()>>();
-        assert!(size <= 136, "Slot<()> grew to {size} bytes");
+        // 136 B before heartbeats; +8 B for their two clocks (`since`, `last_seen`). The
+        // connection's timer node (16 B) lives in the wheel.
+        assert!(size <= 144, "Slot<()> grew to {size} bytes");
     }
 }

@@ -61,6 +61,22 @@ counters! {
     buffers_lent: AtomicI64,
     /// Times a receive found the buffer ring empty.
     recv_starved: AtomicU64,
+    /// Connection timers armed in the wheel now (one per connection at most).
+    timers: AtomicI64,
+    /// Heartbeat pings sent.
+    pings_sent: AtomicU64,
+    /// Pongs received (answers to our pings, or unsolicited).
+    pongs_received: AtomicU64,
+    /// Text heartbeats answered by the server.
+    text_heartbeats: AtomicU64,
+    /// Connections closed for not finishing the upgrade in time.
+    handshake_timeouts: AtomicU64,
+    /// Connections closed for not answering a heartbeat ping in time.
+    pong_timeouts: AtomicU64,
+    /// Connections closed for sending no message within the idle timeout.
+    idle_timeouts: AtomicU64,
+    /// Connections closed for not replying to our close frame in time.
+    close_timeouts: AtomicU64,
 }
 
 impl Counters {

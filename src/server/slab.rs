@@ -77,6 +77,12 @@ impl<T> Slab<T> {
         entry.value.as_mut()
     }
 
+    /// The generation of `slot` if it is occupied.
+    pub(crate) fn generation_of(&mut self, slot: u32) -> Option<u32> {
+        let entry = self.entry(slot)?;
+        entry.value.as_ref().map(|_| entry.generation)
+    }
+
     /// Frees `slot` if it is of `generation`; returns its value.
     pub(crate) fn remove(&mut self, slot: u32, generation: u32) -> Option<T> {
         let entry = self.entry(slot)?;

@@ -6,8 +6,6 @@
 //! completions. No locks and no cross-thread traffic: the only shared things are the stop flag
 //! and the counters, both relaxed atomics.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -20,18 +18,10 @@ use super::conn::{Actions, Ctx, Flags, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
 use super::slab::Slab;
+use super::wheel::Wheel;
 use crate::proto::{CloseCode, Timestamp};
 use crate::runtime::sys;
 use crate::runtime::uring::{Completion, MAX_IOVECS, Uring};
-
-/// Why a timer was set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKind {
-    /// The protocol's close-handshake deadline.
-    Protocol,
-    /// The end of lingering after our side was shut down.
-    Linger,
-}
 
 /// A worker's state. Built on its own thread (the ring is single-issuer).
 pub(crate) struct Worker<H: Handler> {
@@ -46,8 +36,11 @@ pub(crate) struct Worker<H: Handler> {
     dirty: Vec<(u32, u32)>,
     /// Slots whose receive ended because the buffer ring was empty.
     starved: Vec<(u32, u32)>,
-    /// Deadlines. A binary heap for now; the per-core timer wheel replaces it with heartbeats.
-    timers: BinaryHeap<Reverse<(Timestamp, u32, u32, TimerKind)>>,
+    /// One timer per connection (handshake, heartbeat, idle, close and linger deadlines,
+    /// coalesced into the earliest), in ticks of `cfg.tick`.
+    wheel: Wheel,
+    /// Timers fired in this iteration (kept to reuse its allocation).
+    fired: Vec<u32>,
     epoch: Instant,
     accepting: bool,
     /// Set when a graceful shutdown started: when to give up waiting.
@@ -73,7 +66,8 @@ impl<H: Handler> Worker<H> {
             stop,
             dirty: Vec::new(),
             starved: Vec::new(),
-            timers: BinaryHeap::new(),
+            wheel: Wheel::new(0),
+            fired: Vec::new(),
             epoch: Instant::now(),
             accepting: true,
             shutdown_deadline: None,
@@ -87,6 +81,15 @@ impl<H: Handler> Worker<H> {
 
     fn now(&self) -> Timestamp {
         Timestamp(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    fn tick_ms(&self) -> u64 {
+        self.cfg.tick.as_millis().max(1) as u64
+    }
+
+    /// The wheel's tick for the present moment.
+    fn tick(&self) -> u32 {
+        (self.now().0 / self.tick_ms()) as u32
     }
 
     /// Runs until a graceful shutdown completes.
@@ -105,6 +108,7 @@ impl<H: Handler> Worker<H> {
                 &self.counters.buffers_lent,
                 i64::from(self.uring.bufs().lent()),
             );
+            Counters::set(&self.counters.timers, self.wheel.len() as i64);
             if self.stop.load(Ordering::Relaxed) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown()?;
             }
@@ -119,17 +123,16 @@ impl<H: Handler> Worker<H> {
         }
     }
 
+    /// How long the loop may sleep: until the wheel's next due tick, at most one tick (the
+    /// shutdown flag is looked at every tick).
     fn wait_time(&self) -> Duration {
-        let tick = self.cfg.tick;
-        match self.timers.peek() {
-            Some(Reverse((at, ..))) => {
-                let now = self.now();
-                Duration::from_millis(at.0.saturating_sub(now.0))
-                    .min(tick)
-                    .max(Duration::from_millis(1))
-            }
-            None => tick,
-        }
+        let tick_ms = self.tick_ms();
+        let until_next_tick = tick_ms - self.now().0 % tick_ms;
+        let wait = match self.wheel.next_wake() {
+            Some(t) if t.wrapping_sub(self.wheel.now()) <= 1 => until_next_tick,
+            _ => tick_ms,
+        };
+        Duration::from_millis(wait.max(1))
     }
 
     fn on_completion(&mut self, completion: Completion) -> io::Result<()> {
@@ -220,9 +223,9 @@ impl<H: Handler> Worker<H> {
         if !self.accepting {
             return self.uring.close(fd, 0, 0);
         }
-        let Some((slot, generation)) = self
-            .slots
-            .insert(Slot::new(fd), self.cfg.max_connections_per_worker)
+        let mut new = Slot::new(fd);
+        new.since = self.tick(); // the handshake deadline counts from here
+        let Some((slot, generation)) = self.slots.insert(new, self.cfg.max_connections_per_worker)
         else {
             Counters::inc(&self.counters.refused, 1);
             return self.uring.close(fd, 0, 0);
@@ -232,6 +235,7 @@ impl<H: Handler> Worker<H> {
         if let Some(s) = self.slots.get_mut(slot, generation) {
             s.flags.set(Flags::RECV_ARMED, true);
         }
+        self.rearm(slot, generation);
         Ok(())
     }
 
@@ -243,7 +247,7 @@ impl<H: Handler> Worker<H> {
         len: usize,
         more: bool,
     ) -> io::Result<()> {
-        let now = self.now();
+        let (now, tick) = (self.now(), self.tick());
         let Worker {
             uring,
             slots,
@@ -258,7 +262,13 @@ impl<H: Handler> Worker<H> {
                 if s.flags.has(Flags::SHUT_DOWN) || s.flags.has(Flags::FD_CLOSING) {
                     None // draining after our close: the bytes are dropped
                 } else {
-                    let ctx = Ctx { cfg, counters, now };
+                    s.seen(tick);
+                    let ctx = Ctx {
+                        cfg,
+                        counters,
+                        now,
+                        tick,
+                    };
                     let data = uring.bufs().get(bid, len);
                     Some(s.on_bytes(data, handler, &ctx))
                 }
@@ -289,7 +299,7 @@ impl<H: Handler> Worker<H> {
         generation: u32,
         f: impl FnOnce(&mut Slot<H::State>, &mut H, &Ctx<'_>) -> Actions,
     ) -> io::Result<()> {
-        let now = self.now();
+        let (now, tick) = (self.now(), self.tick());
         let Worker {
             slots,
             handler,
@@ -300,14 +310,22 @@ impl<H: Handler> Worker<H> {
         let Some(s) = slots.get_mut(slot, generation) else {
             return Ok(());
         };
-        let actions = f(s, handler, &Ctx { cfg, counters, now });
+        let actions = f(
+            s,
+            handler,
+            &Ctx {
+                cfg,
+                counters,
+                now,
+                tick,
+            },
+        );
         self.apply(slot, generation, actions)
     }
 
     fn apply(&mut self, slot: u32, generation: u32, actions: Actions) -> io::Result<()> {
-        if let Some(at) = actions.deadline {
-            self.timers
-                .push(Reverse((at, slot, generation, TimerKind::Protocol)));
+        if actions.rearm && !actions.close_now {
+            self.rearm(slot, generation);
         }
         if actions.close_now {
             return self.close_fd(slot, generation);
@@ -322,11 +340,31 @@ impl<H: Handler> Worker<H> {
         Ok(())
     }
 
+    /// Arms the slot's one timer at its earliest deadline (or disarms it).
+    fn rearm(&mut self, slot: u32, generation: u32) {
+        let (now, tick) = (self.now(), self.tick());
+        let Some(s) = self.slots.get_mut(slot, generation) else {
+            return;
+        };
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            counters: &self.counters,
+            now,
+            tick,
+        };
+        match s.next_deadline(&ctx) {
+            Some(deadline) => self.wheel.insert(slot, deadline),
+            None => self.wheel.cancel(slot),
+        }
+    }
+
     /// One gathered send per connection with queued frames and none in flight; closes the
     /// connections that asked to close once flushed.
     fn flush(&mut self) -> io::Result<()> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut busy = Vec::new();
+        let mut lingering = Vec::new();
+        let tick = self.tick();
         for &(slot, generation) in &dirty {
             let Some(s) = self.slots.get_mut(slot, generation) else {
                 continue;
@@ -352,16 +390,18 @@ impl<H: Handler> Worker<H> {
                 if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
                     s.flags.set(Flags::SHUT_DOWN, true);
                     let _ = sys::shutdown_write(s.fd);
-                    let at =
-                        Timestamp(self.epoch.elapsed().as_millis() as u64).after(self.cfg.linger);
-                    self.timers
-                        .push(Reverse((at, slot, generation, TimerKind::Linger)));
+                    // Linger for the peer's EOF, at most `cfg.linger`.
+                    s.since = tick;
+                    lingering.push((slot, generation));
                 }
             }
         }
         self.dirty = dirty;
         self.dirty.clear();
         self.dirty.extend(busy);
+        for (slot, generation) in lingering {
+            self.rearm(slot, generation);
+        }
         Ok(())
     }
 
@@ -381,20 +421,18 @@ impl<H: Handler> Worker<H> {
         Ok(())
     }
 
+    /// Fires the timers whose tick has come; each slot does what is due and re-arms.
     fn run_timers(&mut self) -> io::Result<()> {
-        let now = self.now();
-        while let Some(Reverse((at, slot, generation, kind))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            match kind {
-                TimerKind::Protocol => {
-                    self.with_slot(slot, generation, |s, h, ctx| s.on_timeout(h, ctx))?;
-                }
-                TimerKind::Linger => self.close_fd(slot, generation)?,
+        let tick = self.tick();
+        let mut fired = std::mem::take(&mut self.fired);
+        self.wheel.advance(tick, &mut fired);
+        for &slot in &fired {
+            if let Some(generation) = self.slots.generation_of(slot) {
+                self.with_slot(slot, generation, |s, h, ctx| s.on_tick(h, ctx))?;
             }
         }
+        fired.clear();
+        self.fired = fired;
         Ok(())
     }
 
@@ -422,6 +460,7 @@ impl<H: Handler> Worker<H> {
             .is_some_and(|s| s.is_finished());
         if finished {
             if let Some(s) = self.slots.remove(slot, generation) {
+                self.wheel.cancel(slot);
                 Counters::add(&self.counters.bytes_queued, -(s.out.queued() as i64));
                 Counters::add(&self.counters.connections, -1);
             }
