@@ -61,8 +61,5 @@
 //! | an idle connection holds a receive buffer (memory × connections) | multishot receive into the worker's shared buffer ring: a buffer is lent only while its bytes are processed | test: ../tests/echo.rs#a_message_larger_than_many_receive_buffers |
 //! | a stale process on the same port silently takes a share of connections (`SO_REUSEPORT`) | `Server::bind` first binds without `SO_REUSEPORT` and refuses a port in use | test: ../tests/cli.rs#a_port_in_use_is_a_one_line_error |
 //!
-//! ## What is not covered yet
-//!
-//! Handshake and idle timeouts (slowloris, vanished peers) arrive with the heartbeat work and
-//! will be added to this page with their tests; until then a client that never finishes its
-//! upgrade holds a slot (its bytes are bounded by `max_header_bytes`).
+//! | a client that connects and never finishes its upgrade (slowloris) holds a slot | `ServerConfig::handshake_timeout` closes it, however slowly it trickles bytes | test: ../tests/heartbeat.rs#an_unfinished_handshake_is_closed_at_its_deadline |
+//! | a peer that vanished without a FIN (phone changed networks) keeps its socket and queue | heartbeat pings after `ping_interval` of silence; no traffic within `pong_timeout` closes and frees it | test: ../tests/heartbeat.rs#a_silent_peer_is_pinged_then_closed_on_schedule |

@@ -50,7 +50,7 @@ mod counters;
 mod handler;
 mod outbox;
 mod slab;
-mod wheel;
+pub mod wheel;
 mod worker;
 
 use std::io;

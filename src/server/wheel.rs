@@ -25,7 +25,7 @@ const BITS: u32 = 6;
 /// Levels.
 const LEVELS: usize = 4;
 /// The farthest deadline, in ticks from now, the wheel can hold.
-pub(crate) const SPAN: u32 = 1 << (BITS * LEVELS as u32);
+pub const SPAN: u32 = 1 << (BITS * LEVELS as u32);
 /// No node.
 const NIL: u32 = u32::MAX;
 /// The `bucket` of a node that is not armed.
@@ -51,7 +51,7 @@ impl Node {
 
 /// A timer wheel (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Wheel {
+pub struct Wheel {
     /// The last tick processed: every deadline up to it has fired.
     now: u32,
     heads: [u32; SLOTS * LEVELS],
@@ -63,7 +63,7 @@ pub(crate) struct Wheel {
 
 impl Wheel {
     /// An empty wheel whose current tick is `now`.
-    pub(crate) fn new(now: u32) -> Self {
+    pub fn new(now: u32) -> Self {
         Wheel {
             now,
             heads: [NIL; SLOTS * LEVELS],
@@ -74,17 +74,17 @@ impl Wheel {
     }
 
     /// The last tick processed.
-    pub(crate) fn now(&self) -> u32 {
+    pub fn now(&self) -> u32 {
         self.now
     }
 
     /// Timers armed.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.armed
     }
 
     /// Whether timer `id` is armed.
-    pub(crate) fn is_armed(&self, id: u32) -> bool {
+    pub fn is_armed(&self, id: u32) -> bool {
         self.nodes
             .get(id as usize)
             .is_some_and(|n| n.bucket != UNARMED)
@@ -92,7 +92,7 @@ impl Wheel {
 
     /// Arms timer `id` for `deadline` (moving it if armed). A deadline not after the current
     /// tick fires at the next tick; one beyond [`SPAN`] is clamped to it.
-    pub(crate) fn insert(&mut self, id: u32, deadline: u32) {
+    pub fn insert(&mut self, id: u32, deadline: u32) {
         self.cancel(id);
         if self.nodes.len() <= id as usize {
             self.nodes.resize(id as usize + 1, Node::EMPTY);
@@ -103,7 +103,7 @@ impl Wheel {
     }
 
     /// Disarms timer `id` (nothing if it is not armed).
-    pub(crate) fn cancel(&mut self, id: u32) {
+    pub fn cancel(&mut self, id: u32) {
         if self.is_armed(id) {
             self.unlink(id);
             self.armed -= 1;
@@ -112,7 +112,7 @@ impl Wheel {
 
     /// The tick by which [`Wheel::advance`] must next be called: the earliest deadline in level
     /// 0, or the next cascade if only higher levels hold timers; `None` when nothing is armed.
-    pub(crate) fn next_wake(&self) -> Option<u32> {
+    pub fn next_wake(&self) -> Option<u32> {
         if self.armed == 0 {
             return None;
         }
@@ -133,7 +133,7 @@ impl Wheel {
 
     /// Moves time to `to` (if later), pushing the id of every timer whose deadline passed onto
     /// `fired`, each exactly once, in tick order.
-    pub(crate) fn advance(&mut self, to: u32, fired: &mut Vec<u32>) {
+    pub fn advance(&mut self, to: u32, fired: &mut Vec<u32>) {
         while (to.wrapping_sub(self.now) as i32) > 0 {
             if self.armed == 0 {
                 self.now = to;
