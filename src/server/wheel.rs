@@ -83,6 +83,11 @@ impl Wheel {
         self.armed
     }
 
+    /// Whether no timer is armed.
+    pub fn is_empty(&self) -> bool {
+        self.armed == 0
+    }
+
     /// Whether timer `id` is armed.
     pub fn is_armed(&self, id: u32) -> bool {
         self.nodes
