@@ -1,12 +1,13 @@
 //! The runtime: what sits between the sockets and the protocol core.
 //!
-//! So far it holds the byte-level I/O layer, [`uring`](crate::runtime::uring): one io_uring per
+//! It holds the byte-level I/O layer, [`uring`]: one io_uring per
 //! worker thread with multishot accept, multishot receive into a shared provided-buffer ring,
 //! gathered sends, cancellation, close, timeouts and cross-ring messages. It knows nothing of
 //! WebSocket: bytes in, byte slices out. The per-core worker (connection slab, send queues, timer
-//! wheel) is built on it and is where it meets [`crate::proto`].
+//! wheel, in `crate::server`) is built on it and is where it meets [`crate::proto`]. [`sys`] has
+//! the few socket and process calls made outside the ring.
 //!
-//! Design in brief (details in [`uring`](crate::runtime::uring)):
+//! Design in brief (details in [`uring`]):
 //!
 //! - **No buffer while idle.** An idle connection is an armed multishot receive in the kernel and
 //!   nothing in user space; the kernel takes a buffer from the worker's shared ring only when
