@@ -45,8 +45,10 @@ fn a_silent_peer_is_pinged_then_closed_on_schedule() {
         "a ping, then the socket closes"
     );
     assert!(took >= Duration::from_millis(380), "closed early: {took:?}");
+    // Deadline + one tick, plus slack for a loaded CI machine (the wheel itself is exact: see
+    // the unit tests of server::wheel).
     assert!(
-        took <= Duration::from_millis(400) + 3 * TICK + Duration::from_millis(60),
+        took <= Duration::from_millis(400) + TICK + Duration::from_millis(300),
         "late: {took:?}"
     );
     let counters = server.wait_counters("freed", |c| c.connections == 0);

@@ -275,6 +275,20 @@ mod tests {
     }
 
     #[test]
+    fn the_last_bucket_of_the_top_level_is_a_real_bucket() {
+        // Found by the property test: bucket 255 (level 3, slot 63) once doubled as the
+        // "unarmed" marker, so such a timer could not be cancelled.
+        let mut w = Wheel::new(0);
+        let deadline = 63 << 18;
+        w.insert(1, deadline);
+        assert!(w.is_armed(1));
+        w.insert(1, 5); // re-arm must move it, not duplicate it
+        assert_eq!(w.len(), 1);
+        w.cancel(1);
+        assert!(w.is_empty());
+    }
+
+    #[test]
     fn cancel_and_rearm_are_exact() {
         let mut w = Wheel::new(0);
         w.insert(1, 100);

@@ -494,11 +494,14 @@ impl Uring {
         }
         let cqe = self.backlog.pop_front()?;
         let completion = completion::decode(&cqe, &mut self.bufs, self.nodelay);
-        if let Completion::Sent {
-            slot, generation, ..
-        } = completion
-        {
-            self.sends.release(slot, generation);
+        match completion {
+            // A zero-copy send's result comes with `more`: its bytes stay in use until the
+            // notification.
+            Completion::Sent {
+                slot, generation, ..
+            } if !cqueue::more(cqe.flags()) => self.sends.release(slot, generation),
+            Completion::SendNotif { slot, generation } => self.sends.release(slot, generation),
+            _ => {}
         }
         Some(completion)
     }
