@@ -129,3 +129,34 @@ fn close_policy_closes_with_1013() {
     c.expect_eof();
     server.wait_counters("closed", |c| c.connections == 0);
 }
+
+#[test]
+fn a_ping_flood_from_a_reader_that_never_reads_stays_bounded() {
+    let (server, _) = start(Backpressure::Drop);
+    let mut c = Client::connect(server.addr);
+    socket2::SockRef::from(&c.stream)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    // 200,000 empty pings (1.2 MB on the wire), never reading a pong.
+    let ping = ringws::proto::frame::encode_masked_frame(
+        ringws::proto::frame::OpCode::Ping,
+        true,
+        support::KEY,
+        b"",
+    );
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 10_000)
+        .collect();
+    for _ in 0..20 {
+        c.send_raw(&burst);
+    }
+    let counters = server.wait_counters("pongs dropped", |c| c.dropped > 0);
+    assert!(counters.bytes_queued as usize <= LIMIT, "{counters:?}");
+    assert_eq!(
+        counters.open, 1,
+        "dropping pongs does not close the connection"
+    );
+}

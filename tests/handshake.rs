@@ -91,6 +91,23 @@ fn plain_http_requests_are_served_on_the_same_port() {
 }
 
 #[test]
+fn a_request_followed_by_a_half_close_still_gets_its_response() {
+    // `printf 'GET /healthz ...' | nc -N`: the request, then FIN, possibly in one read.
+    let server = TestServer::echo();
+    for _ in 0..20 {
+        let mut c = Client::raw(server.addr);
+        c.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let response = String::from_utf8(c.read_to_end()).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 200") && response.ends_with("ok\n"),
+            "{response}"
+        );
+    }
+    server.wait_counters("freed", |c| c.connections == 0);
+}
+
+#[test]
 fn handshake_errors_are_counted_and_slots_freed() {
     let server = TestServer::echo();
     for _ in 0..20 {

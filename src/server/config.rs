@@ -83,6 +83,13 @@ pub struct ServerConfig {
     pub uring: UringConfig,
 }
 
+impl ServerConfig {
+    /// Ticks in a second (at least one).
+    pub(crate) fn ticks_per_second(&self) -> u32 {
+        (1000 / self.tick.as_millis().max(1)).max(1) as u32
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {

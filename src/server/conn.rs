@@ -70,6 +70,8 @@ impl Flags {
     pub(crate) const FD_CLOSED: u8 = 1 << 5;
     /// We sent a heartbeat ping at `last_seen + ping_interval` and nothing arrived since.
     pub(crate) const PING_OUTSTANDING: u8 = 1 << 6;
+    /// The peer's stream ended: after our last bytes, close without lingering.
+    pub(crate) const PEER_EOF: u8 = 1 << 7;
 
     /// Whether `flag` is set.
     pub(crate) fn has(self, flag: u8) -> bool {
@@ -174,15 +176,28 @@ impl<S> Slot<S> {
         &mut self,
         handler: &mut H,
         ctx: &Ctx<'_>,
+        reset: bool,
     ) -> Actions {
+        self.flags.set(Flags::PEER_EOF, true);
         if let Phase::Open { ws, .. } = &mut self.phase {
             let clean = ws.handle_eof();
             self.end(handler, ctx, CloseCode::ABNORMAL, "", clean);
         } else {
             self.phase = Phase::Closing;
         }
+        if reset || self.out.is_empty() {
+            return Actions {
+                close_now: true,
+                ..Actions::default()
+            };
+        }
+        // A half-close (FIN) after a request or a close frame: what is queued (an HTTP
+        // response, our close reply) still goes out, then the socket closes.
+        self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
+        self.since = ctx.tick;
         Actions {
-            close_now: true,
+            flush: true,
+            rearm: true,
             ..Actions::default()
         }
     }
@@ -247,10 +262,15 @@ impl<S> Slot<S> {
                     .map(|d| self.since.wrapping_add(ctx.ticks(d)));
                 ctx.earlier(heartbeat, idle)
             }
+            // Lingering after our shutdown; or still flushing, for at most the close timeout (a
+            // peer that stopped reading must not hold its slot).
+            Phase::Closing if self.flags.has(Flags::SHUT_DOWN) => {
+                Some(self.since.wrapping_add(ctx.ticks(cfg.linger)))
+            }
             Phase::Closing => self
                 .flags
-                .has(Flags::SHUT_DOWN)
-                .then(|| self.since.wrapping_add(ctx.ticks(cfg.linger))),
+                .has(Flags::CLOSE_AFTER_FLUSH)
+                .then(|| self.since.wrapping_add(ctx.ticks(cfg.proto.close_timeout))),
         }
     }
 
@@ -323,9 +343,12 @@ impl<S> Slot<S> {
                 }
             }
             Phase::Closing => {
-                if self.flags.has(Flags::SHUT_DOWN)
-                    && ctx.reached(self.since.wrapping_add(ctx.ticks(cfg.linger)))
-                {
+                let (flag, wait) = if self.flags.has(Flags::SHUT_DOWN) {
+                    (Flags::SHUT_DOWN, cfg.linger)
+                } else {
+                    (Flags::CLOSE_AFTER_FLUSH, cfg.proto.close_timeout)
+                };
+                if self.flags.has(flag) && ctx.reached(self.since.wrapping_add(ctx.ticks(wait))) {
                     actions.close_now = true;
                 }
             }
@@ -418,8 +441,10 @@ impl<S> Slot<S> {
                 self.out.push(Bytes::from(response));
                 self.phase = Phase::Closing;
                 self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
+                self.since = ctx.tick;
                 Actions {
                     flush: true,
+                    rearm: true,
                     ..Actions::default()
                 }
             }
@@ -546,6 +571,7 @@ impl<S> Slot<S> {
         };
         self.out.sendable = false;
         self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
+        self.since = ctx.tick; // the flush deadline counts from here
         Counters::add(&ctx.counters.open, -1);
         Counters::inc(
             if clean {
@@ -621,7 +647,11 @@ impl<H: Handler> ReadSink<'_, H> {
                 // A browser's heartbeat (browsers cannot send ping frames): answered here,
                 // liveness only, never the application's business.
                 Counters::inc(&self.ctx.counters.text_heartbeats, 1);
-                self.out.push(encode_frame(OpCode::Text, pong.as_bytes()));
+                if self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
+                    Counters::inc(&self.ctx.counters.dropped, 1);
+                } else {
+                    self.out.push(encode_frame(OpCode::Text, pong.as_bytes()));
+                }
                 return;
             }
         }
@@ -650,6 +680,16 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
     }
 
     fn transmit(&mut self, frame: &[u8]) {
+        // A peer that pings without reading must not grow our queue: past the limit its pongs
+        // are dropped (RFC 6455 §5.5.3 lets an endpoint answer only the most recent ping).
+        // Close frames always go.
+        let pong = frame
+            .first()
+            .is_some_and(|b| b & 0x0F == OpCode::Pong as u8);
+        if pong && self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
+            Counters::inc(&self.ctx.counters.dropped, 1);
+            return;
+        }
         self.out.push(Bytes::copy_from_slice(frame));
     }
 }

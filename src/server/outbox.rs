@@ -72,7 +72,7 @@ impl Outbox {
         if !self.sendable {
             return Err(Refused::Closed);
         }
-        if self.queued > 0 && self.queued() + frame.len() > limit {
+        if self.queued > 0 && (self.queued() + frame.len() > limit || self.frames.len() >= 1024) {
             self.wants_drain = true;
             return Err(Refused::Full(policy));
         }
@@ -82,7 +82,16 @@ impl Outbox {
 
     /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
     /// HTTP response of the handshake.
+    /// Whether the queue is at its limit: in bytes, or in frames (tiny frames, such as pongs,
+    /// cost a queue entry each: 1,024 of them is plenty for any honest peer).
+    pub(crate) fn is_full(&self, limit: usize) -> bool {
+        self.queued() >= limit || self.frames.len() >= 1024
+    }
+
     pub(crate) fn push(&mut self, frame: Bytes) {
+        if frame.is_empty() {
+            return; // nothing to send (an empty shared frame): it would never leave the queue
+        }
         self.queued = self
             .queued
             .saturating_add(u32::try_from(frame.len()).unwrap_or(u32::MAX));
@@ -159,6 +168,18 @@ mod tests {
             o.push_data(b("x"), 100, Backpressure::Drop),
             Err(Refused::Closed)
         );
+    }
+
+    #[test]
+    fn empty_frames_are_not_queued() {
+        // An empty frame would never leave the queue (a send of 0 bytes pops nothing).
+        let mut o = Outbox {
+            sendable: true,
+            ..Outbox::default()
+        };
+        o.push(Bytes::new());
+        assert_eq!(o.push_data(Bytes::new(), 10, Backpressure::Drop), Ok(()));
+        assert!(o.is_empty());
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl<T> Slab<T> {
             None => return None,
         };
         let entry = self.entry(slot)?;
-        entry.generation = entry.generation.wrapping_add(1);
+        // Never 0: tags of operations that belong to no connection use generation 0.
+        entry.generation = entry.generation.wrapping_add(1).max(1);
         entry.value = Some(value);
         let generation = entry.generation;
         self.len += 1;

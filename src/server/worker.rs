@@ -21,6 +21,7 @@ use super::slab::Slab;
 use super::wheel::Wheel;
 use crate::proto::{CloseCode, Timestamp};
 use crate::runtime::sys;
+use crate::runtime::uring::user_data::MAX_SLOT;
 use crate::runtime::uring::{Completion, MAX_IOVECS, Uring};
 
 /// A worker's state. Built on its own thread (the ring is single-issuer).
@@ -43,6 +44,8 @@ pub(crate) struct Worker<H: Handler> {
     fired: Vec<u32>,
     epoch: Instant,
     accepting: bool,
+    /// Accepting is paused (out of file descriptors) until this tick or until a slot is freed.
+    accept_retry_at: Option<u32>,
     /// Set when a graceful shutdown started: when to give up waiting.
     shutdown_deadline: Option<Timestamp>,
 }
@@ -70,6 +73,7 @@ impl<H: Handler> Worker<H> {
             fired: Vec::new(),
             epoch: Instant::now(),
             accepting: true,
+            accept_retry_at: None,
             shutdown_deadline: None,
         })
     }
@@ -104,6 +108,11 @@ impl<H: Handler> Worker<H> {
                 self.on_completion(completion)?;
             }
             self.run_timers()?;
+            if let Some(at) = self.accept_retry_at {
+                if self.tick().wrapping_sub(at) as i32 >= 0 {
+                    self.resume_accepting()?;
+                }
+            }
             Counters::set(
                 &self.counters.buffers_lent,
                 i64::from(self.uring.bufs().lent()),
@@ -114,6 +123,8 @@ impl<H: Handler> Worker<H> {
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.slots.len() == 0 {
+                    // Closes of connections accepted while stopping may still be queued.
+                    self.uring.submit_and_wait(0, None)?;
                     return Ok(());
                 }
                 if self.now() >= deadline {
@@ -144,13 +155,22 @@ impl<H: Handler> Worker<H> {
                 }
             }
             Completion::AcceptError { errno, more } => {
-                if errno != libc::ECANCELED {
-                    tracing::warn!(
-                        "accept failed: {} (at the open-files limit? see tuning/README.md, LimitNOFILE)",
-                        io::Error::from_raw_os_error(errno)
-                    );
-                }
-                if !more && self.accepting {
+                let out_of_resources = matches!(
+                    errno,
+                    libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+                );
+                if !more && self.accepting && out_of_resources {
+                    // Re-arming now would fail at once, forever: pause accepting until a
+                    // connection is freed, or a second has passed.
+                    if self.accept_retry_at.is_none() {
+                        tracing::warn!(
+                            "accept paused: {} (the open-files limit? tuning/README.md, \"File descriptors\")",
+                            io::Error::from_raw_os_error(errno)
+                        );
+                    }
+                    self.accept_retry_at =
+                        Some(self.tick().wrapping_add(self.cfg.ticks_per_second()));
+                } else if !more && self.accepting {
                     self.uring.arm_accept_multi(self.listener.as_raw_fd())?;
                 }
             }
@@ -166,8 +186,9 @@ impl<H: Handler> Worker<H> {
             Completion::RecvEof { slot, generation } => {
                 self.with_slot(slot, generation, |s, h, ctx| {
                     s.flags.set(Flags::RECV_ARMED, false);
-                    s.on_eof(h, ctx)
+                    s.on_eof(h, ctx, false)
                 })?;
+                self.try_free(slot, generation);
             }
             Completion::RecvNoBufs { slot, generation } => {
                 Counters::inc(&self.counters.recv_starved, 1);
@@ -194,8 +215,9 @@ impl<H: Handler> Worker<H> {
                 self.with_slot(slot, generation, |s, h, ctx| {
                     s.flags
                         .set(Flags::RECV_ARMED, more && s.flags.has(Flags::RECV_ARMED));
-                    s.on_eof(h, ctx)
+                    s.on_eof(h, ctx, true)
                 })?;
+                self.try_free(slot, generation);
             }
             Completion::Sent {
                 slot,
@@ -225,7 +247,9 @@ impl<H: Handler> Worker<H> {
         }
         let mut new = Slot::new(fd);
         new.since = self.tick(); // the handshake deadline counts from here
-        let Some((slot, generation)) = self.slots.insert(new, self.cfg.max_connections_per_worker)
+        let Some((slot, generation)) = self
+            .slots
+            .insert(new, self.cfg.max_connections_per_worker.min(MAX_SLOT))
         else {
             Counters::inc(&self.counters.refused, 1);
             return self.uring.close(fd, 0, 0);
@@ -364,6 +388,7 @@ impl<H: Handler> Worker<H> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut busy = Vec::new();
         let mut lingering = Vec::new();
+        let mut closing = Vec::new();
         let tick = self.tick();
         for &(slot, generation) in &dirty {
             let Some(s) = self.slots.get_mut(slot, generation) else {
@@ -387,7 +412,9 @@ impl<H: Handler> Worker<H> {
                 s.out.sending_started(count);
             } else {
                 s.flags.set(Flags::DIRTY, false);
-                if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
+                if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && s.flags.has(Flags::PEER_EOF) {
+                    closing.push((slot, generation)); // the peer has gone: no lingering
+                } else if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
                     s.flags.set(Flags::SHUT_DOWN, true);
                     let _ = sys::shutdown_write(s.fd);
                     // Linger for the peer's EOF, at most `cfg.linger`.
@@ -401,6 +428,9 @@ impl<H: Handler> Worker<H> {
         self.dirty.extend(busy);
         for (slot, generation) in lingering {
             self.rearm(slot, generation);
+        }
+        for (slot, generation) in closing {
+            self.close_fd(slot, generation)?;
         }
         Ok(())
     }
@@ -453,6 +483,13 @@ impl<H: Handler> Worker<H> {
         self.uring.close(fd, slot, generation)
     }
 
+    fn resume_accepting(&mut self) -> io::Result<()> {
+        if self.accept_retry_at.take().is_some() && self.accepting {
+            self.uring.arm_accept_multi(self.listener.as_raw_fd())?;
+        }
+        Ok(())
+    }
+
     fn try_free(&mut self, slot: u32, generation: u32) {
         let finished = self
             .slots
@@ -463,6 +500,9 @@ impl<H: Handler> Worker<H> {
                 self.wheel.cancel(slot);
                 Counters::add(&self.counters.bytes_queued, -(s.out.queued() as i64));
                 Counters::add(&self.counters.connections, -1);
+                if self.accept_retry_at.is_some() {
+                    let _ = self.resume_accepting();
+                }
             }
         }
     }
@@ -481,7 +521,7 @@ impl<H: Handler> Worker<H> {
 
     fn force_close_all(&mut self) -> io::Result<()> {
         for (slot, generation) in self.slots.keys() {
-            self.with_slot(slot, generation, |s, h, ctx| s.on_eof(h, ctx))?;
+            self.with_slot(slot, generation, |s, h, ctx| s.on_eof(h, ctx, true))?;
         }
         Ok(())
     }
