@@ -114,6 +114,38 @@ pub enum Response {
 }
 
 impl Error {
+    /// Every variant, in table order (for tests and documentation checks).
+    pub const ALL: [Error; 28] = [
+        Error::HeaderTooLarge,
+        Error::TooManyHeaders,
+        Error::MalformedRequest,
+        Error::MethodNotGet,
+        Error::HttpVersion,
+        Error::MissingHost,
+        Error::MissingConnectionUpgrade,
+        Error::BadKey,
+        Error::UnsupportedVersion,
+        Error::BadHeaderValue,
+        Error::OriginNotAllowed,
+        Error::NotFound,
+        Error::UnmaskedFrame,
+        Error::MaskedFrame,
+        Error::ReservedBits,
+        Error::ReservedOpcode,
+        Error::ControlFrameTooLong,
+        Error::FragmentedControlFrame,
+        Error::LengthOverflow,
+        Error::UnexpectedContinuation,
+        Error::ExpectedContinuation,
+        Error::InvalidCloseCode,
+        Error::CloseFrameTooShort,
+        Error::InvalidUtf8,
+        Error::InvalidCloseReason,
+        Error::TooManyFragments,
+        Error::FrameTooLarge,
+        Error::MessageTooLarge,
+    ];
+
     /// The one answer to this error (see the table in the module docs).
     pub const fn response(self) -> Response {
         use Error::*;
@@ -214,40 +246,9 @@ impl std::error::Error for Error {}
 mod tests {
     use super::*;
 
-    const ALL: [Error; 28] = [
-        Error::HeaderTooLarge,
-        Error::TooManyHeaders,
-        Error::MalformedRequest,
-        Error::MethodNotGet,
-        Error::HttpVersion,
-        Error::MissingHost,
-        Error::MissingConnectionUpgrade,
-        Error::BadKey,
-        Error::UnsupportedVersion,
-        Error::BadHeaderValue,
-        Error::OriginNotAllowed,
-        Error::NotFound,
-        Error::UnmaskedFrame,
-        Error::MaskedFrame,
-        Error::ReservedBits,
-        Error::ReservedOpcode,
-        Error::ControlFrameTooLong,
-        Error::FragmentedControlFrame,
-        Error::LengthOverflow,
-        Error::UnexpectedContinuation,
-        Error::ExpectedContinuation,
-        Error::InvalidCloseCode,
-        Error::CloseFrameTooShort,
-        Error::InvalidUtf8,
-        Error::InvalidCloseReason,
-        Error::TooManyFragments,
-        Error::FrameTooLarge,
-        Error::MessageTooLarge,
-    ];
-
     #[test]
     fn every_close_reason_fits_a_close_frame_and_every_status_is_4xx() {
-        for e in ALL {
+        for e in Error::ALL {
             assert!(e.reason().len() <= 123, "{e:?}");
             assert!(e.reason().is_ascii(), "{e:?}");
             match e.response() {
@@ -263,7 +264,7 @@ mod tests {
     #[test]
     fn module_table_lists_every_variant() {
         let doc = include_str!("error.rs");
-        for e in ALL {
+        for e in Error::ALL {
             let row = format!("[`Error::{e:?}`]");
             assert!(doc.contains(&row), "error table misses {e:?}");
         }

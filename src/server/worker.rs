@@ -305,12 +305,18 @@ impl<H: Handler> Worker<H> {
         }
         if !more {
             // The multishot receive ended (the kernel's choice): arm it again if still reading.
-            if let Some(s) = self.slots.get_mut(slot, generation) {
-                if !s.flags.has(Flags::RECV_ARMED) && !s.flags.has(Flags::FD_CLOSING) {
-                    s.flags.set(Flags::RECV_ARMED, true);
-                    let fd = s.fd;
-                    self.uring.arm_recv_multi(fd, slot, generation)?;
-                }
+            self.rearm_recv(slot, generation)?;
+        }
+        Ok(())
+    }
+
+    /// Arms the slot's multishot receive again, unless it is armed or the slot is closing.
+    fn rearm_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
+        if let Some(s) = self.slots.get_mut(slot, generation) {
+            if !s.flags.has(Flags::RECV_ARMED) && !s.flags.has(Flags::FD_CLOSING) {
+                s.flags.set(Flags::RECV_ARMED, true);
+                let fd = s.fd;
+                self.uring.arm_recv_multi(fd, slot, generation)?;
             }
         }
         Ok(())
@@ -440,13 +446,7 @@ impl<H: Handler> Worker<H> {
             return Ok(());
         }
         for (slot, generation) in std::mem::take(&mut self.starved) {
-            if let Some(s) = self.slots.get_mut(slot, generation) {
-                if !s.flags.has(Flags::RECV_ARMED) && !s.flags.has(Flags::FD_CLOSING) {
-                    s.flags.set(Flags::RECV_ARMED, true);
-                    let fd = s.fd;
-                    self.uring.arm_recv_multi(fd, slot, generation)?;
-                }
-            }
+            self.rearm_recv(slot, generation)?;
         }
         Ok(())
     }
