@@ -51,6 +51,9 @@ pub(crate) struct Slot<S> {
     pub(crate) last_seen: u32,
 }
 
+/// The heartbeat ping: an empty, unmasked ping frame, shared by every connection.
+const HEARTBEAT_PING: Bytes = Bytes::from_static(&[0x89, 0x00]);
+
 /// A slot's booleans packed in one byte (the slot is per connection: every byte counts).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Flags(u8);
@@ -334,8 +337,9 @@ impl<S> Slot<S> {
                     );
                 } else if let Some(ping_at) = ping_at.filter(|&t| ctx.reached(t)) {
                     let _ = ping_at;
-                    if let Ok(ping) = ws.ping(&cfg.proto, b"") {
-                        self.out.push(Bytes::copy_from_slice(&ping));
+                    if ws.state().can_send() {
+                        // One static frame for every heartbeat: no allocation per ping.
+                        self.out.push(HEARTBEAT_PING.clone());
                         self.flags.set(Flags::PING_OUTSTANDING, true);
                         Counters::inc(&counters.pings_sent, 1);
                         actions.flush = true;
