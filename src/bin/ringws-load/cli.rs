@@ -25,7 +25,8 @@ pub enum Command {
     /// N connections, each with exactly one message in flight; every echo is checked byte for
     /// byte.
     Pingpong(PingPongArgs),
-    /// Open N connections, hold them, report the server's memory per connection.
+    /// Open N connections and hold them, answering the server's pings; report the server's
+    /// memory per connection and how late its heartbeat pings come.
     Idle(IdleArgs),
     /// Read JSON result lines (from --json runs) and print a Markdown table of medians.
     Summarize(SummarizeArgs),
@@ -96,9 +97,19 @@ pub struct IdleArgs {
     /// Shared options.
     #[command(flatten)]
     pub common: Common,
-    /// Seconds to hold the connections before sampling the server's RSS.
-    #[arg(short, long, default_value_t = 3.0)]
+    /// Seconds to hold the connections (after the setup) before sampling the server's RSS.
+    /// Any connection the server closes during the hold is an error.
+    #[arg(short, long, visible_alias = "hold", default_value_t = 3.0)]
     pub duration: f64,
+    /// The server's ping interval (as its --ping-interval: 5s, 500ms, 1m, or seconds): each
+    /// ping's lateness is the time since the connection last sent anything minus this. Without
+    /// it pings are still answered and counted, and the "lateness" is the whole interval.
+    #[arg(long, value_parser = parse_duration)]
+    pub ping_interval: Option<Duration>,
+    /// Once the setup is done, write the number of established connections to this file (for
+    /// scripts that sample the server over the hold, e.g. benches/heartbeat.sh).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// `summarize` options.
@@ -137,7 +148,59 @@ impl Common {
     }
 }
 
+/// A duration as the server's options take it: `5s`, `500ms`, `1m`, or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("'{s}' is not a duration like 5s, 500ms or 1.5");
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    Duration::try_from_secs_f64(n * scale).map_err(|_| bad())
+}
+
 /// A duration from a number of seconds given on the command line.
 pub fn seconds(s: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|_| format!("{s}: not a duration in seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn idle_takes_hold_and_ping_interval() {
+        let cli = Cli::try_parse_from([
+            "ringws-load",
+            "idle",
+            "--addr",
+            "127.0.0.1:1",
+            "--hold",
+            "60",
+            "--ping-interval",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Idle(a) = cli.command else {
+            panic!("not idle");
+        };
+        assert_eq!(a.duration, 60.0);
+        assert_eq!(a.ping_interval, Some(Duration::from_secs(5)));
+    }
 }

@@ -55,6 +55,9 @@ pub struct Client {
     pub in_flight: bool,
     /// When the message in flight was sent.
     pub sent_at: Instant,
+    /// When this connection last sent anything the server counts as traffic (the end of the
+    /// handshake, a message, a pong): heartbeat pings are due this long after it.
+    pub last_sent: Instant,
 }
 
 impl Client {
@@ -89,6 +92,7 @@ impl Client {
             seq: 0,
             in_flight: false,
             sent_at: Instant::now(),
+            last_sent: Instant::now(),
         })
     }
 

@@ -17,7 +17,7 @@ use ringws::proto::{CloseCode, Config, Event, Sink, Timestamp};
 use crate::client::{Client, Phase};
 use crate::handshake::{self, HandshakeError};
 use crate::rng::Rng;
-use crate::stats::{ErrorCounts, Latency};
+use crate::stats::{ErrorCounts, Latency, Lateness};
 use crate::target::Target;
 use crate::verify::{Mismatch, Payload};
 
@@ -34,7 +34,8 @@ const MAX_ECHO_BYTES: u32 = 64 << 20;
 /// What the connections do once open.
 #[derive(Debug, Clone)]
 pub enum Workload {
-    /// Nothing: hold the connection (any message from the server is an error).
+    /// Nothing: hold the connection, answering the server's pings (any message from the server
+    /// is an error).
     Idle,
     /// One message in flight per connection, each echo checked against this payload.
     PingPong(Payload),
@@ -55,6 +56,12 @@ pub struct Counters {
     pub window_messages: u64,
     /// Round trips since the window opened.
     pub latency: Latency,
+    /// Pings received from the server since the start (each answered with a pong).
+    pub pings: u64,
+    /// Pings received since the window opened.
+    pub window_pings: u64,
+    /// How late the server's pings came, since the window opened.
+    pub lateness: Lateness,
     /// Every error since the start.
     pub errors: ErrorCounts,
     /// The first few error descriptions.
@@ -188,11 +195,20 @@ impl Engine {
         }
     }
 
-    /// Opens (or reopens) the measurement window: window counters and latencies start at zero.
+    /// Sets the server's ping interval that ping lateness is measured against (default zero:
+    /// the lateness is then the interval itself).
+    pub fn expect_pings_every(&mut self, interval: Duration) {
+        self.shared.counters.lateness = Lateness::new(interval);
+    }
+
+    /// Opens (or reopens) the measurement window: window counters, latencies and ping lateness
+    /// start at zero.
     pub fn open_window(&mut self) {
         let c = &mut self.shared.counters;
         c.window_messages = 0;
         c.latency.reset();
+        c.window_pings = 0;
+        c.lateness.reset();
         self.shared.recording = true;
     }
 
@@ -331,6 +347,9 @@ impl Engine {
                         continue;
                     };
                     c.phase = Phase::Open;
+                    // The server's `last_seen` is set by the upgrade: heartbeat pings count
+                    // from here.
+                    c.last_sent = Instant::now();
                     shared.counters.settled += 1;
                     shared.counters.open += 1;
                     let mut head = std::mem::take(&mut c.head);
@@ -445,6 +464,7 @@ impl Shared {
         }
         c.in_flight = true;
         c.sent_at = Instant::now();
+        c.last_sent = c.sent_at;
         c.flush().map_err(Failure::Io)
     }
 
@@ -464,14 +484,32 @@ impl Shared {
             closing: c.phase == Phase::Closing,
             out: &mut c.out,
             echoes: 0,
+            pings: 0,
             mismatch: None,
             peer_closed: false,
         };
         let result = c.proto.handle_read(&self.cfg, data, &mut inbox);
-        let (echoes, mismatch, peer_closed) = (inbox.echoes, inbox.mismatch, inbox.peer_closed);
+        let (echoes, pings, mismatch, peer_closed) =
+            (inbox.echoes, inbox.pings, inbox.mismatch, inbox.peer_closed);
+        if pings > 0 {
+            // Each ping came this long after we last sent anything (the pong of an earlier
+            // ping in the same read is not sent yet).
+            let since_sent = c.last_sent.elapsed();
+            let counters = &mut self.counters;
+            counters.pings += u64::from(pings);
+            if self.recording {
+                counters.window_pings += u64::from(pings);
+                for _ in 0..pings {
+                    counters.lateness.record(since_sent);
+                }
+            }
+        }
         if c.has_output() {
             // Pongs and close replies; a failure here shows up on the next read.
             let _ = c.flush();
+            if pings > 0 {
+                c.last_sent = Instant::now();
+            }
         }
         result.map_err(Failure::Protocol)?;
         if let Some(m) = mismatch {
@@ -508,6 +546,8 @@ struct Inbox<'a> {
     closing: bool,
     out: &'a mut Vec<u8>,
     echoes: u32,
+    /// Pings received (their pongs are in `out`, queued by the protocol core).
+    pings: u32,
     mismatch: Option<Mismatch>,
     peer_closed: bool,
 }
@@ -539,6 +579,9 @@ impl Sink for Inbox<'_> {
             Event::Binary(b) => self.data(Some(MessageKind::Binary), b),
             // No extension was negotiated, so this cannot happen; count it if it does.
             Event::Compressed { payload, .. } => self.data(None, payload),
+            // The protocol core already queued the masked pong with the same payload through
+            // `transmit` (not while closing).
+            Event::Ping(_) if !self.closing => self.pings += 1,
             Event::Ping(_) | Event::Pong(_) => {}
             Event::Close { .. } => self.peer_closed = true,
         }

@@ -73,7 +73,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Idle(a) => {
             let setup = a.common.setup()?;
-            let report = run::idle(&setup, seconds(a.duration)?).map_err(|e| e.to_string())?;
+            let report = run::idle(
+                &setup,
+                seconds(a.duration)?,
+                a.ping_interval,
+                a.ready_file.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
             Ok(finish(report, &a.common))
         }
         Command::Summarize(a) => {

@@ -1,9 +1,11 @@
 //! A run's result: one JSON line for scripts, or a table for people.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::run::Setup;
-use crate::stats::{ErrorCounts, LatencySummary};
+use crate::stats::{ErrorCounts, LatencySummary, LatenessSummary};
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Default)]
@@ -38,7 +40,17 @@ pub struct Report {
     pub latency: LatencySummary,
     /// All errors of the run.
     pub errors: ErrorCounts,
-    /// Server CPU time over the window, ns.
+    /// The server's ping interval the lateness is measured against (idle, `--ping-interval`).
+    pub ping_interval: Option<Duration>,
+    /// Heartbeat pings received (and answered) during the hold (idle).
+    pub pings: u64,
+    /// Heartbeat pings received during the whole run, setup included (idle).
+    pub pings_total: u64,
+    /// How late the pings of the hold came, ms (idle).
+    pub lateness: LatenessSummary,
+    /// The pings of the hold per whole millisecond of lateness (idle), ascending.
+    pub lateness_hist: Vec<(i64, u64)>,
+    /// Server CPU time over the window (ping-pong) or hold (idle), ns.
     pub server_cpu_ns: Option<u64>,
     /// This process's CPU time over the window, ns.
     pub client_cpu_ns: Option<u64>,
@@ -68,6 +80,21 @@ impl Report {
         } else {
             0.0
         }
+    }
+
+    /// Pings per second over the hold.
+    pub fn pings_per_sec(&self) -> f64 {
+        if self.window_secs > 0.0 {
+            self.pings as f64 / self.window_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Server CPU time over the window or hold as a percentage of one core.
+    pub fn server_cpu_percent(&self) -> Option<f64> {
+        let ns = self.server_cpu_ns?;
+        (self.window_secs > 0.0).then(|| ns as f64 / 1e9 / self.window_secs * 100.0)
     }
 
     /// Server CPU µs per message over the window.
@@ -104,6 +131,12 @@ impl Report {
     pub fn to_json(&self) -> Value {
         let l = &self.latency;
         let e = &self.errors;
+        let p = &self.lateness;
+        let hist: Vec<Value> = self
+            .lateness_hist
+            .iter()
+            .map(|&(b, n)| json!([b, n]))
+            .collect();
         json!({
             "mode": self.mode,
             "label": self.label,
@@ -128,7 +161,17 @@ impl Report {
                 "total": e.total(), "connect": e.connect, "handshake": e.handshake,
                 "mismatch": e.mismatch, "closed": e.closed, "protocol": e.protocol, "io": e.io,
             },
+            "ping_interval_ms": self.ping_interval.map(|d| d.as_secs_f64() * 1000.0),
+            "pings": self.pings,
+            "pings_total": self.pings_total,
+            "pings_per_sec": self.pings_per_sec(),
+            "ping_lateness_ms": {
+                "count": p.count, "min": p.min, "mean": p.mean, "p50": p.p50, "p90": p.p90,
+                "p99": p.p99, "max": p.max,
+            },
+            "ping_lateness_hist_ms": hist,
             "server_cpu_ns": self.server_cpu_ns,
+            "server_cpu_percent": self.server_cpu_percent(),
             "server_cpu_us_per_msg": self.server_cpu_us_per_msg(),
             "client_cpu_us_per_msg": self.client_cpu_us_per_msg(),
             "server_rss_before": self.server_rss_before,
@@ -184,6 +227,30 @@ impl Report {
             rows.push(("hold", format!("{:.2} s", self.window_secs)));
             rows.push(("server RSS before", opt_bytes(self.server_rss_before)));
             rows.push(("RSS per conn", opt(self.rss_per_conn(), "B")));
+            rows.push((
+                "server CPU",
+                opt(self.server_cpu_percent(), "% of one core"),
+            ));
+            let interval = self
+                .ping_interval
+                .map_or_else(|| "none given".to_string(), |d| format!("{d:?}"));
+            rows.push((
+                "pings",
+                format!(
+                    "{} in the hold ({:.1}/s), {} in all; interval {interval}",
+                    self.pings,
+                    self.pings_per_sec(),
+                    self.pings_total
+                ),
+            ));
+            let p = &self.lateness;
+            rows.push((
+                "ping lateness ms",
+                format!(
+                    "p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  (min {:.1})",
+                    p.p50, p.p90, p.p99, p.max, p.min
+                ),
+            ));
         }
         rows.push(("server RSS", opt_bytes(self.server_rss_after)));
         rows.push(("open at end", self.open_at_end.to_string()));

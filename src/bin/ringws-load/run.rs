@@ -2,6 +2,7 @@
 //! phases (warm-up, window, hold), samples the server around the window and returns a report.
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Workload};
@@ -82,28 +83,61 @@ pub fn pingpong(
     Ok(report)
 }
 
-/// Runs idle: samples the server's RSS, opens the connections, holds them for `duration`,
-/// samples again.
-pub fn idle(setup: &Setup, duration: Duration) -> io::Result<Report> {
+/// Runs idle: samples the server's RSS, opens the connections, holds them for `duration`
+/// (answering the server's pings and timing them against `ping_interval`), samples again. The
+/// server's CPU time is sampled over the hold. `ready_file`, if given, receives the number of
+/// established connections when the setup is done.
+pub fn idle(
+    setup: &Setup,
+    duration: Duration,
+    ping_interval: Option<Duration>,
+    ready_file: Option<&Path>,
+) -> io::Result<Report> {
     let mut report = Report::new("idle", setup);
+    report.ping_interval = ping_interval;
     report.server_rss_before = setup.server.map(|p| p.rss_bytes()).transpose()?;
     let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), Workload::Idle)?;
+    engine.expect_pings_every(ping_interval.unwrap_or_default());
     let mut progress = Progress::new(setup.progress, "idle");
     report.setup_secs = establish(&mut engine, setup, &mut progress)?;
     report.established = engine.counters().open;
+    if let Some(path) = ready_file {
+        write_ready(path, report.established)?;
+    }
 
     progress.phase = "hold";
+    let cpu0 = setup.server.map(|p| p.cpu_ns()).transpose()?;
+    let self0 = Probe::this_process().cpu_ns()?;
+    engine.open_window();
     let t0 = Instant::now();
     drive_for(&mut engine, duration, &mut progress)?;
+    engine.close_window();
     report.window_secs = t0.elapsed().as_secs_f64();
+    let cpu1 = setup.server.map(|p| p.cpu_ns()).transpose()?;
+    let self1 = Probe::this_process().cpu_ns()?;
+    report.server_cpu_ns = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
+    report.client_cpu_ns = Some(self1.saturating_sub(self0));
     report.server_rss_after = setup.server.map(|p| p.rss_bytes()).transpose()?;
     report.open_at_end = engine.counters().open;
+    let c = engine.counters();
+    report.pings = c.window_pings;
+    report.pings_total = c.pings;
+    report.lateness = c.lateness.summary();
+    report.lateness_hist = c.lateness.histogram_ms();
 
     engine.close_all(CLOSE_GRACE)?;
     progress.done();
     report.errors = engine.counters().errors;
     report.notes = engine.counters().notes.clone();
     Ok(report)
+}
+
+/// Writes `established` to `path` in one rename, so a reader never sees a partial file.
+fn write_ready(path: &Path, established: usize) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{established}\n"))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Opens the connections, at most `concurrency` in setup at once. Returns the seconds taken.
@@ -153,6 +187,7 @@ struct Progress {
     start: Instant,
     last: Instant,
     last_messages: u64,
+    last_pings: u64,
 }
 
 impl Progress {
@@ -165,6 +200,7 @@ impl Progress {
             start: now,
             last: now,
             last_messages: 0,
+            last_pings: 0,
         }
     }
 
@@ -174,18 +210,22 @@ impl Progress {
             return;
         }
         let c = engine.counters();
-        let rate = (c.messages - self.last_messages) as f64 / elapsed.as_secs_f64();
+        let secs = elapsed.as_secs_f64();
+        let rate = (c.messages - self.last_messages) as f64 / secs;
+        let ping_rate = (c.pings - self.last_pings) as f64 / secs;
         self.last = Instant::now();
         self.last_messages = c.messages;
+        self.last_pings = c.pings;
         let _ = writeln!(
             io::stderr(),
-            "[{} {:5.1}s {}] open {}/{} msg/s {:.0} errors {}",
+            "[{} {:5.1}s {}] open {}/{} msg/s {:.0} pings/s {:.0} errors {}",
             self.mode,
             self.start.elapsed().as_secs_f64(),
             self.phase,
             c.open,
             c.started,
             rate,
+            ping_rate,
             c.errors.total()
         );
     }
