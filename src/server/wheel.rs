@@ -73,6 +73,15 @@ impl Wheel {
         }
     }
 
+    /// An empty wheel with room for timer ids below `ids` reserved up front: the node array
+    /// then never moves (a doubling array would copy itself and may leave the old copies
+    /// resident); untouched pages of the reservation cost no memory.
+    pub fn with_capacity(now: u32, ids: usize) -> Self {
+        let mut wheel = Wheel::new(now);
+        wheel.nodes.reserve_exact(ids);
+        wheel
+    }
+
     /// The last tick processed.
     pub fn now(&self) -> u32 {
         self.now

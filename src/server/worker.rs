@@ -59,6 +59,7 @@ impl<H: Handler> Worker<H> {
         stop: Arc<AtomicBool>,
     ) -> io::Result<Self> {
         let uring = Uring::new(cfg.uring)?;
+        let ids = cfg.max_connections_per_worker.min(MAX_SLOT) as usize;
         Ok(Worker {
             uring,
             listener,
@@ -69,7 +70,7 @@ impl<H: Handler> Worker<H> {
             stop,
             dirty: Vec::new(),
             starved: Vec::new(),
-            wheel: Wheel::new(0),
+            wheel: Wheel::with_capacity(0, ids),
             fired: Vec::new(),
             epoch: Instant::now(),
             accepting: true,
