@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ringws::app::echo::Echo;
+use ringws::runtime::IoChoice;
 use ringws::server::{Backpressure, Server, ServerConfig, startup_warnings};
 
 #[global_allocator]
@@ -29,6 +30,10 @@ struct Cli {
     /// Pin worker i to CPU i.
     #[arg(long)]
     pin: bool,
+    /// The I/O backend: auto (io_uring when the kernel offers it, else epoll, said in the log),
+    /// uring (fail at start when unavailable), or epoll.
+    #[arg(long, value_enum, default_value_t = IoArg::Auto)]
+    io: IoArg,
     /// The application to run.
     #[arg(long, value_enum, default_value_t = Mode::Echo)]
     mode: Mode,
@@ -96,6 +101,16 @@ enum Mode {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum IoArg {
+    /// io_uring when available, else epoll.
+    Auto,
+    /// io_uring or nothing.
+    Uring,
+    /// epoll.
+    Epoll,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum BackpressureArg {
     /// Drop the message; the connection stays.
     Drop,
@@ -153,6 +168,11 @@ impl Cli {
             cfg.workers = workers.get();
         }
         cfg.pin_workers = self.pin;
+        cfg.io = match self.io {
+            IoArg::Auto => IoChoice::Auto,
+            IoArg::Uring => IoChoice::Uring,
+            IoArg::Epoll => IoChoice::Epoll,
+        };
         let limits = &mut cfg.proto.limits;
         if let Some(n) = self.max_message_bytes {
             limits.max_message_bytes = n;
@@ -254,16 +274,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Some(f) = handle.ring_flags() {
-        tracing::info!(
-            "io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={}",
+    match handle.ring_flags() {
+        Some(f) => tracing::info!(
+            "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={}",
             f.single_issuer,
             f.defer_taskrun,
             f.coop_taskrun,
             f.submit_all,
             f.sq_entries,
             f.cq_entries
-        );
+        ),
+        None => tracing::info!("backend epoll"),
     }
     tracing::info!(
         "ringws {} ({:?} mode) listening on ws://{addr}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each",

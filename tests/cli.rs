@@ -69,3 +69,96 @@ fn sigterm_stops_the_server_with_exit_code_0() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .args([
+            "--io",
+            "auto",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+        ])
+        .env("RINGWS_TEST_URING_ERRNO", "1") // EPERM, as a container's seccomp profile answers
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The server works: an upgrade and an echo.
+    let start = Instant::now();
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("server not up: {e}"),
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\
+              \x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58",
+        )
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.ends_with(b"\x81\x05Hello") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF; got {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 101"));
+    drop(stream);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stdout);
+    let line = log
+        .lines()
+        .find(|l| l.contains("io_uring unavailable"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("EPERM") && line.contains("epoll"), "{line}");
+    assert!(log.contains("backend epoll"), "{log}");
+}
+
+#[test]
+fn io_uring_demanded_but_unavailable_fails_at_start_with_the_cause() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .args([
+            "--io",
+            "uring",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .env("RINGWS_TEST_URING_ERRNO", "38") // ENOSYS
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("io_uring unavailable") && stderr.contains("ENOSYS"),
+        "{stderr}"
+    );
+}

@@ -28,8 +28,14 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit, property, integration, doc tests)"
 cargo test --locked
 
+step "integration tests again on the epoll backend"
+RINGWS_TEST_IO=epoll cargo test --locked --test '*'
+
 step "Autobahn|Testsuite 1-7, 9, 10 against ringws --mode echo (diffed with the expected results)"
-bash tests/autobahn/ci.sh
+RINGWS_IO=uring bash tests/autobahn/ci.sh
+
+step "Autobahn again on the epoll backend"
+RINGWS_IO=epoll bash tests/autobahn/ci.sh
 
 step "benchmarks compile"
 cargo bench --no-run --locked

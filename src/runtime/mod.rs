@@ -22,5 +22,11 @@
 //! This module and the SIMD unmasking are the only places allowed `unsafe`; every block states
 //! its `// SAFETY:` argument.
 
+mod backend;
+mod completion;
+pub mod epoll;
 pub mod sys;
 pub mod uring;
+
+pub use backend::{Backend, IoChoice, probe_uring};
+pub use completion::Completion;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::proto;
+use crate::runtime::IoChoice;
 use crate::runtime::uring::UringConfig;
 
 /// What to do when a message would push a connection's outbound queue past its limit.
@@ -77,6 +78,9 @@ pub struct ServerConfig {
     /// second by the server, without reaching the handler (browsers cannot send ping frames).
     /// Default `None`; e.g. `Some(("ping".into(), "pong".into()))`.
     pub text_heartbeat: Option<(String, String)>,
+    /// The I/O backend. Default [`IoChoice::Auto`]: io_uring when the kernel offers what it
+    /// needs, otherwise epoll, with one log line naming the cause.
+    pub io: IoChoice,
     /// Protocol limits and the close-handshake timeout.
     pub proto: proto::Config,
     /// Ring and receive-buffer sizes of each worker.
@@ -108,6 +112,7 @@ impl Default for ServerConfig {
             pong_timeout: Duration::from_secs(20),
             idle_timeout: None,
             text_heartbeat: None,
+            io: IoChoice::Auto,
             proto: proto::Config::default(),
             uring: UringConfig::default(),
         }

@@ -61,6 +61,8 @@ counters! {
     buffers_lent: AtomicI64,
     /// Times a receive found the buffer ring empty.
     recv_starved: AtomicU64,
+    /// Workers running on io_uring (the others run on epoll).
+    io_uring_workers: AtomicI64,
     /// Connection timers armed in the wheel now (one per connection at most).
     timers: AtomicI64,
     /// Heartbeat pings sent.

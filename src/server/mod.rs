@@ -66,8 +66,10 @@ pub use counters::Snapshot;
 pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
 pub use outbox::SendStatus;
 
+use crate::runtime::epoll::Epoll;
 use crate::runtime::sys;
-use crate::runtime::uring::{DEFAULT_BACKLOG, RingFlags, bind_listener};
+use crate::runtime::uring::{DEFAULT_BACKLOG, RingFlags, Uring, bind_listener};
+use crate::runtime::{IoChoice, probe_uring};
 use counters::Counters;
 use worker::Worker;
 
@@ -125,9 +127,26 @@ impl<H: Handler> Server<H> {
     /// # Errors
     /// A worker could not start (io_uring unavailable, ring or buffer registration refused).
     pub fn start(self) -> io::Result<ServerHandle> {
+        // Choose the backend once, for every worker: io_uring where it works, else epoll.
+        let flags = match self.cfg.io {
+            IoChoice::Epoll => None,
+            IoChoice::Uring => Some(
+                probe_uring(self.cfg.uring)
+                    .map_err(|cause| io::Error::new(io::ErrorKind::Unsupported, cause))?,
+            ),
+            IoChoice::Auto => match probe_uring(self.cfg.uring) {
+                Ok(flags) => Some(flags),
+                Err(cause) => {
+                    tracing::warn!(
+                        "{cause}: running on the epoll backend (--io epoll says so quietly)"
+                    );
+                    None
+                }
+            },
+        };
         let cfg = Arc::new(self.cfg);
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<RingFlags>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
         let mut threads = Vec::new();
         let mut counters = Vec::new();
         for (i, listener) in self.listeners.into_iter().enumerate() {
@@ -139,6 +158,7 @@ impl<H: Handler> Server<H> {
                 ready_tx.clone(),
                 self.handler.clone(),
             );
+            let uring = flags.is_some();
             let thread = std::thread::Builder::new()
                 .name(format!("ringws-worker-{i}"))
                 .spawn(move || -> io::Result<()> {
@@ -147,26 +167,38 @@ impl<H: Handler> Server<H> {
                             tracing::warn!("worker {i}: cannot pin to CPU {i}: {e}");
                         }
                     }
-                    let worker = match Worker::new(listener, handler, cfg, worker_counters, stop) {
-                        Ok(worker) => worker,
-                        Err(e) => {
-                            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
-                            return Err(e);
-                        }
+                    // The backend is built on the worker's own thread (io_uring: single issuer).
+                    let report = |r: &io::Result<()>| {
+                        let _ = ready.send(match r {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                        });
                     };
-                    let _ = ready.send(Ok(worker.uring().flags()));
-                    drop(ready);
-                    worker.run()
+                    if uring {
+                        let io = Uring::new(cfg.uring);
+                        report(
+                            &io.as_ref()
+                                .map(drop)
+                                .map_err(|e| io::Error::new(e.kind(), e.to_string())),
+                        );
+                        Worker::new(io?, listener, handler, cfg, worker_counters, stop).run()
+                    } else {
+                        let io = Epoll::new(cfg.uring.buf_size as usize, cfg.uring.nodelay);
+                        report(
+                            &io.as_ref()
+                                .map(drop)
+                                .map_err(|e| io::Error::new(e.kind(), e.to_string())),
+                        );
+                        Worker::new(io?, listener, handler, cfg, worker_counters, stop).run()
+                    }
                 })?;
             threads.push(thread);
         }
         drop(ready_tx);
-        let mut flags = None;
         let mut failure = None;
         for result in ready_rx.iter().take(threads.len()) {
-            match result {
-                Ok(f) => flags = Some(f),
-                Err(e) => failure = Some(e),
+            if let Err(e) = result {
+                failure = Some(e);
             }
         }
         let handle = ServerHandle {
@@ -181,7 +213,7 @@ impl<H: Handler> Server<H> {
             let _ = handle.join();
             return Err(io::Error::new(
                 e.kind(),
-                format!("io_uring unavailable: {e}"),
+                format!("a worker could not start: {e}"),
             ));
         }
         Ok(handle)
@@ -203,9 +235,18 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// The io_uring setup flags the kernel accepted (as seen by the workers).
+    /// The io_uring setup flags the kernel accepted, or `None` when the workers run on epoll.
     pub fn ring_flags(&self) -> Option<RingFlags> {
         self.flags
+    }
+
+    /// The I/O backend the workers run on: `"io_uring"` or `"epoll"`.
+    pub fn backend(&self) -> &'static str {
+        if self.flags.is_some() {
+            "io_uring"
+        } else {
+            "epoll"
+        }
     }
 
     /// The counters of every worker, summed.

@@ -1,4 +1,5 @@
-//! One worker: a thread, a listener, an io_uring, and the connections they accept.
+//! One worker: a thread, a listener, an I/O backend (io_uring, or epoll where it is not
+//! available), and the connections they accept.
 //!
 //! The loop, once per iteration: flush every connection with queued frames (one gathered send
 //! each), re-arm receives that found the buffer ring empty, then one `io_uring_enter` that
@@ -22,11 +23,11 @@ use super::wheel::Wheel;
 use crate::proto::{CloseCode, Timestamp};
 use crate::runtime::sys;
 use crate::runtime::uring::user_data::MAX_SLOT;
-use crate::runtime::uring::{Completion, MAX_IOVECS, Uring};
+use crate::runtime::{Backend, Completion};
 
 /// A worker's state. Built on its own thread (the ring is single-issuer).
-pub(crate) struct Worker<H: Handler> {
-    uring: Uring,
+pub(crate) struct Worker<H: Handler, B: Backend> {
+    io: B,
     listener: TcpListener,
     slots: Slab<Slot<H::State>>,
     handler: H,
@@ -50,18 +51,18 @@ pub(crate) struct Worker<H: Handler> {
     shutdown_deadline: Option<Timestamp>,
 }
 
-impl<H: Handler> Worker<H> {
+impl<H: Handler, B: Backend> Worker<H, B> {
     pub(crate) fn new(
+        io: B,
         listener: TcpListener,
         handler: H,
         cfg: Arc<ServerConfig>,
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
-    ) -> io::Result<Self> {
-        let uring = Uring::new(cfg.uring)?;
+    ) -> Self {
         let ids = cfg.max_connections_per_worker.min(MAX_SLOT) as usize;
-        Ok(Worker {
-            uring,
+        Worker {
+            io,
             listener,
             slots: Slab::new(),
             handler,
@@ -76,12 +77,7 @@ impl<H: Handler> Worker<H> {
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
-        })
-    }
-
-    /// The ring's flags, for the start-up log.
-    pub(crate) fn uring(&self) -> &Uring {
-        &self.uring
+        }
     }
 
     fn now(&self) -> Timestamp {
@@ -99,13 +95,17 @@ impl<H: Handler> Worker<H> {
 
     /// Runs until a graceful shutdown completes.
     pub(crate) fn run(mut self) -> io::Result<()> {
-        self.uring.arm_accept_multi(self.listener.as_raw_fd())?;
+        Counters::set(
+            &self.counters.io_uring_workers,
+            i64::from(self.io.name() == "io_uring"),
+        );
+        self.io.arm_accept(self.listener.as_raw_fd())?;
         loop {
             self.flush()?;
             self.rearm_starved()?;
             let wait = self.wait_time();
-            self.uring.submit_and_wait(1, Some(wait))?;
-            while let Some(completion) = self.uring.next_completion() {
+            self.io.wait(Some(wait))?;
+            while let Some(completion) = self.io.next_completion() {
                 self.on_completion(completion)?;
             }
             self.run_timers()?;
@@ -116,7 +116,7 @@ impl<H: Handler> Worker<H> {
             }
             Counters::set(
                 &self.counters.buffers_lent,
-                i64::from(self.uring.bufs().lent()),
+                i64::from(self.io.buffers_lent()),
             );
             Counters::set(&self.counters.timers, self.wheel.len() as i64);
             if self.stop.load(Ordering::Relaxed) && self.shutdown_deadline.is_none() {
@@ -125,7 +125,7 @@ impl<H: Handler> Worker<H> {
             if let Some(deadline) = self.shutdown_deadline {
                 if self.slots.len() == 0 {
                     // Closes of connections accepted while stopping may still be queued.
-                    self.uring.submit_and_wait(0, None)?;
+                    self.io.wait(Some(Duration::ZERO))?;
                     return Ok(());
                 }
                 if self.now() >= deadline {
@@ -152,7 +152,7 @@ impl<H: Handler> Worker<H> {
             Completion::Accepted { fd, more } => {
                 self.on_accept(fd)?;
                 if !more && self.accepting {
-                    self.uring.arm_accept_multi(self.listener.as_raw_fd())?;
+                    self.io.arm_accept(self.listener.as_raw_fd())?;
                 }
             }
             Completion::AcceptError { errno, more } => {
@@ -172,7 +172,7 @@ impl<H: Handler> Worker<H> {
                     self.accept_retry_at =
                         Some(self.tick().wrapping_add(self.cfg.ticks_per_second()));
                 } else if !more && self.accepting {
-                    self.uring.arm_accept_multi(self.listener.as_raw_fd())?;
+                    self.io.arm_accept(self.listener.as_raw_fd())?;
                 }
             }
             Completion::Recv {
@@ -244,7 +244,7 @@ impl<H: Handler> Worker<H> {
     fn on_accept(&mut self, fd: i32) -> io::Result<()> {
         Counters::inc(&self.counters.accepted, 1);
         if !self.accepting {
-            return self.uring.close(fd, 0, 0);
+            return self.io.close(fd, 0, 0);
         }
         let mut new = Slot::new(fd);
         new.since = self.tick(); // the handshake deadline counts from here
@@ -253,10 +253,10 @@ impl<H: Handler> Worker<H> {
             .insert(new, self.cfg.max_connections_per_worker.min(MAX_SLOT))
         else {
             Counters::inc(&self.counters.refused, 1);
-            return self.uring.close(fd, 0, 0);
+            return self.io.close(fd, 0, 0);
         };
         Counters::add(&self.counters.connections, 1);
-        self.uring.arm_recv_multi(fd, slot, generation)?;
+        self.io.arm_recv(fd, slot, generation)?;
         if let Some(s) = self.slots.get_mut(slot, generation) {
             s.flags.set(Flags::RECV_ARMED, true);
         }
@@ -274,7 +274,7 @@ impl<H: Handler> Worker<H> {
     ) -> io::Result<()> {
         let (now, tick) = (self.now(), self.tick());
         let Worker {
-            uring,
+            io,
             slots,
             handler,
             cfg,
@@ -294,13 +294,13 @@ impl<H: Handler> Worker<H> {
                         now,
                         tick,
                     };
-                    let data = uring.bufs().get(bid, len);
+                    let data = io.recv_buf(bid, len);
                     Some(s.on_bytes(data, handler, &ctx))
                 }
             }
             None => None,
         };
-        self.uring.bufs().recycle(bid);
+        self.io.recycle(bid);
         if let Some(actions) = actions {
             self.apply(slot, generation, actions)?;
         }
@@ -317,7 +317,7 @@ impl<H: Handler> Worker<H> {
             if !s.flags.has(Flags::RECV_ARMED) && !s.flags.has(Flags::FD_CLOSING) {
                 s.flags.set(Flags::RECV_ARMED, true);
                 let fd = s.fd;
-                self.uring.arm_recv_multi(fd, slot, generation)?;
+                self.io.arm_recv(fd, slot, generation)?;
             }
         }
         Ok(())
@@ -406,7 +406,7 @@ impl<H: Handler> Worker<H> {
                 continue; // the completion of the send in flight flushes the rest
             }
             if !s.out.is_empty() {
-                if self.uring.send_busy(slot) {
+                if self.io.send_busy(slot) {
                     // A zero-copy send's bytes are still in use (or the slot's previous
                     // occupant's are): retry after the next completions.
                     busy.push((slot, generation));
@@ -414,8 +414,7 @@ impl<H: Handler> Worker<H> {
                 }
                 s.flags.set(Flags::DIRTY, false);
                 let fd = s.fd;
-                let pending = s.out.pending().take(MAX_IOVECS);
-                let (_, count) = self.uring.send_owned(fd, slot, generation, pending)?;
+                let count = self.io.send(fd, slot, generation, &mut s.out.pending())?;
                 s.out.sending_started(count);
             } else {
                 s.flags.set(Flags::DIRTY, false);
@@ -443,7 +442,7 @@ impl<H: Handler> Worker<H> {
     }
 
     fn rearm_starved(&mut self) -> io::Result<()> {
-        if self.starved.is_empty() || self.uring.bufs().available() == 0 {
+        if self.starved.is_empty() || !self.io.buffers_available() {
             return Ok(());
         }
         for (slot, generation) in std::mem::take(&mut self.starved) {
@@ -479,14 +478,14 @@ impl<H: Handler> Worker<H> {
         s.flags.set(Flags::FD_CLOSING, true);
         let fd = s.fd;
         if s.flags.has(Flags::RECV_ARMED) || s.out.sending() {
-            self.uring.cancel_fd(fd, slot, generation)?;
+            self.io.cancel(fd, slot, generation)?;
         }
-        self.uring.close(fd, slot, generation)
+        self.io.close(fd, slot, generation)
     }
 
     fn resume_accepting(&mut self) -> io::Result<()> {
         if self.accept_retry_at.take().is_some() && self.accepting {
-            self.uring.arm_accept_multi(self.listener.as_raw_fd())?;
+            self.io.arm_accept(self.listener.as_raw_fd())?;
         }
         Ok(())
     }
@@ -510,7 +509,7 @@ impl<H: Handler> Worker<H> {
 
     fn begin_shutdown(&mut self) -> io::Result<()> {
         self.accepting = false;
-        self.uring.cancel_accept()?;
+        self.io.cancel_accept()?;
         self.shutdown_deadline = Some(self.now().after(self.cfg.shutdown_timeout));
         for (slot, generation) in self.slots.keys() {
             self.with_slot(slot, generation, |s, _, ctx| {

@@ -9,7 +9,9 @@ cargo build --release --locked --bin ringws
 port=65100
 while (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 log=$(mktemp)
-./target/release/ringws --mode echo --listen "127.0.0.1:$port" \
+# RINGWS_IO selects the backend (auto, uring, epoll); the run is diffed against the same
+# expected results whichever runs.
+./target/release/ringws --mode echo --io "${RINGWS_IO:-auto}" --listen "127.0.0.1:$port" \
   --max-message-bytes 16777216 --max-fragments 70000 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT

@@ -10,6 +10,7 @@ use ringws::app::echo::Echo;
 use ringws::proto::frame::{OpCode, encode_masked_frame};
 use ringws::proto::handshake::accept_key;
 use ringws::proto::{Config, Connection, Event, Sink};
+use ringws::runtime::IoChoice;
 use ringws::server::{Handler, Server, ServerConfig, ServerHandle, Snapshot};
 
 /// How long any single wait in a test may take before it fails.
@@ -21,11 +22,22 @@ pub struct TestServer {
     pub addr: SocketAddr,
 }
 
+/// The backend under test: `RINGWS_TEST_IO=epoll` (or `uring`) runs every integration test
+/// on that backend; unset, the server chooses (io_uring here).
+pub fn io_choice() -> IoChoice {
+    match std::env::var("RINGWS_TEST_IO").as_deref() {
+        Ok("epoll") => IoChoice::Epoll,
+        Ok("uring") => IoChoice::Uring,
+        _ => IoChoice::Auto,
+    }
+}
+
 /// A configuration for tests: loopback, port 0, two workers, short timeouts.
 pub fn config() -> ServerConfig {
     let mut cfg = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 2,
+        io: io_choice(),
         linger: Duration::from_millis(300),
         shutdown_timeout: Duration::from_secs(2),
         tick: Duration::from_millis(20),

@@ -83,8 +83,8 @@ use std::time::Duration;
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 
+pub use crate::runtime::Completion;
 pub use buf_ring::{BufRing, MAX_ENTRIES};
-pub use completion::Completion;
 pub use listener::{DEFAULT_BACKLOG, bind_listener, set_nodelay};
 pub use ring::{OpSupport, RingFlags, build_ring, probe_ops};
 pub use send::MAX_IOVECS;
@@ -285,6 +285,11 @@ impl Uring {
     /// The ring's file descriptor, the target other workers give to [`Uring::msg_ring`].
     pub fn ring_fd(&self) -> RawFd {
         self.ring.as_raw_fd()
+    }
+
+    /// The provided-buffer ring, for counters.
+    pub fn bufs_ref(&self) -> &BufRing {
+        &self.bufs
     }
 
     /// The provided-buffer ring: read lent buffers, recycle them.

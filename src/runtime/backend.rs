@@ -1,0 +1,157 @@
+//! The seam between a worker and its I/O: the operations a worker queues and the completions it
+//! reads back, implemented by io_uring ([`Uring`]) and by epoll ([`Epoll`](super::epoll::Epoll)). Everything above
+//! (connection slots, send queues, timers, backpressure, the protocol) is shared.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Completion;
+use super::uring::{MAX_IOVECS, RingFlags, Uring, UringConfig};
+
+/// What a worker needs from its I/O backend. Every operation's result arrives later as a
+/// [`Completion`] from [`Backend::next_completion`], with the same meaning for both backends.
+pub trait Backend {
+    /// Starts accepting on `listener`; connections arrive as [`Completion::Accepted`].
+    fn arm_accept(&mut self, listener: RawFd) -> io::Result<()>;
+    /// Stops accepting ([`Completion::AcceptError`] with `ECANCELED` follows).
+    fn cancel_accept(&mut self) -> io::Result<()>;
+    /// Starts receiving on `fd` for connection `(slot, generation)`: bytes arrive as
+    /// [`Completion::Recv`] in a buffer lent until [`Backend::recycle`].
+    fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
+    /// The bytes of a [`Completion::Recv`], mutable (the protocol core unmasks in place).
+    fn recv_buf(&mut self, bid: u16, len: usize) -> &mut [u8];
+    /// Gives a receive buffer back.
+    fn recycle(&mut self, bid: u16);
+    /// Receive buffers lent out now.
+    fn buffers_lent(&self) -> u32;
+    /// Whether a receive that stopped for lack of buffers can be re-armed.
+    fn buffers_available(&self) -> bool;
+    /// Sends the start of `frames` (one gathered write); the bytes sent come back as
+    /// [`Completion::Sent`]. Returns the frames taken.
+    fn send(
+        &mut self,
+        fd: RawFd,
+        slot: u32,
+        generation: u32,
+        frames: &mut dyn Iterator<Item = Bytes>,
+    ) -> io::Result<usize>;
+    /// Whether `slot` cannot send yet (a zero-copy send still holds its bytes).
+    fn send_busy(&self, slot: u32) -> bool;
+    /// Cancels what is in flight on `fd` (the receive ends with [`Completion::RecvCancelled`]).
+    fn cancel(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
+    /// Closes `fd`; [`Completion::Closed`] follows.
+    fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
+    /// Submits what is queued and waits up to `timeout` for at least one completion.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+    /// The next completion, without blocking.
+    fn next_completion(&mut self) -> Option<Completion>;
+    /// The backend's name, for logs and counters.
+    fn name(&self) -> &'static str;
+}
+
+impl Backend for Uring {
+    fn arm_accept(&mut self, listener: RawFd) -> io::Result<()> {
+        self.arm_accept_multi(listener)
+    }
+    fn cancel_accept(&mut self) -> io::Result<()> {
+        Uring::cancel_accept(self)
+    }
+    fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        self.arm_recv_multi(fd, slot, generation)
+    }
+    fn recv_buf(&mut self, bid: u16, len: usize) -> &mut [u8] {
+        self.bufs().get(bid, len)
+    }
+    fn recycle(&mut self, bid: u16) {
+        self.bufs().recycle(bid);
+    }
+    fn buffers_lent(&self) -> u32 {
+        self.bufs_ref().lent()
+    }
+    fn buffers_available(&self) -> bool {
+        self.bufs_ref().available() > 0
+    }
+    fn send(
+        &mut self,
+        fd: RawFd,
+        slot: u32,
+        generation: u32,
+        frames: &mut dyn Iterator<Item = Bytes>,
+    ) -> io::Result<usize> {
+        self.send_owned(fd, slot, generation, frames.take(MAX_IOVECS))
+            .map(|(_, count)| count)
+    }
+    fn send_busy(&self, slot: u32) -> bool {
+        Uring::send_busy(self, slot)
+    }
+    fn cancel(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        self.cancel_fd(fd, slot, generation)
+    }
+    fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        Uring::close(self, fd, slot, generation)
+    }
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let want = usize::from(timeout != Some(Duration::ZERO));
+        self.submit_and_wait(want, timeout).map(drop)
+    }
+    fn next_completion(&mut self) -> Option<Completion> {
+        Uring::next_completion(self)
+    }
+    fn name(&self) -> &'static str {
+        "io_uring"
+    }
+}
+
+/// Which backend to run, as chosen on the command line (`--io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoChoice {
+    /// io_uring when the kernel offers everything it needs, epoll otherwise (said in the log).
+    #[default]
+    Auto,
+    /// io_uring, or fail at start with the reason.
+    Uring,
+    /// epoll.
+    Epoll,
+}
+
+/// Test-only: makes [`probe_uring`] fail with this errno, to exercise the fallback without a
+/// seccomp filter.
+const FAKE_FAILURE_ENV: &str = "RINGWS_TEST_URING_ERRNO";
+
+/// Checks that io_uring works here with everything the server needs, by building (and
+/// dropping) one ring as a worker would. The error names the cause: `ENOSYS` (kernel without
+/// io_uring, or a seccomp filter answering ENOSYS), `EPERM` (seccomp, as in Docker's default
+/// profile, or `kernel.io_uring_disabled`), or a missing operation or feature.
+pub fn probe_uring(config: UringConfig) -> Result<RingFlags, String> {
+    let result = match std::env::var(FAKE_FAILURE_ENV)
+        .ok()
+        .and_then(|e| e.parse().ok())
+    {
+        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+        None => Uring::new(config).map(|ring| ring.flags()),
+    };
+    result.map_err(|e| {
+        let disabled = super::sys::sysctl("kernel/io_uring_disabled").unwrap_or(0);
+        let cause = match e.raw_os_error() {
+            Some(libc::ENOSYS) => {
+                "ENOSYS: the kernel has no io_uring, or a seccomp filter hides it".to_owned()
+            }
+            Some(libc::EPERM) if disabled > 0 => {
+                format!("EPERM: kernel.io_uring_disabled = {disabled}")
+            }
+            Some(libc::EPERM) => {
+                "EPERM: refused by a seccomp filter (containers' default profiles block io_uring)"
+                    .to_owned()
+            }
+            Some(libc::ENOMEM) => {
+                "ENOMEM: the ring or its buffers exceed RLIMIT_MEMLOCK (kernels before 5.12)"
+                    .to_owned()
+            }
+            _ => e.to_string(),
+        };
+        format!("io_uring unavailable ({cause})")
+    })
+}

@@ -1,0 +1,411 @@
+//! The epoll backend (through `mio`), for hosts where io_uring is unavailable: old kernels,
+//! `kernel.io_uring_disabled`, container seccomp profiles.
+//!
+//! It speaks the same [`Backend`](super::Backend) language as the io_uring one, turning
+//! readiness into completions, so the worker above is the same code:
+//!
+//! - **Receive**: sockets are registered edge-triggered; a readable socket goes on a ready list,
+//!   and each [`Epoll::next_completion`] reads one chunk of one ready socket into the worker's
+//!   single receive buffer (round robin until each returns `EAGAIN`). An idle connection owns no
+//!   buffer here either: 12 bytes of bookkeeping and its epoll registration in the kernel.
+//! - **Send**: a gathered `sendmsg` right away; the bytes it took are reported as
+//!   [`Completion::Sent`]. When the socket is full (`EAGAIN`) the send reports 0 bytes once the
+//!   socket is writable again, and the worker sends the rest.
+//! - **Accept**: `accept4` until `EAGAIN` when the listener is readable.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::Completion;
+use super::uring::{MAX_IOVECS, set_nodelay};
+
+/// The listener's token (connection tokens are slots, far below it).
+const LISTENER: Token = Token(usize::MAX);
+
+/// What the backend knows of one connection.
+#[derive(Debug, Clone, Copy, Default)]
+struct ConnIo {
+    fd: RawFd,
+    generation: u32,
+    /// Reading is wanted (between `arm_recv` and its end).
+    armed: bool,
+    /// On the ready list.
+    queued: bool,
+    /// A send hit `EAGAIN`: report `Sent(0)` when writable.
+    want_write: bool,
+}
+
+/// One worker's epoll instance and receive buffer.
+pub struct Epoll {
+    poll: Poll,
+    events: Events,
+    buf: Box<[u8]>,
+    lent: bool,
+    nodelay: bool,
+    listener: Option<RawFd>,
+    accept_ready: bool,
+    conns: Vec<ConnIo>,
+    ready: VecDeque<u32>,
+    done: VecDeque<Completion>,
+    /// Reads left before the worker gets to flush (one round per `wait`), so a busy peer
+    /// cannot keep the loop reading forever.
+    budget: u32,
+}
+
+/// Reads per loop iteration.
+const READ_BUDGET: u32 = 1024;
+
+impl std::fmt::Debug for Epoll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Epoll")
+            .field("ready", &self.ready.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+impl Epoll {
+    /// An epoll instance with one receive buffer of `buf_size` bytes.
+    ///
+    /// # Errors
+    /// The error of `epoll_create1`.
+    pub fn new(buf_size: usize, nodelay: bool) -> io::Result<Epoll> {
+        Ok(Epoll {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            buf: vec![0; buf_size.max(4096)].into_boxed_slice(),
+            lent: false,
+            nodelay,
+            listener: None,
+            accept_ready: false,
+            conns: Vec::new(),
+            ready: VecDeque::new(),
+            done: VecDeque::new(),
+            budget: READ_BUDGET,
+        })
+    }
+
+    fn conn(&mut self, slot: u32, generation: u32) -> Option<&mut ConnIo> {
+        self.conns
+            .get_mut(slot as usize)
+            .filter(|c| c.generation == generation)
+    }
+
+    /// Accepts one connection, if any is waiting.
+    fn accept_one(&mut self) -> Option<Completion> {
+        let listener = self.listener?;
+        // SAFETY: accept4 with null address pointers only returns a new fd or an error.
+        let fd = unsafe {
+            libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            if self.nodelay {
+                let _ = set_nodelay(fd);
+            }
+            return Some(Completion::Accepted { fd, more: true });
+        }
+        let e = io::Error::last_os_error();
+        self.accept_ready = false;
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ECONNABORTED) => None,
+            Some(n) => {
+                // Out of descriptors or memory: stop until the worker arms the accept again.
+                let _ = self.poll.registry().deregister(&mut SourceFd(&listener));
+                Some(Completion::AcceptError {
+                    errno: n,
+                    more: false,
+                })
+            }
+            None => None,
+        }
+    }
+
+    /// Reads one chunk from the next ready connection.
+    fn read_one(&mut self) -> Option<Completion> {
+        while self.budget > 0 {
+            let slot = self.ready.pop_front()?;
+            let Some(c) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if !c.armed {
+                c.queued = false;
+                continue;
+            }
+            let (fd, generation) = (c.fd, c.generation);
+            // SAFETY: the buffer is valid for `len` bytes and not borrowed (not lent).
+            let n = unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+            let c = &mut self.conns[slot as usize];
+            self.budget -= 1;
+            if n > 0 {
+                // Edge-triggered: more may be waiting; come back after the others.
+                self.ready.push_back(slot);
+                self.lent = true;
+                return Some(Completion::Recv {
+                    slot,
+                    generation,
+                    bid: 0,
+                    len: n as u32,
+                    more: true,
+                });
+            }
+            c.queued = false;
+            if n == 0 {
+                c.armed = false;
+                return Some(Completion::RecvEof { slot, generation });
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => continue,
+                Some(libc::EINTR) => {
+                    c.queued = true;
+                    self.ready.push_back(slot);
+                }
+                _ => {
+                    c.armed = false;
+                    return Some(Completion::RecvError {
+                        slot,
+                        generation,
+                        errno: errno(&e),
+                        more: false,
+                    });
+                }
+            }
+        }
+        None
+    }
+}
+
+impl super::Backend for Epoll {
+    fn arm_accept(&mut self, listener: RawFd) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&listener), LISTENER, Interest::READABLE)?;
+        self.listener = Some(listener);
+        self.accept_ready = true; // connections may already be waiting
+        Ok(())
+    }
+
+    fn cancel_accept(&mut self) -> io::Result<()> {
+        if let Some(listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&listener));
+        }
+        self.accept_ready = false;
+        self.done.push_back(Completion::AcceptError {
+            errno: libc::ECANCELED,
+            more: false,
+        });
+        Ok(())
+    }
+
+    fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        let index = slot as usize;
+        if self.conns.len() <= index {
+            self.conns.resize(index + 1, ConnIo::default());
+        }
+        let fresh = self.conns[index].fd != fd
+            || self.conns[index].generation != generation
+            || !self.conns[index].armed;
+        self.conns[index] = ConnIo {
+            fd,
+            generation,
+            armed: true,
+            queued: true,
+            want_write: false,
+        };
+        if fresh {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            let registry = self.poll.registry();
+            if let Err(e) = registry.register(&mut SourceFd(&fd), Token(index), interest) {
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(e);
+                }
+                registry.reregister(&mut SourceFd(&fd), Token(index), interest)?;
+            }
+        }
+        // Bytes may have arrived before the registration: look once.
+        self.ready.push_back(slot);
+        Ok(())
+    }
+
+    fn recv_buf(&mut self, _bid: u16, len: usize) -> &mut [u8] {
+        &mut self.buf[..len]
+    }
+
+    fn recycle(&mut self, _bid: u16) {
+        self.lent = false;
+    }
+
+    fn buffers_lent(&self) -> u32 {
+        u32::from(self.lent)
+    }
+
+    fn buffers_available(&self) -> bool {
+        !self.lent
+    }
+
+    fn send(
+        &mut self,
+        fd: RawFd,
+        slot: u32,
+        generation: u32,
+        frames: &mut dyn Iterator<Item = Bytes>,
+    ) -> io::Result<usize> {
+        let frames: Vec<Bytes> = frames.filter(|b| !b.is_empty()).take(MAX_IOVECS).collect();
+        let iovecs: Vec<libc::iovec> = frames
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr().cast_mut().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: msghdr is plain data; all-zero is its empty value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iovecs.as_ptr().cast_mut();
+        msg.msg_iovlen = iovecs.len() as _;
+        // SAFETY: `msg` points at `iovecs`, which point into `frames`; all outlive this call,
+        // and sendmsg only reads them.
+        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        let result = if n >= 0 {
+            n as i32
+        } else {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => {
+                    if let Some(c) = self.conn(slot, generation) {
+                        c.want_write = true; // reported as Sent(0) when writable
+                        return Ok(frames.len());
+                    }
+                    0
+                }
+                _ => -errno(&e),
+            }
+        };
+        self.done.push_back(Completion::Sent {
+            slot,
+            generation,
+            result,
+        });
+        Ok(frames.len())
+    }
+
+    fn send_busy(&self, _slot: u32) -> bool {
+        false
+    }
+
+    fn cancel(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        let mut cancelled = 0;
+        if let Some(c) = self.conn(slot, generation) {
+            let (armed, want_write) = (c.armed, c.want_write);
+            c.armed = false;
+            c.want_write = false;
+            if armed {
+                cancelled += 1;
+                self.done
+                    .push_back(Completion::RecvCancelled { slot, generation });
+            }
+            if want_write {
+                cancelled += 1;
+                self.done.push_back(Completion::Sent {
+                    slot,
+                    generation,
+                    result: -libc::ECANCELED,
+                });
+            }
+        }
+        let result = if cancelled > 0 { 0 } else { -libc::ENOENT };
+        self.done.push_back(Completion::CancelDone {
+            slot,
+            generation,
+            result,
+        });
+        Ok(())
+    }
+
+    fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        // SAFETY: the worker owns `fd` (from accept) and closes it exactly once, here.
+        let rc = unsafe { libc::close(fd) };
+        let result = if rc == 0 {
+            0
+        } else {
+            -errno(&io::Error::last_os_error())
+        };
+        self.done.push_back(Completion::Closed {
+            slot,
+            generation,
+            result,
+        });
+        Ok(())
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.budget = READ_BUDGET;
+        let busy = !self.done.is_empty() || !self.ready.is_empty() || self.accept_ready;
+        let timeout = if busy { Some(Duration::ZERO) } else { timeout };
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        for event in &self.events {
+            if event.token() == LISTENER {
+                self.accept_ready = true;
+                continue;
+            }
+            let slot = event.token().0 as u32;
+            let Some(c) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if (event.is_readable() || event.is_read_closed() || event.is_error())
+                && c.armed
+                && !c.queued
+            {
+                c.queued = true;
+                self.ready.push_back(slot);
+            }
+            if (event.is_writable() || event.is_error()) && c.want_write {
+                c.want_write = false;
+                self.done.push_back(Completion::Sent {
+                    slot,
+                    generation: c.generation,
+                    result: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn next_completion(&mut self) -> Option<Completion> {
+        if let Some(c) = self.done.pop_front() {
+            return Some(c);
+        }
+        if self.accept_ready {
+            if let Some(c) = self.accept_one() {
+                return Some(c);
+            }
+        }
+        if self.lent {
+            return None; // the worker recycles before asking again; never overwrite lent bytes
+        }
+        self.read_one()
+    }
+
+    fn name(&self) -> &'static str {
+        "epoll"
+    }
+}
