@@ -6,8 +6,8 @@
 #                      [--scenarios "pp100 pp1000 pp10x64k idle"] [--port BASE] [--workers N]
 #                      [--no-build]
 #
-# Servers: ringws, ringws-zc (ringws with --send-zc-min-bytes 16384), fastwebsockets,
-# tungstenite.
+# Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
+# --send-zc-min-bytes 16384), fastwebsockets, tungstenite.
 #
 # Each run starts a fresh server pinned to CPU 0 and the load (target/release/ringws-load) pinned
 # to CPU 1, each in its own session with autogroup priority -10 (see shared/PEERS.md: with
@@ -82,6 +82,9 @@ server_cmd() { # NAME PORT -> the command, one word per line
     case "$1" in
         ringws) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
+        # ringws on its epoll backend (what io_uring buys, side by side).
+        ringws-epoll) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" --io epoll ;;
         # ringws with zero-copy sends for sends of 16 KiB and more (the SEND_ZC trial).
         ringws-zc) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" --send-zc-min-bytes 16384 ;;
