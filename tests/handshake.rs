@@ -11,6 +11,12 @@ fn upgrade_answers_101_and_echoes() {
     let mut c = Client::connect(server.addr);
     c.send_text("hello");
     assert_eq!(c.next(), Got::Text("hello".into()));
+    // The backend in use shows in the counters (two workers in tests).
+    let uring_workers = server.counters().io_uring_workers;
+    match support::io_choice() {
+        ringws::runtime::IoChoice::Epoll => assert_eq!(uring_workers, 0),
+        _ => assert_eq!(uring_workers, 2, "io_uring is available on these machines"),
+    }
 }
 
 #[test]
