@@ -220,7 +220,10 @@ impl Client {
                     .unwrap_or(0);
                 return (status, head, buf[end + 4..].to_vec());
             }
-            let n = self.stream.read(&mut chunk).expect("read response");
+            let n = match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue, // EINTR: retry
+                other => other.expect("read response"),
+            };
             assert!(
                 n > 0,
                 "EOF before the response head: {:?}",
@@ -258,6 +261,7 @@ impl Client {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.feed(chunk[..n].to_vec()),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => self.eof = true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue, // EINTR: retry
                 Err(e) => panic!("read failed (timeout?): {e}"),
             }
         }
