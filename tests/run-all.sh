@@ -37,6 +37,9 @@ RINGWS_IO=uring bash tests/autobahn/ci.sh
 step "Autobahn again on the epoll backend"
 RINGWS_IO=epoll bash tests/autobahn/ci.sh
 
+step "tuning/check against fake /proc trees"
+bash tests/tuning/check_test.sh
+
 step "benchmarks compile"
 cargo bench --no-run --locked
 
