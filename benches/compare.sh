@@ -2,12 +2,17 @@
 # Compares ringws with peer echo servers on this machine, interleaved (A B C A B C ...).
 #
 #   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
-#                      [--servers "ringws fastwebsockets tungstenite"]
-#                      [--scenarios "pp100 pp1000 pp10x64k idle"] [--port BASE] [--workers N]
-#                      [--no-build]
+#                      [--servers "ringws fastwebsockets tungstenite ws uws bun"]
+#                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k idle"] [--port BASE]
+#                      [--workers N] [--no-build]
 #
 # Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
-# --send-zc-min-bytes 16384), fastwebsockets, tungstenite.
+# --send-zc-min-bytes 16384), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
+# ws 8.x), uws (uWebSockets.js 20.30), bun (Bun 1.4.5) (benches/peers-js, npm registry: installed
+# by this script when missing; a JS server whose install fails is skipped with a note).
+# Scenarios: pp100, pp1000 (ping-pong, 20 B text), pp1k (100 conns, 1 KiB binary), pp10x64k
+# (10 conns, 64 KiB binary), pl20 / pl1k (pipelined, 100 conns x 16 in flight, 20 B text /
+# 1 KiB binary), idle (RSS per idle connection).
 #
 # Each run starts a fresh server pinned to CPU 0 and the load (target/release/ringws-load) pinned
 # to CPU 1, each in its own session with autogroup priority -10 (see shared/PEERS.md: with
@@ -17,7 +22,8 @@
 #
 # Output: a Markdown table (median [min-max] over the reps) on stdout and in
 # target/bench-results/compare-STAMP.md, the raw JSON lines in compare-STAMP.jsonl, server logs
-# in compare-STAMP-logs/. ringws is skipped, with a note, if its binary does not build or does
+# in compare-STAMP-logs/, an SVG chart (benches/chart.py) in compare-STAMP.svg; the latest table
+# and chart are also copied to benches/results/latest.md and latest.svg. ringws is skipped, with a note, if its binary does not build or does
 # not start with --mode echo.
 set -euo pipefail
 
@@ -26,8 +32,10 @@ WINDOW=10
 WARMUP=2
 IDLE_CONNS=10000
 IDLE_HOLD=3
-SERVERS="ringws fastwebsockets tungstenite"
-SCENARIOS="pp100 pp1000 idle"
+SERVERS="ringws fastwebsockets tungstenite ws uws bun"
+SCENARIOS="pp100 pp1k pp1000 pp10x64k pl20 pl1k idle"
+DEPTH=16
+BUN_VERSION=1.4.5
 BASE_PORT=65400
 WORKERS=1
 BUILD=1
@@ -62,6 +70,10 @@ OUT=$ROOT/target/bench-results
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 JSONL=$OUT/compare-$STAMP.jsonl
 MD=$OUT/compare-$STAMP.md
+SVG=$OUT/compare-$STAMP.svg
+JSDIR=$ROOT/benches/peers-js
+BUN=$JSDIR/node_modules/.bun/package/bin/bun
+NODE=$(command -v node || true)
 LOGS=$OUT/compare-$STAMP-logs
 mkdir -p "$OUT" "$LOGS"
 NOTES=()
@@ -77,6 +89,42 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -x "$LOAD" ] || { echo "no load tool at $LOAD" >&2; exit 1; }
 
+# ------------------------------------------------------------------ JS peers (npm registry)
+wants() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
+drop_server() { # NAME WHY
+    note "$1 skipped: $2"
+    local kept=""
+    for s in $SERVERS; do [ "$s" = "$1" ] || kept="$kept $s"; done
+    SERVERS=$kept
+}
+if wants ws || wants uws; then
+    if [ -z "$NODE" ]; then
+        for s in ws uws; do wants "$s" && drop_server "$s" "no node on PATH"; done
+    elif [ ! -f "$JSDIR/node_modules/ws/package.json" ] \
+        || [ ! -f "$JSDIR/node_modules/@trufflesuite/uws-js-unofficial/package.json" ]; then
+        echo "installing the JS peers (npm ci in benches/peers-js)" >&2
+        if ! (cd "$JSDIR" && npm ci --no-audit --no-fund >&2); then
+            for s in ws uws; do wants "$s" && drop_server "$s" "npm ci in benches/peers-js failed"; done
+        fi
+    fi
+fi
+if wants bun && [ ! -x "$BUN" ]; then
+    echo "fetching Bun $BUN_VERSION (npm pack @oven/bun-linux-x64@$BUN_VERSION)" >&2
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && npm pack "@oven/bun-linux-x64@$BUN_VERSION" >&2 && tar xzf ./*.tgz) \
+        && [ -x "$tmp/package/bin/bun" ]; then
+        mkdir -p "$JSDIR/node_modules/.bun"
+        rm -rf "$JSDIR/node_modules/.bun/package"
+        mv "$tmp/package" "$JSDIR/node_modules/.bun/package"
+    else
+        drop_server bun "npm pack @oven/bun-linux-x64@$BUN_VERSION failed"
+    fi
+    rm -rf "$tmp"
+fi
+if wants bun && ! "$BUN" --version >/dev/null 2>&1; then
+    drop_server bun "$BUN does not run here"
+fi
+
 # ------------------------------------------------------------------ servers
 server_cmd() { # NAME PORT -> the command, one word per line
     case "$1" in
@@ -90,6 +138,9 @@ server_cmd() { # NAME PORT -> the command, one word per line
                     --listen "127.0.0.1:$2" --workers "$WORKERS" --send-zc-min-bytes 16384 ;;
         fastwebsockets) printf '%s\n' "$PEERS/fastwebsockets-echo" --listen "127.0.0.1:$2" ;;
         tungstenite) printf '%s\n' "$PEERS/tungstenite-echo" --listen "127.0.0.1:$2" ;;
+        ws) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" ;;
+        uws) printf '%s\n' "$NODE" "$JSDIR/uws-echo.js" "$2" ;;
+        bun) printf '%s\n' "$BUN" "$JSDIR/bun-echo.js" "$2" ;;
         *) echo "unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -154,6 +205,8 @@ for s in $SERVERS; do
         stop_server
     elif [ "$s" = ringws ]; then
         note "ringws skipped: target/release/ringws does not start with --mode echo (see $LOGS/ringws.log)"
+    elif [ "$s" = ws ] || [ "$s" = uws ] || [ "$s" = bun ]; then
+        note "$s skipped: it does not start (see $LOGS/$s.log)"
     else
         echo "$s does not start (see $LOGS/$s.log)" >&2
         exit 1
@@ -166,7 +219,10 @@ scenario_name() {
     case "$1" in
         pp100) echo "100 × 20 B text" ;;
         pp1000) echo "1000 × 20 B text" ;;
+        pp1k) echo "100 × 1 KiB binary" ;;
         pp10x64k) echo "10 × 64 KiB binary" ;;
+        pl20) echo "pipelined 100 × $DEPTH × 20 B text" ;;
+        pl1k) echo "pipelined 100 × $DEPTH × 1 KiB binary" ;;
         idle) echo "idle RSS/conn at $IDLE_CONNS" ;;
     esac
 }
@@ -175,7 +231,11 @@ scenario_args() { # SCENARIO -> load tool arguments, one per line
     case "$1" in
         pp100) printf '%s\n' pingpong -c 100 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
         pp1000) printf '%s\n' pingpong -c 1000 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
+        pp1k) printf '%s\n' pingpong -c 100 --size 1024 --binary -d "$WINDOW" -w "$WARMUP" ;;
         pp10x64k) printf '%s\n' pingpong -c 10 --size 65536 --binary -d "$WINDOW" -w "$WARMUP" ;;
+        pl20) printf '%s\n' pipelined --depth "$DEPTH" -c 100 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
+        pl1k) printf '%s\n' pipelined --depth "$DEPTH" -c 100 --size 1024 --binary \
+                  -d "$WINDOW" -w "$WARMUP" ;;
         idle) printf '%s\n' idle -c "$IDLE_CONNS" -d "$IDLE_HOLD" ;;
         *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
@@ -215,11 +275,22 @@ done
     echo
     echo "- kernel $(uname -r), CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
     echo "- command: \`$CMDLINE\`"
-    echo "- $REPS interleaved reps; ping-pong ${WARMUP} s warm-up + ${WINDOW} s window; idle hold ${IDLE_HOLD} s"
+    echo "- $REPS interleaved reps; ${WARMUP} s warm-up + ${WINDOW} s window; pipelined: $DEPTH in flight per connection; idle hold ${IDLE_HOLD} s"
+    echo "- chart: target/bench-results/$(basename "$SVG")"
     echo "- server on CPU 0, load on CPU 1, each in its own session with autogroup -10"
     echo "- raw results: target/bench-results/$(basename "$JSONL")"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
     "$LOAD" summarize "$JSONL" --baseline ringws
 } | tee "$MD"
+mkdir -p "$ROOT/benches/results"
+cp "$MD" "$ROOT/benches/results/latest.md"
+if python3 "$ROOT/benches/chart.py" "$JSONL" -o "$SVG" \
+    --title "ringws vs peers, $(date -u '+%Y-%m-%d'), $REPS reps × ${WINDOW} s"; then
+    cp "$SVG" "$ROOT/benches/results/latest.svg"
+    echo "chart: $SVG (and benches/results/latest.svg)" >&2
+else
+    echo "the chart failed" >&2
+    FAILED=1
+fi
 exit "$FAILED"

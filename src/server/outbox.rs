@@ -72,7 +72,7 @@ impl Outbox {
         if !self.sendable {
             return Err(Refused::Closed);
         }
-        if self.queued > 0 && (self.queued() + frame.len() > limit || self.frames.len() >= 1024) {
+        if self.queued > 0 && self.queued() + frame.len() > limit {
             self.wants_drain = true;
             return Err(Refused::Full(policy));
         }
@@ -82,8 +82,10 @@ impl Outbox {
 
     /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
     /// HTTP response of the handshake.
-    /// Whether the queue is at its limit: in bytes, or in frames (tiny frames, such as pongs,
-    /// cost a queue entry each: 1,024 of them is plenty for any honest peer).
+    /// Whether the queue is at its limit for the protocol's own answers (pongs, text
+    /// heartbeats): in bytes, or in frames, since a tiny pong costs a queue entry each and a
+    /// peer controls how many it provokes (1,024 is plenty for any honest peer). Data frames
+    /// are limited in bytes only ([`Outbox::push_data`]).
     pub(crate) fn is_full(&self, limit: usize) -> bool {
         self.queued() >= limit || self.frames.len() >= 1024
     }

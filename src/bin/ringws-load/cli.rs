@@ -25,6 +25,14 @@ pub enum Command {
     /// N connections, each with exactly one message in flight; every echo is checked byte for
     /// byte.
     Pingpong(PingPongArgs),
+    /// N connections, each with --depth messages in flight: the first D go out in one write,
+    /// and whenever echoes come back every message owed goes out in one write. Every echo is
+    /// checked in order, byte for byte; latency is from a message's write to its echo.
+    Pipelined(PipelinedArgs),
+    /// Open loop: every connection writes messages as fast as its socket accepts them for the
+    /// duration, reading and checking the echoes as they come; reports the echoes (and payload
+    /// bytes) per second the server sends back.
+    Flood(PingPongArgs),
     /// Open N connections and hold them, answering the server's pings; report the server's
     /// memory per connection and how late its heartbeat pings come.
     Idle(IdleArgs),
@@ -71,7 +79,7 @@ pub struct Common {
     pub quiet: bool,
 }
 
-/// `pingpong` options.
+/// `pingpong` and `flood` options (and `pipelined`'s, with its depth).
 #[derive(Debug, Args)]
 pub struct PingPongArgs {
     /// Shared options.
@@ -89,6 +97,17 @@ pub struct PingPongArgs {
     /// Seconds of warm-up before the window.
     #[arg(short, long, default_value_t = 2.0)]
     pub warmup: f64,
+}
+
+/// `pipelined` options.
+#[derive(Debug, Args)]
+pub struct PipelinedArgs {
+    /// The message options.
+    #[command(flatten)]
+    pub messages: PingPongArgs,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    pub depth: u64,
 }
 
 /// `idle` options.
@@ -182,6 +201,30 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn pipelined_takes_depth_and_message_options() {
+        let cli = Cli::try_parse_from([
+            "ringws-load",
+            "pipelined",
+            "--addr",
+            "127.0.0.1:1",
+            "--depth",
+            "8",
+            "--size",
+            "1024",
+            "--binary",
+        ])
+        .unwrap();
+        let Command::Pipelined(a) = cli.command else {
+            panic!("not pipelined");
+        };
+        assert_eq!(a.depth, 8);
+        assert_eq!(a.messages.size, 1024);
+        assert!(a.messages.binary);
+        let cli = Cli::try_parse_from(["ringws-load", "flood", "--addr", "127.0.0.1:1"]).unwrap();
+        assert!(matches!(cli.command, Command::Flood(_)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! The output buffer keeps its capacity from one message to the next, so sending allocates
 //! nothing once the connection is warm, and a whole frame goes out in one `write`.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -51,10 +52,13 @@ pub struct Client {
     pub sent: usize,
     /// The sequence number of the last message sent.
     pub seq: u64,
-    /// Whether a message waits for its echo.
-    pub in_flight: bool,
-    /// When the message in flight was sent.
-    pub sent_at: Instant,
+    /// The sequence number of the oldest message waiting for its echo (when `in_flight > 0`).
+    pub expect: u64,
+    /// Messages waiting for their echo.
+    pub in_flight: u64,
+    /// When each message in flight was written, oldest first (ping-pong and pipelined; flood
+    /// keeps no times).
+    pub sent_times: VecDeque<Instant>,
     /// When this connection last sent anything the server counts as traffic (the end of the
     /// handshake, a message, a pong): heartbeat pings are due this long after it.
     pub last_sent: Instant,
@@ -90,8 +94,9 @@ impl Client {
             out: Vec::new(),
             sent: 0,
             seq: 0,
-            in_flight: false,
-            sent_at: Instant::now(),
+            expect: 0,
+            in_flight: 0,
+            sent_times: VecDeque::new(),
             last_sent: Instant::now(),
         })
     }

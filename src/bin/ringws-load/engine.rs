@@ -1,7 +1,8 @@
 //! The single-threaded mio event loop that drives every connection.
 //!
-//! The engine knows how to open connections (TCP connect, then the upgrade), how to keep one
-//! message in flight on each (ping-pong) and how to close them; the run drivers in
+//! The engine knows how to open connections (TCP connect, then the upgrade), how to keep a fixed
+//! number of messages in flight on each (ping-pong: one; pipelined: the depth), how to write as
+//! fast as the socket accepts (flood) and how to close them; the run drivers in
 //! [`run`](crate::run) decide when. All reads go through one shared buffer: a connection owns no
 //! receive buffer (the protocol core spills only a message that spans reads), which is what lets
 //! one process hold ten thousand idle connections.
@@ -27,6 +28,8 @@ const READ_BUF: usize = 256 * 1024;
 const MAX_NOTES: usize = 8;
 /// Bits of a sequence number that count messages; the connection index sits above them.
 const SEQ_BITS: u32 = 40;
+/// Bytes of frames a flooding connection queues per write.
+const FLOOD_BATCH_BYTES: usize = 64 * 1024;
 /// The largest echo accepted, in bytes: the client must not be the side that limits the
 /// message size (the protocol core's server default is 64 KiB).
 const MAX_ECHO_BYTES: u32 = 64 << 20;
@@ -37,8 +40,43 @@ pub enum Workload {
     /// Nothing: hold the connection, answering the server's pings (any message from the server
     /// is an error).
     Idle,
-    /// One message in flight per connection, each echo checked against this payload.
-    PingPong(Payload),
+    /// `depth` messages in flight per connection (1: ping-pong), each echo checked in order
+    /// against this payload. Whenever echoes come back, every message owed is written in one go.
+    Echo {
+        /// The message template.
+        payload: Payload,
+        /// Messages in flight per connection.
+        depth: u64,
+    },
+    /// Open loop: every connection writes messages as fast as its socket accepts them, and
+    /// every echo is checked in order.
+    Flood(Payload),
+}
+
+impl Workload {
+    /// The messages' template, if the workload sends any.
+    fn payload(&self) -> Option<&Payload> {
+        match self {
+            Workload::Idle => None,
+            Workload::Echo { payload, .. } | Workload::Flood(payload) => Some(payload),
+        }
+    }
+}
+
+/// The sequence number that follows `prev` on connection `conn`: the connection's index above
+/// [`SEQ_BITS`] bits of message count (which wrap).
+pub fn next_seq(conn: usize, prev: u64) -> u64 {
+    ((conn as u64) << SEQ_BITS) | (prev.wrapping_add(1) & ((1 << SEQ_BITS) - 1))
+}
+
+/// How many messages a connection owes the socket to get back to `depth` in flight.
+pub fn owed(depth: u64, in_flight: u64) -> u64 {
+    depth.saturating_sub(in_flight)
+}
+
+/// How many frames of `frame_len` bytes a flooding connection queues per write.
+pub fn flood_batch(frame_len: usize) -> usize {
+    (FLOOD_BATCH_BYTES / frame_len.max(1)).max(1)
 }
 
 /// Counts over the whole run, and over the measurement window.
@@ -54,6 +92,10 @@ pub struct Counters {
     pub messages: u64,
     /// Verified echoes since the window opened.
     pub window_messages: u64,
+    /// Messages sent since the start.
+    pub sent: u64,
+    /// Messages sent since the window opened.
+    pub window_sent: u64,
     /// Round trips since the window opened.
     pub latency: Latency,
     /// Pings received from the server since the start (each answered with a pong).
@@ -175,8 +217,8 @@ impl Engine {
         }
     }
 
-    /// Starts the ping-pong: every open connection sends its first message, and each echo is
-    /// answered with the next.
+    /// Starts the load: every open connection sends its first messages (ping-pong, pipelined:
+    /// up to the depth; flood: until its socket is full), and echoes are answered with more.
     pub fn start_sending(&mut self) {
         self.shared.sending = true;
         let Engine {
@@ -184,8 +226,8 @@ impl Engine {
         } = self;
         let mut failed = Vec::new();
         for (i, c) in clients.iter_mut().enumerate() {
-            if c.phase == Phase::Open && !c.in_flight {
-                if let Err(f) = shared.send_next(i, c) {
+            if c.phase == Phase::Open {
+                if let Err(f) = shared.send_more(i, c) {
                     failed.push((i, f));
                 }
             }
@@ -206,6 +248,7 @@ impl Engine {
     pub fn open_window(&mut self) {
         let c = &mut self.shared.counters;
         c.window_messages = 0;
+        c.window_sent = 0;
         c.latency.reset();
         c.window_pings = 0;
         c.lateness.reset();
@@ -312,6 +355,9 @@ impl Engine {
         if writable && c.has_output() {
             c.flush().map_err(|e| shared.io_failure(c.phase, e))?;
         }
+        if writable && c.phase == Phase::Open && matches!(shared.workload, Workload::Flood(_)) {
+            shared.send_more(i, c)?;
+        }
         if !readable {
             return Ok(());
         }
@@ -354,8 +400,8 @@ impl Engine {
                     shared.counters.open += 1;
                     let mut head = std::mem::take(&mut c.head);
                     shared.feed(i, c, &mut head[len..])?;
-                    if shared.sending && !c.in_flight && c.phase == Phase::Open {
-                        shared.send_next(i, c)?;
+                    if c.phase == Phase::Open {
+                        shared.send_more(i, c)?;
                     }
                 }
                 Phase::Open | Phase::Closing => shared.feed(i, c, &mut rbuf[..n])?,
@@ -452,20 +498,59 @@ impl Shared {
         }
     }
 
-    /// Sends connection `i`'s next message.
-    fn send_next(&mut self, i: usize, c: &mut Client) -> Result<(), Failure> {
-        let Workload::PingPong(payload) = &self.workload else {
-            return Ok(());
-        };
-        let count = (c.seq.wrapping_add(1)) & ((1 << SEQ_BITS) - 1);
-        let seq = ((i as u64) << SEQ_BITS) | count;
-        if c.queue_message(&self.cfg, payload, seq).is_err() {
+    /// Sends connection `i` what it owes, if sending: up to the depth (echo workloads), or
+    /// until the socket is full (flood).
+    fn send_more(&mut self, i: usize, c: &mut Client) -> Result<(), Failure> {
+        if !self.sending {
             return Ok(());
         }
-        c.in_flight = true;
-        c.sent_at = Instant::now();
-        c.last_sent = c.sent_at;
-        c.flush().map_err(Failure::Io)
+        let Shared {
+            cfg,
+            workload,
+            recording,
+            counters,
+            ..
+        } = self;
+        let mut count_sent = |n: u64| {
+            counters.sent += n;
+            if *recording {
+                counters.window_sent += n;
+            }
+        };
+        match workload {
+            Workload::Idle => Ok(()),
+            Workload::Echo { payload, depth } => {
+                let n = owed(*depth, c.in_flight);
+                if n == 0 {
+                    return Ok(());
+                }
+                let queued = queue(cfg, i, c, payload, n);
+                let now = Instant::now();
+                c.sent_times
+                    .extend(std::iter::repeat_n(now, queued as usize));
+                c.last_sent = now;
+                count_sent(queued);
+                c.flush().map_err(Failure::Io)
+            }
+            Workload::Flood(payload) => {
+                let batch = flood_batch(payload.len() + 14) as u64;
+                // Until the socket takes no more: its writable edge brings us back.
+                loop {
+                    if !c.has_output() {
+                        let queued = queue(cfg, i, c, payload, batch);
+                        count_sent(queued);
+                        if queued == 0 {
+                            return Ok(());
+                        }
+                    }
+                    c.last_sent = Instant::now();
+                    c.flush().map_err(Failure::Io)?;
+                    if c.has_output() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     /// Hands received bytes to connection `i`'s protocol state and acts on what comes out.
@@ -473,13 +558,10 @@ impl Shared {
         if data.is_empty() {
             return Ok(());
         }
-        let payload = match &self.workload {
-            Workload::PingPong(p) => Some(p),
-            Workload::Idle => None,
-        };
         let mut inbox = Inbox {
-            payload,
-            seq: c.seq,
+            payload: self.workload.payload(),
+            conn: i,
+            expect: c.expect,
             in_flight: c.in_flight,
             closing: c.phase == Phase::Closing,
             out: &mut c.out,
@@ -491,6 +573,8 @@ impl Shared {
         let result = c.proto.handle_read(&self.cfg, data, &mut inbox);
         let (echoes, pings, mismatch, peer_closed) =
             (inbox.echoes, inbox.pings, inbox.mismatch, inbox.peer_closed);
+        c.expect = inbox.expect;
+        c.in_flight = inbox.in_flight;
         if pings > 0 {
             // Each ping came this long after we last sent anything (the pong of an earlier
             // ping in the same read is not sent yet).
@@ -522,27 +606,57 @@ impl Shared {
             return Err(Failure::Closed("close frame"));
         }
         if echoes > 0 {
-            c.in_flight = false;
-            let ns = c.sent_at.elapsed().as_nanos() as u64;
+            let now = Instant::now();
             let counters = &mut self.counters;
-            counters.messages += 1;
+            counters.messages += u64::from(echoes);
             if self.recording {
-                counters.window_messages += 1;
-                counters.latency.record(ns);
+                counters.window_messages += u64::from(echoes);
             }
-            if self.sending {
-                self.send_next(i, c)?;
+            // Flood keeps no send times: it measures no latency.
+            for _ in 0..echoes {
+                let Some(t) = c.sent_times.pop_front() else {
+                    break;
+                };
+                if self.recording {
+                    counters
+                        .latency
+                        .record(now.duration_since(t).as_nanos() as u64);
+                }
+            }
+            if matches!(self.workload, Workload::Echo { .. }) {
+                self.send_more(i, c)?;
             }
         }
         Ok(())
     }
 }
 
+/// Queues up to `n` messages of `payload` on connection `i` (not written yet); returns how many.
+fn queue(cfg: &Config, i: usize, c: &mut Client, payload: &Payload, n: u64) -> u64 {
+    let mut queued = 0;
+    while queued < n {
+        let seq = next_seq(i, c.seq);
+        if c.queue_message(cfg, payload, seq).is_err() {
+            break;
+        }
+        if c.in_flight == 0 {
+            c.expect = seq;
+        }
+        c.in_flight += 1;
+        queued += 1;
+    }
+    queued
+}
+
 /// Receives a connection's events during one `handle_read`.
 struct Inbox<'a> {
     payload: Option<&'a Payload>,
-    seq: u64,
-    in_flight: bool,
+    /// The connection's index (for the sequence numbers).
+    conn: usize,
+    /// The sequence number of the oldest message in flight.
+    expect: u64,
+    /// Messages in flight.
+    in_flight: u64,
     closing: bool,
     out: &'a mut Vec<u8>,
     echoes: u32,
@@ -558,13 +672,14 @@ impl Inbox<'_> {
             return;
         }
         let checked = match (self.payload, kind) {
-            (Some(p), Some(kind)) if self.in_flight => p.verify(self.seq, kind, bytes),
+            (Some(p), Some(kind)) if self.in_flight > 0 => p.verify(self.expect, kind, bytes),
             (Some(_), None) => Err(Mismatch::Kind),
             _ => Err(Mismatch::Unexpected),
         };
         match checked {
             Ok(()) => {
-                self.in_flight = false;
+                self.in_flight -= 1;
+                self.expect = next_seq(self.conn, self.expect);
                 self.echoes += 1;
             }
             Err(m) => self.mismatch = Some(m),
@@ -589,5 +704,85 @@ impl Sink for Inbox<'_> {
 
     fn transmit(&mut self, frame: &[u8]) {
         self.out.extend_from_slice(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_carry_the_connection_and_wrap() {
+        assert_eq!(next_seq(0, 0), 1);
+        assert_eq!(next_seq(3, next_seq(3, 0)), (3 << SEQ_BITS) | 2);
+        let last = (5u64 << SEQ_BITS) | ((1 << SEQ_BITS) - 1);
+        assert_eq!(next_seq(5, last), 5 << SEQ_BITS);
+    }
+
+    #[test]
+    fn owed_and_batches() {
+        assert_eq!(owed(16, 0), 16);
+        assert_eq!(owed(16, 5), 11);
+        assert_eq!(owed(1, 1), 0);
+        assert_eq!(owed(4, 9), 0);
+        assert_eq!(flood_batch(34), FLOOD_BATCH_BYTES / 34);
+        assert_eq!(flood_batch(1 << 20), 1);
+        assert_eq!(flood_batch(0), FLOOD_BATCH_BYTES);
+    }
+
+    fn inbox<'a>(p: &'a Payload, out: &'a mut Vec<u8>, expect: u64, in_flight: u64) -> Inbox<'a> {
+        Inbox {
+            payload: Some(p),
+            conn: 2,
+            expect,
+            in_flight,
+            closing: false,
+            out,
+            echoes: 0,
+            pings: 0,
+            mismatch: None,
+            peer_closed: false,
+        }
+    }
+
+    fn message(p: &Payload, seq: u64) -> Vec<u8> {
+        let mut m = Vec::new();
+        p.write(seq, &mut m);
+        m
+    }
+
+    #[test]
+    fn pipelined_echoes_are_checked_in_order() {
+        let p = Payload::new(20, MessageKind::Text);
+        let first = next_seq(2, 0);
+        let second = next_seq(2, first);
+        let third = next_seq(2, second);
+        let mut out = Vec::new();
+        let mut inbox = inbox(&p, &mut out, first, 3);
+        inbox.data(Some(MessageKind::Text), &message(&p, first));
+        inbox.data(Some(MessageKind::Text), &message(&p, second));
+        assert_eq!((inbox.echoes, inbox.in_flight, inbox.expect), (2, 1, third));
+        assert_eq!(inbox.mismatch, None);
+        inbox.data(Some(MessageKind::Text), &message(&p, third));
+        assert_eq!(inbox.in_flight, 0);
+        // One more than was sent.
+        inbox.data(Some(MessageKind::Text), &message(&p, next_seq(2, third)));
+        assert_eq!(inbox.mismatch, Some(Mismatch::Unexpected));
+        assert_eq!(inbox.echoes, 3);
+    }
+
+    #[test]
+    fn out_of_order_echo_is_a_mismatch() {
+        let p = Payload::new(20, MessageKind::Binary);
+        let first = next_seq(2, 0);
+        let second = next_seq(2, first);
+        let mut out = Vec::new();
+        let mut inbox = inbox(&p, &mut out, first, 2);
+        inbox.data(Some(MessageKind::Binary), &message(&p, second));
+        assert!(matches!(inbox.mismatch, Some(Mismatch::Bytes { .. })));
+        assert_eq!(inbox.echoes, 0);
+        // Nothing is checked after the first mismatch.
+        inbox.data(Some(MessageKind::Binary), &message(&p, first));
+        assert_eq!(inbox.echoes, 0);
     }
 }

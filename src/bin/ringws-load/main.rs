@@ -13,7 +13,7 @@
 //! | [`verify`] | the messages sent and the byte-for-byte check of their echoes |
 //! | [`client`] | one connection: socket, phase, protocol state, output buffer |
 //! | [`engine`] | the event loop driving every connection |
-//! | [`run`] | the ping-pong and idle runs: phases and sampling |
+//! | [`run`] | the ping-pong, pipelined, flood and idle runs: phases and sampling |
 //! | [`server`] | the server process's CPU time and RSS from `/proc` |
 //! | [`stats`] | counters, latency percentiles, spreads over runs |
 //! | [`report`] | one run's result as JSON or a table |
@@ -39,8 +39,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use ringws::proto::connection::MessageKind;
 
-use crate::cli::{Cli, Command, Common, seconds};
+use crate::cli::{Cli, Command, Common, PingPongArgs, seconds};
 use crate::report::Report;
+use crate::run::Load;
 use crate::verify::Payload;
 
 fn main() -> ExitCode {
@@ -55,22 +56,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Pingpong(a) => {
-            let setup = a.common.setup()?;
-            let kind = if a.binary {
-                MessageKind::Binary
-            } else {
-                MessageKind::Text
-            };
-            let report = run::pingpong(
-                &setup,
-                Payload::new(a.size, kind),
-                seconds(a.warmup)?,
-                seconds(a.duration)?,
-            )
-            .map_err(|e| e.to_string())?;
-            Ok(finish(report, &a.common))
+        Command::Pingpong(a) => messages(&a, Load::PingPong),
+        Command::Pipelined(a) => {
+            if a.depth == 0 {
+                return Err("--depth must be at least 1".to_string());
+            }
+            messages(&a.messages, Load::Pipelined(a.depth))
         }
+        Command::Flood(a) => messages(&a, Load::Flood),
         Command::Idle(a) => {
             let setup = a.common.setup()?;
             let report = run::idle(
@@ -97,6 +90,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a message load with `a`'s options.
+fn messages(a: &PingPongArgs, load: Load) -> Result<ExitCode, String> {
+    let setup = a.common.setup()?;
+    let kind = if a.binary {
+        MessageKind::Binary
+    } else {
+        MessageKind::Text
+    };
+    let report = run::messages(
+        &setup,
+        load,
+        Payload::new(a.size, kind),
+        seconds(a.warmup)?,
+        seconds(a.duration)?,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(finish(report, &a.common))
 }
 
 /// Prints the report; the exit code is non-zero if the run had any error.

@@ -10,7 +10,7 @@ use crate::stats::{ErrorCounts, LatencySummary, LatenessSummary};
 /// Everything a run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// `pingpong` or `idle`.
+    /// `pingpong`, `pipelined`, `flood` or `idle`.
     pub mode: &'static str,
     /// The server's name, as given by `--label`.
     pub label: Option<String>,
@@ -26,10 +26,14 @@ pub struct Report {
     pub open_at_end: usize,
     /// Seconds to establish them.
     pub setup_secs: f64,
-    /// Payload bytes (ping-pong).
+    /// Payload bytes (message loads).
     pub size: Option<usize>,
-    /// Binary or text (ping-pong).
+    /// Binary or text (message loads).
     pub binary: Option<bool>,
+    /// Messages in flight per connection (pipelined).
+    pub depth: Option<u64>,
+    /// Messages sent in the window.
+    pub sent: u64,
     /// Warm-up seconds.
     pub warmup_secs: f64,
     /// Window (ping-pong) or hold (idle) seconds, as measured.
@@ -80,6 +84,11 @@ impl Report {
         } else {
             0.0
         }
+    }
+
+    /// Payload bytes echoed per second over the window.
+    pub fn bytes_per_sec(&self) -> f64 {
+        self.msgs_per_sec() * self.size.unwrap_or(0) as f64
     }
 
     /// Pings per second over the hold.
@@ -149,6 +158,9 @@ impl Report {
             "setup_conns_per_sec": self.setup_rate(),
             "size": self.size,
             "binary": self.binary,
+            "depth": self.depth,
+            "sent": self.sent,
+            "bytes_per_sec": self.bytes_per_sec(),
             "warmup_secs": self.warmup_secs,
             "window_secs": self.window_secs,
             "messages": self.messages,
@@ -197,13 +209,16 @@ impl Report {
             "setup",
             format!("{:.2} s ({:.0} conn/s)", self.setup_secs, self.setup_rate()),
         ));
-        if self.mode == "pingpong" {
+        if self.mode != "idle" {
             let kind = if self.binary == Some(true) {
                 "binary"
             } else {
                 "text"
             };
             rows.push(("message", format!("{} B {kind}", self.size.unwrap_or(0))));
+            if let Some(d) = self.depth {
+                rows.push(("depth", format!("{d} in flight per connection")));
+            }
             rows.push((
                 "window",
                 format!(
@@ -212,7 +227,15 @@ impl Report {
                 ),
             ));
             rows.push(("messages", self.messages.to_string()));
-            rows.push(("throughput", format!("{:.0} msg/s", self.msgs_per_sec())));
+            rows.push(("sent", self.sent.to_string()));
+            rows.push((
+                "throughput",
+                format!(
+                    "{:.0} msg/s, {:.1} MB/s of payload",
+                    self.msgs_per_sec(),
+                    self.bytes_per_sec() / 1e6
+                ),
+            ));
             let l = &self.latency;
             rows.push((
                 "latency µs",
@@ -296,4 +319,31 @@ fn opt_bytes(v: Option<u64>) -> String {
         || "n/a (no --server-pid)".to_string(),
         |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_load_figures() {
+        let r = Report {
+            mode: "flood",
+            size: Some(1000),
+            window_secs: 2.0,
+            messages: 4000,
+            sent: 5000,
+            server_cpu_ns: Some(8_000_000),
+            ..Report::default()
+        };
+        assert_eq!(r.msgs_per_sec(), 2000.0);
+        assert_eq!(r.bytes_per_sec(), 2e6);
+        assert_eq!(r.server_cpu_us_per_msg(), Some(2.0));
+        let j = r.to_json();
+        assert_eq!(j["bytes_per_sec"], 2e6);
+        assert_eq!(j["sent"], 5000);
+        assert!(j["depth"].is_null());
+        let t = r.to_table();
+        assert!(t.contains("2000 msg/s, 2.0 MB/s of payload"), "{t}");
+    }
 }

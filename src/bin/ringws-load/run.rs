@@ -1,4 +1,4 @@
-//! The two runs: ping-pong and idle. Each sets up the connections, drives the engine through its
+//! The runs: ping-pong, pipelined, flood and idle. Each sets up the connections, drives the engine through its
 //! phases (warm-up, window, hold), samples the server around the window and returns a report.
 
 use std::io::{self, Write};
@@ -33,22 +33,50 @@ pub struct Setup {
     pub progress: bool,
 }
 
-/// Runs ping-pong: `warmup`, then a window of `duration`.
-pub fn pingpong(
+/// The message load of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// One message in flight per connection.
+    PingPong,
+    /// This many messages in flight per connection.
+    Pipelined(u64),
+    /// As many as the sockets accept.
+    Flood,
+}
+
+impl Load {
+    /// The mode's name in reports.
+    pub fn mode(self) -> &'static str {
+        match self {
+            Load::PingPong => "pingpong",
+            Load::Pipelined(_) => "pipelined",
+            Load::Flood => "flood",
+        }
+    }
+}
+
+/// Runs a message load: `warmup`, then a window of `duration`.
+pub fn messages(
     setup: &Setup,
+    load: Load,
     payload: Payload,
     warmup: Duration,
     duration: Duration,
 ) -> io::Result<Report> {
-    let mut report = Report::new("pingpong", setup);
+    let mode = load.mode();
+    let mut report = Report::new(mode, setup);
     report.size = Some(payload.len());
     report.binary = Some(payload.kind() == ringws::proto::connection::MessageKind::Binary);
-    let mut engine = Engine::new(
-        setup.target.clone(),
-        setup.sources.clone(),
-        Workload::PingPong(payload),
-    )?;
-    let mut progress = Progress::new(setup.progress, "pingpong");
+    let workload = match load {
+        Load::PingPong => Workload::Echo { payload, depth: 1 },
+        Load::Pipelined(depth) => {
+            report.depth = Some(depth);
+            Workload::Echo { payload, depth }
+        }
+        Load::Flood => Workload::Flood(payload),
+    };
+    let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), workload)?;
+    let mut progress = Progress::new(setup.progress, mode);
     report.setup_secs = establish(&mut engine, setup, &mut progress)?;
     report.established = engine.counters().open;
 
@@ -70,6 +98,7 @@ pub fn pingpong(
     report.window_secs = window.as_secs_f64();
     report.warmup_secs = warmup.as_secs_f64();
     report.messages = engine.counters().window_messages;
+    report.sent = engine.counters().window_sent;
     report.latency = engine.counters().latency.summary();
     report.server_cpu_ns = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
     report.client_cpu_ns = Some(self1.saturating_sub(self0));

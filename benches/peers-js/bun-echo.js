@@ -1,0 +1,26 @@
+// Bun echo server for benches/compare.sh: bun bun-echo.js PORT
+// Bun.serve websocket, no compression, 64 MiB message limit, 127.0.0.1 only.
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+  console.error('usage: bun bun-echo.js PORT');
+  process.exit(2);
+}
+Bun.serve({
+  hostname: '127.0.0.1',
+  port,
+  fetch(req, server) {
+    if (server.upgrade(req)) return undefined;
+    return new Response('websocket only', { status: 426 });
+  },
+  websocket: {
+    perMessageDeflate: false,
+    maxPayloadLength: 64 * 1024 * 1024,
+    backpressureLimit: 64 * 1024 * 1024,
+    idleTimeout: 0,
+    message(ws, message) {
+      ws.send(message);
+    },
+  },
+});
+console.error(`Bun ${Bun.version} echo on 127.0.0.1:${port}`);
+process.on('SIGTERM', () => process.exit(0));

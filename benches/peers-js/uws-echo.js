@@ -1,0 +1,28 @@
+// uWebSockets.js (npm @trufflesuite/uws-js-unofficial 20.30) echo server for benches/compare.sh:
+// node uws-echo.js PORT. No compression, 64 MiB message limit, 127.0.0.1 only.
+'use strict';
+const uWS = require('@trufflesuite/uws-js-unofficial');
+
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+  console.error('usage: node uws-echo.js PORT');
+  process.exit(2);
+}
+uWS.App()
+  .ws('/*', {
+    compression: uWS.DISABLED,
+    maxPayloadLength: 64 * 1024 * 1024,
+    maxBackpressure: 64 * 1024 * 1024,
+    idleTimeout: 0,
+    message: (ws, message, isBinary) => {
+      ws.send(message, isBinary);
+    },
+  })
+  .listen('127.0.0.1', port, (token) => {
+    if (!token) {
+      console.error(`uws: cannot listen on 127.0.0.1:${port}`);
+      process.exit(1);
+    }
+    console.error(`uWebSockets.js echo on 127.0.0.1:${port}`);
+  });
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,23 @@
+// Node `ws` 8.x echo server for benches/compare.sh: node ws-echo.js PORT
+// No compression, 64 MiB message limit, TCP_NODELAY (ws sets it), 127.0.0.1 only.
+'use strict';
+const { WebSocketServer } = require('ws');
+
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+  console.error('usage: node ws-echo.js PORT');
+  process.exit(2);
+}
+const wss = new WebSocketServer({
+  host: '127.0.0.1',
+  port,
+  perMessageDeflate: false,
+  maxPayload: 64 * 1024 * 1024,
+  clientTracking: false,
+});
+wss.on('connection', (ws) => {
+  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  ws.on('error', () => {});
+});
+wss.on('listening', () => console.error(`ws ${require('ws/package.json').version} echo on 127.0.0.1:${port}`));
+process.on('SIGTERM', () => process.exit(0));
