@@ -63,10 +63,12 @@ fn text_split_inside_a_code_point_across_tcp_writes() {
 
 #[test]
 fn pipelined_messages_keep_their_order() {
+    // 3,000 small messages in one write: more frames than any per-frame cap, fewer bytes than
+    // the outbound limit, so every echo must come back, in order.
     let server = TestServer::echo();
     let mut c = Client::connect(server.addr);
     let mut all = Vec::new();
-    for i in 0..500 {
+    for i in 0..3000 {
         all.extend(ringws::proto::frame::encode_masked_frame(
             OpCode::Text,
             true,
@@ -75,7 +77,7 @@ fn pipelined_messages_keep_their_order() {
         ));
     }
     c.send_raw(&all);
-    for i in 0..500 {
+    for i in 0..3000 {
         assert_eq!(c.next(), Got::Text(format!("m{i}")));
     }
 }
