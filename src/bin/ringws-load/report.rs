@@ -62,8 +62,21 @@ pub struct Report {
     pub server_rss_before: Option<u64>,
     /// Server RSS at the end of the window or hold, bytes.
     pub server_rss_after: Option<u64>,
+    /// Echoes counted in each whole second of the window, in order.
+    pub per_second: Vec<u64>,
+    /// Machine CPU time used by other processes (neither this one nor the server, when
+    /// `--server-pid` names it) during the window, and the time stolen by the hypervisor, each
+    /// as a % of all CPUs: how quiet the machine was while measuring.
+    pub others: Option<crate::server::OthersShare>,
     /// The first error descriptions.
     pub notes: Vec<String>,
+}
+
+/// Min, median and max of per-second counts.
+pub fn spread(v: &[u64]) -> Option<(u64, u64, u64)> {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    Some((*s.first()?, s[s.len() / 2], *s.last()?))
 }
 
 impl Report {
@@ -189,6 +202,9 @@ impl Report {
             "server_rss_before": self.server_rss_before,
             "server_rss_after": self.server_rss_after,
             "rss_per_conn_bytes": self.rss_per_conn(),
+            "per_second": self.per_second,
+            "others_cpu_percent": self.others.map(|o| o.others_percent),
+            "steal_percent": self.others.map(|o| o.steal_percent),
             "notes": self.notes,
         })
     }
@@ -246,6 +262,19 @@ impl Report {
             ));
             rows.push(("server CPU", opt(self.server_cpu_us_per_msg(), "µs/msg")));
             rows.push(("client CPU", opt(self.client_cpu_us_per_msg(), "µs/msg")));
+            if let Some((min, median, max)) = spread(&self.per_second) {
+                rows.push((
+                    "msg/s each second",
+                    format!("{median} median [{min}–{max}]"),
+                ));
+            }
+            if let Some(o) = self.others {
+                let share = format!(
+                    "{:.1} % of all CPUs (steal {:.1} %)",
+                    o.others_percent, o.steal_percent
+                );
+                rows.push(("other processes", share));
+            }
         } else {
             rows.push(("hold", format!("{:.2} s", self.window_secs)));
             rows.push(("server RSS before", opt_bytes(self.server_rss_before)));

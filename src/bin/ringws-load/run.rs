@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Workload};
 use crate::report::Report;
-use crate::server::Probe;
+use crate::server::{MachineCpu, Probe};
 use crate::target::Target;
 use crate::verify::Payload;
 
@@ -86,14 +86,32 @@ pub fn messages(
 
     let cpu0 = setup.server.map(|p| p.cpu_ns()).transpose()?;
     let self0 = Probe::this_process().cpu_ns()?;
+    let machine0 = MachineCpu::read().ok();
     engine.open_window();
     let t0 = Instant::now();
     progress.phase = "window";
-    drive_for(&mut engine, duration, &mut progress)?;
+    // Whole seconds one by one (the per-second timeline), then the rest.
+    let mut counted = 0;
+    for _ in 0..duration.as_secs() {
+        drive_for(&mut engine, Duration::from_secs(1), &mut progress)?;
+        let now = engine.counters().window_messages;
+        report.per_second.push(now - counted);
+        counted = now;
+    }
+    drive_for(
+        &mut engine,
+        duration - Duration::from_secs(duration.as_secs()),
+        &mut progress,
+    )?;
     engine.close_window();
     let window = t0.elapsed();
     let cpu1 = setup.server.map(|p| p.cpu_ns()).transpose()?;
     let self1 = Probe::this_process().cpu_ns()?;
+    if let (Some(m0), Ok(m1)) = (machine0, MachineCpu::read()) {
+        let ours =
+            cpu0.zip(cpu1).map_or(0, |(a, b)| b.saturating_sub(a)) + self1.saturating_sub(self0);
+        report.others = m1.others_since(&m0, ours, window.as_secs_f64());
+    }
 
     report.window_secs = window.as_secs_f64();
     report.warmup_secs = warmup.as_secs_f64();
