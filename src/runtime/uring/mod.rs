@@ -355,34 +355,36 @@ impl Uring {
         generation: u32,
         header: &SendHeader,
     ) -> io::Result<()> {
-        let entry = opcode::SendMsg::new(Fd(fd), &raw const header.msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(UserData::new(OpKind::Send, slot, generation).raw());
-        self.push(&entry)
+        // SAFETY: the caller upholds this function's contract, which is `queue_sendmsg`'s.
+        unsafe { self.queue_sendmsg(fd, slot, generation, header, false) }
     }
 
-    /// Like [`Uring::send`], zero-copy: the result comes as [`Completion::Sent`] (with the
-    /// completion's `more` flag), then [`Completion::SendNotif`] when the kernel no longer reads
-    /// the bytes.
-    ///
-    /// # Errors
-    /// Only if making room in a full submission queue fails; nothing was queued then.
+    /// Queues a `sendmsg`, zero-copy (`SENDMSG_ZC`) or not. A zero-copy send's result comes as
+    /// [`Completion::Sent`] with the completion's `more` flag, then [`Completion::SendNotif`]
+    /// when the kernel no longer reads the bytes.
     ///
     /// # Safety
-    /// As for [`Uring::send`], but until the `SendNotif` completion has been returned.
-    pub unsafe fn send_zc(
+    /// As for [`Uring::send`]; for a zero-copy send, until the `SendNotif` completion has been
+    /// returned.
+    pub(super) unsafe fn queue_sendmsg(
         &mut self,
         fd: RawFd,
         slot: u32,
         generation: u32,
         header: &SendHeader,
+        zero_copy: bool,
     ) -> io::Result<()> {
-        let entry = opcode::SendMsgZc::new(Fd(fd), &raw const header.msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(UserData::new(OpKind::Send, slot, generation).raw());
-        self.push(&entry)
+        let msg = &raw const header.msg;
+        let entry = if zero_copy {
+            opcode::SendMsgZc::new(Fd(fd), msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        } else {
+            opcode::SendMsg::new(Fd(fd), msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        };
+        self.push(&entry.user_data(UserData::new(OpKind::Send, slot, generation).raw()))
     }
 
     /// Queues a cancel of the multishot receive of `(slot, generation)`. Two completions

@@ -127,13 +127,7 @@ impl Uring {
         // last completion of this send (the result, or for a zero-copy send its notification)
         // is returned by `next_completion` (see `release`), or until the ring is dropped;
         // `Bytes` never changes its bytes, and the vectors are not touched while in flight.
-        let queued = unsafe {
-            if zero_copy {
-                self.send_zc(fd, slot, generation, &send.header)
-            } else {
-                self.send(fd, slot, generation, &send.header)
-            }
-        };
+        let queued = unsafe { self.queue_sendmsg(fd, slot, generation, &send.header, zero_copy) };
         if let Err(e) = queued {
             send.bufs.clear();
             send.iovecs.clear();
