@@ -52,10 +52,15 @@ struct Cli {
     /// Most header fields in the upgrade request (HTTP 431 beyond) [default: 64].
     #[arg(long, value_parser = clap::value_parser!(u64).range(8..=4096))]
     max_headers: Option<u64>,
-    /// Most bytes queued to send per connection before backpressure applies [default: 131072].
+    /// High-water mark of a connection's send queue: reading stops there (flow control) and
+    /// the backpressure policy applies to broadcasts [default: 131072].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_outbound_bytes: Option<u64>,
-    /// What to do with a message for a connection whose queue is full [default: drop].
+    /// Reading resumes when a paused connection's send queue drains to this many bytes
+    /// [default: 32768].
+    #[arg(long, value_parser = clap::value_parser!(u64))]
+    outbound_low_water: Option<u64>,
+    /// What happens to a broadcast for a connection whose queue is full [default: drop-newest].
     #[arg(long, value_enum)]
     backpressure: Option<BackpressureArg>,
     /// How long to wait for the peer's close reply, e.g. 5s or 500ms [default: 5s].
@@ -112,8 +117,11 @@ enum IoArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum BackpressureArg {
-    /// Drop the message; the connection stays.
-    Drop,
+    /// Drop the new message; the connection stays.
+    #[value(alias = "drop")]
+    DropNewest,
+    /// Drop the oldest queued messages to make room for the new one.
+    DropOldest,
     /// Close the connection with 1013.
     Close,
 }
@@ -193,9 +201,13 @@ impl Cli {
         if let Some(n) = self.max_outbound_bytes {
             cfg.max_outbound_bytes = n as usize;
         }
+        if let Some(n) = self.outbound_low_water {
+            cfg.outbound_low_water = n as usize;
+        }
         if let Some(b) = self.backpressure {
             cfg.backpressure = match b {
-                BackpressureArg::Drop => Backpressure::Drop,
+                BackpressureArg::DropNewest => Backpressure::DropNewest,
+                BackpressureArg::DropOldest => Backpressure::DropOldest,
                 BackpressureArg::Close => Backpressure::Close,
             };
         }

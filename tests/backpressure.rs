@@ -1,5 +1,6 @@
 //! A reader slower than its traffic: the server's memory for it stays bounded, messages are
-//! dropped (or the connection closed, by policy), and `drain` runs when there is room again.
+//! dropped (newest or oldest, or the connection closed, by policy), and `drain` runs when there
+//! is room again. (Flow control of request/response traffic is in `flow.rs`.)
 
 mod support;
 
@@ -33,8 +34,10 @@ impl Handler for Flood {
             .strip_prefix("flood ")
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        for _ in 0..n {
-            if conn.send_binary(&[7; 1000]) != SendStatus::Queued {
+        for i in 0..n as u32 {
+            let mut payload = [7; 1000];
+            payload[..4].copy_from_slice(&i.to_le_bytes());
+            if conn.send_binary(&payload) != SendStatus::Queued {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -48,34 +51,43 @@ impl Handler for Flood {
 
 const LIMIT: usize = 64 * 1024;
 
-fn start(policy: Backpressure) -> (TestServer, Flood) {
+fn start(policy: Backpressure) -> (TestServer, Flood, usize) {
     let mut cfg = config();
     cfg.max_outbound_bytes = LIMIT;
     cfg.backpressure = policy;
+    // The flood is a reply (sent from `message`): bounded by the reply ceiling, the high-water
+    // mark plus the worker's receive buffers.
+    let ceiling = cfg.reply_ceiling();
+    assert!(ceiling > LIMIT);
     let flood = Flood::default();
-    (TestServer::start(cfg, flood.clone()), flood)
+    (TestServer::start(cfg, flood.clone()), flood, ceiling)
 }
 
 #[test]
 fn a_reader_that_never_reads_costs_bounded_memory() {
-    let (server, flood) = start(Backpressure::Drop);
+    let (server, flood, ceiling) = start(Backpressure::DropNewest);
     let mut c = Client::connect(server.addr);
     let mut max_queued = 0;
     for _ in 0..30 {
-        c.send_text("flood 2000"); // 2 MB per round, 60 MB in all, never read
+        // 2 MB of replies per request, 60 MB asked for, never read. Replies past the reply
+        // ceiling are dropped, and once the kernel's buffers are full too, the queue stays over
+        // its high-water mark and the server stops reading (flow control): the remaining
+        // requests wait in the kernel.
+        c.send_text("flood 2000");
         std::thread::sleep(std::time::Duration::from_millis(5));
         max_queued = max_queued.max(server.counters().bytes_queued);
     }
-    server.wait_counters("every flood handled", |c| c.messages_in == 30);
+    server.wait_counters("reading paused", |c| c.reading_paused == 1);
     let counters = server.counters();
-    assert!(max_queued as usize <= LIMIT + 1004, "queued {max_queued}");
+    assert!(counters.messages_in < 30, "{counters:?}");
+    assert!(max_queued as usize <= ceiling + 1004, "queued {max_queued}");
     assert!(
-        counters.bytes_queued as usize <= LIMIT + 1004,
+        counters.bytes_queued as usize <= ceiling + 1004,
         "{counters:?}"
     );
     assert!(
-        flood.dropped.load(Ordering::Relaxed) > 50_000,
-        "most of the 60,000 were dropped"
+        flood.dropped.load(Ordering::Relaxed) as i64 > counters.messages_in * 1000,
+        "most of what was asked for was dropped"
     );
     assert_eq!(
         counters.dropped as usize,
@@ -89,7 +101,7 @@ fn a_reader_that_never_reads_costs_bounded_memory() {
 
 #[test]
 fn drain_runs_when_the_queue_has_room_again() {
-    let (server, flood) = start(Backpressure::Drop);
+    let (server, flood, ceiling) = start(Backpressure::DropNewest);
     let mut c = Client::connect(server.addr);
     c.send_text("flood 1000");
     // Read everything: the queued messages, then the handler's answer to drain.
@@ -106,13 +118,14 @@ fn drain_runs_when_the_queue_has_room_again() {
     }
     let dropped = flood.dropped.load(Ordering::Relaxed);
     assert_eq!(binary + dropped, 1000);
-    assert!(binary <= LIMIT / 1000 + 1, "{binary} delivered");
+    assert!(binary <= ceiling / 1000 + 1, "{binary} delivered");
+    assert!(dropped > 0, "a flood past the reply ceiling is dropped");
     assert_eq!(flood.drains.load(Ordering::Relaxed), 1);
 }
 
 #[test]
 fn close_policy_closes_with_1013() {
-    let (server, _) = start(Backpressure::Close);
+    let (server, _, _) = start(Backpressure::Close);
     let mut c = Client::connect(server.addr);
     c.send_text("flood 1000");
     loop {
@@ -132,7 +145,7 @@ fn close_policy_closes_with_1013() {
 
 #[test]
 fn a_ping_flood_from_a_reader_that_never_reads_stays_bounded() {
-    let (server, _) = start(Backpressure::Drop);
+    let (server, _, _) = start(Backpressure::DropNewest);
     let mut c = Client::connect(server.addr);
     socket2::SockRef::from(&c.stream)
         .set_recv_buffer_size(4096)
@@ -159,4 +172,28 @@ fn a_ping_flood_from_a_reader_that_never_reads_stays_bounded() {
         counters.open, 1,
         "dropping pongs does not close the connection"
     );
+}
+
+#[test]
+fn drop_oldest_keeps_the_newest_messages_in_order() {
+    let (server, _, ceiling) = start(Backpressure::DropOldest);
+    let mut c = Client::connect(server.addr);
+    c.send_text("flood 1000");
+    let mut seen = Vec::new();
+    loop {
+        match c.next() {
+            Got::Binary(b) => seen.push(u32::from_le_bytes(b[..4].try_into().unwrap())),
+            Got::Text(t) if t == "drained" => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen.last(), Some(&999), "the newest message is kept");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order: {seen:?}");
+    assert!(
+        seen.len() < 1000 && seen.len() <= ceiling / 1000 + 2,
+        "{}",
+        seen.len()
+    );
+    let counters = server.counters();
+    assert_eq!(counters.dropped as usize, 1000 - seen.len());
 }

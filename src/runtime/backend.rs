@@ -21,6 +21,10 @@ pub trait Backend {
     /// Starts receiving on `fd` for connection `(slot, generation)`: bytes arrive as
     /// [`Completion::Recv`] in a buffer lent until [`Backend::recycle`].
     fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
+    /// Stops the receive of `(slot, generation)` (flow control): it ends with
+    /// [`Completion::RecvCancelled`] (bytes already received may still arrive before it), and
+    /// [`Completion::CancelDone`] reports whether it was found. Unread bytes stay in the socket.
+    fn cancel_recv(&mut self, slot: u32, generation: u32) -> io::Result<()>;
     /// The bytes of a [`Completion::Recv`], mutable (the protocol core unmasks in place).
     fn recv_buf(&mut self, bid: u16, len: usize) -> &mut [u8];
     /// Gives a receive buffer back.
@@ -61,6 +65,9 @@ impl Backend for Uring {
     }
     fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
         self.arm_recv_multi(fd, slot, generation)
+    }
+    fn cancel_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
+        Uring::cancel_recv(self, slot, generation)
     }
     fn recv_buf(&mut self, bid: u16, len: usize) -> &mut [u8] {
         self.bufs().get(bid, len)

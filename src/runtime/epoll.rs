@@ -241,6 +241,25 @@ impl super::Backend for Epoll {
         Ok(())
     }
 
+    fn cancel_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
+        // The registration stays (arming again re-registers it); only reading stops.
+        let result = match self.conn(slot, generation) {
+            Some(c) if c.armed => {
+                c.armed = false;
+                self.done
+                    .push_back(Completion::RecvCancelled { slot, generation });
+                0
+            }
+            _ => -libc::ENOENT,
+        };
+        self.done.push_back(Completion::CancelDone {
+            slot,
+            generation,
+            result,
+        });
+        Ok(())
+    }
+
     fn recv_buf(&mut self, _bid: u16, len: usize) -> &mut [u8] {
         &mut self.buf[..len]
     }

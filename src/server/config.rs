@@ -7,13 +7,22 @@ use crate::proto;
 use crate::runtime::IoChoice;
 use crate::runtime::uring::UringConfig;
 
-/// What to do when a message would push a connection's outbound queue past its limit.
+/// What to do with a message that would push a connection's outbound queue past its limit.
+///
+/// It applies to messages the connection did not ask for (a room's broadcast, a notification,
+/// anything sent from `drain`), because one slow subscriber must never stall the others. Replies
+/// (what a handler sends a connection from its own `open` and `message` callbacks) are governed
+/// by flow control instead (see [`ServerConfig::max_outbound_bytes`]) and meet the policy only
+/// past the reply ceiling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backpressure {
-    /// Drop the message; `send` reports [`SendStatus::Dropped`](super::SendStatus::Dropped) and
-    /// the handler's `drain` runs once the queue is back under the limit. For chat: a client
+    /// Drop the new message; `send` reports [`SendStatus::Dropped`](super::SendStatus::Dropped)
+    /// and the handler's `drain` runs once the queue is back under the limit. For chat: a client
     /// that cannot keep up loses messages, not the connection.
-    Drop,
+    DropNewest,
+    /// Drop the oldest queued data frames (never one already partly sent, never a control frame)
+    /// to make room for the new one: for live dashboards, where the latest value matters most.
+    DropOldest,
     /// Close the connection with 1013 ("try again later"): for feeds where a gap is worse than
     /// a reconnect.
     Close,
@@ -37,15 +46,37 @@ pub struct ServerConfig {
     /// Connections one worker holds at most; more are closed at accept. Default 1,000,000: the
     /// real cap is `RLIMIT_NOFILE` (checked and warned about at start).
     pub max_connections_per_worker: u32,
-    /// Most bytes queued to send on one connection before [`Backpressure`] applies.
-    /// Default 128 KiB.
+    /// The high-water mark of a connection's outbound queue, in bytes. Default 128 KiB.
     ///
     /// A reader slower than its traffic would otherwise make the server buffer without bound
-    /// (ws and tungstenite are unbounded by default). 128 KiB holds about a thousand chat
-    /// messages, or two default-sized maximal messages; a message is always accepted into an
-    /// empty queue, whatever its size. Protocol frames (pong, close) are never dropped.
+    /// (ws and tungstenite are unbounded by default). Two mechanisms apply at this mark:
+    ///
+    /// - **Flow control** for request/response traffic: once the queue holds this much, the
+    ///   server stops reading the connection (its receive is cancelled on io_uring, its read
+    ///   interest dropped on epoll) until the queue drains to
+    ///   [`outbound_low_water`](Self::outbound_low_water). The kernel's TCP window then pushes
+    ///   back on the peer: a client that sends faster than it reads is slowed, and loses
+    ///   nothing. Replies to bytes already received when reading stopped are still queued, up to
+    ///   the reply ceiling: this mark plus the worker's receive buffers
+    ///   (`uring.buf_entries × uring.buf_size`, 4 MiB by default), so one read's replies are
+    ///   never dropped while a handler that answers one small request with megabytes still
+    ///   meets a bound.
+    /// - **The [`Backpressure`] policy** for everything else (broadcasts, notifications, sends
+    ///   from `drain`): past this mark they are dropped (newest or oldest) or the connection is
+    ///   closed with 1013, by policy.
+    ///
+    /// 128 KiB holds about a thousand chat messages, or two default-sized maximal messages; a
+    /// message is always accepted into an empty queue, whatever its size. Protocol frames
+    /// (close, the upgrade response) are never dropped; pongs are dropped past the mark (a ping
+    /// flood from a peer that does not read).
     pub max_outbound_bytes: usize,
-    /// What happens past `max_outbound_bytes`. Default [`Backpressure::Drop`].
+    /// Reading resumes once a paused connection's queue has drained to this many bytes.
+    /// Default 32 KiB (a quarter of the high-water mark): enough hysteresis that a connection
+    /// does not flip between paused and reading on every send, while the socket still has data
+    /// to send when reading resumes. Clamped to `max_outbound_bytes`.
+    pub outbound_low_water: usize,
+    /// What happens to messages past `max_outbound_bytes` that are not replies.
+    /// Default [`Backpressure::DropNewest`].
     pub backpressure: Backpressure,
     /// How long a graceful shutdown waits for close replies before closing what is left.
     /// Default 10 s: above the protocol's close timeout, below systemd's stop timeout (90 s).
@@ -88,6 +119,19 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The most bytes a connection's queue may hold for replies (see
+    /// [`ServerConfig::max_outbound_bytes`]): the high-water mark plus the worker's receive
+    /// buffers, which bound the bytes a connection can have in flight when its reading stops.
+    pub fn reply_ceiling(&self) -> usize {
+        let ring = usize::from(self.uring.buf_entries) * self.uring.buf_size as usize;
+        self.max_outbound_bytes.saturating_add(ring)
+    }
+
+    /// Where reading resumes (the low-water mark, never above the high-water mark).
+    pub(crate) fn low_water(&self) -> usize {
+        self.outbound_low_water.min(self.max_outbound_bytes)
+    }
+
     /// Ticks in a second (at least one).
     pub(crate) fn ticks_per_second(&self) -> u32 {
         (1000 / self.tick.as_millis().max(1)).max(1) as u32
@@ -103,7 +147,8 @@ impl Default for ServerConfig {
             backlog: 4096,
             max_connections_per_worker: 1_000_000,
             max_outbound_bytes: 128 * 1024,
-            backpressure: Backpressure::Drop,
+            outbound_low_water: 32 * 1024,
+            backpressure: Backpressure::DropNewest,
             shutdown_timeout: Duration::from_secs(10),
             linger: Duration::from_secs(2),
             tick: Duration::from_millis(100),

@@ -54,35 +54,40 @@ pub(crate) struct Slot<S> {
 /// The heartbeat ping: an empty, unmasked ping frame, shared by every connection.
 const HEARTBEAT_PING: Bytes = Bytes::from_static(&[0x89, 0x00]);
 
-/// A slot's booleans packed in one byte (the slot is per connection: every byte counts).
+/// A slot's booleans packed in two bytes (the slot is per connection: every byte counts).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Flags(u8);
+pub(crate) struct Flags(u16);
 
 impl Flags {
     /// A multishot receive is armed.
-    pub(crate) const RECV_ARMED: u8 = 1 << 0;
+    pub(crate) const RECV_ARMED: u16 = 1 << 0;
     /// The worker listed this slot for a flush.
-    pub(crate) const DIRTY: u8 = 1 << 1;
+    pub(crate) const DIRTY: u16 = 1 << 1;
     /// Close the socket once the queue is empty.
-    pub(crate) const CLOSE_AFTER_FLUSH: u8 = 1 << 2;
+    pub(crate) const CLOSE_AFTER_FLUSH: u16 = 1 << 2;
     /// Our writing side is shut down; waiting for the peer's EOF (or the linger deadline).
-    pub(crate) const SHUT_DOWN: u8 = 1 << 3;
+    pub(crate) const SHUT_DOWN: u16 = 1 << 3;
     /// Cancel and close of the fd are queued; the slot is freed when they complete.
-    pub(crate) const FD_CLOSING: u8 = 1 << 4;
+    pub(crate) const FD_CLOSING: u16 = 1 << 4;
     /// The fd's close completed.
-    pub(crate) const FD_CLOSED: u8 = 1 << 5;
+    pub(crate) const FD_CLOSED: u16 = 1 << 5;
     /// We sent a heartbeat ping at `last_seen + ping_interval` and nothing arrived since.
-    pub(crate) const PING_OUTSTANDING: u8 = 1 << 6;
+    pub(crate) const PING_OUTSTANDING: u16 = 1 << 6;
     /// The peer's stream ended: after our last bytes, close without lingering.
-    pub(crate) const PEER_EOF: u8 = 1 << 7;
+    pub(crate) const PEER_EOF: u16 = 1 << 7;
+    /// Flow control: the queue passed its high-water mark, so reading stopped until it drains
+    /// to the low-water mark.
+    pub(crate) const READ_PAUSED: u16 = 1 << 8;
+    /// A cancel of the armed receive is in flight (reading is pausing).
+    pub(crate) const RECV_STOPPING: u16 = 1 << 9;
 
     /// Whether `flag` is set.
-    pub(crate) fn has(self, flag: u8) -> bool {
+    pub(crate) fn has(self, flag: u16) -> bool {
         self.0 & flag != 0
     }
 
     /// Sets or clears `flag`.
-    pub(crate) fn set(&mut self, flag: u8, on: bool) {
+    pub(crate) fn set(&mut self, flag: u16, on: bool) {
         if on {
             self.0 |= flag;
         } else {
@@ -100,6 +105,18 @@ pub(crate) struct Actions {
     pub(crate) rearm: bool,
     /// Close the socket now, without flushing (peer gone, or nothing left to say).
     pub(crate) close_now: bool,
+}
+
+/// What flow control asks of the worker after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Nothing changes.
+    Keep,
+    /// Stop reading: the queue reached its high-water mark.
+    Pause,
+    /// Read again: the queue drained to its low-water mark, or no reply can be queued any more
+    /// (closing: the peer's close reply must be read).
+    Resume,
 }
 
 /// The context every slot operation needs.
@@ -231,7 +248,7 @@ impl<S> Slot<S> {
                 self.out.wants_drain = false;
                 let mut close = None;
                 if let Phase::Open { state, .. } = &mut self.phase {
-                    let mut conn = conn(state, &mut self.out, &mut close, self.fd, ctx);
+                    let mut conn = conn(state, &mut self.out, &mut close, self.fd, ctx, false);
                     handler.drain(&mut conn);
                 }
                 self.apply_close_request(close, ctx, &mut actions);
@@ -387,6 +404,28 @@ impl<S> Slot<S> {
         actions
     }
 
+    /// Flow control, after anything that changed the queue: pause reading at the high-water mark
+    /// while replies can still be queued, resume at the low-water mark or once closing.
+    pub(crate) fn flow(&mut self, cfg: &ServerConfig) -> Flow {
+        let queued = self.out.queued();
+        if self.flags.has(Flags::READ_PAUSED) {
+            if queued <= cfg.low_water() || !self.out.sendable {
+                self.flags.set(Flags::READ_PAUSED, false);
+                return Flow::Resume;
+            }
+        } else if self.out.sendable && queued >= cfg.max_outbound_bytes {
+            self.flags.set(Flags::READ_PAUSED, true);
+            return Flow::Pause;
+        }
+        Flow::Keep
+    }
+
+    /// The armed receive ended (its last completion, a cancel, an error or EOF).
+    pub(crate) fn recv_ended(&mut self) {
+        self.flags.set(Flags::RECV_ARMED, false);
+        self.flags.set(Flags::RECV_STOPPING, false);
+    }
+
     /// Whether the slot is done: its fd closed, no operation in flight.
     pub(crate) fn is_finished(&self) -> bool {
         self.flags.has(Flags::FD_CLOSED)
@@ -473,7 +512,7 @@ impl<S> Slot<S> {
                 };
                 let mut close = None;
                 if let Phase::Open { state, .. } = &mut self.phase {
-                    let mut conn = conn(state, &mut self.out, &mut close, self.fd, ctx);
+                    let mut conn = conn(state, &mut self.out, &mut close, self.fd, ctx, true);
                     handler.open(&mut conn);
                 }
                 self.apply_close_request(close, ctx, &mut actions);
@@ -613,17 +652,25 @@ fn handshake_error<S>(e: Error, ctx: &Ctx<'_>) -> Outcome<S> {
     Outcome::Respond(handshake::error_response(e))
 }
 
+/// The handler's view of a connection. `reply`: the callback answers the connection's own
+/// input (`open`, `message`), so its sends are bounded by flow control and the reply ceiling
+/// rather than by the policy at the high-water mark.
 fn conn<'a, S>(
     state: &'a mut S,
     out: &'a mut Outbox,
     close: &'a mut Option<(CloseCode, String)>,
     fd: RawFd,
     ctx: &'a Ctx<'a>,
+    reply: bool,
 ) -> Conn<'a, S> {
     Conn {
         state,
         out,
-        limit: ctx.cfg.max_outbound_bytes,
+        limit: if reply {
+            ctx.cfg.reply_ceiling()
+        } else {
+            ctx.cfg.max_outbound_bytes
+        },
         policy: ctx.cfg.backpressure,
         close,
         fd,
@@ -664,7 +711,7 @@ impl<H: Handler> ReadSink<'_, H> {
         if self.close.is_some() {
             return; // the handler is closing this connection: later messages are dropped
         }
-        let mut conn = conn(self.state, self.out, self.close, self.fd, self.ctx);
+        let mut conn = conn(self.state, self.out, self.close, self.fd, self.ctx, true);
         self.handler.message(&mut conn, msg);
     }
 }

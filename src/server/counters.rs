@@ -47,6 +47,10 @@ counters! {
     messages_out: AtomicU64,
     /// Messages dropped by backpressure.
     dropped: AtomicU64,
+    /// Times a connection's reading stopped for flow control (queue at its high-water mark).
+    read_pauses: AtomicU64,
+    /// Connections whose reading is stopped by flow control now.
+    reading_paused: AtomicI64,
     /// Bytes queued to send now, over all connections.
     bytes_queued: AtomicI64,
     /// Bytes sent.

@@ -131,6 +131,8 @@ pub trait Handler: Clone + Send + 'static {
 pub struct Conn<'a, S> {
     pub(crate) state: &'a mut S,
     pub(crate) out: &'a mut Outbox,
+    /// The queue limit for this callback's sends: the reply ceiling in `open` and `message`
+    /// (flow control bounds replies), the high-water mark elsewhere.
     pub(crate) limit: usize,
     pub(crate) policy: Backpressure,
     pub(crate) close: &'a mut Option<(CloseCode, String)>,
@@ -212,12 +214,15 @@ impl<S> Conn<'_, S> {
             return SendStatus::Closed;
         }
         match self.out.push_data(frame, self.limit, self.policy) {
-            Ok(()) => {
+            Ok(dropped_older) => {
                 Counters::inc(&self.counters.messages_out, 1);
+                if dropped_older > 0 {
+                    Counters::inc(&self.counters.dropped, dropped_older as u64);
+                }
                 SendStatus::Queued
             }
             Err(Refused::Closed) => SendStatus::Closed,
-            Err(Refused::Full(Backpressure::Drop)) => {
+            Err(Refused::Full(Backpressure::DropNewest | Backpressure::DropOldest)) => {
                 Counters::inc(&self.counters.dropped, 1);
                 SendStatus::Dropped
             }

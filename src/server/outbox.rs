@@ -29,8 +29,11 @@ pub(crate) struct Outbox {
     /// Bytes in `frames`, including those of the send in flight (32 bits: the slot stays small;
     /// the limit is far below 4 GiB).
     queued: u32,
-    /// Frames at the front that belong to the send in flight (at most `MAX_IOVECS`).
-    in_flight: u16,
+    /// Frames at the front that belong to the send in flight (at most `MAX_IOVECS`, 64: one
+    /// byte keeps the queue at 40 bytes).
+    in_flight: u8,
+    /// The front frame was partly sent (a short send): it must go out whole, never dropped.
+    front_started: bool,
     /// Whether data frames may still be queued (open, no close started).
     pub(crate) sendable: bool,
     /// A data frame was refused for space: `drain` is due when the queue has room again.
@@ -62,26 +65,57 @@ impl Outbox {
         self.in_flight > 0
     }
 
-    /// Queues a data frame, applying the limit. A frame always fits an empty queue.
+    /// Queues a data frame, applying the limit. A frame always fits an empty queue. Returns the
+    /// number of older frames dropped to make room ([`Backpressure::DropOldest`]).
     pub(crate) fn push_data(
         &mut self,
         frame: Bytes,
         limit: usize,
         policy: Backpressure,
-    ) -> Result<(), Refused> {
+    ) -> Result<usize, Refused> {
         if !self.sendable {
             return Err(Refused::Closed);
         }
+        let mut dropped = 0;
         if self.queued > 0 && self.queued() + frame.len() > limit {
             self.wants_drain = true;
-            return Err(Refused::Full(policy));
+            if policy != Backpressure::DropOldest {
+                return Err(Refused::Full(policy));
+            }
+            dropped = self.drop_oldest(self.queued() + frame.len() - limit);
+            if self.queued > 0 && self.queued() + frame.len() > limit {
+                // Nothing more may be dropped (in flight, partly sent, or control frames).
+                return Err(Refused::Full(policy));
+            }
         }
         self.push(frame);
-        Ok(())
+        Ok(dropped)
     }
 
-    /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
-    /// HTTP response of the handshake.
+    /// Drops the oldest whole data frames not yet handed to the kernel until at least `need`
+    /// bytes are freed (or none is left to drop); returns how many were dropped. Control frames
+    /// (pongs, our close), the upgrade response and a partly sent frame always stay.
+    fn drop_oldest(&mut self, need: usize) -> usize {
+        let first =
+            usize::from(self.in_flight) + usize::from(self.front_started && self.in_flight == 0);
+        let mut freed = 0;
+        let mut dropped = 0;
+        let mut i = first;
+        while freed < need && i < self.frames.len() {
+            if is_data_frame(&self.frames[i]) {
+                let Some(frame) = self.frames.remove(i) else {
+                    break;
+                };
+                freed += frame.len();
+                dropped += 1;
+            } else {
+                i += 1;
+            }
+        }
+        self.queued -= (freed as u32).min(self.queued);
+        dropped
+    }
+
     /// Whether the queue is at its limit for the protocol's own answers (pongs, text
     /// heartbeats): in bytes, or in frames, since a tiny pong costs a queue entry each and a
     /// peer controls how many it provokes (1,024 is plenty for any honest peer). Data frames
@@ -90,6 +124,8 @@ impl Outbox {
         self.queued() >= limit || self.frames.len() >= 1024
     }
 
+    /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
+    /// HTTP response of the handshake.
     pub(crate) fn push(&mut self, frame: Bytes) {
         if frame.is_empty() {
             return; // nothing to send (an empty shared frame): it would never leave the queue
@@ -108,13 +144,17 @@ impl Outbox {
 
     /// Records that the first `count` frames are in flight.
     pub(crate) fn sending_started(&mut self, count: usize) {
-        self.in_flight = count as u16;
+        const _: () = assert!(crate::runtime::uring::MAX_IOVECS <= u8::MAX as usize);
+        self.in_flight = count.min(usize::from(u8::MAX)) as u8;
     }
 
     /// The send in flight completed with `sent` bytes: drops what went out, keeps the rest
     /// (a short send resumes from the exact byte). Frees the queue's memory once empty.
     pub(crate) fn sent(&mut self, mut sent: usize) {
         self.in_flight = 0;
+        if sent > 0 {
+            self.front_started = false;
+        }
         self.queued -= (sent as u32).min(self.queued);
         while sent > 0 {
             let Some(front) = self.frames.front_mut() else {
@@ -125,6 +165,7 @@ impl Outbox {
                 self.frames.pop_front();
             } else {
                 front.advance(sent);
+                self.front_started = true;
                 sent = 0;
             }
         }
@@ -138,8 +179,15 @@ impl Outbox {
         self.frames = VecDeque::new();
         self.queued = 0;
         self.in_flight = 0;
+        self.front_started = false;
         self.sendable = false;
     }
+}
+
+/// Whether a queued frame is a whole data frame (text, binary or continuation) by its first
+/// byte. The upgrade response starts with `H` (0x48: opcode 8) and so counts as control.
+fn is_data_frame(frame: &Bytes) -> bool {
+    frame.first().is_some_and(|b| b & 0x0F <= 0x2)
 }
 
 #[cfg(test)]
@@ -157,18 +205,69 @@ mod tests {
             ..Outbox::default()
         };
         // A frame larger than the limit still fits an empty queue.
-        o.push_data(b("0123456789"), 4, Backpressure::Drop).unwrap();
         assert_eq!(
-            o.push_data(b("x"), 4, Backpressure::Drop),
-            Err(Refused::Full(Backpressure::Drop))
+            o.push_data(b("0123456789"), 4, Backpressure::DropNewest),
+            Ok(0)
+        );
+        assert_eq!(
+            o.push_data(b("x"), 4, Backpressure::DropNewest),
+            Err(Refused::Full(Backpressure::DropNewest))
         );
         assert!(o.wants_drain);
         o.push(b("pong")); // protocol frames ignore the limit
         assert_eq!(o.queued(), 14);
         o.sendable = false;
         assert_eq!(
-            o.push_data(b("x"), 100, Backpressure::Drop),
+            o.push_data(b("x"), 100, Backpressure::DropNewest),
             Err(Refused::Closed)
+        );
+    }
+
+    fn data(n: u8, len: usize) -> Bytes {
+        let mut v = vec![n; len];
+        v[0] = 0x82; // a binary frame's first byte
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn drop_oldest_keeps_what_is_in_flight_partly_sent_or_control() {
+        let mut o = Outbox {
+            sendable: true,
+            ..Outbox::default()
+        };
+        let policy = Backpressure::DropOldest;
+        o.push(b("HTTP/1.1 101 Switching Protocols\r\n\r\n")); // the upgrade response
+        let response = o.queued();
+        o.push_data(data(1, 10), 100, policy).unwrap();
+        o.push(Bytes::from_static(&[0x8A, 0x00])); // a pong
+        o.push_data(data(2, 10), 100, policy).unwrap();
+        o.push_data(data(3, 10), 100, policy).unwrap();
+        // Over the limit: frames 1 and 2 go (oldest first), the response and the pong stay.
+        let limit = response + 2 + 20;
+        assert_eq!(o.push_data(data(4, 10), limit, policy), Ok(2));
+        let left: Vec<u8> = o
+            .pending()
+            .map(|f| f.get(1).copied().unwrap_or(0))
+            .collect();
+        assert_eq!(left, vec![b'T', 0x00, 3, 4]);
+        assert_eq!(o.queued(), response + 2 + 20);
+        assert!(o.wants_drain);
+
+        // The send in flight and a partly sent frame are never dropped.
+        o.sending_started(4);
+        o.sent(response + 2 + 5); // the response, the pong and half of frame 3 went out
+        assert_eq!(
+            o.push_data(data(5, 10), 15, policy),
+            Ok(1),
+            "frame 4 dropped, not 3"
+        );
+        let left: Vec<u8> = o.pending().map(|f| f[f.len() - 1]).collect();
+        assert_eq!(left, vec![3, 5]);
+        // Nothing droppable left: the new frame is refused.
+        o.sending_started(2);
+        assert_eq!(
+            o.push_data(data(6, 10), 10, policy),
+            Err(Refused::Full(policy))
         );
     }
 
@@ -180,7 +279,10 @@ mod tests {
             ..Outbox::default()
         };
         o.push(Bytes::new());
-        assert_eq!(o.push_data(Bytes::new(), 10, Backpressure::Drop), Ok(()));
+        assert_eq!(
+            o.push_data(Bytes::new(), 10, Backpressure::DropNewest),
+            Ok(0)
+        );
         assert!(o.is_empty());
     }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::ServerConfig;
-use super::conn::{Actions, Ctx, Flags, Slot};
+use super::conn::{Actions, Ctx, Flags, Flow, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
 use super::slab::Slab;
@@ -186,7 +186,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             Completion::RecvEof { slot, generation } => {
                 self.with_slot(slot, generation, |s, h, ctx| {
-                    s.flags.set(Flags::RECV_ARMED, false);
+                    s.recv_ended();
                     s.on_eof(h, ctx, false)
                 })?;
                 self.try_free(slot, generation);
@@ -194,7 +194,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             Completion::RecvNoBufs { slot, generation } => {
                 Counters::inc(&self.counters.recv_starved, 1);
                 if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.flags.set(Flags::RECV_ARMED, false);
+                    s.recv_ended();
                     if !s.flags.has(Flags::FD_CLOSING) {
                         self.starved.push((slot, generation));
                     }
@@ -203,9 +203,22 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             Completion::RecvCancelled { slot, generation } => {
                 if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.flags.set(Flags::RECV_ARMED, false);
+                    s.recv_ended();
                 }
+                // Cancelled by flow control and resumed since: read again.
+                self.rearm_recv(slot, generation)?;
                 self.try_free(slot, generation);
+            }
+            Completion::CancelDone {
+                slot,
+                generation,
+                result,
+            } if result < 0 => {
+                // A flow-control cancel that found nothing to cancel (the receive was ending, or
+                // running): the next event on the slot tries again if it is still armed.
+                if let Some(s) = self.slots.get_mut(slot, generation) {
+                    s.flags.set(Flags::RECV_STOPPING, false);
+                }
             }
             Completion::RecvError {
                 slot,
@@ -214,8 +227,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 ..
             } => {
                 self.with_slot(slot, generation, |s, h, ctx| {
-                    s.flags
-                        .set(Flags::RECV_ARMED, more && s.flags.has(Flags::RECV_ARMED));
+                    if !more {
+                        s.recv_ended();
+                    }
                     s.on_eof(h, ctx, true)
                 })?;
                 self.try_free(slot, generation);
@@ -283,7 +297,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         } = self;
         let actions = match slots.get_mut(slot, generation) {
             Some(s) => {
-                s.flags.set(Flags::RECV_ARMED, more);
+                if !more {
+                    s.recv_ended();
+                }
                 if s.flags.has(Flags::SHUT_DOWN) || s.flags.has(Flags::FD_CLOSING) {
                     None // draining after our close: the bytes are dropped
                 } else {
@@ -311,10 +327,14 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         Ok(())
     }
 
-    /// Arms the slot's multishot receive again, unless it is armed or the slot is closing.
+    /// Arms the slot's multishot receive again, unless it is armed, paused by flow control or
+    /// the slot is closing.
     fn rearm_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
         if let Some(s) = self.slots.get_mut(slot, generation) {
-            if !s.flags.has(Flags::RECV_ARMED) && !s.flags.has(Flags::FD_CLOSING) {
+            if !s.flags.has(Flags::RECV_ARMED)
+                && !s.flags.has(Flags::FD_CLOSING)
+                && !s.flags.has(Flags::READ_PAUSED)
+            {
                 s.flags.set(Flags::RECV_ARMED, true);
                 let fd = s.fd;
                 self.io.arm_recv(fd, slot, generation)?;
@@ -367,6 +387,36 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         if (actions.flush || s.flags.has(Flags::CLOSE_AFTER_FLUSH)) && !s.flags.has(Flags::DIRTY) {
             s.flags.set(Flags::DIRTY, true);
             self.dirty.push((slot, generation));
+        }
+        self.flow_control(slot, generation)
+    }
+
+    /// Stops or restarts reading a connection by its queue (see `ServerConfig::max_outbound_bytes`).
+    /// A receive armed while paused is cancelled; the bytes it delivers before the cancel lands
+    /// are still handled (replies to them are bounded by the reply ceiling).
+    fn flow_control(&mut self, slot: u32, generation: u32) -> io::Result<()> {
+        let Some(s) = self.slots.get_mut(slot, generation) else {
+            return Ok(());
+        };
+        match s.flow(&self.cfg) {
+            Flow::Keep => {}
+            Flow::Pause => {
+                Counters::inc(&self.counters.read_pauses, 1);
+                Counters::add(&self.counters.reading_paused, 1);
+            }
+            Flow::Resume => {
+                Counters::add(&self.counters.reading_paused, -1);
+                return self.rearm_recv(slot, generation);
+            }
+        }
+        let f = s.flags;
+        if f.has(Flags::READ_PAUSED)
+            && f.has(Flags::RECV_ARMED)
+            && !f.has(Flags::RECV_STOPPING)
+            && !f.has(Flags::FD_CLOSING)
+        {
+            s.flags.set(Flags::RECV_STOPPING, true);
+            self.io.cancel_recv(slot, generation)?;
         }
         Ok(())
     }
@@ -498,6 +548,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         if finished {
             if let Some(s) = self.slots.remove(slot, generation) {
                 self.wheel.cancel(slot);
+                if s.flags.has(Flags::READ_PAUSED) {
+                    Counters::add(&self.counters.reading_paused, -1);
+                }
                 Counters::add(&self.counters.bytes_queued, -(s.out.queued() as i64));
                 Counters::add(&self.counters.connections, -1);
                 if self.accept_retry_at.is_some() {
