@@ -7,7 +7,7 @@
 #                      [--workers N] [--no-build]
 #
 # Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
-# --send-zc-min-bytes 16384), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
+# --send-zc-min-bytes 16384), ringws-64k (64 KiB receive buffers), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
 # ws 8.x), uws (uWebSockets.js 20.30), bun (Bun 1.4.5) (benches/peers-js, npm registry: installed
 # by this script when missing; a JS server whose install fails is skipped with a note).
 # Scenarios: pp100, pp1000 (ping-pong, 20 B text), pp1k (100 conns, 1 KiB binary), pp10x64k
@@ -136,6 +136,10 @@ server_cmd() { # NAME PORT -> the command, one word per line
         # ringws with zero-copy sends for sends of 16 KiB and more (the SEND_ZC trial).
         ringws-zc) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" --send-zc-min-bytes 16384 ;;
+        # ringws with receive buffers sized for large messages (64 KiB x 64: the same 4 MiB).
+        ringws-64k) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" \
+                    --recv-buffer-size 65536 --recv-buffers 64 ;;
         fastwebsockets) printf '%s\n' "$PEERS/fastwebsockets-echo" --listen "127.0.0.1:$2" ;;
         tungstenite) printf '%s\n' "$PEERS/tungstenite-echo" --listen "127.0.0.1:$2" ;;
         ws) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" ;;

@@ -19,10 +19,9 @@ impl Handler for Echo {
     }
 
     fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
-        match msg {
-            Message::Text(text) => conn.send_text(text),
-            Message::Binary(bytes) => conn.send_binary(bytes),
-        };
+        // The same kind back; a large message goes back from the buffer it was assembled in.
+        let frame = conn.frame_of(msg);
+        conn.send_frame(frame);
     }
 
     fn http(&mut self, req: &HttpRequest<'_>) -> HttpResponse {

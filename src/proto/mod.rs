@@ -31,6 +31,6 @@ pub mod utf8;
 
 pub use close::CloseCode;
 pub use config::{Config, Limits, Role};
-pub use connection::{Connection, Event, Sink};
+pub use connection::{Assembled, Connection, Event, Sink};
 pub use error::{Error, Response};
 pub use time::Timestamp;

@@ -24,7 +24,7 @@ use super::handler::{Conn, Decision, Handler, HttpResponse, Message};
 use super::outbox::Outbox;
 use crate::proto::frame::{OpCode, encode_frame};
 use crate::proto::handshake::{self, Head, HeadReader, Request};
-use crate::proto::{CloseCode, Connection, Error, Event, Sink, Timestamp};
+use crate::proto::{Assembled, CloseCode, Connection, Error, Event, Sink, Timestamp};
 
 /// Where a connection is in its life.
 pub(crate) enum Phase<S> {
@@ -666,6 +666,7 @@ fn conn<'a, S>(
     Conn {
         state,
         out,
+        assembled: None,
         limit: if reply {
             ctx.cfg.reply_ceiling()
         } else {
@@ -692,7 +693,8 @@ struct ReadSink<'a, H: Handler> {
 }
 
 impl<H: Handler> ReadSink<'_, H> {
-    fn message(&mut self, msg: Message<'_>) {
+    /// A message for the handler; `assembled` is its owned buffer when the core assembled it.
+    fn message(&mut self, msg: Message<'_>, assembled: Option<&Assembled>) {
         if let (Some((ping, pong)), Message::Text(text)) = (&self.ctx.cfg.text_heartbeat, msg) {
             if text == ping {
                 // A browser's heartbeat (browsers cannot send ping frames): answered here,
@@ -712,6 +714,7 @@ impl<H: Handler> ReadSink<'_, H> {
             return; // the handler is closing this connection: later messages are dropped
         }
         let mut conn = conn(self.state, self.out, self.close, self.fd, self.ctx, true);
+        conn.assembled = assembled;
         self.handler.message(&mut conn, msg);
     }
 }
@@ -719,8 +722,8 @@ impl<H: Handler> ReadSink<'_, H> {
 impl<H: Handler> Sink for ReadSink<'_, H> {
     fn event(&mut self, event: Event<'_>) {
         match event {
-            Event::Text(text) => self.message(Message::Text(text)),
-            Event::Binary(bytes) => self.message(Message::Binary(bytes)),
+            Event::Text(text) => self.message(Message::Text(text), None),
+            Event::Binary(bytes) => self.message(Message::Binary(bytes), None),
             Event::Close { code, reason } => {
                 self.peer_close = Some((code.unwrap_or(CloseCode::NO_STATUS), reason.to_owned()));
             }
@@ -728,6 +731,16 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
             // No extension is negotiated yet; pings are answered by the core.
             Event::Compressed { .. } | Event::Ping(_) => {}
         }
+    }
+
+    fn assembled(&mut self, msg: Assembled) {
+        // The handler may send this very buffer on (`Conn::frame_of`): no copy of a large
+        // message between its assembly and the socket.
+        let borrowed = match msg.text() {
+            Some(text) => Message::Text(text),
+            None => Message::Binary(msg.payload()),
+        };
+        self.message(borrowed, Some(&msg));
     }
 
     fn transmit(&mut self, frame: &[u8]) {

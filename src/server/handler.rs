@@ -14,9 +14,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::config::Backpressure;
 use super::counters::Counters;
 use super::outbox::{Outbox, Refused, SendStatus};
-use crate::proto::CloseCode;
 use crate::proto::frame::{Header, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
 use crate::proto::handshake::{HttpRequest, UpgradeRequest};
+use crate::proto::{Assembled, CloseCode};
 use crate::runtime::sys;
 
 /// A complete message from a peer, borrowed: from the receive buffer when it arrived in one
@@ -131,6 +131,9 @@ pub trait Handler: Clone + Send + 'static {
 pub struct Conn<'a, S> {
     pub(crate) state: &'a mut S,
     pub(crate) out: &'a mut Outbox,
+    /// The buffer of the message being handled, when the core assembled it (see
+    /// [`Conn::frame_of`]).
+    pub(crate) assembled: Option<&'a Assembled>,
     /// The queue limit for this callback's sends: the reply ceiling in `open` and `message`
     /// (flow control bounds replies), the high-water mark elsewhere.
     pub(crate) limit: usize,
@@ -160,6 +163,28 @@ impl<S> Conn<'_, S> {
     /// room's broadcast): only its reference count changes per connection.
     pub fn send_frame(&mut self, frame: Bytes) -> SendStatus {
         self.queue(frame)
+    }
+
+    /// The frame that carries `msg`, the message being handled, to a peer: for echoing or
+    /// relaying it, to this connection with [`Conn::send_frame`] or to others (a room). A message
+    /// the server assembled from several reads (a large one, or fragments) is not copied: the
+    /// frame is its assembly buffer, with the header written in front. Otherwise the payload is
+    /// copied once, as by [`Conn::send_binary`].
+    pub fn frame_of(&self, msg: Message<'_>) -> Bytes {
+        let (opcode, payload) = match msg {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        match self.assembled {
+            // The same bytes (not merely equal ones) and the same kind.
+            Some(a)
+                if std::ptr::eq(a.payload(), payload)
+                    && a.is_text() == (opcode == OpCode::Text) =>
+            {
+                a.frame()
+            }
+            _ => encode_frame(opcode, payload),
+        }
     }
 
     /// Queues a ping (payload at most 125 bytes, else `Dropped`).

@@ -44,6 +44,9 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     /// Timers fired in this iteration (kept to reuse its allocation).
     fired: Vec<u32>,
     epoch: Instant,
+    /// Milliseconds since `epoch`, read once per loop iteration (after the wait): events of one
+    /// batch share it, and the clock is not read per completion.
+    clock: Timestamp,
     accepting: bool,
     /// Accepting is paused (out of file descriptors) until this tick or until a slot is freed.
     accept_retry_at: Option<u32>,
@@ -74,14 +77,21 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             wheel: Wheel::with_capacity(0, ids),
             fired: Vec::new(),
             epoch: Instant::now(),
+            clock: Timestamp(0),
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
         }
     }
 
+    /// The time of this loop iteration.
     fn now(&self) -> Timestamp {
-        Timestamp(self.epoch.elapsed().as_millis() as u64)
+        self.clock
+    }
+
+    /// Reads the clock (once per loop iteration, after the wait).
+    fn read_clock(&mut self) {
+        self.clock = Timestamp(self.epoch.elapsed().as_millis() as u64);
     }
 
     fn tick_ms(&self) -> u64 {
@@ -103,8 +113,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         loop {
             self.flush()?;
             self.rearm_starved()?;
+            self.read_clock();
             let wait = self.wait_time();
             self.io.wait(Some(wait))?;
+            self.read_clock();
             while let Some(completion) = self.io.next_completion() {
                 self.on_completion(completion)?;
             }

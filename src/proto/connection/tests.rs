@@ -329,7 +329,8 @@ fn spill_buffer_never_exceeds_the_message_limit() {
     let mut rec = Rec::default();
     for b in &bytes {
         conn.handle_read(&cfg, &mut [*b], &mut rec).unwrap();
-        assert!(conn.buffered() <= 1000 + 125, "{}", conn.buffered());
+        let bound = ASSEMBLY_HEADROOM + 1000 + 125;
+        assert!(conn.buffered() <= bound, "{}", conn.buffered());
     }
     assert_eq!(rec.events.last(), Some(&Ev::Binary(vec![7; 1000])));
     assert_eq!(conn.buffered(), 0);
@@ -519,7 +520,9 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..8),
     ) {
         let (rec, r, conn) = feed_chunked(&bytes, &cuts);
-        prop_assert!(conn.buffered() <= cfg().limits.max_message_bytes as usize + 125);
+        prop_assert!(
+            conn.buffered() <= ASSEMBLY_HEADROOM + cfg().limits.max_message_bytes as usize + 125
+        );
         if r.is_err() {
             prop_assert!(conn.is_closed());
             prop_assert!(!rec.sent.is_empty());
@@ -532,4 +535,76 @@ proptest! {
             }
         }
     }
+}
+
+/// Keeps what `assembled` hands over.
+#[derive(Default)]
+struct Keep(Vec<Assembled>);
+
+impl Sink for Keep {
+    fn event(&mut self, event: Event<'_>) {
+        panic!("unexpected borrowed event {event:?}");
+    }
+    fn transmit(&mut self, _frame: &[u8]) {}
+    fn assembled(&mut self, msg: Assembled) {
+        self.0.push(msg);
+    }
+}
+
+#[test]
+fn an_assembled_message_is_handed_over_with_the_header_of_its_frame() {
+    let mut cfg = cfg();
+    cfg.limits.max_message_bytes = 1 << 20;
+    cfg.limits.max_frame_bytes = 1 << 20;
+    for (opcode, payload) in [
+        (
+            OpCode::Binary,
+            (0..70_000).map(|i| i as u8).collect::<Vec<u8>>(),
+        ),
+        (OpCode::Text, "é chat ".repeat(3000).into_bytes()),
+        (OpCode::Binary, vec![5; 100]), // 7-bit length: the header is 2 bytes
+    ] {
+        let bytes = encode_masked_frame(opcode, true, [9, 8, 7, 6], &payload);
+        let mut conn = Connection::new();
+        let mut keep = Keep::default();
+        // 4 KiB reads, as from the default receive buffers (a small one is split in two).
+        for piece in bytes.chunks(4096.min(bytes.len() - 1)) {
+            conn.handle_read(&cfg, &mut piece.to_vec(), &mut keep)
+                .unwrap();
+        }
+        assert_eq!(keep.0.len(), 1);
+        let msg = &keep.0[0];
+        assert_eq!(msg.payload(), &payload[..]);
+        assert_eq!(msg.text().is_some(), opcode == OpCode::Text);
+        // The frame is exactly what the encoder makes, and it shares the payload's memory.
+        let frame = msg.frame();
+        assert_eq!(frame, frame::encode_frame(opcode, &payload));
+        let header_len = frame.len() - payload.len();
+        assert_eq!(frame[header_len..].as_ptr(), msg.payload().as_ptr());
+        assert_eq!(conn.buffered(), 0, "the buffer left with the message");
+    }
+}
+
+#[test]
+fn the_assembly_buffer_grows_to_the_frame_once_an_eighth_has_arrived() {
+    let mut cfg = cfg();
+    cfg.limits.max_message_bytes = 1 << 20;
+    cfg.limits.max_frame_bytes = 1 << 20;
+    let bytes = encode_masked_frame(OpCode::Binary, true, [1, 2, 3, 4], &[0; 65536]);
+    let mut conn = Connection::new();
+    let mut keep = Keep::default();
+    let mut capacities = Vec::new();
+    for piece in bytes.chunks(4096) {
+        conn.handle_read(&cfg, &mut piece.to_vec(), &mut keep)
+            .unwrap();
+        if capacities.last() != Some(&conn.buffered()) && conn.buffered() > 0 {
+            capacities.push(conn.buffered());
+        }
+    }
+    // Doubling while under an eighth, then the whole frame (headroom + 65,536) at once: 12 KiB
+    // copied by growth instead of 60 KiB, and never more than eight times what had arrived.
+    let whole = ASSEMBLY_HEADROOM + 65536;
+    assert_eq!(capacities.last(), Some(&whole), "{capacities:?}");
+    assert_eq!(capacities.len(), 3, "{capacities:?}");
+    assert_eq!(keep.0.len(), 1);
 }
