@@ -69,7 +69,7 @@ struct Cli {
     /// How long a graceful shutdown waits for close replies [default: 10s].
     #[arg(long, value_parser = parse_duration)]
     shutdown_timeout: Option<Duration>,
-    /// Receive buffers in each worker's ring: a power of two, 1 to 32768 [default: 1024].
+    /// Receive buffers in each worker's ring: a power of two, 1 to 32768 [default: 64].
     #[arg(long, value_parser = parse_power_of_two)]
     recv_buffers: Option<u16>,
     /// Close connections that have not finished the upgrade after this long [default: 10s].
@@ -94,7 +94,8 @@ struct Cli {
     /// Send zero-copy (SENDMSG_ZC) when a send has at least this many bytes [default: off].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     send_zc_min_bytes: Option<u32>,
-    /// Size of each receive buffer in bytes, 256 to 1048576 [default: 4096].
+    /// Size of each receive buffer in bytes, 256 to 1048576 [default: 65536; split into 4 KiB
+    /// buffers on kernels before 6.12, which cannot fill a buffer piece by piece].
     #[arg(long, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
     recv_buffer_size: Option<u32>,
 }
@@ -288,13 +289,14 @@ fn main() -> ExitCode {
     }
     match handle.ring_flags() {
         Some(f) => tracing::info!(
-            "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={}",
+            "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={} incremental_bufs={}",
             f.single_issuer,
             f.defer_taskrun,
             f.coop_taskrun,
             f.submit_all,
             f.sq_entries,
-            f.cq_entries
+            f.cq_entries,
+            f.incremental_bufs
         ),
         None => tracing::info!("backend epoll"),
     }

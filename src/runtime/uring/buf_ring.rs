@@ -17,6 +17,16 @@
 //!
 //! The pages of the buffer area are touched (and so become resident) only once the kernel has
 //! written into them: a large pool costs address space, not memory, until traffic needs it.
+//!
+//! # Incremental consumption (kernel 6.12+)
+//! Registered with `IOU_PBUF_RING_INC`, the kernel fills a buffer piece by piece: each receive
+//! takes only the bytes it has, right after the previous piece, and the buffer stays at the head
+//! of the ring until it is full. A completion whose buffer the kernel keeps using carries
+//! `IORING_CQE_F_BUF_MORE`: its piece is lent to user space, but the buffer is not recycled.
+//! So large buffers (64 KiB: a large message in one or two reads) waste nothing on small
+//! messages (a 20-byte message takes 20 bytes, not a buffer). This ring tracks each buffer's
+//! next piece offset, which mirrors the kernel's; completions are handled one at a time, in
+//! order, so a piece is always the bytes right after the previous piece of its buffer.
 
 use std::io;
 use std::ptr::NonNull;
@@ -27,6 +37,12 @@ use io_uring::types::BufRingEntry;
 
 /// The largest ring the kernel accepts (`IORING_REGISTER_PBUF_RING` caps it at 2^15).
 pub const MAX_ENTRIES: u16 = 1 << 15;
+
+/// `IOU_PBUF_RING_INC`: buffers are consumed incrementally (kernel 6.12).
+const PBUF_RING_INC: u16 = 2;
+
+/// `IORING_CQE_F_BUF_MORE`: the kernel keeps using this completion's buffer.
+pub(crate) const CQE_F_BUF_MORE: u32 = 1 << 4;
 
 /// A registered provided-buffer ring (see the module docs for the layout and buffer life cycle).
 ///
@@ -55,9 +71,26 @@ pub struct BufRing {
     lent_bits: Vec<u64>,
     /// Number of bits set in `lent_bits`.
     lent: u32,
+    /// Registered with incremental consumption.
+    incremental: bool,
+    /// Per buffer (incremental only): bytes the kernel has filled before the lent piece, and
+    /// the offset of the lent piece; the kernel still holds the buffer while `kept` is set.
+    pieces: Vec<Piece>,
     /// Whether the kernel still knows the ring; if so, Drop leaks the mapping rather than free
     /// memory the kernel could write into.
     registered: bool,
+}
+
+/// Where a buffer stands under incremental consumption.
+#[derive(Debug, Clone, Copy, Default)]
+struct Piece {
+    /// Bytes filled by earlier completions, while the kernel keeps the buffer.
+    filled: u32,
+    /// Offset of the piece lent now.
+    offset: u32,
+    /// The lent piece came with `BUF_MORE`: the buffer stays in the kernel's hands, so
+    /// recycling the piece must not put it back in the ring.
+    kept: bool,
 }
 
 impl BufRing {
@@ -71,7 +104,13 @@ impl BufRing {
     /// `InvalidInput` if `entries` is not a power of two in `1..=32768` or `buf_size` is 0 or
     /// the sizes overflow; otherwise the error of `mmap` or of the registration (e.g. `EEXIST`
     /// when `bgid` is taken).
-    pub(crate) fn new(ring: &IoUring, bgid: u16, entries: u16, buf_size: u32) -> io::Result<Self> {
+    pub(crate) fn new(
+        ring: &IoUring,
+        bgid: u16,
+        entries: u16,
+        buf_size: u32,
+        incremental: bool,
+    ) -> io::Result<Self> {
         let invalid = |msg| io::Error::new(io::ErrorKind::InvalidInput, msg);
         if !entries.is_power_of_two() || entries > MAX_ENTRIES {
             return Err(invalid(
@@ -96,9 +135,9 @@ impl BufRing {
                 std::ptr::null_mut(),
                 map_len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                // Populated up front: the buffers are a fixed cost of the worker, paid at start
-                // (and visible in its baseline RSS) rather than as page faults on the hot path.
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                // Not populated: a page becomes resident when the kernel first writes into it,
+                // so a worker without traffic does not pay for buffers it never used.
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
@@ -118,17 +157,28 @@ impl BufRing {
             published: 0,
             lent_bits: vec![0; usize::from(entries).div_ceil(64)],
             lent: 0,
+            incremental,
+            pieces: if incremental {
+                vec![Piece::default(); usize::from(entries)]
+            } else {
+                Vec::new()
+            },
             registered: false,
         };
         for bid in 0..entries {
             this.push_entry(bid);
         }
+        let flags = if incremental { PBUF_RING_INC } else { 0 };
         // SAFETY: `base` is page-aligned (mmap) and holds `entries` entries; the mapping lives
         // until Drop, which leaks it instead of unmapping while `registered` is still true, so
         // the memory stays valid for as long as the kernel may use it.
         let res = unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(base.as_ptr() as u64, entries, bgid, 0)
+            ring.submitter().register_buf_ring_with_flags(
+                base.as_ptr() as u64,
+                entries,
+                bgid,
+                flags,
+            )
         };
         // On error `this` is dropped unregistered and unmaps the region.
         res?;
@@ -166,6 +216,11 @@ impl BufRing {
         self.buf_size
     }
 
+    /// Whether buffers are consumed incrementally (see the module docs).
+    pub fn incremental(&self) -> bool {
+        self.incremental
+    }
+
     /// How many buffers are lent out to user space (named by a completion, not yet recycled).
     pub fn lent(&self) -> u32 {
         self.lent
@@ -181,14 +236,27 @@ impl BufRing {
         bid < self.entries && self.lent_bits[usize::from(bid / 64)] & (1 << (bid % 64)) != 0
     }
 
-    /// Records that a completion handed buffer `bid` to user space. Returns `false` (and changes
-    /// nothing) if `bid` is out of range or already lent, which would mean the kernel and this
-    /// accounting disagree.
-    pub(crate) fn lend(&mut self, bid: u16) -> bool {
+    /// Records that a completion handed `len` bytes of buffer `bid` to user space, with the
+    /// completion's flags (`BUF_MORE`: the kernel keeps the buffer for more pieces). Returns
+    /// `false` (and changes nothing) if `bid` is out of range or already lent, which would mean
+    /// the kernel and this accounting disagree.
+    pub(crate) fn lend(&mut self, bid: u16, len: u32, cqe_flags: u32) -> bool {
         if bid >= self.entries || self.is_lent(bid) {
             return false;
         }
         self.lent_bits[usize::from(bid / 64)] |= 1 << (bid % 64);
+        if let Some(piece) = self.pieces.get_mut(usize::from(bid)) {
+            piece.offset = piece.filled;
+            piece.kept = cqe_flags & CQE_F_BUF_MORE != 0;
+            piece.filled = if piece.kept {
+                piece.filled.saturating_add(len).min(self.buf_size)
+            } else {
+                0
+            };
+            if piece.kept {
+                return true; // a piece: the buffer itself stays in the ring, not counted lent
+            }
+        }
         self.lent += 1;
         true
     }
@@ -201,14 +269,20 @@ impl BufRing {
     /// caller, which must only pass the `bid` and `len` of a receive completion.
     pub fn get(&mut self, bid: u16, len: usize) -> &mut [u8] {
         assert!(self.is_lent(bid), "buffer {bid} is not lent out");
+        let piece = self
+            .pieces
+            .get(usize::from(bid))
+            .map_or(0, |p| p.offset as usize);
         assert!(
-            len <= self.buf_size as usize,
+            piece + len <= self.buf_size as usize,
             "length {len} exceeds the buffer size"
         );
-        let offset = self.bufs_offset + usize::from(bid) * self.buf_size as usize;
-        // SAFETY: `offset + len` lies inside the mapping (bid < entries, len <= buf_size). The
-        // buffer is lent: it is not in the ring, so the kernel does not write to it until it is
-        // recycled, and recycling needs `&mut self`, which the returned borrow holds.
+        let offset = self.bufs_offset + usize::from(bid) * self.buf_size as usize + piece;
+        // SAFETY: `offset + len` lies inside the mapping (bid < entries, piece + len <=
+        // buf_size). The bytes are lent: either the buffer is out of the ring, or (incremental)
+        // they are a piece the kernel has filled and moved past, and it only writes after its
+        // head; so the kernel does not write them until the buffer is recycled, and recycling
+        // needs `&mut self`, which the returned borrow holds.
         unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr().add(offset), len) }
     }
 
@@ -221,6 +295,9 @@ impl BufRing {
     pub fn recycle(&mut self, bid: u16) {
         assert!(self.is_lent(bid), "buffer {bid} recycled but not lent out");
         self.lent_bits[usize::from(bid / 64)] &= !(1 << (bid % 64));
+        if self.pieces.get(usize::from(bid)).is_some_and(|p| p.kept) {
+            return; // only a piece: the kernel still holds the buffer
+        }
         self.lent -= 1;
         self.push_entry(bid);
     }
@@ -300,24 +377,24 @@ mod tests {
     #[test]
     fn rejects_bad_sizes() {
         let ring = ring();
-        assert!(BufRing::new(&ring, 0, 3, 64).is_err());
-        assert!(BufRing::new(&ring, 0, 0, 64).is_err());
-        assert!(BufRing::new(&ring, 0, 4, 0).is_err());
+        assert!(BufRing::new(&ring, 0, 3, 64, false).is_err());
+        assert!(BufRing::new(&ring, 0, 0, 64, false).is_err());
+        assert!(BufRing::new(&ring, 0, 4, 0, false).is_err());
     }
 
     #[test]
     fn register_lend_recycle_accounting() {
         let ring = ring();
-        let mut bufs = BufRing::new(&ring, 7, 4, 128).expect("register");
+        let mut bufs = BufRing::new(&ring, 7, 4, 128, false).expect("register");
         assert_eq!((bufs.entries(), bufs.buf_size(), bufs.bgid()), (4, 128, 7));
         assert_eq!((bufs.lent(), bufs.available()), (0, 4));
         // The same group id cannot be registered twice on one ring.
-        assert!(BufRing::new(&ring, 7, 4, 128).is_err());
+        assert!(BufRing::new(&ring, 7, 4, 128, false).is_err());
 
-        assert!(bufs.lend(2));
-        assert!(!bufs.lend(2), "double lend is refused");
-        assert!(!bufs.lend(4), "out of range bid is refused");
-        assert!(bufs.lend(0));
+        assert!(bufs.lend(2, 128, 0));
+        assert!(!bufs.lend(2, 128, 0), "double lend is refused");
+        assert!(!bufs.lend(4, 128, 0), "out of range bid is refused");
+        assert!(bufs.lend(0, 0, 0));
         assert_eq!((bufs.lent(), bufs.available()), (2, 2));
         bufs.get(2, 128).fill(0xab);
         assert!(bufs.get(2, 3).iter().all(|&b| b == 0xab));
@@ -331,15 +408,54 @@ mod tests {
         assert_eq!(bufs.published, 6);
         bufs.unregister(&ring).expect("unregister");
         // After unregistering, the group id is free again.
-        let mut again = BufRing::new(&ring, 7, 2, 64).expect("re-register");
+        let mut again = BufRing::new(&ring, 7, 2, 64, false).expect("re-register");
         again.unregister(&ring).expect("unregister");
+    }
+
+    #[test]
+    fn incremental_pieces_follow_each_other_and_only_the_last_recycles() {
+        let ring = ring();
+        let Ok(mut bufs) = BufRing::new(&ring, 3, 2, 100, true) else {
+            eprintln!("skipped: this kernel has no incremental buffer consumption (6.12+)");
+            return;
+        };
+        assert!(bufs.incremental());
+        let base = |b: &mut BufRing| b.get(0, 0).as_ptr() as usize;
+        // Three pieces of buffer 0: 10 and 30 bytes while the kernel keeps it, then the rest.
+        assert!(bufs.lend(0, 10, CQE_F_BUF_MORE));
+        let first = base(&mut bufs);
+        assert_eq!(
+            bufs.lent(),
+            0,
+            "a piece does not take the buffer out of the ring"
+        );
+        bufs.recycle(0);
+        assert_eq!(bufs.tail, 2, "nothing pushed back");
+        assert!(bufs.lend(0, 30, CQE_F_BUF_MORE));
+        assert_eq!(base(&mut bufs), first + 10);
+        bufs.recycle(0);
+        assert!(bufs.lend(0, 60, 0));
+        assert_eq!(base(&mut bufs), first + 40);
+        assert_eq!(bufs.get(0, 60).len(), 60);
+        assert_eq!(bufs.lent(), 1);
+        bufs.recycle(0);
+        assert_eq!(
+            (bufs.tail, bufs.lent()),
+            (3, 0),
+            "the finished buffer goes back"
+        );
+        // Its next life starts at offset 0.
+        assert!(bufs.lend(0, 5, CQE_F_BUF_MORE));
+        assert_eq!(base(&mut bufs), first);
+        bufs.recycle(0);
+        bufs.unregister(&ring).expect("unregister");
     }
 
     #[test]
     #[should_panic(expected = "not lent out")]
     fn recycle_unlent_panics() {
         let ring = ring();
-        let mut bufs = BufRing::new(&ring, 1, 2, 64).expect("register");
+        let mut bufs = BufRing::new(&ring, 1, 2, 64, false).expect("register");
         bufs.unregister(&ring).expect("unregister");
         bufs.recycle(1);
     }
@@ -348,9 +464,9 @@ mod tests {
     #[should_panic(expected = "exceeds the buffer size")]
     fn get_too_long_panics() {
         let ring = ring();
-        let mut bufs = BufRing::new(&ring, 1, 2, 64).expect("register");
+        let mut bufs = BufRing::new(&ring, 1, 2, 64, false).expect("register");
         bufs.unregister(&ring).expect("unregister");
-        assert!(bufs.lend(1));
+        assert!(bufs.lend(1, 64, 0));
         let _ = bufs.get(1, 65);
     }
 }

@@ -72,7 +72,7 @@ fn decode_recv(tag: UserData, result: i32, flags: u32, bufs: &mut BufRing) -> Co
     let (slot, generation) = (tag.slot(), tag.generation());
     let more = cqueue::more(flags);
     if let Some(bid) = cqueue::buffer_select(flags) {
-        let fresh = bufs.lend(bid);
+        let fresh = bufs.lend(bid, result.max(0).unsigned_abs(), flags);
         debug_assert!(fresh, "kernel returned buffer {bid} twice");
         if result > 0 {
             return Completion::Recv {

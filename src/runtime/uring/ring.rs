@@ -27,6 +27,9 @@ pub struct RingFlags {
     pub cq_entries: u32,
     /// The submission queue size the kernel granted.
     pub sq_entries: u32,
+    /// Receive buffers are consumed incrementally (`IOU_PBUF_RING_INC`, kernel 6.12+); set by
+    /// [`super::Uring::flags`] once the buffer ring is registered.
+    pub incremental_bufs: bool,
 }
 
 /// Which of the opcodes this layer uses the kernel knows (from `IORING_REGISTER_PROBE`).
@@ -92,6 +95,7 @@ pub fn build_ring(sq_entries: u32, cq_entries: u32) -> io::Result<(IoUring, Ring
         submit_all: true,
         cq_entries,
         sq_entries,
+        incremental_bufs: false,
     };
     loop {
         let mut builder = IoUring::builder();
@@ -170,6 +174,7 @@ mod tests {
             defer_taskrun: true,
             coop_taskrun: true,
             submit_all: true,
+            incremental_bufs: false,
             cq_entries: 8,
             sq_entries: 4,
         };
