@@ -247,6 +247,47 @@ fn echo_three_clients_multi_buffer_and_eof() {
 }
 
 #[test]
+fn echo_with_classic_buffers_too() {
+    // The path of kernels before 6.12: whole buffers per completion, no incremental pieces.
+    let config = UringConfig {
+        incremental_bufs: false,
+        ..small_config(16, 256)
+    };
+    let mut uring = Uring::new(config).unwrap();
+    assert!(!uring.flags().incremental_bufs);
+    let l = listener();
+    let addr = l.local_addr().unwrap();
+    let clients = vec![
+        echo_client(addr, pattern(1, 3 * 256 + 17)),
+        echo_client(addr, pattern(2, 100)),
+    ];
+    let stats = run_echo(&mut uring, &l, clients);
+    assert_eq!(stats.bytes, 3 * 256 + 17 + 100);
+    assert!(stats.recvs >= 5, "{stats:?}");
+}
+
+#[test]
+fn large_buffers_are_split_where_they_cannot_be_filled_piecewise() {
+    // Without incremental consumption, 64 x 64 KiB becomes 1024 x 4 KiB: the same memory.
+    let uring = Uring::new(UringConfig {
+        incremental_bufs: false,
+        ..UringConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        (uring.bufs_ref().entries(), uring.bufs_ref().buf_size()),
+        (1024, 4096)
+    );
+    let uring = Uring::new(UringConfig::default()).unwrap();
+    if uring.flags().incremental_bufs {
+        assert_eq!(
+            (uring.bufs_ref().entries(), uring.bufs_ref().buf_size()),
+            (64, 65536)
+        );
+    }
+}
+
+#[test]
 fn enobufs_rearm_loses_nothing() {
     // Two 16-byte buffers for four clients of 200 bytes each: the ring runs dry again and again.
     let mut uring = Uring::new(small_config(2, 16)).unwrap();
