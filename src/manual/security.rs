@@ -11,8 +11,10 @@
 //! 1. **Limit bytes and counts, not just bytes.** Every quantity a peer controls has a limit in
 //!    [`Limits`](crate::proto::Limits): frame bytes, message bytes, fragments per message, header
 //!    bytes, header count (outbound queue bytes and timeouts join them in the runtime).
-//! 2. **Never allocate from a declared length.** Buffers grow with bytes received, and the spill
-//!    buffer never beyond `max_message_bytes + 125`.
+//! 2. **Never allocate from a declared length alone.** Buffers grow with bytes received: the
+//!    spill buffer holds at most eight times what has arrived (it is sized for the whole frame
+//!    once an eighth of it is in), and never more than `max_message_bytes + 125` plus 10 bytes
+//!    of header room.
 //! 3. **Never re-parse from the start.** The handshake reader scans each byte once; the frame
 //!    parser carries at most 14 header bytes and 3 UTF-8 bytes between reads.
 //! 4. **Fail, don't guess.** Every peer error is one [`Error`](crate::proto::Error) variant with
@@ -39,7 +41,7 @@
 //! | id | what went wrong | in ringws | proof |
 //! |---|---|---|---|
 //! | gorilla/websocket CVE-2020-27813 | a frame length overflowed an integer and bypassed the read limit | lengths are `u64`, the 64-bit length's top bit is refused (1002), the limit is compared as `u64` before anything is narrowed to `u32` | test: proto/frame.rs#stateless_rules, test: proto/connection/tests.rs#limits_are_checked_on_the_header_before_any_payload |
-//! | rust-websocket CVE-2022-35922 | `Vec::with_capacity(declared_len)` aborted the process on a huge declared length | nothing is allocated from a declared length; the spill buffer grows with bytes received and is capped | test: proto/connection/tests.rs#spill_buffer_never_exceeds_the_message_limit |
+//! | rust-websocket CVE-2022-35922 | `Vec::with_capacity(declared_len)` aborted the process on a huge declared length | a declared length is checked against the limits on the header, and the spill buffer grows with bytes received (at most eight times what arrived) and is capped | test: proto/connection/tests.rs#spill_buffer_never_exceeds_the_message_limit, test: proto/connection/tests.rs#the_assembly_buffer_grows_to_the_frame_once_an_eighth_has_arrived |
 //! | ws CVE-2026-48779 | tiny fragments pinned memory per part, bypassing the byte limit; empty continuations were not counted | fragments are appended into one buffer (no per-part cost), and every frame of a message counts against `max_fragments` (1008), empty ones included | test: proto/connection/tests.rs#empty_continuations_count_as_fragments |
 //! | fastwebsockets #100 | no cap on the total size of a fragmented message | `max_message_bytes` is checked on every continuation header against the bytes so far | test: proto/connection/tests.rs#limits_are_checked_on_the_header_before_any_payload |
 //! | tungstenite CVE-2023-43669 | the handshake was re-parsed from the start on every read: quadratic CPU | the head reader scans only new bytes and parses once, when the head is complete | test: proto/handshake/reader.rs#byte_by_byte_scans_each_byte_once, test: proto/handshake/reader.rs#endless_stream_fails_quickly_within_the_limit |
@@ -55,7 +57,7 @@
 //!
 //! | risk | in ringws | proof |
 //! |---|---|---|
-//! | a reader slower than its traffic makes the server buffer without bound (ws and tungstenite are unbounded by default) | `ServerConfig::max_outbound_bytes` per connection; past it a message is dropped (or the connection closed with 1013, by policy); protocol frames are never dropped | test: ../tests/backpressure.rs#a_reader_that_never_reads_costs_bounded_memory, test: ../tests/backpressure.rs#close_policy_closes_with_1013 |
+//! | a reader slower than its traffic makes the server buffer without bound (ws and tungstenite are unbounded by default) | `ServerConfig::max_outbound_bytes` per connection: at the mark the server stops reading the connection (flow control), so its own requests cannot grow the queue past the reply ceiling (the mark plus the receive buffers); other messages past the mark are dropped (newest or oldest) or the connection closed with 1013, by policy; close frames are never dropped | test: ../tests/flow.rs#the_servers_memory_stays_bounded_while_100_mib_wait_to_be_echoed, test: ../tests/flow.rs#a_reader_that_never_reads_is_closed_by_the_heartbeat_and_nothing_leaks, test: ../tests/backpressure.rs#a_reader_that_never_reads_costs_bounded_memory, test: ../tests/backpressure.rs#close_policy_closes_with_1013 |
 //! | a peer that never answers our close keeps its socket | the close-handshake deadline (`Config::close_timeout`) closes it; graceful shutdown has its own deadline | test: proto/connection/tests.rs#our_close_waits_for_the_reply_then_times_out, test: ../tests/shutdown.rs#shutdown_closes_silent_peers_at_the_deadline |
 //! | a closed connection keeps its socket or memory (a dropped read that leaves the fd open) | every close path cancels the armed receive and closes the fd through the ring; the slot is freed only when both completed; counters return to zero | test: ../tests/churn.rs#abrupt_disconnects_free_everything, test: ../tests/close.rs#protocol_errors_close_with_their_code_and_free_the_slot |
 //! | an idle connection holds a receive buffer (memory × connections) | multishot receive into the worker's shared buffer ring: a buffer is lent only while its bytes are processed | test: ../tests/echo.rs#a_message_larger_than_many_receive_buffers |

@@ -2,7 +2,8 @@
 //!
 //! Frames are `Bytes`: a frame encoded once for a room is the same allocation on every member's
 //! queue. The queue holds no allocation while empty (it is released after each flush), so an
-//! idle connection pays only for the empty struct.
+//! idle connection pays only for the empty struct: 16 bytes, the frame list being boxed (a
+//! pointer) rather than an inline `VecDeque` (32 bytes in every slot, idle or not).
 
 use std::collections::VecDeque;
 
@@ -25,7 +26,10 @@ pub enum SendStatus {
 /// The outbound queue of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    frames: VecDeque<Bytes>,
+    /// Boxed on purpose: a pointer in every slot instead of a 32-byte `VecDeque` (one more
+    /// small allocation while the queue is in use, none while it is empty).
+    #[allow(clippy::box_collection)]
+    frames: Option<Box<VecDeque<Bytes>>>,
     /// Bytes in `frames`, including those of the send in flight (32 bits: the slot stays small;
     /// the limit is far below 4 GiB).
     queued: u32,
@@ -57,7 +61,12 @@ impl Outbox {
 
     /// Whether anything waits to be sent.
     pub(crate) fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.frames.is_none()
+    }
+
+    /// The number of frames queued.
+    fn len(&self) -> usize {
+        self.frames.as_ref().map_or(0, |f| f.len())
     }
 
     /// Whether a send is in flight.
@@ -101,9 +110,12 @@ impl Outbox {
         let mut freed = 0;
         let mut dropped = 0;
         let mut i = first;
-        while freed < need && i < self.frames.len() {
-            if is_data_frame(&self.frames[i]) {
-                let Some(frame) = self.frames.remove(i) else {
+        let Some(frames) = self.frames.as_mut() else {
+            return 0;
+        };
+        while freed < need && i < frames.len() {
+            if is_data_frame(&frames[i]) {
+                let Some(frame) = frames.remove(i) else {
                     break;
                 };
                 freed += frame.len();
@@ -113,6 +125,9 @@ impl Outbox {
             }
         }
         self.queued -= (freed as u32).min(self.queued);
+        if frames.is_empty() {
+            self.frames = None;
+        }
         dropped
     }
 
@@ -121,7 +136,7 @@ impl Outbox {
     /// peer controls how many it provokes (1,024 is plenty for any honest peer). Data frames
     /// are limited in bytes only ([`Outbox::push_data`]).
     pub(crate) fn is_full(&self, limit: usize) -> bool {
-        self.queued() >= limit || self.frames.len() >= 1024
+        self.queued() >= limit || self.len() >= 1024
     }
 
     /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
@@ -133,13 +148,13 @@ impl Outbox {
         self.queued = self
             .queued
             .saturating_add(u32::try_from(frame.len()).unwrap_or(u32::MAX));
-        self.frames.push_back(frame);
+        self.frames.get_or_insert_default().push_back(frame);
     }
 
     /// The frames of the next send (the caller sends at most as many as it can and reports the
     /// count with [`Outbox::sending_started`]).
     pub(crate) fn pending(&self) -> impl Iterator<Item = Bytes> + '_ {
-        self.frames.iter().cloned()
+        self.frames.iter().flat_map(|f| f.iter()).cloned()
     }
 
     /// Records that the first `count` frames are in flight.
@@ -156,27 +171,30 @@ impl Outbox {
             self.front_started = false;
         }
         self.queued -= (sent as u32).min(self.queued);
+        let Some(frames) = self.frames.as_mut() else {
+            return;
+        };
         while sent > 0 {
-            let Some(front) = self.frames.front_mut() else {
+            let Some(front) = frames.front_mut() else {
                 break;
             };
             if front.len() <= sent {
                 sent -= front.len();
-                self.frames.pop_front();
+                frames.pop_front();
             } else {
                 front.advance(sent);
                 self.front_started = true;
                 sent = 0;
             }
         }
-        if self.frames.is_empty() {
-            self.frames = VecDeque::new();
+        if frames.is_empty() {
+            self.frames = None;
         }
     }
 
     /// A failed send: nothing more will go out; drop everything.
     pub(crate) fn clear(&mut self) {
-        self.frames = VecDeque::new();
+        self.frames = None;
         self.queued = 0;
         self.in_flight = 0;
         self.front_started = false;
@@ -304,6 +322,6 @@ mod tests {
         o.sending_started(1);
         o.sent(2);
         assert!(o.is_empty());
-        assert_eq!(o.frames.capacity(), 0, "an empty queue holds no allocation");
+        assert!(o.frames.is_none(), "an empty queue holds no allocation");
     }
 }
