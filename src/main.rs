@@ -94,6 +94,11 @@ struct Cli {
     /// Send zero-copy (SENDMSG_ZC) when a send has at least this many bytes [default: off].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     send_zc_min_bytes: Option<u32>,
+    /// Let the allocator back memory with transparent huge pages (2 MiB). Off by default:
+    /// resident memory then grows with what connections use, 4 KiB at a time, instead of in
+    /// 2 MiB steps (tuning/README.md, "Transparent huge pages").
+    #[arg(long)]
+    huge_pages: bool,
     /// Size of each receive buffer in bytes, 256 to 1048576 [default: 65536; split into 4 KiB
     /// buffers on kernels before 6.12, which cannot fill a buffer piece by piece].
     #[arg(long, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
@@ -251,6 +256,12 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.huge_pages {
+        // Before the workers allocate: their memory is then counted in 4 KiB pages.
+        if let Err(e) = ringws::runtime::sys::disable_huge_pages() {
+            eprintln!("ringws: cannot turn transparent huge pages off ({e}); continuing");
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

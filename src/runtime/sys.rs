@@ -150,6 +150,25 @@ pub fn sysctl(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Stops the kernel from backing this process's memory with transparent huge pages (the
+/// allocator asks for them with `madvise(MADV_HUGEPAGE)`): resident memory then follows what is
+/// used at 4 KiB granularity instead of jumping in 2 MiB steps, so a worker without connections
+/// stays small and memory per connection is what the connections use. Applies to pages faulted
+/// from now on.
+///
+/// # Errors
+/// The error of `prctl(PR_SET_THP_DISABLE)` (kernels before 3.15).
+pub fn disable_huge_pages() -> io::Result<()> {
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes a flag of this
+    // process's memory management; no memory is passed to the kernel.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,3 +198,4 @@ mod tests {
         assert!(sysctl("net/core/somaxconn").is_some());
     }
 }
+

@@ -17,6 +17,10 @@
 //!
 //! The pages of the buffer area are touched (and so become resident) only once the kernel has
 //! written into them: a large pool costs address space, not memory, until traffic needs it.
+//! And the ring starts with an eighth of the buffers: the kernel cycles through the buffers in
+//! the ring, so a quiet worker keeps writing into the same few (512 KiB by default) instead of
+//! touching the whole pool. When a receive finds the ring empty, [`BufRing::grow`] adds the next
+//! unused buffers (doubling), so a busy worker reaches the full pool after a few such events.
 //!
 //! # Incremental consumption (kernel 6.12+)
 //! Registered with `IOU_PBUF_RING_INC`, the kernel fills a buffer piece by piece: each receive
@@ -71,6 +75,8 @@ pub struct BufRing {
     lent_bits: Vec<u64>,
     /// Number of bits set in `lent_bits`.
     lent: u32,
+    /// Buffers put in the ring so far (ids `0..provided`); the rest wait for [`BufRing::grow`].
+    provided: u16,
     /// Registered with incremental consumption.
     incremental: bool,
     /// Per buffer (incremental only): bytes the kernel has filled before the lent piece, and
@@ -157,6 +163,7 @@ impl BufRing {
             published: 0,
             lent_bits: vec![0; usize::from(entries).div_ceil(64)],
             lent: 0,
+            provided: 0,
             incremental,
             pieces: if incremental {
                 vec![Piece::default(); usize::from(entries)]
@@ -165,9 +172,7 @@ impl BufRing {
             },
             registered: false,
         };
-        for bid in 0..entries {
-            this.push_entry(bid);
-        }
+        this.provide((entries / 8).max(1));
         let flags = if incremental { PBUF_RING_INC } else { 0 };
         // SAFETY: `base` is page-aligned (mmap) and holds `entries` entries; the mapping lives
         // until Drop, which leaks it instead of unmapping while `registered` is still true, so
@@ -228,7 +233,30 @@ impl BufRing {
 
     /// How many buffers the kernel can pick from once recycled ones are published.
     pub fn available(&self) -> u32 {
-        u32::from(self.entries) - self.lent
+        u32::from(self.provided) - self.lent
+    }
+
+    /// Buffers put in the ring so far (see [`BufRing::grow`]).
+    pub fn provided(&self) -> u16 {
+        self.provided
+    }
+
+    /// A receive found the ring empty: puts as many unused buffers in the ring as it holds
+    /// already (up to all of them). Returns whether any was added (published with the next
+    /// [`BufRing::publish`]).
+    pub fn grow(&mut self) -> bool {
+        let more = self.provided.min(self.entries - self.provided);
+        self.provide(more);
+        more > 0
+    }
+
+    /// Puts `count` never-used buffers in the ring.
+    fn provide(&mut self, count: u16) {
+        for _ in 0..count {
+            let bid = self.provided;
+            self.push_entry(bid);
+            self.provided += 1;
+        }
     }
 
     /// Whether buffer `bid` is lent out.
@@ -387,6 +415,11 @@ mod tests {
         let ring = ring();
         let mut bufs = BufRing::new(&ring, 7, 4, 128, false).expect("register");
         assert_eq!((bufs.entries(), bufs.buf_size(), bufs.bgid()), (4, 128, 7));
+        // An eighth (at least one) at first, then doubling up to all of them.
+        assert_eq!((bufs.provided(), bufs.available()), (1, 1));
+        assert!(bufs.grow());
+        assert!(bufs.grow());
+        assert!(!bufs.grow(), "all four are in the ring");
         assert_eq!((bufs.lent(), bufs.available()), (0, 4));
         // The same group id cannot be registered twice on one ring.
         assert!(BufRing::new(&ring, 7, 4, 128, false).is_err());
@@ -420,6 +453,7 @@ mod tests {
             return;
         };
         assert!(bufs.incremental());
+        let tail = bufs.tail;
         let base = |b: &mut BufRing| b.get(0, 0).as_ptr() as usize;
         // Three pieces of buffer 0: 10 and 30 bytes while the kernel keeps it, then the rest.
         assert!(bufs.lend(0, 10, CQE_F_BUF_MORE));
@@ -430,7 +464,7 @@ mod tests {
             "a piece does not take the buffer out of the ring"
         );
         bufs.recycle(0);
-        assert_eq!(bufs.tail, 2, "nothing pushed back");
+        assert_eq!(bufs.tail, tail, "nothing pushed back");
         assert!(bufs.lend(0, 30, CQE_F_BUF_MORE));
         assert_eq!(base(&mut bufs), first + 10);
         bufs.recycle(0);
@@ -441,7 +475,7 @@ mod tests {
         bufs.recycle(0);
         assert_eq!(
             (bufs.tail, bufs.lent()),
-            (3, 0),
+            (tail + 1, 0),
             "the finished buffer goes back"
         );
         // Its next life starts at offset 0.

@@ -90,7 +90,11 @@ fn decode_recv(tag: UserData, result: i32, flags: u32, bufs: &mut BufRing) -> Co
     }
     match result {
         0 => Completion::RecvEof { slot, generation },
-        r if r == -libc::ENOBUFS => Completion::RecvNoBufs { slot, generation },
+        r if r == -libc::ENOBUFS => {
+            // The ring ran dry: put more of the pool in it (if any is left) before re-arming.
+            bufs.grow();
+            Completion::RecvNoBufs { slot, generation }
+        }
         r if r == -libc::ECANCELED => Completion::RecvCancelled { slot, generation },
         r if r < 0 => Completion::RecvError {
             slot,
