@@ -2,17 +2,24 @@
 # Compares ringws with peer echo servers on this machine, interleaved (A B C A B C ...).
 #
 #   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
+#                      [--slope-first N] [--slope-conns N]
 #                      [--servers "ringws fastwebsockets tungstenite ws uws bun"]
-#                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k idle"] [--port BASE]
-#                      [--workers N] [--no-build]
+#                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k idle slope"]
+#                      [--port BASE] [--workers N] [--no-build]
 #
 # Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
-# --send-zc-min-bytes 16384), ringws-64k (64 KiB receive buffers), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
+# --send-zc-min-bytes 16384), ringws-4k (1024 x 4 KiB receive buffers, as on kernels before 6.12), ringws-base (the binary
+# named by RINGWS_BASE_BIN, e.g. a build of an earlier commit, for A/B runs), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
 # ws 8.x), uws (uWebSockets.js 20.30), bun (Bun 1.4.5) (benches/peers-js, npm registry: installed
 # by this script when missing; a JS server whose install fails is skipped with a note).
 # Scenarios: pp100, pp1000 (ping-pong, 20 B text), pp1k (100 conns, 1 KiB binary), pp10x64k
 # (10 conns, 64 KiB binary), pl20 / pl1k (pipelined, 100 conns x 16 in flight, 20 B text /
-# 1 KiB binary), idle (RSS per idle connection).
+# 1 KiB binary), idle (RSS per idle connection), slope (idle RSS growth per connection between
+# 5,000 and 19,000 connections in one run: `idle -c 19000 --sample-at 5000`, each count held
+# --idle-hold s before the server's RSS is sampled; free of the fixed cost and of most of the
+# allocator's 2 MiB steps; --slope-first / --slope-conns change the counts. 19,000 sockets fit
+# the load process and each server under this machine's RLIMIT_NOFILE of 20,000, and the
+# ephemeral port range (32768-60999 here) from 127.0.0.1 to one port, so no --sources).
 #
 # Each run starts a fresh server pinned to CPU 0 and the load (target/release/ringws-load) pinned
 # to CPU 1, each in its own session with autogroup priority -10 (see shared/PEERS.md: with
@@ -32,8 +39,10 @@ WINDOW=10
 WARMUP=2
 IDLE_CONNS=10000
 IDLE_HOLD=3
+SLOPE_FIRST=5000
+SLOPE_CONNS=19000
 SERVERS="ringws fastwebsockets tungstenite ws uws bun"
-SCENARIOS="pp100 pp1k pp1000 pp10x64k pl20 pl1k idle"
+SCENARIOS="pp100 pp1k pp1000 pp10x64k pl20 pl1k idle slope"
 DEPTH=16
 BUN_VERSION=1.4.5
 BASE_PORT=65400
@@ -41,7 +50,7 @@ WORKERS=1
 BUILD=1
 CMDLINE="$0 $*"
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --reps) REPS=$2; shift 2 ;;
@@ -49,6 +58,8 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift 2 ;;
         --idle-conns) IDLE_CONNS=$2; shift 2 ;;
         --idle-hold) IDLE_HOLD=$2; shift 2 ;;
+        --slope-first) SLOPE_FIRST=$2; shift 2 ;;
+        --slope-conns) SLOPE_CONNS=$2; shift 2 ;;
         --servers) SERVERS=$2; shift 2 ;;
         --scenarios) SCENARIOS=$2; shift 2 ;;
         --port) BASE_PORT=$2; shift 2 ;;
@@ -58,6 +69,10 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option: $1" >&2; usage ;;
     esac
 done
+if [ "$SLOPE_FIRST" -lt 1 ] || [ "$SLOPE_FIRST" -ge "$SLOPE_CONNS" ]; then
+    echo "--slope-first must be at least 1 and below --slope-conns" >&2
+    exit 2
+fi
 if [ "$BASE_PORT" -le 65000 ] || [ "$BASE_PORT" -gt 65400 ]; then
     echo "--port must be in 65001..65400 (runs use BASE..BASE+99 and the ephemeral range ends at 65000)" >&2
     exit 2
@@ -136,10 +151,14 @@ server_cmd() { # NAME PORT -> the command, one word per line
         # ringws with zero-copy sends for sends of 16 KiB and more (the SEND_ZC trial).
         ringws-zc) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" --send-zc-min-bytes 16384 ;;
-        # ringws with receive buffers sized for large messages (64 KiB x 64: the same 4 MiB).
-        ringws-64k) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+        # ringws with the receive buffers of kernels before 6.12 (1024 x 4 KiB: the same 4 MiB).
+        ringws-4k) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" \
-                    --recv-buffer-size 65536 --recv-buffers 64 ;;
+                    --recv-buffer-size 4096 --recv-buffers 1024 ;;
+        # A baseline build of ringws (e.g. of an earlier commit), for A/B runs of a change:
+        # RINGWS_BASE_BIN=/path/to/ringws benches/compare.sh --servers "ringws ringws-base".
+        ringws-base) printf '%s\n' "${RINGWS_BASE_BIN:-/nonexistent}" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
         fastwebsockets) printf '%s\n' "$PEERS/fastwebsockets-echo" --listen "127.0.0.1:$2" ;;
         tungstenite) printf '%s\n' "$PEERS/tungstenite-echo" --listen "127.0.0.1:$2" ;;
         ws) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" ;;
@@ -219,6 +238,8 @@ done
 [ ${#ACTIVE[@]} -gt 0 ] || { echo "no server to measure" >&2; exit 1; }
 
 # ------------------------------------------------------------------ scenarios
+commas() { echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'; }
+
 scenario_name() {
     case "$1" in
         pp100) echo "100 × 20 B text" ;;
@@ -228,6 +249,7 @@ scenario_name() {
         pl20) echo "pipelined 100 × $DEPTH × 20 B text" ;;
         pl1k) echo "pipelined 100 × $DEPTH × 1 KiB binary" ;;
         idle) echo "idle RSS/conn at $IDLE_CONNS" ;;
+        slope) echo "idle RSS slope $(commas "$SLOPE_FIRST")→$(commas "$SLOPE_CONNS")" ;;
     esac
 }
 
@@ -241,6 +263,9 @@ scenario_args() { # SCENARIO -> load tool arguments, one per line
         pl1k) printf '%s\n' pipelined --depth "$DEPTH" -c 100 --size 1024 --binary \
                   -d "$WINDOW" -w "$WARMUP" ;;
         idle) printf '%s\n' idle -c "$IDLE_CONNS" -d "$IDLE_HOLD" ;;
+        # Both steps of the setup share the connect timeout.
+        slope) printf '%s\n' idle -c "$SLOPE_CONNS" --sample-at "$SLOPE_FIRST" -d "$IDLE_HOLD" \
+                  --connect-timeout 60 ;;
         *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
 }
@@ -280,6 +305,9 @@ done
     echo "- kernel $(uname -r), CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
     echo "- command: \`$CMDLINE\`"
     echo "- $REPS interleaved reps; ${WARMUP} s warm-up + ${WINDOW} s window; pipelined: $DEPTH in flight per connection; idle hold ${IDLE_HOLD} s"
+    case " $SCENARIOS " in *" slope "*)
+        echo "- slope: RSS sampled after holding $SLOPE_FIRST connections ${IDLE_HOLD} s and again after holding all $SLOPE_CONNS ${IDLE_HOLD} s; slope = difference / $((SLOPE_CONNS - SLOPE_FIRST))" ;;
+    esac
     echo "- chart: target/bench-results/$(basename "$SVG")"
     echo "- server on CPU 0, load on CPU 1, each in its own session with autogroup -10"
     echo "- raw results: target/bench-results/$(basename "$JSONL")"

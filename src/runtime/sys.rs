@@ -198,4 +198,3 @@ mod tests {
         assert!(sysctl("net/core/somaxconn").is_some());
     }
 }
-

@@ -129,6 +129,33 @@ pub struct IdleArgs {
     /// scripts that sample the server over the hold, e.g. benches/heartbeat.sh).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Also measure the server's RSS slope: open N connections first (N < -c), hold them as
+    /// long as the hold (-d) and sample the server's RSS, then open the rest and hold and
+    /// sample as usual. The report adds the RSS growth per connection between the two counts
+    /// (`rss_slope_per_conn`), which does not depend on the allocator's page steps at the
+    /// start the way the absolute figure does. Needs --server-pid.
+    #[arg(long, value_name = "N")]
+    pub sample_at: Option<usize>,
+}
+
+impl IdleArgs {
+    /// `--sample-at`, checked against the other options: at least 1, fewer than -c, and only
+    /// with --server-pid (there is nothing to sample without it).
+    pub fn sample_at(&self) -> Result<Option<usize>, String> {
+        let Some(n) = self.sample_at else {
+            return Ok(None);
+        };
+        let c = self.common.connections;
+        if n == 0 || n >= c {
+            return Err(format!(
+                "--sample-at {n} must be at least 1 and fewer than the connections (-c {c})"
+            ));
+        }
+        if self.common.server_pid.is_none() {
+            return Err("--sample-at needs --server-pid (the server's RSS is sampled)".to_string());
+        }
+        Ok(Some(n))
+    }
 }
 
 /// `summarize` options.
@@ -245,5 +272,44 @@ mod tests {
         };
         assert_eq!(a.duration, 60.0);
         assert_eq!(a.ping_interval, Some(Duration::from_secs(5)));
+        assert_eq!(a.sample_at, None);
+        assert_eq!(a.sample_at(), Ok(None));
+    }
+
+    fn idle_args(extra: &[&str]) -> IdleArgs {
+        let mut argv = vec!["ringws-load", "idle", "--addr", "127.0.0.1:1"];
+        argv.extend_from_slice(extra);
+        let Command::Idle(a) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not idle");
+        };
+        a
+    }
+
+    #[test]
+    fn idle_sample_at() {
+        let a = idle_args(&["-c", "19000", "--sample-at", "5000", "--server-pid", "1"]);
+        assert_eq!(a.sample_at, Some(5000));
+        assert_eq!(a.sample_at(), Ok(Some(5000)));
+        // Not fewer than -c, zero, or without a server to sample: refused.
+        for extra in [
+            &["-c", "100", "--sample-at", "100", "--server-pid", "1"][..],
+            &["-c", "100", "--sample-at", "200", "--server-pid", "1"],
+            &["-c", "100", "--sample-at", "0", "--server-pid", "1"],
+            &["-c", "100", "--sample-at", "50"],
+        ] {
+            let a = idle_args(extra);
+            assert!(a.sample_at().is_err(), "{extra:?}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "ringws-load",
+                "idle",
+                "--addr",
+                "127.0.0.1:1",
+                "--sample-at",
+                "x"
+            ])
+            .is_err()
+        );
     }
 }

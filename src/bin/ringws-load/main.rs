@@ -66,11 +66,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Flood(a) => messages(&a, Load::Flood),
         Command::Idle(a) => {
             let setup = a.common.setup()?;
+            let sample_at = a.sample_at()?;
             let report = run::idle(
                 &setup,
                 seconds(a.duration)?,
                 a.ping_interval,
                 a.ready_file.as_deref(),
+                sample_at,
             )
             .map_err(|e| e.to_string())?;
             Ok(finish(report, &a.common))

@@ -62,6 +62,12 @@ pub struct Report {
     pub server_rss_before: Option<u64>,
     /// Server RSS at the end of the window or hold, bytes.
     pub server_rss_after: Option<u64>,
+    /// Connections open when the server's RSS was sampled part-way through the setup (idle
+    /// with `--sample-at N`: N unless some failed).
+    pub rss_first_conns: Option<usize>,
+    /// Server RSS with the first `rss_first_conns` connections open, bytes (idle with
+    /// `--sample-at`).
+    pub server_rss_at_first: Option<u64>,
     /// Echoes counted in each whole second of the window, in order.
     pub per_second: Vec<u64>,
     /// Machine CPU time used by other processes (neither this one nor the server, when
@@ -144,6 +150,16 @@ impl Report {
         (self.established > 0).then(|| (a as f64 - b as f64) / self.established as f64)
     }
 
+    /// Server RSS growth per connection between the first sample (`rss_first_conns` open) and
+    /// the end of the hold (`established`), bytes; may be negative. Free of the fixed cost and,
+    /// over enough connections, of the allocator's page steps that the absolute figure
+    /// includes (idle with `--sample-at`).
+    pub fn rss_slope_per_conn(&self) -> Option<f64> {
+        let (b, a) = (self.server_rss_at_first?, self.server_rss_after?);
+        let added = self.established.checked_sub(self.rss_first_conns?)?;
+        (added > 0).then(|| (a as f64 - b as f64) / added as f64)
+    }
+
     /// Whether the run failed: any error, or nothing established.
     pub fn failed(&self) -> bool {
         self.errors.total() > 0 || self.established == 0
@@ -202,6 +218,9 @@ impl Report {
             "server_rss_before": self.server_rss_before,
             "server_rss_after": self.server_rss_after,
             "rss_per_conn_bytes": self.rss_per_conn(),
+            "rss_first_conns": self.rss_first_conns,
+            "server_rss_at_first": self.server_rss_at_first,
+            "rss_slope_per_conn": self.rss_slope_per_conn(),
             "per_second": self.per_second,
             "others_cpu_percent": self.others.map(|o| o.others_percent),
             "steal_percent": self.others.map(|o| o.steal_percent),
@@ -279,6 +298,20 @@ impl Report {
             rows.push(("hold", format!("{:.2} s", self.window_secs)));
             rows.push(("server RSS before", opt_bytes(self.server_rss_before)));
             rows.push(("RSS per conn", opt(self.rss_per_conn(), "B")));
+            if let Some(n) = self.rss_first_conns {
+                rows.push((
+                    "server RSS at first",
+                    format!("{} with {n} conns", opt_bytes(self.server_rss_at_first)),
+                ));
+                rows.push((
+                    "RSS slope per conn",
+                    format!(
+                        "{} (conns {n} → {})",
+                        opt(self.rss_slope_per_conn(), "B"),
+                        self.established
+                    ),
+                ));
+            }
             rows.push((
                 "server CPU",
                 opt(self.server_cpu_percent(), "% of one core"),
@@ -374,5 +407,51 @@ mod tests {
         assert!(j["depth"].is_null());
         let t = r.to_table();
         assert!(t.contains("2000 msg/s, 2.0 MB/s of payload"), "{t}");
+    }
+
+    #[test]
+    fn idle_rss_slope() {
+        const MIB: u64 = 1 << 20;
+        let mut r = Report {
+            mode: "idle",
+            established: 19_000,
+            server_rss_before: Some(10 * MIB),
+            server_rss_after: Some(10 * MIB + 19_000 * 600),
+            ..Report::default()
+        };
+        // Without --sample-at: the absolute figure only.
+        assert_eq!(r.rss_per_conn(), Some(600.0));
+        assert_eq!(r.rss_slope_per_conn(), None);
+        let j = r.to_json();
+        assert!(j["rss_slope_per_conn"].is_null());
+        assert!(j["rss_first_conns"].is_null());
+        assert!(!r.to_table().contains("slope"));
+
+        // 5,000 connections took 4 MiB (two 2 MiB steps); the next 14,000 took 150 B each.
+        r.rss_first_conns = Some(5_000);
+        r.server_rss_at_first = Some(14 * MIB);
+        r.server_rss_after = Some(14 * MIB + 14_000 * 150);
+        assert_eq!(r.rss_slope_per_conn(), Some(150.0));
+        let abs = (4 * MIB + 14_000 * 150) as f64 / 19_000.0;
+        assert_eq!(r.rss_per_conn(), Some(abs));
+        let j = r.to_json();
+        assert_eq!(j["rss_slope_per_conn"], 150.0);
+        assert_eq!(j["rss_first_conns"], 5_000);
+        assert_eq!(j["server_rss_at_first"], 14 * MIB);
+        let t = r.to_table();
+        assert!(t.contains("RSS slope per conn"), "{t}");
+        assert!(t.contains("150.00 B (conns 5000 → 19000)"), "{t}");
+        assert!(t.contains("14.0 MiB with 5000 conns"), "{t}");
+
+        // Shrinking is a negative slope; no connection added, or fewer, is no slope.
+        r.server_rss_after = Some(14 * MIB - 14_000);
+        assert_eq!(r.rss_slope_per_conn(), Some(-1.0));
+        r.established = 5_000;
+        assert_eq!(r.rss_slope_per_conn(), None);
+        r.established = 4_000;
+        assert_eq!(r.rss_slope_per_conn(), None);
+        r.established = 19_000;
+        r.server_rss_at_first = None;
+        assert_eq!(r.rss_slope_per_conn(), None);
     }
 }

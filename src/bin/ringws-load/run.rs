@@ -77,7 +77,14 @@ pub fn messages(
     };
     let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), workload)?;
     let mut progress = Progress::new(setup.progress, mode);
-    report.setup_secs = establish(&mut engine, setup, &mut progress)?;
+    report.setup_secs = establish(
+        &mut engine,
+        setup.connections,
+        setup.connect_timeout,
+        setup,
+        &mut progress,
+    )?
+    .as_secs_f64();
     report.established = engine.counters().open;
 
     engine.start_sending();
@@ -134,11 +141,18 @@ pub fn messages(
 /// (answering the server's pings and timing them against `ping_interval`), samples again. The
 /// server's CPU time is sampled over the hold. `ready_file`, if given, receives the number of
 /// established connections when the setup is done.
+///
+/// With `sample_at` (N, fewer than the connections) the setup has two steps: N connections are
+/// opened and held for `duration` too before the server's RSS is sampled, then the rest are
+/// opened; the report then has the RSS slope per connection between N and all. The settle is as
+/// long as the hold so that both samples see the server after the same quiet time. The
+/// connect timeout bounds both steps together.
 pub fn idle(
     setup: &Setup,
     duration: Duration,
     ping_interval: Option<Duration>,
     ready_file: Option<&Path>,
+    sample_at: Option<usize>,
 ) -> io::Result<Report> {
     let mut report = Report::new("idle", setup);
     report.ping_interval = ping_interval;
@@ -146,7 +160,18 @@ pub fn idle(
     let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), Workload::Idle)?;
     engine.expect_pings_every(ping_interval.unwrap_or_default());
     let mut progress = Progress::new(setup.progress, "idle");
-    report.setup_secs = establish(&mut engine, setup, &mut progress)?;
+    let mut budget = setup.connect_timeout;
+    if let Some(first) = sample_at.filter(|&n| n < setup.connections) {
+        let took = establish(&mut engine, first, budget, setup, &mut progress)?;
+        report.setup_secs += took.as_secs_f64();
+        budget = budget.saturating_sub(took);
+        progress.phase = "settle";
+        drive_for(&mut engine, duration, &mut progress)?;
+        report.rss_first_conns = Some(engine.counters().open);
+        report.server_rss_at_first = setup.server.map(|p| p.rss_bytes()).transpose()?;
+    }
+    let took = establish(&mut engine, setup.connections, budget, setup, &mut progress)?;
+    report.setup_secs += took.as_secs_f64();
     report.established = engine.counters().open;
     if let Some(path) = ready_file {
         write_ready(path, report.established)?;
@@ -187,19 +212,25 @@ fn write_ready(path: &Path, established: usize) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Opens the connections, at most `concurrency` in setup at once. Returns the seconds taken.
-fn establish(engine: &mut Engine, setup: &Setup, progress: &mut Progress) -> io::Result<f64> {
+/// Opens connections until `count` have been started and all have settled, at most
+/// `setup.concurrency` in setup at once, for at most `budget` (then the ones still in setup are
+/// abandoned). Returns the time taken.
+fn establish(
+    engine: &mut Engine,
+    count: usize,
+    budget: Duration,
+    setup: &Setup,
+    progress: &mut Progress,
+) -> io::Result<Duration> {
     progress.phase = "connect";
     let t0 = Instant::now();
-    let deadline = t0 + setup.connect_timeout;
+    let deadline = t0 + budget;
     loop {
-        while engine.counters().started < setup.connections
-            && engine.pending() < setup.concurrency.max(1)
-        {
+        while engine.counters().started < count && engine.pending() < setup.concurrency.max(1) {
             engine.start_connection();
         }
         let c = engine.counters();
-        if c.started == setup.connections && c.settled == c.started {
+        if c.started >= count && c.settled == c.started {
             break;
         }
         let now = Instant::now();
@@ -210,7 +241,7 @@ fn establish(engine: &mut Engine, setup: &Setup, progress: &mut Progress) -> io:
         engine.turn((deadline - now).min(Duration::from_millis(100)))?;
         progress.tick(engine);
     }
-    Ok(t0.elapsed().as_secs_f64())
+    Ok(t0.elapsed())
 }
 
 /// Runs the loop for `d`.

@@ -1,6 +1,7 @@
 //! Turns the JSON lines of many runs into one Markdown table: per scenario and server, the
-//! median [min–max] of throughput, server CPU per message and idle memory per connection, with
-//! ratios against a baseline server when it ran.
+//! median [min–max] of throughput, server CPU per message and idle memory per connection (and,
+//! for idle runs with `--sample-at`, the memory slope per connection between the two counts),
+//! with ratios against a baseline server when it ran.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ struct Cell {
     rate: Vec<f64>,
     cpu: Vec<f64>,
     rss: Vec<f64>,
+    slope: Vec<f64>,
     runs: usize,
     errors: u64,
 }
@@ -39,6 +41,7 @@ pub fn markdown(lines: &str, baseline: &str) -> String {
         let idle = v["mode"].as_str() == Some("idle");
         if idle {
             cell.rss.extend(v["rss_per_conn_bytes"].as_f64());
+            cell.slope.extend(v["rss_slope_per_conn"].as_f64());
         } else {
             cell.rate.extend(v["msgs_per_sec"].as_f64());
             cell.cpu.extend(v["server_cpu_us_per_msg"].as_f64());
@@ -64,13 +67,18 @@ pub fn markdown(lines: &str, baseline: &str) -> String {
             };
             let rate = Spread::of(&cell.rate);
             let cpu = Spread::of(&cell.cpu);
-            let rss = Spread::of(&cell.rss);
+            let mut rss = fmt_spread(Spread::of(&cell.rss), |x| format!("{x:.0}"));
+            if let Some(slope) = Spread::of(&cell.slope) {
+                rss.push_str(&format!(
+                    ", slope {}",
+                    fmt_spread(Some(slope), |x| format!("{x:.0}"))
+                ));
+            }
             out.push_str(&format!(
-                "| {scenario} | {server} | {} | {} | {} | {} | {} |",
+                "| {scenario} | {server} | {} | {} | {} | {rss} | {} |",
                 cell.runs,
                 fmt_spread(rate, fmt_rate),
                 fmt_spread(cpu, |x| format!("{x:.2}")),
-                fmt_spread(rss, |x| format!("{x:.0}")),
                 cell.errors
             ));
             if let Some(b) = base {
@@ -79,6 +87,13 @@ pub fn markdown(lines: &str, baseline: &str) -> String {
             }
             out.push('\n');
         }
+    }
+    if cells.values().any(|c| !c.slope.is_empty()) {
+        out.push_str(
+            "\nidle B/conn: the server's RSS growth from before connecting to the end of the hold, \
+             per connection; \"slope\": its growth per connection between the two connection \
+             counts of a --sample-at run (no fixed cost, and less of the allocator's page steps).\n",
+        );
     }
     out
 }
@@ -111,6 +126,9 @@ fn ratios(cell: &Cell, base: Option<&Cell>) -> String {
     }
     if let Some(r) = ratio(&cell.rss, &base.rss) {
         parts.push(format!("B/conn ×{r:.2}"));
+    }
+    if let Some(r) = ratio(&cell.slope, &base.slope) {
+        parts.push(format!("slope ×{r:.2}"));
     }
     if parts.is_empty() {
         "—".to_string()
@@ -174,6 +192,43 @@ mod tests {
             rows[4],
             "| idle | ringws | 1 | — | — | 300 [300–300] | 2 | B/conn ×1.00 |"
         );
+    }
+
+    #[test]
+    fn idle_slope_in_the_idle_cell() {
+        let idle = |server: &str, abs: f64, slope: Option<f64>| {
+            let slope = slope.map_or_else(|| "null".to_string(), |s| s.to_string());
+            format!(
+                r#"{{"mode":"idle","scenario":"slope","label":"{server}","rss_per_conn_bytes":{abs},"rss_slope_per_conn":{slope},"errors":{{"total":0}}}}"#
+            )
+        };
+        let input = [
+            idle("ringws", 400.0, Some(150.0)),
+            idle("ringws", 420.0, Some(160.0)),
+            idle("ringws", 410.0, Some(140.0)),
+            idle("other", 800.0, Some(300.0)),
+            idle("old", 900.0, None),
+        ]
+        .join("\n");
+        let md = markdown(&input, "ringws");
+        let rows: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            rows[2],
+            "| slope | ringws | 3 | — | — | 410 [400–420], slope 150 [140–160] | 0 | B/conn ×1.00, slope ×1.00 |",
+            "{md}"
+        );
+        assert_eq!(
+            rows[3],
+            "| slope | other | 1 | — | — | 800 [800–800], slope 300 [300–300] | 0 | B/conn ×1.95, slope ×2.00 |"
+        );
+        // A run without the slope (an older tool, or no --sample-at): the absolute figure only.
+        assert_eq!(
+            rows[4],
+            "| slope | old | 1 | — | — | 900 [900–900] | 0 | B/conn ×2.20 |"
+        );
+        assert!(md.contains("\"slope\": its growth per connection"), "{md}");
+        // No slope anywhere: no note.
+        assert!(!markdown(&idle("a", 1.0, None), "ringws").contains("\"slope\""));
     }
 
     #[test]
