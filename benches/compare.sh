@@ -4,7 +4,7 @@
 #   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
 #                      [--slope-first N] [--slope-conns N]
 #                      [--servers "ringws fastwebsockets tungstenite ws uws bun"]
-#                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k idle slope"]
+#                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k flood idle slope"]
 #                      [--port BASE] [--workers N] [--no-build]
 #
 # Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
@@ -14,7 +14,9 @@
 # by this script when missing; a JS server whose install fails is skipped with a note).
 # Scenarios: pp100, pp1000 (ping-pong, 20 B text), pp1k (100 conns, 1 KiB binary), pp10x64k
 # (10 conns, 64 KiB binary), pl20 / pl1k (pipelined, 100 conns x 16 in flight, 20 B text /
-# 1 KiB binary), idle (RSS per idle connection), slope (idle RSS growth per connection between
+# 1 KiB binary), flood (10 conns writing 1 KiB binary messages as fast as their sockets take
+# them, reading and checking every echo: a server that drops echoes reports errors), idle (RSS
+# per idle connection), slope (idle RSS growth per connection between
 # 5,000 and 19,000 connections in one run: `idle -c 19000 --sample-at 5000`, each count held
 # --idle-hold s before the server's RSS is sampled; free of the fixed cost and of most of the
 # allocator's 2 MiB steps; --slope-first / --slope-conns change the counts. 19,000 sockets fit
@@ -42,7 +44,7 @@ IDLE_HOLD=3
 SLOPE_FIRST=5000
 SLOPE_CONNS=19000
 SERVERS="ringws fastwebsockets tungstenite ws uws bun"
-SCENARIOS="pp100 pp1k pp1000 pp10x64k pl20 pl1k idle slope"
+SCENARIOS="pp100 pp1k pp1000 pp10x64k pl20 pl1k flood idle slope"
 DEPTH=16
 BUN_VERSION=1.4.5
 BASE_PORT=65400
@@ -248,6 +250,7 @@ scenario_name() {
         pp10x64k) echo "10 × 64 KiB binary" ;;
         pl20) echo "pipelined 100 × $DEPTH × 20 B text" ;;
         pl1k) echo "pipelined 100 × $DEPTH × 1 KiB binary" ;;
+        flood) echo "flood 10 × 1 KiB binary (open loop)" ;;
         idle) echo "idle RSS/conn at $IDLE_CONNS" ;;
         slope) echo "idle RSS slope $(commas "$SLOPE_FIRST")→$(commas "$SLOPE_CONNS")" ;;
     esac
@@ -262,6 +265,7 @@ scenario_args() { # SCENARIO -> load tool arguments, one per line
         pl20) printf '%s\n' pipelined --depth "$DEPTH" -c 100 --size 20 -d "$WINDOW" -w "$WARMUP" ;;
         pl1k) printf '%s\n' pipelined --depth "$DEPTH" -c 100 --size 1024 --binary \
                   -d "$WINDOW" -w "$WARMUP" ;;
+        flood) printf '%s\n' flood -c 10 --size 1024 --binary -d "$WINDOW" -w "$WARMUP" ;;
         idle) printf '%s\n' idle -c "$IDLE_CONNS" -d "$IDLE_HOLD" ;;
         # Both steps of the setup share the connect timeout.
         slope) printf '%s\n' idle -c "$SLOPE_CONNS" --sample-at "$SLOPE_FIRST" -d "$IDLE_HOLD" \
