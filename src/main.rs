@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use ringws::app::chat::{AuthHook, Chat, ChatConfig};
 use ringws::app::echo::Echo;
+use ringws::proto::handshake::OriginPolicy;
 use ringws::runtime::IoChoice;
-use ringws::server::{Backpressure, Server, ServerConfig, startup_warnings};
+use ringws::server::{Backpressure, Handler, Server, ServerConfig, ServerHandle, startup_warnings};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -94,6 +96,20 @@ struct Cli {
     /// Send zero-copy (SENDMSG_ZC) when a send has at least this many bytes [default: off].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     send_zc_min_bytes: Option<u32>,
+    /// Chat: rooms one connection may be in at once [default: 16].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_rooms: Option<u32>,
+    /// Chat: longest message text in bytes [default: 4096].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    max_text: Option<u32>,
+    /// Chat: accept browser pages from this origin only, e.g. https://chat.example.com
+    /// (repeat for several) [default: any origin].
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Chat: clients must present this token (`?token=...` in the URL, or an
+    /// `Authorization: Bearer ...` header); others get 401 [default: no token needed].
+    #[arg(long, value_name = "TOKEN")]
+    auth_token: Option<String>,
     /// Let the allocator back memory with transparent huge pages (2 MiB). Off by default:
     /// resident memory then grows with what connections use, 4 KiB at a time, instead of in
     /// 2 MiB steps (tuning/README.md, "Transparent huge pages").
@@ -109,6 +125,8 @@ struct Cli {
 enum Mode {
     /// Every message back to its sender (Autobahn, benchmarks).
     Echo,
+    /// The chat backend: rooms, a JSON protocol, the demo page on /, /metrics.
+    Chat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -243,6 +261,9 @@ impl Cli {
         }
         if self.text_heartbeat.is_some() {
             cfg.text_heartbeat = self.text_heartbeat.clone();
+        } else if matches!(self.mode, Mode::Chat) {
+            // The browser library's heartbeat.
+            cfg.text_heartbeat = Some(("ping".to_owned(), "pong".to_owned()));
         }
         if let Some(d) = self.tick {
             cfg.tick = d;
@@ -251,6 +272,52 @@ impl Cli {
             cfg.uring.send_zc_min_bytes = self.send_zc_min_bytes;
         }
         cfg
+    }
+}
+
+/// The auth hook of `--auth-token`: the token in the query or a bearer header.
+fn token_hook(token: String) -> AuthHook {
+    std::sync::Arc::new(move |req: &ringws::proto::handshake::UpgradeRequest<'_>| {
+        let query = req.path().split_once('?').map_or("", |(_, q)| q);
+        let in_query = query
+            .split('&')
+            .any(|kv| kv.strip_prefix("token=") == Some(token.as_str()));
+        let in_header = req
+            .header("authorization")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            == Some(token.as_str());
+        if in_query || in_header {
+            Ok(None)
+        } else {
+            Err((401, "a valid token is required"))
+        }
+    })
+}
+
+impl Cli {
+    /// The chat's configuration from the flags (and the heartbeat the server answers).
+    fn chat_config(&self, server: &ServerConfig) -> ChatConfig {
+        let mut chat = ChatConfig::default();
+        if let Some(n) = self.max_rooms {
+            chat.max_rooms = n as usize;
+        }
+        if let Some(n) = self.max_text {
+            chat.max_text = n as usize;
+        }
+        if !self.allow_origin.is_empty() {
+            chat.origins = OriginPolicy::allow_list(self.allow_origin.clone());
+        }
+        chat.auth = self.auth_token.clone().map(token_hook);
+        // Browsers cannot send ping frames: the client library pings with text, twice as
+        // often as the server's silence threshold.
+        chat.heartbeat = server.text_heartbeat.clone().map(|(ping, pong)| {
+            let interval = server
+                .ping_interval
+                .map_or(20_000, |d| (d.as_millis() as u64 / 2).max(1000));
+            (ping, pong, interval)
+        });
+        chat
     }
 }
 
@@ -274,9 +341,29 @@ fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     let (workers, bufs, buf_size) = (cfg.workers, cfg.uring.buf_entries, cfg.uring.buf_size);
-    let server = match cli.mode {
-        Mode::Echo => Server::bind(cfg, Echo),
-    };
+    let summary = format!(
+        "ringws {} ({:?} mode) listening on ws://{{addr}}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each",
+        env!("CARGO_PKG_VERSION"),
+        cli.mode
+    );
+    match cli.mode {
+        Mode::Echo => serve(Server::bind(cfg, Echo), &summary, |_| {}),
+        Mode::Chat => {
+            let chat = Chat::new(cli.chat_config(&cfg));
+            let attach = chat.clone();
+            serve(Server::bind(cfg, chat), &summary, move |handle| {
+                attach.attach(handle.publisher(), handle.metrics());
+            })
+        }
+    }
+}
+
+/// Starts a bound server, runs until SIGTERM or SIGINT, and stops it gracefully.
+fn serve<H: Handler>(
+    server: std::io::Result<Server<H>>,
+    summary: &str,
+    started: impl FnOnce(&ServerHandle),
+) -> ExitCode {
     let server = match server {
         Ok(server) => server,
         Err(e) => {
@@ -292,6 +379,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    started(&handle);
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(signal, handle.stop_flag()) {
             eprintln!("ringws: cannot handle signal {signal}: {e}");
@@ -311,11 +399,7 @@ fn main() -> ExitCode {
         ),
         None => tracing::info!("backend epoll"),
     }
-    tracing::info!(
-        "ringws {} ({:?} mode) listening on ws://{addr}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each",
-        env!("CARGO_PKG_VERSION"),
-        cli.mode
-    );
+    tracing::info!("{}", summary.replace("{addr}", &addr.to_string()));
     match handle.join() {
         Ok(()) => {
             tracing::info!("stopped");

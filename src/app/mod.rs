@@ -3,7 +3,7 @@
 //! | mode | module |
 //! |---|---|
 //! | `echo` | [`echo`]: every message back to its sender (Autobahn, benchmarks) |
-//!
-//! The chat backend (rooms, JSON protocol, demo page) joins here later.
+//! | `chat` | [`chat`]: rooms across all cores, a JSON protocol, the demo page, metrics |
 
+pub mod chat;
 pub mod echo;

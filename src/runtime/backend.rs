@@ -48,6 +48,15 @@ pub trait Backend {
     fn cancel(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
     /// Closes `fd`; [`Completion::Closed`] follows.
     fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
+    /// The io_uring fd other workers can wake this one through (`None` on epoll).
+    fn ring_fd(&self) -> Option<RawFd>;
+    /// Arms the wake-up `efd` (an eventfd other threads signal): each signal produces a
+    /// [`Completion::Wake`].
+    fn arm_wake(&mut self, efd: RawFd) -> io::Result<()>;
+    /// Wakes another worker: through its ring (`IORING_OP_MSG_RING`: no system call, the target
+    /// sees [`Completion::Message`]) when both run io_uring and `ring_fd` is known, otherwise by
+    /// signalling its eventfd.
+    fn wake_peer(&mut self, ring_fd: Option<RawFd>, efd: RawFd) -> io::Result<()>;
     /// Submits what is queued and waits up to `timeout` for at least one completion.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()>;
     /// The next completion, without blocking.
@@ -100,6 +109,21 @@ impl Backend for Uring {
     fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
         Uring::close(self, fd, slot, generation)
     }
+    fn ring_fd(&self) -> Option<RawFd> {
+        Some(Uring::ring_fd(self))
+    }
+    fn arm_wake(&mut self, efd: RawFd) -> io::Result<()> {
+        self.arm_wake_poll(efd)
+    }
+    fn wake_peer(&mut self, ring_fd: Option<RawFd>, efd: RawFd) -> io::Result<()> {
+        match ring_fd {
+            Some(ring) => self.msg_ring(ring, WAKE_PAYLOAD, 0),
+            None => {
+                super::sys::eventfd_signal(efd);
+                Ok(())
+            }
+        }
+    }
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let want = usize::from(timeout != Some(Duration::ZERO));
         self.submit_and_wait(want, timeout).map(drop)
@@ -111,6 +135,9 @@ impl Backend for Uring {
         "io_uring"
     }
 }
+
+/// The payload of a wake-up sent with `IORING_OP_MSG_RING` ([`Completion::Message`]).
+pub const WAKE_PAYLOAD: u32 = 0x57414B45; // "WAKE"
 
 /// Which backend to run, as chosen on the command line (`--io`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -134,6 +134,12 @@ pub enum Completion {
         /// The sender's value.
         value: i32,
     },
+    /// The worker's wake-up eventfd is readable (armed with `Backend::arm_wake`): another thread
+    /// has something for it. Read the eventfd to reset it ([`crate::runtime::sys::eventfd_drain`]).
+    Wake {
+        /// Whether the poll is still armed; arm it again when false.
+        more: bool,
+    },
     /// A no-op queued by `Uring::nop` completed.
     Nop {
         /// The token given when queuing.

@@ -27,6 +27,8 @@ use super::uring::{MAX_IOVECS, set_nodelay};
 
 /// The listener's token (connection tokens are slots, far below it).
 const LISTENER: Token = Token(usize::MAX);
+/// The wake-up eventfd's token.
+const WAKE: Token = Token(usize::MAX - 1);
 
 /// What the backend knows of one connection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +52,8 @@ pub struct Epoll {
     nodelay: bool,
     listener: Option<RawFd>,
     accept_ready: bool,
+    /// The wake-up eventfd was signalled: report [`Completion::Wake`].
+    woken: bool,
     conns: Vec<ConnIo>,
     ready: VecDeque<u32>,
     done: VecDeque<Completion>,
@@ -87,6 +91,7 @@ impl Epoll {
             nodelay,
             listener: None,
             accept_ready: false,
+            woken: false,
             conns: Vec::new(),
             ready: VecDeque::new(),
             done: VecDeque::new(),
@@ -372,9 +377,25 @@ impl super::Backend for Epoll {
         Ok(())
     }
 
+    fn ring_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    fn arm_wake(&mut self, efd: RawFd) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&efd), WAKE, Interest::READABLE)
+    }
+
+    fn wake_peer(&mut self, _ring_fd: Option<RawFd>, efd: RawFd) -> io::Result<()> {
+        super::sys::eventfd_signal(efd);
+        Ok(())
+    }
+
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.budget = READ_BUDGET;
-        let busy = !self.done.is_empty() || !self.ready.is_empty() || self.accept_ready;
+        let busy =
+            !self.done.is_empty() || !self.ready.is_empty() || self.accept_ready || self.woken;
         let timeout = if busy { Some(Duration::ZERO) } else { timeout };
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -384,6 +405,10 @@ impl super::Backend for Epoll {
         for event in &self.events {
             if event.token() == LISTENER {
                 self.accept_ready = true;
+                continue;
+            }
+            if event.token() == WAKE {
+                self.woken = true;
                 continue;
             }
             let slot = event.token().0 as u32;
@@ -412,6 +437,10 @@ impl super::Backend for Epoll {
     fn next_completion(&mut self) -> Option<Completion> {
         if let Some(c) = self.done.pop_front() {
             return Some(c);
+        }
+        if std::mem::take(&mut self.woken) {
+            // Edge-triggered: the worker resets the eventfd, and the next signal is a new edge.
+            return Some(Completion::Wake { more: true });
         }
         if self.accept_ready {
             if let Some(c) = self.accept_one() {

@@ -28,5 +28,5 @@ pub mod epoll;
 pub mod sys;
 pub mod uring;
 
-pub use backend::{Backend, IoChoice, probe_uring};
+pub use backend::{Backend, IoChoice, WAKE_PAYLOAD, probe_uring};
 pub use completion::Completion;

@@ -169,6 +169,36 @@ pub fn disable_huge_pages() -> io::Result<()> {
     }
 }
 
+/// A non-blocking eventfd: the wake-up another thread signals a worker with.
+///
+/// # Errors
+/// The error of `eventfd(2)` (out of descriptors).
+pub fn eventfd() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: eventfd takes integer arguments only and returns a new descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Signals an eventfd (adds 1; a full counter already means "signalled").
+pub fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local; an error (EAGAIN on a saturated counter, EBADF
+    // after the owner closed it at shutdown) leaves nothing to undo.
+    let _ = unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+}
+
+/// Resets an eventfd after a wake-up (reads its counter; nothing to read is fine).
+pub fn eventfd_drain(fd: RawFd) {
+    let mut value: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a live local.
+    let _ = unsafe { libc::read(fd, (&raw mut value).cast(), 8) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

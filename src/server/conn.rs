@@ -12,6 +12,7 @@
 //!     └── HTTP response / 4xx ─────────────────────────────┘          fd closed, slot freed)
 //! ```
 
+use std::cell::RefCell;
 use std::mem;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -21,7 +22,8 @@ use bytes::Bytes;
 use super::config::ServerConfig;
 use super::counters::Counters;
 use super::handler::{Conn, Decision, Handler, HttpResponse, Message};
-use super::outbox::Outbox;
+use super::outbox::{Outbox, Refused};
+use super::pubsub::{ConnId, TopicOp};
 use crate::proto::frame::{OpCode, encode_frame};
 use crate::proto::handshake::{self, Head, HeadReader, Request};
 use crate::proto::{Assembled, CloseCode, Connection, Error, Event, Sink, Timestamp};
@@ -107,6 +109,19 @@ pub(crate) struct Actions {
     pub(crate) close_now: bool,
 }
 
+/// What became of a publication for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Queued: flush the connection.
+    Queued,
+    /// Dropped by the policy (the queue is full).
+    Dropped,
+    /// The policy closes the connection (1013).
+    Close,
+    /// The connection is closing: nothing more is sent.
+    Closed,
+}
+
 /// What flow control asks of the worker after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -127,6 +142,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: Timestamp,
     /// The current tick of the worker's timer wheel.
     pub(crate) tick: u32,
+    /// The connection this event is for.
+    pub(crate) id: ConnId,
+    /// Topic operations the handler asks for, applied by the worker after the callback.
+    pub(crate) ops: &'a RefCell<Vec<TopicOp>>,
 }
 
 impl Ctx<'_> {
@@ -404,6 +423,35 @@ impl<S> Slot<S> {
         actions
     }
 
+    /// A publication for this connection (a topic's subscriber): queued under the
+    /// backpressure policy at the high-water mark. Returns whether the connection must now
+    /// close (policy `Close`, 1013).
+    pub(crate) fn push_publication(&mut self, frame: Bytes, ctx: &Ctx<'_>) -> Delivery {
+        let cfg = ctx.cfg;
+        let before = self.out.queued();
+        match self
+            .out
+            .push_data(frame, cfg.max_outbound_bytes, cfg.backpressure)
+        {
+            Ok(dropped_older) => {
+                Counters::inc(&ctx.counters.delivered, 1);
+                Counters::inc(&ctx.counters.dropped, dropped_older as u64);
+                let after = self.out.queued();
+                Counters::add(&ctx.counters.bytes_queued, after as i64 - before as i64);
+                Delivery::Queued
+            }
+            Err(Refused::Closed) => Delivery::Closed,
+            Err(Refused::Full(super::Backpressure::Close)) => {
+                Counters::inc(&ctx.counters.dropped, 1);
+                Delivery::Close
+            }
+            Err(Refused::Full(_)) => {
+                Counters::inc(&ctx.counters.dropped, 1);
+                Delivery::Dropped
+            }
+        }
+    }
+
     /// Flow control, after anything that changed the queue: pause reading at the high-water mark
     /// while replies can still be queued, resume at the low-water mark or once closing.
     pub(crate) fn flow(&mut self, cfg: &ServerConfig) -> Flow {
@@ -667,6 +715,8 @@ fn conn<'a, S>(
         state,
         out,
         assembled: None,
+        id: ctx.id,
+        ops: ctx.ops,
         limit: if reply {
             ctx.cfg.reply_ceiling()
         } else {

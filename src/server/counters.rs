@@ -4,17 +4,17 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
-    ($(#[$doc:meta] $name:ident: $kind:ident,)*) => {
+    ($(#[doc = $doc:literal] $name:ident: $kind:ident,)*) => {
         /// One worker's counters.
         #[derive(Debug, Default)]
         pub struct Counters {
-            $(#[$doc] pub $name: $kind,)*
+            $(#[doc = $doc] pub $name: $kind,)*
         }
 
         /// A snapshot of counters, summed over workers.
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
         pub struct Snapshot {
-            $(#[$doc] pub $name: i64,)*
+            $(#[doc = $doc] pub $name: i64,)*
         }
 
         impl Counters {
@@ -23,7 +23,25 @@ macro_rules! counters {
                 $(into.$name += self.$name.load(Relaxed) as i64;)*
             }
         }
+
+        impl Snapshot {
+            /// Every field: its name, whether it is a gauge (a level that goes up and down)
+            /// rather than a counter (a total that only grows), its description and value.
+            pub fn fields(&self) -> Vec<(&'static str, bool, &'static str, i64)> {
+                vec![$((
+                    stringify!($name),
+                    is_gauge(stringify!($kind)),
+                    $doc.trim(),
+                    self.$name,
+                ),)*]
+            }
+        }
     };
+}
+
+/// Gauges are the signed fields (they go down as well as up).
+fn is_gauge(kind: &str) -> bool {
+    kind == "AtomicI64"
 }
 
 counters! {
@@ -47,6 +65,12 @@ counters! {
     messages_out: AtomicU64,
     /// Messages dropped by backpressure.
     dropped: AtomicU64,
+    /// Publications to topics (each counted once, by the worker it was published on).
+    published: AtomicU64,
+    /// Publications queued to subscribers (fan-out deliveries, every worker).
+    delivered: AtomicU64,
+    /// Topics with subscribers on a worker, summed over workers.
+    topics: AtomicI64,
     /// Times a connection's reading stopped for flow control (queue at its high-water mark).
     read_pauses: AtomicU64,
     /// Connections whose reading is stopped by flow control now.
@@ -99,5 +123,92 @@ impl Counters {
     /// Sets a gauge.
     pub(crate) fn set(c: &AtomicI64, n: i64) {
         c.store(n, Relaxed);
+    }
+}
+
+/// Every worker's counters, for export (`/metrics`). Cheap to clone, `Send` and `Sync`.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub(crate) workers: std::sync::Arc<Vec<std::sync::Arc<Counters>>>,
+}
+
+impl Metrics {
+    /// A snapshot of each worker's counters, in worker order.
+    pub fn per_worker(&self) -> Vec<Snapshot> {
+        self.workers
+            .iter()
+            .map(|c| {
+                let mut s = Snapshot::default();
+                c.add_to(&mut s);
+                s
+            })
+            .collect()
+    }
+
+    /// The counters in the Prometheus text format: `ringws_NAME{worker="i"} VALUE`, with
+    /// `# HELP` and `# TYPE` lines (counters get the `_total` suffix).
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let workers = self.per_worker();
+        let mut out = String::new();
+        let Some(first) = workers.first() else {
+            return out;
+        };
+        for (i, (name, gauge, help, _)) in first.fields().into_iter().enumerate() {
+            let metric = if gauge {
+                format!("ringws_{name}")
+            } else {
+                format!("ringws_{name}_total")
+            };
+            let kind = if gauge { "gauge" } else { "counter" };
+            let _ = writeln!(out, "# HELP {metric} {help}");
+            let _ = writeln!(out, "# TYPE {metric} {kind}");
+            for (w, snapshot) in workers.iter().enumerate() {
+                let value = snapshot.fields()[i].3;
+                let _ = writeln!(out, "{metric}{{worker=\"{w}\"}} {value}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn prometheus_lists_every_counter_per_worker() {
+        let a = Arc::new(Counters::default());
+        let b = Arc::new(Counters::default());
+        Counters::inc(&a.accepted, 3);
+        Counters::add(&b.open, 2);
+        let m = Metrics {
+            workers: Arc::new(vec![a, b]),
+        };
+        let text = m.prometheus();
+        assert!(
+            text.contains("# TYPE ringws_accepted_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringws_accepted_total{worker=\"0\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE ringws_open gauge"), "{text}");
+        assert!(text.contains("ringws_open{worker=\"1\"} 2"), "{text}");
+        assert!(
+            text.contains("# HELP ringws_dropped_total Messages dropped"),
+            "{text}"
+        );
+        let fields = Snapshot::default().fields().len();
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("# TYPE")).count(),
+            fields
+        );
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            2 * fields
+        );
     }
 }

@@ -5,15 +5,18 @@
 //! locks, no `Sync` needed, per-connection state ([`Handler::State`]) kept by value in the
 //! connection's slot.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::config::Backpressure;
 use super::counters::Counters;
 use super::outbox::{Outbox, Refused, SendStatus};
+use super::pubsub::{ConnId, Publication, TopicOp};
 use crate::proto::frame::{Header, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
 use crate::proto::handshake::{HttpRequest, UpgradeRequest};
 use crate::proto::{Assembled, CloseCode};
@@ -134,6 +137,8 @@ pub struct Conn<'a, S> {
     /// The buffer of the message being handled, when the core assembled it (see
     /// [`Conn::frame_of`]).
     pub(crate) assembled: Option<&'a Assembled>,
+    pub(crate) id: ConnId,
+    pub(crate) ops: &'a RefCell<Vec<TopicOp>>,
     /// The queue limit for this callback's sends: the reply ceiling in `open` and `message`
     /// (flow control bounds replies), the high-water mark elsewhere.
     pub(crate) limit: usize,
@@ -185,6 +190,40 @@ impl<S> Conn<'_, S> {
             }
             _ => encode_frame(opcode, payload),
         }
+    }
+
+    /// This connection's id: unique among open connections, stable while it is open.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Subscribes this connection to `topic` (it gets every publication to it from then on, on
+    /// any worker). Applied when this callback returns; subscribing twice is subscribing once.
+    /// A closing connection leaves all its topics by itself.
+    pub fn subscribe(&mut self, topic: &str) {
+        self.op(TopicOp::Subscribe(self.id, Arc::from(topic)));
+    }
+
+    /// Unsubscribes this connection from `topic` (when this callback returns).
+    pub fn unsubscribe(&mut self, topic: &str) {
+        self.op(TopicOp::Unsubscribe(self.id, Arc::from(topic)));
+    }
+
+    /// Publishes `frame` (from [`encode_frame`] or [`Conn::frame_of`]) to every subscriber of
+    /// `topic`, on every worker: the same bytes for all of them, no copy per subscriber. With
+    /// `include_self` false this connection does not get it even if subscribed ("to everyone
+    /// else"). Each subscriber's queue applies the backpressure policy: a slow subscriber loses
+    /// messages (or is closed), the others and this connection are not delayed.
+    pub fn publish(&mut self, topic: &str, frame: Bytes, include_self: bool) {
+        self.op(TopicOp::Publish(Publication {
+            topic: Arc::from(topic),
+            frame,
+            except: (!include_self).then_some(self.id),
+        }));
+    }
+
+    fn op(&mut self, op: TopicOp) {
+        self.ops.borrow_mut().push(op);
     }
 
     /// Queues a ping (payload at most 125 bytes, else `Dropped`).

@@ -37,6 +37,7 @@
 //! | `handler` | [`Handler`], [`Conn`], [`Decision`], [`Message`]: the application's side |
 //! | `conn` | a connection slot: handshake → open → closing, independent of the I/O backend |
 //! | `outbox` | a connection's outbound queue of shared frames, in bytes, with backpressure |
+//! | [`pubsub`] | topics (rooms) across workers: subscribe, publish, per-worker inboxes |
 //! | `worker` | the per-core io_uring loop |
 //! | `slab` | connection slots with generations |
 //! | `wheel` | the per-worker hierarchical timer wheel |
@@ -49,6 +50,7 @@ mod conn;
 mod counters;
 mod handler;
 mod outbox;
+pub mod pubsub;
 mod slab;
 pub mod wheel;
 mod worker;
@@ -62,9 +64,10 @@ use std::thread::JoinHandle;
 
 pub use checks::startup_warnings;
 pub use config::{Backpressure, ServerConfig};
-pub use counters::Snapshot;
+pub use counters::{Metrics, Snapshot};
 pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
 pub use outbox::SendStatus;
+pub use pubsub::{ConnId, Publisher};
 
 use crate::runtime::epoll::Epoll;
 use crate::runtime::sys;
@@ -146,17 +149,19 @@ impl<H: Handler> Server<H> {
         };
         let cfg = Arc::new(self.cfg);
         let stop = Arc::new(AtomicBool::new(false));
+        let hub = Arc::new(pubsub::Hub::new(self.listeners.len())?);
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
         let mut threads = Vec::new();
         let mut counters = Vec::new();
         for (i, listener) in self.listeners.into_iter().enumerate() {
             let worker_counters = Arc::new(Counters::default());
             counters.push(worker_counters.clone());
-            let (cfg, stop, ready, handler) = (
+            let (cfg, stop, ready, handler, hub) = (
                 cfg.clone(),
                 stop.clone(),
                 ready_tx.clone(),
                 self.handler.clone(),
+                hub.clone(),
             );
             let uring = flags.is_some();
             let thread = std::thread::Builder::new()
@@ -181,7 +186,8 @@ impl<H: Handler> Server<H> {
                                 .map(drop)
                                 .map_err(|e| io::Error::new(e.kind(), e.to_string())),
                         );
-                        Worker::new(io?, listener, handler, cfg, worker_counters, stop).run()
+                        Worker::new(io?, listener, handler, cfg, worker_counters, stop, i, hub)
+                            .run()
                     } else {
                         let io = Epoll::new(cfg.uring.buf_size as usize, cfg.uring.nodelay);
                         report(
@@ -189,7 +195,8 @@ impl<H: Handler> Server<H> {
                                 .map(drop)
                                 .map_err(|e| io::Error::new(e.kind(), e.to_string())),
                         );
-                        Worker::new(io?, listener, handler, cfg, worker_counters, stop).run()
+                        Worker::new(io?, listener, handler, cfg, worker_counters, stop, i, hub)
+                            .run()
                     }
                 })?;
             threads.push(thread);
@@ -203,6 +210,7 @@ impl<H: Handler> Server<H> {
         }
         let handle = ServerHandle {
             stop,
+            hub,
             threads,
             counters,
             local_addr: self.local_addr,
@@ -223,6 +231,7 @@ impl<H: Handler> Server<H> {
 /// A running server.
 pub struct ServerHandle {
     stop: Arc<AtomicBool>,
+    hub: Arc<pubsub::Hub>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     counters: Vec<Arc<Counters>>,
     local_addr: SocketAddr,
@@ -249,6 +258,13 @@ impl ServerHandle {
         }
     }
 
+    /// Every worker's counters, for export (`/metrics`); cheap to clone and share.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            workers: Arc::new(self.counters.clone()),
+        }
+    }
+
     /// The counters of every worker, summed.
     pub fn counters(&self) -> Snapshot {
         let mut sum = Snapshot::default();
@@ -256,6 +272,13 @@ impl ServerHandle {
             c.add_to(&mut sum);
         }
         sum
+    }
+
+    /// A handle to publish to topics from outside the workers (any thread).
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            hub: self.hub.clone(),
+        }
     }
 
     /// The flag that starts a graceful shutdown when set (for signal handlers).

@@ -7,6 +7,7 @@
 //! completions. No locks and no cross-thread traffic: the only shared things are the stop flag
 //! and the counters, both relaxed atomics.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -15,15 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::ServerConfig;
-use super::conn::{Actions, Ctx, Flags, Flow, Slot};
+use super::conn::{Actions, Ctx, Delivery, Flags, Flow, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
+use super::pubsub::{ConnId, Hub, LocalTopics, Publication, TopicOp};
 use super::slab::Slab;
 use super::wheel::Wheel;
 use crate::proto::{CloseCode, Timestamp};
 use crate::runtime::sys;
 use crate::runtime::uring::user_data::MAX_SLOT;
-use crate::runtime::{Backend, Completion};
+use crate::runtime::{Backend, Completion, WAKE_PAYLOAD};
 
 /// A worker's state. Built on its own thread (the ring is single-issuer).
 pub(crate) struct Worker<H: Handler, B: Backend> {
@@ -52,9 +54,20 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     accept_retry_at: Option<u32>,
     /// Set when a graceful shutdown started: when to give up waiting.
     shutdown_deadline: Option<Timestamp>,
+    /// This worker's index among the workers.
+    index: usize,
+    /// Every worker's inbox, for publications to topics.
+    hub: Arc<Hub>,
+    /// Subscribers on this worker, and publications owed to the others.
+    topics: LocalTopics,
+    /// Topic operations asked for by handlers during the current callback.
+    ops: RefCell<Vec<TopicOp>>,
+    /// Publications taken from the inbox (kept to reuse its allocation).
+    inbox: Vec<Publication>,
 }
 
 impl<H: Handler, B: Backend> Worker<H, B> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         io: B,
         listener: TcpListener,
@@ -62,6 +75,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         cfg: Arc<ServerConfig>,
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
+        index: usize,
+        hub: Arc<Hub>,
     ) -> Self {
         let ids = cfg.max_connections_per_worker.min(MAX_SLOT) as usize;
         Worker {
@@ -81,6 +96,20 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
+            topics: LocalTopics::new(hub.workers()),
+            index,
+            hub,
+            ops: RefCell::new(Vec::new()),
+            inbox: Vec::new(),
+        }
+    }
+
+    /// The id of connection `(slot, generation)` of this worker.
+    fn id(&self, slot: u32, generation: u32) -> ConnId {
+        ConnId {
+            worker: self.index as u16,
+            slot,
+            generation,
         }
     }
 
@@ -110,7 +139,18 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             i64::from(self.io.name() == "io_uring"),
         );
         self.io.arm_accept(self.listener.as_raw_fd())?;
+        self.io.arm_wake(self.hub.efd(self.index))?;
+        if let Some(fd) = self.io.ring_fd() {
+            self.hub.set_ring_fd(self.index, fd);
+        }
+        let result = self.serve();
+        self.hub.set_ring_fd(self.index, -1);
+        result
+    }
+
+    fn serve(&mut self) -> io::Result<()> {
         loop {
+            self.send_publications()?;
             self.flush()?;
             self.rearm_starved()?;
             self.read_clock();
@@ -254,6 +294,17 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 self.with_slot(slot, generation, |s, h, ctx| s.on_sent(result, h, ctx))?;
                 self.try_free(slot, generation);
             }
+            Completion::Wake { more } => {
+                crate::runtime::sys::eventfd_drain(self.hub.efd(self.index));
+                if !more {
+                    self.io.arm_wake(self.hub.efd(self.index))?;
+                }
+                self.take_inbox()?;
+            }
+            Completion::Message {
+                payload: WAKE_PAYLOAD,
+                ..
+            } => self.take_inbox()?,
             Completion::Closed {
                 slot, generation, ..
             } => {
@@ -299,12 +350,14 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         more: bool,
     ) -> io::Result<()> {
         let (now, tick) = (self.now(), self.tick());
+        let id = self.id(slot, generation);
         let Worker {
             io,
             slots,
             handler,
             cfg,
             counters,
+            ops,
             ..
         } = self;
         let actions = match slots.get_mut(slot, generation) {
@@ -321,6 +374,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                         counters,
                         now,
                         tick,
+                        id,
+                        ops,
                     };
                     let data = io.recv_buf(bid, len);
                     Some(s.on_bytes(data, handler, &ctx))
@@ -362,12 +417,13 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         generation: u32,
         f: impl FnOnce(&mut Slot<H::State>, &mut H, &Ctx<'_>) -> Actions,
     ) -> io::Result<()> {
-        let (now, tick) = (self.now(), self.tick());
+        let (now, tick, id) = (self.now(), self.tick(), self.id(slot, generation));
         let Worker {
             slots,
             handler,
             cfg,
             counters,
+            ops,
             ..
         } = self;
         let Some(s) = slots.get_mut(slot, generation) else {
@@ -381,12 +437,15 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 counters,
                 now,
                 tick,
+                id,
+                ops,
             },
         );
         self.apply(slot, generation, actions)
     }
 
     fn apply(&mut self, slot: u32, generation: u32, actions: Actions) -> io::Result<()> {
+        self.run_topic_ops()?;
         if actions.rearm && !actions.close_now {
             self.rearm(slot, generation);
         }
@@ -435,7 +494,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
 
     /// Arms the slot's one timer at its earliest deadline (or disarms it).
     fn rearm(&mut self, slot: u32, generation: u32) {
-        let (now, tick) = (self.now(), self.tick());
+        let (now, tick, id) = (self.now(), self.tick(), self.id(slot, generation));
         let Some(s) = self.slots.get_mut(slot, generation) else {
             return;
         };
@@ -444,6 +503,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             counters: &self.counters,
             now,
             tick,
+            id,
+            ops: &self.ops,
         };
         match s.next_deadline(&ctx) {
             Some(deadline) => self.wheel.insert(slot, deadline),
@@ -560,6 +621,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         if finished {
             if let Some(s) = self.slots.remove(slot, generation) {
                 self.wheel.cancel(slot);
+                self.topics.remove_conn(slot, generation);
+                Counters::set(&self.counters.topics, self.topics.topics() as i64);
                 if s.flags.has(Flags::READ_PAUSED) {
                     Counters::add(&self.counters.reading_paused, -1);
                 }
@@ -570,6 +633,120 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 }
             }
         }
+    }
+
+    // ------------------------------------------------------------------ topics
+
+    /// Applies the topic operations handlers asked for (subscribe, unsubscribe, publish).
+    fn run_topic_ops(&mut self) -> io::Result<()> {
+        loop {
+            let ops = std::mem::take(&mut *self.ops.borrow_mut());
+            if ops.is_empty() {
+                return Ok(());
+            }
+            for op in ops {
+                match op {
+                    TopicOp::Subscribe(id, topic) => {
+                        // Only an open connection joins (one that closed meanwhile would never
+                        // leave again).
+                        let open = self
+                            .slots
+                            .get_mut(id.slot, id.generation)
+                            .is_some_and(|s| s.out.sendable);
+                        if open {
+                            self.topics.subscribe(id.slot, id.generation, topic);
+                        }
+                    }
+                    TopicOp::Unsubscribe(id, topic) => {
+                        self.topics.unsubscribe(id.slot, id.generation, &topic);
+                    }
+                    TopicOp::Publish(p) => {
+                        Counters::inc(&self.counters.published, 1);
+                        for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
+                            self.topics.send_to(w, p.clone());
+                        }
+                        self.deliver_local(&p)?;
+                    }
+                }
+            }
+            Counters::set(&self.counters.topics, self.topics.topics() as i64);
+        }
+    }
+
+    /// Queues a publication on this worker's subscribers of its topic.
+    fn deliver_local(&mut self, p: &Publication) -> io::Result<()> {
+        let (now, tick) = (self.now(), self.tick());
+        let mut close = Vec::new();
+        let Worker {
+            slots,
+            topics,
+            dirty,
+            cfg,
+            counters,
+            ops,
+            index,
+            ..
+        } = self;
+        for (slot, generation) in topics.subscribers(&p.topic) {
+            let id = ConnId {
+                worker: *index as u16,
+                slot,
+                generation,
+            };
+            if p.except == Some(id) {
+                continue;
+            }
+            let Some(s) = slots.get_mut(slot, generation) else {
+                continue;
+            };
+            let ctx = Ctx {
+                cfg,
+                counters,
+                now,
+                tick,
+                id,
+                ops,
+            };
+            match s.push_publication(p.frame.clone(), &ctx) {
+                Delivery::Queued if !s.flags.has(Flags::DIRTY) => {
+                    s.flags.set(Flags::DIRTY, true);
+                    dirty.push((slot, generation));
+                }
+                Delivery::Close => close.push((slot, generation)),
+                _ => {}
+            }
+        }
+        for (slot, generation) in close {
+            self.with_slot(slot, generation, |s, _, ctx| {
+                s.begin_close(CloseCode::TRY_AGAIN_LATER, "send queue full", ctx)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Moves the publications owed to each other worker into its inbox, waking it if needed.
+    fn send_publications(&mut self) -> io::Result<()> {
+        for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
+            let batch = self.topics.outgoing(w);
+            if batch.is_empty() {
+                continue;
+            }
+            if self.hub.deliver(w, batch) {
+                self.io.wake_peer(self.hub.ring_fd(w), self.hub.efd(w))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers what other workers and publishers put in this worker's inbox.
+    fn take_inbox(&mut self) -> io::Result<()> {
+        let mut batch = std::mem::take(&mut self.inbox);
+        self.hub.take(self.index, &mut batch);
+        for p in batch.drain(..) {
+            self.deliver_local(&p)?;
+        }
+        self.inbox = batch;
+        Ok(())
     }
 
     fn begin_shutdown(&mut self) -> io::Result<()> {

@@ -63,6 +63,14 @@ impl TestServer {
         }
     }
 
+    pub fn metrics(&self) -> ringws::server::Metrics {
+        self.handle.as_ref().unwrap().metrics()
+    }
+
+    pub fn publisher(&self) -> ringws::server::Publisher {
+        self.handle.as_ref().unwrap().publisher()
+    }
+
     pub fn counters(&self) -> Snapshot {
         self.handle.as_ref().unwrap().counters()
     }

@@ -59,6 +59,9 @@ pub(crate) fn decode(cqe: &cqueue::Entry, bufs: &mut BufRing, nodelay: bool) -> 
             value: result,
         },
         Some(OpKind::Nop) => Completion::Nop { token: generation },
+        Some(OpKind::Wake) => Completion::Wake {
+            more: more && result >= 0,
+        },
         None => Completion::Other {
             user_data: tag.raw(),
             result,

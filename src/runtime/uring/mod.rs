@@ -496,6 +496,19 @@ impl Uring {
         self.push(&entry)
     }
 
+    /// Queues a multishot poll for `efd` becoming readable: each time it is, a
+    /// [`Completion::Wake`] arrives (the caller reads the eventfd to reset it).
+    ///
+    /// # Errors
+    /// Only if making room in a full submission queue fails.
+    pub fn arm_wake_poll(&mut self, efd: RawFd) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(Fd(efd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(UserData::new(OpKind::Wake, 0, 0).raw());
+        self.push(&entry)
+    }
+
     /// Queues a no-op that completes with [`Completion::Nop`].
     ///
     /// # Errors

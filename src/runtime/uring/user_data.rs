@@ -39,6 +39,8 @@ pub enum OpKind {
     Message = 8,
     /// A no-op, used to wake the loop and in tests.
     Nop = 9,
+    /// A multishot poll on the worker's wake-up eventfd.
+    Wake = 10,
 }
 
 impl OpKind {
@@ -54,6 +56,7 @@ impl OpKind {
             7 => OpKind::MsgSent,
             8 => OpKind::Message,
             9 => OpKind::Nop,
+            10 => OpKind::Wake,
             _ => return None,
         })
     }
@@ -104,7 +107,7 @@ impl UserData {
 mod tests {
     use super::*;
 
-    const KINDS: [OpKind; 9] = [
+    const KINDS: [OpKind; 10] = [
         OpKind::Accept,
         OpKind::Recv,
         OpKind::Send,
@@ -114,6 +117,7 @@ mod tests {
         OpKind::MsgSent,
         OpKind::Message,
         OpKind::Nop,
+        OpKind::Wake,
     ];
 
     #[test]

@@ -1,0 +1,286 @@
+//! The chat backend (`ringws --mode chat`): rooms across all cores, a JSON protocol
+//! ([`protocol`]), the demo page and its client library on `/` and `/ringws.js`, `/healthz` and
+//! `/metrics` on the same port.
+//!
+//! A room is a topic of the server's pub/sub ([`crate::server::pubsub`]): a message is encoded
+//! once and the same frame goes to every member on every core. Members online and sequence
+//! numbers are shared by the workers ([`rooms`]) and touched with atomics only, except when a
+//! room is created or left by its last member.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`protocol`] | requests (checked) and events, as JSON |
+//! | [`rooms`] | the rooms shared by the workers: online counts, sequence numbers |
+//! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
+
+mod pages;
+pub mod protocol;
+pub mod rooms;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::proto::CloseCode;
+use crate::proto::frame::{OpCode, encode_frame};
+use crate::proto::handshake::{HttpRequest, OriginPolicy, UpgradeRequest};
+use crate::server::{Conn, Decision, Handler, HttpResponse, Message, Metrics, Publisher};
+use protocol::{MessageEvent, Refusal, Request};
+use rooms::{Room, Rooms};
+
+/// Decides whether an upgrade request may chat: `Ok(name)` accepts it (with a display name the
+/// token stands for, if any), `Err((status, reason))` refuses it with that HTTP status (401,
+/// 403, ...). Called on the worker thread for every upgrade: it must not block (check a signed
+/// token, not a database).
+pub type AuthHook =
+    Arc<dyn Fn(&UpgradeRequest<'_>) -> Result<Option<String>, (u16, &'static str)> + Send + Sync>;
+
+/// The chat's limits and options. Every limit bounds what one connection can make the server
+/// hold or do.
+#[derive(Clone)]
+pub struct ChatConfig {
+    /// Rooms one connection may be in at once. Default 16: a chat client shows a handful; each
+    /// room joined costs a subscription on the worker and a share of every message sent there.
+    pub max_rooms: usize,
+    /// Longest message text, in bytes (after JSON decoding). Default 4096: a long chat message;
+    /// the frame limit (`max_message_bytes`) bounds the whole request anyway.
+    pub max_text: usize,
+    /// Longest room name, in bytes. Default 64.
+    pub max_room_name: usize,
+    /// Longest display name, in bytes. Default 32.
+    pub max_name: usize,
+    /// Refused requests a connection may make before it is closed with 1008 (policy
+    /// violation). Default 16: a buggy client sees its errors; a hostile one is cut off.
+    pub max_errors: u8,
+    /// Which page origins may open a chat connection (RFC 6455 §10.2). Default: any.
+    pub origins: OriginPolicy,
+    /// The authentication hook; `None` lets everyone in.
+    pub auth: Option<AuthHook>,
+    /// The text heartbeat the server answers (`--text-heartbeat`), told to clients in the
+    /// welcome so the browser library uses it: (request, response, interval in ms).
+    pub heartbeat: Option<(String, String, u64)>,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_rooms: 16,
+            max_text: 4096,
+            max_room_name: 64,
+            max_name: 32,
+            max_errors: 16,
+            origins: OriginPolicy::Any,
+            auth: None,
+            heartbeat: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ChatConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatConfig")
+            .field("max_rooms", &self.max_rooms)
+            .field("max_text", &self.max_text)
+            .field("origins", &self.origins)
+            .field("auth", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The chat application (clone one per worker; the clones share rooms and metrics).
+#[derive(Clone)]
+pub struct Chat {
+    cfg: Arc<ChatConfig>,
+    rooms: Arc<Rooms>,
+    /// Set once the server runs: for presence updates when a member leaves by closing (no
+    /// connection to publish from then) and for `/metrics`.
+    server: Arc<OnceLock<(Publisher, Metrics)>>,
+}
+
+/// One member's state (boxed: a connection that never joins costs a pointer in its slot).
+#[derive(Debug, Default)]
+pub struct Member {
+    rooms: Vec<(Box<str>, Arc<Room>)>,
+    name: Option<Box<str>>,
+    errors: u8,
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Chat {
+    /// A chat with `cfg`.
+    pub fn new(cfg: ChatConfig) -> Self {
+        Chat {
+            cfg: Arc::new(cfg),
+            rooms: Arc::new(Rooms::default()),
+            server: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Connects the application to the running server (its publisher and metrics).
+    pub fn attach(&self, publisher: Publisher, metrics: Metrics) {
+        let _ = self.server.set((publisher, metrics));
+    }
+
+    /// The rooms (for tests and metrics).
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    fn refuse(&self, conn: &mut Conn<'_, Box<Member>>, refusal: &Refusal, room: Option<&str>) {
+        conn.send_text(&protocol::error(refusal, room));
+        let member = conn.state();
+        member.errors = member.errors.saturating_add(1);
+        if member.errors > self.cfg.max_errors {
+            conn.close(CloseCode::POLICY_VIOLATION, "too many bad requests");
+        }
+    }
+
+    fn presence(&self, room: &Room, name: &str) -> Option<bytes::Bytes> {
+        room.presence_due(now_ms()).then(|| {
+            let event = protocol::room_event("presence", name, room.online());
+            encode_frame(OpCode::Text, event.as_bytes())
+        })
+    }
+
+    fn handle(&self, conn: &mut Conn<'_, Box<Member>>, req: Request<'_>) -> Result<(), Refusal> {
+        match req {
+            Request::Join { room: name } => {
+                let member = conn.state();
+                if let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) {
+                    let online = room.online();
+                    conn.send_text(&protocol::room_event("joined", name, online));
+                    return Ok(());
+                }
+                if member.rooms.len() >= self.cfg.max_rooms {
+                    return Err(Refusal {
+                        code: "too_many_rooms",
+                        message: format!("at most {} rooms at once", self.cfg.max_rooms),
+                    });
+                }
+                let room = self.rooms.join(name);
+                member.rooms.push((name.into(), room.clone()));
+                conn.subscribe(name);
+                conn.send_text(&protocol::room_event("joined", name, room.online()));
+                if let Some(frame) = self.presence(&room, name) {
+                    conn.publish(name, frame, false);
+                }
+            }
+            Request::Leave { room: name } => {
+                let member = conn.state();
+                let Some(i) = member.rooms.iter().position(|(r, _)| &**r == name) else {
+                    return Err(not_joined());
+                };
+                let (_, room) = member.rooms.swap_remove(i);
+                self.rooms.leave(name, &room);
+                conn.unsubscribe(name);
+                conn.send_text(&protocol::room_event("left", name, room.online()));
+                if let Some(frame) = self.presence(&room, name) {
+                    conn.publish(name, frame, false);
+                }
+            }
+            Request::Send { room: name, text } => {
+                let from = conn.id().to_string();
+                let member = conn.state();
+                let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
+                    return Err(not_joined());
+                };
+                let event = MessageEvent {
+                    room: name,
+                    from: &from,
+                    name: member.name.as_deref(),
+                    ts: now_ms(),
+                    seq: room.next_seq(),
+                    text,
+                    online: room.online(),
+                };
+                let frame = encode_frame(OpCode::Text, event.to_json().as_bytes());
+                // The sender gets it too: its copy carries the sequence number and time.
+                conn.publish(name, frame, true);
+            }
+            Request::Nick { name } => {
+                conn.state().name = Some(name.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_joined() -> Refusal {
+    Refusal {
+        code: "not_joined",
+        message: "join the room first".to_owned(),
+    }
+}
+
+impl Handler for Chat {
+    type State = Box<Member>;
+
+    fn upgrade<'r>(&mut self, req: &UpgradeRequest<'r>) -> Decision<'r, Box<Member>> {
+        if self.cfg.origins.check(req).is_err() {
+            return Decision::Reject {
+                status: 403,
+                reason: "origin not allowed",
+            };
+        }
+        let name = match &self.cfg.auth {
+            None => None,
+            Some(auth) => match auth(req) {
+                Ok(name) => name,
+                Err((status, reason)) => return Decision::Reject { status, reason },
+            },
+        };
+        Decision::Accept {
+            state: Box::new(Member {
+                name: name.map(String::into_boxed_str),
+                ..Member::default()
+            }),
+            protocol: None,
+        }
+    }
+
+    fn open(&mut self, conn: &mut Conn<'_, Box<Member>>) {
+        let id = conn.id().to_string();
+        conn.send_text(&protocol::welcome(&id, &self.cfg));
+    }
+
+    fn message(&mut self, conn: &mut Conn<'_, Box<Member>>, msg: Message<'_>) {
+        let Message::Text(text) = msg else {
+            let refusal = Refusal {
+                code: "binary",
+                message: "requests are JSON text frames".to_owned(),
+            };
+            return self.refuse(conn, &refusal, None);
+        };
+        let value = match protocol::json(text) {
+            Ok(value) => value,
+            Err(refusal) => return self.refuse(conn, &refusal, None),
+        };
+        let room = value.get("room").and_then(|r| r.as_str());
+        let result = protocol::parse(&value, &self.cfg).and_then(|req| self.handle(conn, req));
+        if let Err(refusal) = result {
+            let room = room.filter(|r| r.len() <= self.cfg.max_room_name);
+            self.refuse(conn, &refusal, room);
+        }
+    }
+
+    fn close(&mut self, member: Box<Member>, _code: CloseCode, _reason: &str) {
+        for (name, room) in &member.rooms {
+            self.rooms.leave(name, room);
+            if let (Some(frame), Some((publisher, _))) =
+                (self.presence(room, name), self.server.get())
+            {
+                publisher.publish(name, frame);
+            }
+        }
+    }
+
+    fn http(&mut self, req: &HttpRequest<'_>) -> HttpResponse {
+        let metrics = self.server.get().map(|(_, m)| m);
+        pages::serve(req, metrics, &self.rooms)
+    }
+}

@@ -1,0 +1,283 @@
+//! The chat protocol: JSON text frames. What a client may send, checked field by field, and
+//! what the server sends back.
+//!
+//! Client to server:
+//!
+//! ```json
+//! {"op":"join","room":"lobby"}
+//! {"op":"leave","room":"lobby"}
+//! {"op":"send","room":"lobby","text":"hello"}
+//! {"op":"nick","name":"alice"}
+//! ```
+//!
+//! Server to client:
+//!
+//! ```json
+//! {"op":"welcome","id":"0.12.1","max_rooms":16,"max_text":4096,"heartbeat":{"ping":"ping","pong":"pong","interval_ms":20000}}
+//! {"op":"joined","room":"lobby","online":3}
+//! {"op":"left","room":"lobby","online":2}
+//! {"op":"message","room":"lobby","from":"0.12.1","name":"alice","ts":1764806400000,"seq":42,"text":"hello","online":3}
+//! {"op":"presence","room":"lobby","online":3}
+//! {"op":"error","code":"not_joined","message":"join the room first","room":"lobby"}
+//! ```
+//!
+//! `seq` is unique and increasing per room on one server; two messages sent at the same moment
+//! from connections on different cores may arrive in either order. `ts` is the server's time in
+//! milliseconds since the Unix epoch.
+
+use serde_json::{Map, Value, json};
+
+use super::ChatConfig;
+
+/// A request from a client, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Join a room.
+    Join {
+        /// The room.
+        room: &'a str,
+    },
+    /// Leave a room.
+    Leave {
+        /// The room.
+        room: &'a str,
+    },
+    /// Send a message to a room the client has joined.
+    Send {
+        /// The room.
+        room: &'a str,
+        /// The message.
+        text: &'a str,
+    },
+    /// Choose a display name.
+    Nick {
+        /// The name.
+        name: &'a str,
+    },
+}
+
+/// Why a request was refused: a machine-readable code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `bad_json`, `unknown_op`, `missing_field`, `bad_field`, `too_long`, `bad_room`,
+    /// `too_many_rooms`, `not_joined`, `binary`.
+    pub code: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// A string field of `obj`, present and not longer than `max` bytes.
+fn field<'a>(obj: &'a Map<String, Value>, name: &str, max: usize) -> Result<&'a str, Refusal> {
+    match obj.get(name) {
+        None => Err(refuse("missing_field", format!("'{name}' is missing"))),
+        Some(Value::String(s)) if s.len() > max => Err(refuse(
+            "too_long",
+            format!("'{name}' is longer than {max} bytes"),
+        )),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(refuse("bad_field", format!("'{name}' must be a string"))),
+    }
+}
+
+/// A room name: 1 to `max` bytes of letters, digits, `-`, `_` and `.`.
+fn room<'a>(obj: &'a Map<String, Value>, cfg: &ChatConfig) -> Result<&'a str, Refusal> {
+    let room = field(obj, "room", cfg.max_room_name)?;
+    let ok = !room.is_empty()
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(room)
+    } else {
+        Err(refuse(
+            "bad_room",
+            "room names are letters, digits, '-', '_' and '.'",
+        ))
+    }
+}
+
+/// Parses and checks one request. `value` is the parsed frame, kept by the caller so the
+/// request can borrow its strings.
+pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refusal> {
+    let Value::Object(obj) = value else {
+        return Err(refuse("bad_json", "a request is a JSON object"));
+    };
+    let op = field(obj, "op", 16)?;
+    match op {
+        "join" => Ok(Request::Join {
+            room: room(obj, cfg)?,
+        }),
+        "leave" => Ok(Request::Leave {
+            room: room(obj, cfg)?,
+        }),
+        "send" => Ok(Request::Send {
+            room: room(obj, cfg)?,
+            text: field(obj, "text", cfg.max_text)?,
+        }),
+        "nick" => {
+            let name = field(obj, "name", cfg.max_name)?;
+            if name.trim().is_empty() || name.chars().any(char::is_control) {
+                return Err(refuse(
+                    "bad_field",
+                    "a name is visible text, without control characters",
+                ));
+            }
+            Ok(Request::Nick { name })
+        }
+        other => Err(refuse(
+            "unknown_op",
+            format!("unknown op '{}'", other.escape_debug()),
+        )),
+    }
+}
+
+/// Parses the JSON of a text frame.
+pub fn json(text: &str) -> Result<Value, Refusal> {
+    serde_json::from_str(text).map_err(|e| refuse("bad_json", format!("not JSON: {e}")))
+}
+
+/// `{"op":"error",...}`, with the room when the request named one.
+pub fn error(refusal: &Refusal, room: Option<&str>) -> String {
+    let mut v = json!({"op": "error", "code": refusal.code, "message": refusal.message});
+    if let Some(room) = room {
+        v["room"] = json!(room);
+    }
+    v.to_string()
+}
+
+/// `{"op":"welcome",...}`: the connection's id, the limits that apply to it, and the text
+/// heartbeat the server answers (for the browser library).
+pub fn welcome(id: &str, cfg: &ChatConfig) -> String {
+    let mut v =
+        json!({"op": "welcome", "id": id, "max_rooms": cfg.max_rooms, "max_text": cfg.max_text});
+    if let Some((ping, pong, interval_ms)) = &cfg.heartbeat {
+        v["heartbeat"] = json!({"ping": ping, "pong": pong, "interval_ms": interval_ms});
+    }
+    v.to_string()
+}
+
+/// `{"op":"joined"|"left"|"presence","room":..,"online":..}`.
+pub fn room_event(op: &str, room: &str, online: i64) -> String {
+    json!({"op": op, "room": room, "online": online}).to_string()
+}
+
+/// A message event, as every member of the room receives it.
+pub struct MessageEvent<'a> {
+    /// The room.
+    pub room: &'a str,
+    /// The sender's connection id.
+    pub from: &'a str,
+    /// The sender's display name, if chosen.
+    pub name: Option<&'a str>,
+    /// Server time, ms since the Unix epoch.
+    pub ts: u64,
+    /// The room's sequence number.
+    pub seq: u64,
+    /// The text.
+    pub text: &'a str,
+    /// Members online.
+    pub online: i64,
+}
+
+impl MessageEvent<'_> {
+    /// The JSON text.
+    pub fn to_json(&self) -> String {
+        json!({
+            "op": "message", "room": self.room, "from": self.from, "name": self.name,
+            "ts": self.ts, "seq": self.seq, "text": self.text, "online": self.online,
+        })
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Request<'static>, Refusal> {
+        let v: &'static Value = Box::leak(Box::new(json(text)?));
+        parse(v, &ChatConfig::default())
+    }
+
+    fn code(text: &str) -> &'static str {
+        p(text).unwrap_err().code
+    }
+
+    #[test]
+    fn requests_parse() {
+        assert_eq!(
+            p(r#"{"op":"join","room":"lobby"}"#),
+            Ok(Request::Join { room: "lobby" })
+        );
+        assert_eq!(
+            p(r#"{"op":"send","room":"a.b-c_1","text":"é 😀"}"#),
+            Ok(Request::Send {
+                room: "a.b-c_1",
+                text: "é 😀"
+            })
+        );
+        assert_eq!(
+            p(r#"{"op":"nick","name":"alice"}"#),
+            Ok(Request::Nick { name: "alice" })
+        );
+    }
+
+    #[test]
+    fn bad_requests_get_a_code() {
+        assert_eq!(code("not json"), "bad_json");
+        assert_eq!(code("[1,2]"), "bad_json");
+        assert_eq!(code(r#"{"room":"x"}"#), "missing_field");
+        assert_eq!(code(r#"{"op":"fly"}"#), "unknown_op");
+        assert_eq!(code(r#"{"op":"join"}"#), "missing_field");
+        assert_eq!(code(r#"{"op":"join","room":7}"#), "bad_field");
+        assert_eq!(code(r#"{"op":"join","room":""}"#), "bad_room");
+        assert_eq!(code(r#"{"op":"join","room":"a b"}"#), "bad_room");
+        assert_eq!(code(r#"{"op":"join","room":"../etc"}"#), "bad_room");
+        let long = "r".repeat(65);
+        assert_eq!(
+            code(&format!(r#"{{"op":"join","room":"{long}"}}"#)),
+            "too_long"
+        );
+        let text = "t".repeat(4097);
+        assert_eq!(
+            code(&format!(r#"{{"op":"send","room":"a","text":"{text}"}}"#)),
+            "too_long"
+        );
+        assert_eq!(code(r#"{"op":"send","room":"a"}"#), "missing_field");
+        assert_eq!(code(r#"{"op":"nick","name":"  "}"#), "bad_field");
+        assert_eq!(code(r#"{"op":"nick","name":"a\u0007"}"#), "bad_field");
+    }
+
+    #[test]
+    fn events_are_json() {
+        let e: Value = serde_json::from_str(
+            &MessageEvent {
+                room: "r",
+                from: "0.1.1",
+                name: None,
+                ts: 5,
+                seq: 9,
+                text: "\"hi\"",
+                online: 2,
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(e["op"], "message");
+        assert_eq!(e["text"], "\"hi\"");
+        assert_eq!(e["seq"], 9);
+        assert!(e["name"].is_null());
+        let err: Value = serde_json::from_str(&error(&refuse("x", "y"), Some("r"))).unwrap();
+        assert_eq!(
+            (err["code"].as_str(), err["room"].as_str()),
+            (Some("x"), Some("r"))
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! The rooms every worker shares: members online and the next sequence number of each room.
+//!
+//! Touched with a lock only when a room is joined for the first time or left by its last
+//! member; a message costs one atomic increment (its sequence number), no lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One room's shared counters.
+#[derive(Debug, Default)]
+pub struct Room {
+    online: AtomicI64,
+    seq: AtomicU64,
+    /// When presence was last broadcast (ms since the epoch): at most one a second per room.
+    presence_at: AtomicU64,
+}
+
+impl Room {
+    /// Members online now, on every worker of this server.
+    pub fn online(&self) -> i64 {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    /// The next sequence number (1, 2, ...): unique and increasing per room.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Whether a presence update may be broadcast at `now_ms` (one a second per room; the
+    /// online count also rides on every message).
+    pub fn presence_due(&self, now_ms: u64) -> bool {
+        let last = self.presence_at.load(Ordering::Relaxed);
+        now_ms.saturating_sub(last) >= 1000
+            && self
+                .presence_at
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The rooms of a server.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    rooms: Mutex<HashMap<Box<str>, Arc<Room>>>,
+}
+
+impl Rooms {
+    /// A member joins `name`: the room (created if new), its online count now.
+    pub fn join(&self, name: &str) -> Arc<Room> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let room = rooms.entry(name.into()).or_default().clone();
+        room.online.fetch_add(1, Ordering::Relaxed);
+        room
+    }
+
+    /// A member leaves `name`; the room is forgotten with its last member (its sequence starts
+    /// again if it is joined later).
+    pub fn leave(&self, name: &str, room: &Arc<Room>) {
+        if room.online.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            // Joined again meanwhile: keep it.
+            if room.online() == 0 && rooms.get(name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+                rooms.remove(name);
+            }
+        }
+    }
+
+    /// Rooms with members.
+    pub fn len(&self) -> usize {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no room has members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_counts_and_sequences() {
+        let rooms = Rooms::default();
+        let a = rooms.join("a");
+        let a2 = rooms.join("a");
+        assert!(Arc::ptr_eq(&a, &a2));
+        assert_eq!(a.online(), 2);
+        assert_eq!((a.next_seq(), a.next_seq()), (1, 2));
+        rooms.leave("a", &a2);
+        assert_eq!((a.online(), rooms.len()), (1, 1));
+        rooms.leave("a", &a);
+        assert!(rooms.is_empty(), "forgotten with its last member");
+        assert_eq!(rooms.join("a").next_seq(), 1);
+    }
+
+    #[test]
+    fn presence_at_most_once_a_second() {
+        let room = Room::default();
+        assert!(room.presence_due(5_000));
+        assert!(!room.presence_due(5_500));
+        assert!(room.presence_due(6_000));
+    }
+}

@@ -1,0 +1,184 @@
+/*
+ * ringws.js: a small browser client for the ringws chat protocol. No dependencies, no build.
+ *
+ *   const chat = new RingwsChat("ws://" + location.host + "/ws");
+ *   chat.addEventListener("message", (e) => show(e.detail));   // {room, from, name, ts, seq, text, online}
+ *   chat.join("lobby");
+ *   chat.send("lobby", "hello");
+ *
+ * It keeps the connection alive: a text heartbeat (the strings and interval the server gives in
+ * its welcome), a reconnect with exponential backoff and jitter when the connection drops or
+ * the heartbeat goes unanswered, the rooms re-joined and the name set again after each
+ * reconnect, and sends made while disconnected queued (bounded: the oldest are dropped first).
+ *
+ * Events (CustomEvent, the payload in `detail`): open (the welcome), message, joined, left,
+ * presence, error (a request the server refused), close ({code, reason}), reconnecting
+ * ({attempt, delay}), dropped (a queued send lost to the bound).
+ */
+(function (global) {
+  "use strict";
+
+  const DEFAULTS = {
+    minDelay: 250, // first reconnect delay, ms
+    maxDelay: 10000, // reconnect delay cap, ms
+    heartbeatMs: 20000, // until the server's welcome says otherwise
+    pongTimeoutMs: 10000, // no answer this long after a heartbeat: reconnect
+    maxQueue: 100, // sends kept while disconnected
+    ping: "ping",
+    pong: "pong",
+  };
+
+  class RingwsChat extends EventTarget {
+    constructor(url, options) {
+      super();
+      this.url = url;
+      this.opts = Object.assign({}, DEFAULTS, options || {});
+      this.rooms = new Set(); // the rooms to be in, re-joined after every reconnect
+      this.queue = []; // requests made while not connected
+      this.attempt = 0;
+      this.closed = false;
+      this.ready = false; // connected and welcomed
+      this.name = null;
+      this.id = null;
+      this.ws = null;
+      this.heartbeat = null;
+      this.pongTimer = null;
+      this.connect();
+    }
+
+    emit(type, detail) {
+      this.dispatchEvent(new CustomEvent(type, { detail: detail }));
+    }
+
+    connect() {
+      let ws;
+      try {
+        ws = new WebSocket(this.url);
+      } catch (e) {
+        this.scheduleReconnect();
+        return;
+      }
+      this.ws = ws;
+      ws.onmessage = (e) => this.onFrame(ws, e.data);
+      ws.onclose = (e) => this.onClose(ws, e);
+      ws.onerror = () => {}; // a close event follows
+    }
+
+    onFrame(ws, data) {
+      if (ws !== this.ws || typeof data !== "string") return;
+      this.alive();
+      if (data === this.opts.pong) return;
+      let msg;
+      try {
+        msg = JSON.parse(data);
+      } catch (e) {
+        return;
+      }
+      if (msg.op === "welcome") return this.onWelcome(msg);
+      this.emit(msg.op, msg);
+    }
+
+    onWelcome(msg) {
+      this.id = msg.id;
+      if (msg.heartbeat) {
+        this.opts.ping = msg.heartbeat.ping;
+        this.opts.pong = msg.heartbeat.pong;
+        this.opts.heartbeatMs = msg.heartbeat.interval_ms;
+      }
+      this.ready = true;
+      this.attempt = 0;
+      if (this.name !== null) this.raw({ op: "nick", name: this.name });
+      for (const room of this.rooms) this.raw({ op: "join", room: room });
+      const queued = this.queue;
+      this.queue = [];
+      for (const text of queued) this.ws.send(text);
+      this.startHeartbeat();
+      this.emit("open", msg);
+    }
+
+    // Any frame from the server proves the connection is alive.
+    alive() {
+      clearTimeout(this.pongTimer);
+      this.pongTimer = null;
+    }
+
+    startHeartbeat() {
+      clearInterval(this.heartbeat);
+      this.heartbeat = setInterval(() => {
+        if (!this.ready) return;
+        this.ws.send(this.opts.ping);
+        if (this.pongTimer === null) {
+          this.pongTimer = setTimeout(() => {
+            // No answer: the path is dead (a sleeping laptop, a dropped NAT entry).
+            this.ws.close(4000, "heartbeat timeout");
+            this.onClose(this.ws, { code: 4000, reason: "heartbeat timeout" });
+          }, this.opts.pongTimeoutMs);
+        }
+      }, this.opts.heartbeatMs);
+    }
+
+    onClose(ws, e) {
+      if (ws !== this.ws) return; // an old connection, already replaced
+      this.ws = null;
+      this.ready = false;
+      clearInterval(this.heartbeat);
+      this.alive();
+      this.emit("close", { code: e.code, reason: e.reason });
+      if (!this.closed) this.scheduleReconnect();
+    }
+
+    scheduleReconnect() {
+      const cap = Math.min(this.opts.maxDelay, this.opts.minDelay * Math.pow(2, this.attempt));
+      const delay = Math.round(cap / 2 + (Math.random() * cap) / 2); // "equal jitter"
+      this.attempt += 1;
+      this.emit("reconnecting", { attempt: this.attempt, delay: delay });
+      setTimeout(() => {
+        if (!this.closed) this.connect();
+      }, delay);
+    }
+
+    // Sends now if welcomed; otherwise queues (bounded).
+    request(obj) {
+      const text = JSON.stringify(obj);
+      if (this.ready) {
+        this.ws.send(text);
+        return;
+      }
+      if (this.queue.length >= this.opts.maxQueue) {
+        this.emit("dropped", JSON.parse(this.queue.shift()));
+      }
+      this.queue.push(text);
+    }
+
+    raw(obj) {
+      this.ws.send(JSON.stringify(obj));
+    }
+
+    join(room) {
+      this.rooms.add(room);
+      if (this.ready) this.raw({ op: "join", room: room });
+    }
+
+    leave(room) {
+      this.rooms.delete(room);
+      if (this.ready) this.raw({ op: "leave", room: room });
+    }
+
+    send(room, text) {
+      this.request({ op: "send", room: room, text: text });
+    }
+
+    nick(name) {
+      this.name = name;
+      if (this.ready) this.raw({ op: "nick", name: name });
+    }
+
+    close() {
+      this.closed = true;
+      clearInterval(this.heartbeat);
+      if (this.ws) this.ws.close(1000, "bye");
+    }
+  }
+
+  global.RingwsChat = RingwsChat;
+})(typeof window !== "undefined" ? window : globalThis);

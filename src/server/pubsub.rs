@@ -1,0 +1,346 @@
+//! Topics (rooms): publish one frame to every subscriber on every worker.
+//!
+//! A connection subscribes to topics on its own worker. A publication is one encoded frame
+//! (`Bytes`): every subscriber's queue gets the same allocation (a reference count, not a copy).
+//! Each worker delivers to its own subscribers:
+//!
+//! ```text
+//!  worker A: conn.publish("room", frame)        worker B                     worker C
+//!     │ local subscribers: queued at once           ▲                            ▲
+//!     │ other workers: appended to a batch          │ inbox (one lock per batch) │
+//!     └─ end of the loop iteration: each batch ─────┴──── one wake-up each ───────┘
+//!        moves into its worker's inbox               (MSG_RING on io_uring, an eventfd on epoll)
+//! ```
+//!
+//! Nothing is locked per message: a worker moves a whole iteration's publications for another
+//! worker into that worker's inbox under one lock, and wakes it only if the inbox was empty (a
+//! wake-up already pending covers the rest). [`Publisher`] does the same from any thread, one
+//! publication at a time.
+//!
+//! Per subscriber, delivery follows the backpressure policy
+//! ([`Backpressure`](super::Backpressure)): a slow subscriber's queue fills to the high-water
+//! mark and then loses messages (newest or oldest) or is closed with 1013; it never delays the
+//! other subscribers or the publisher.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::runtime::sys;
+
+/// A topic's name, shared by every map and publication that mentions it.
+pub type Topic = Arc<str>;
+
+/// A connection's identity: its worker, slot and the slot's generation. Unique among the
+/// connections open at the same time; a slot reused by a later connection has a new generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) worker: u16,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.worker, self.slot, self.generation)
+    }
+}
+
+/// One publication: a topic, the frame for its subscribers, and optionally a connection that
+/// does not get it (the publisher, for "to everyone else").
+#[derive(Debug, Clone)]
+pub(crate) struct Publication {
+    pub(crate) topic: Topic,
+    pub(crate) frame: Bytes,
+    pub(crate) except: Option<ConnId>,
+}
+
+/// What a handler asked for during a callback; the worker applies it when the callback returns.
+#[derive(Debug)]
+pub(crate) enum TopicOp {
+    /// Subscribe the connection to a topic.
+    Subscribe(ConnId, Topic),
+    /// Unsubscribe the connection from a topic.
+    Unsubscribe(ConnId, Topic),
+    /// Publish to a topic.
+    Publish(Publication),
+}
+
+/// One worker's inbox: publications from the other workers and from [`Publisher`]s.
+#[derive(Debug)]
+struct Inbox {
+    queue: Mutex<Vec<Publication>>,
+    /// Signalled when the queue goes from empty to non-empty.
+    efd: OwnedFd,
+    /// The worker's io_uring fd while it runs on io_uring (-1 otherwise): other io_uring workers
+    /// wake it with `IORING_OP_MSG_RING` instead of a system call.
+    ring_fd: AtomicI32,
+}
+
+/// The inboxes of all workers, shared by the workers and the publishers.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    inboxes: Vec<Inbox>,
+}
+
+impl Hub {
+    /// A hub for `workers` workers.
+    pub(crate) fn new(workers: usize) -> std::io::Result<Hub> {
+        let inboxes = (0..workers)
+            .map(|_| {
+                Ok(Inbox {
+                    queue: Mutex::new(Vec::new()),
+                    efd: sys::eventfd()?,
+                    ring_fd: AtomicI32::new(-1),
+                })
+            })
+            .collect::<std::io::Result<_>>()?;
+        Ok(Hub { inboxes })
+    }
+
+    /// The number of workers.
+    pub(crate) fn workers(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// Worker `w`'s wake-up eventfd.
+    pub(crate) fn efd(&self, w: usize) -> RawFd {
+        self.inboxes[w].efd.as_raw_fd()
+    }
+
+    /// Records worker `w`'s ring fd (or -1 when it stops or runs on epoll).
+    pub(crate) fn set_ring_fd(&self, w: usize, fd: RawFd) {
+        self.inboxes[w].ring_fd.store(fd, Ordering::Release);
+    }
+
+    /// Worker `w`'s ring fd, if it runs on io_uring.
+    pub(crate) fn ring_fd(&self, w: usize) -> Option<RawFd> {
+        let fd = self.inboxes[w].ring_fd.load(Ordering::Acquire);
+        (fd >= 0).then_some(fd)
+    }
+
+    /// Appends `batch` to worker `w`'s inbox. Returns whether the worker needs a wake-up (its
+    /// inbox was empty: otherwise a wake-up is already pending).
+    pub(crate) fn deliver(&self, w: usize, batch: &mut Vec<Publication>) -> bool {
+        let mut queue = self.inboxes[w]
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let was_empty = queue.is_empty();
+        queue.append(batch);
+        was_empty
+    }
+
+    /// Takes everything in worker `w`'s inbox (swapping with `into`, which must be empty).
+    pub(crate) fn take(&self, w: usize, into: &mut Vec<Publication>) {
+        let mut queue = self.inboxes[w]
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut *queue, into);
+    }
+}
+
+/// Publishes to topics from outside the workers: another thread, a timer, a broker bridge.
+/// Cheap to clone; `Send` and `Sync`.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl Publisher {
+    /// Sends `frame` (from [`encode_frame`](crate::proto::frame::encode_frame)) to every
+    /// subscriber of `topic` on every worker.
+    pub fn publish(&self, topic: &str, frame: Bytes) {
+        let topic: Topic = Arc::from(topic);
+        for w in 0..self.hub.workers() {
+            let mut one = vec![Publication {
+                topic: topic.clone(),
+                frame: frame.clone(),
+                except: None,
+            }];
+            if self.hub.deliver(w, &mut one) {
+                sys::eventfd_signal(self.hub.efd(w));
+            }
+        }
+    }
+}
+
+/// A worker's topics: its own subscribers, and the publications it owes other workers.
+#[derive(Debug, Default)]
+pub(crate) struct LocalTopics {
+    /// Subscribers on this worker, by topic: `(slot, generation)`.
+    subscribers: HashMap<Topic, HashSet<(u32, u32)>>,
+    /// The topics of each subscribed connection (by slot; the generation is checked), so a
+    /// closing connection leaves them all.
+    by_slot: HashMap<u32, (u32, Vec<Topic>)>,
+    /// Publications for each other worker, sent at the end of the loop iteration.
+    outgoing: Vec<Vec<Publication>>,
+}
+
+impl LocalTopics {
+    /// Topics for a worker among `workers`.
+    pub(crate) fn new(workers: usize) -> Self {
+        LocalTopics {
+            outgoing: (0..workers).map(|_| Vec::new()).collect(),
+            ..LocalTopics::default()
+        }
+    }
+
+    /// Subscribes `(slot, generation)`; returns false if it already was.
+    pub(crate) fn subscribe(&mut self, slot: u32, generation: u32, topic: Topic) -> bool {
+        let entry = self
+            .by_slot
+            .entry(slot)
+            .or_insert_with(|| (generation, Vec::new()));
+        if entry.0 != generation {
+            *entry = (generation, Vec::new()); // a stale entry of the slot's previous occupant
+        }
+        if entry.1.contains(&topic) {
+            return false;
+        }
+        entry.1.push(topic.clone());
+        self.subscribers
+            .entry(topic)
+            .or_default()
+            .insert((slot, generation));
+        true
+    }
+
+    /// Unsubscribes `(slot, generation)` from `topic`; returns whether it was subscribed.
+    pub(crate) fn unsubscribe(&mut self, slot: u32, generation: u32, topic: &Topic) -> bool {
+        let Some((g, topics)) = self.by_slot.get_mut(&slot) else {
+            return false;
+        };
+        if *g != generation {
+            return false;
+        }
+        let Some(i) = topics.iter().position(|t| t == topic) else {
+            return false;
+        };
+        topics.swap_remove(i);
+        if topics.is_empty() {
+            self.by_slot.remove(&slot);
+        }
+        self.remove_subscriber(topic, slot, generation);
+        true
+    }
+
+    /// Removes a connection from all its topics (it closed).
+    pub(crate) fn remove_conn(&mut self, slot: u32, generation: u32) {
+        if self
+            .by_slot
+            .get(&slot)
+            .is_some_and(|(g, _)| *g == generation)
+        {
+            if let Some((_, topics)) = self.by_slot.remove(&slot) {
+                for topic in &topics {
+                    self.remove_subscriber(topic, slot, generation);
+                }
+            }
+        }
+    }
+
+    fn remove_subscriber(&mut self, topic: &Topic, slot: u32, generation: u32) {
+        if let Some(set) = self.subscribers.get_mut(topic) {
+            set.remove(&(slot, generation));
+            if set.is_empty() {
+                self.subscribers.remove(topic);
+            }
+        }
+    }
+
+    /// The local subscribers of `topic`.
+    pub(crate) fn subscribers(&self, topic: &Topic) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.subscribers.get(topic).into_iter().flatten().copied()
+    }
+
+    /// Topics with at least one local subscriber.
+    pub(crate) fn topics(&self) -> usize {
+        self.subscribers.len()
+    }
+
+    /// Queues `p` for worker `w`.
+    pub(crate) fn send_to(&mut self, w: usize, p: Publication) {
+        self.outgoing[w].push(p);
+    }
+
+    /// The batch owed to worker `w`.
+    pub(crate) fn outgoing(&mut self, w: usize) -> &mut Vec<Publication> {
+        &mut self.outgoing[w]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Topic {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn subscribe_unsubscribe_and_close() {
+        let mut l = LocalTopics::new(1);
+        assert!(l.subscribe(1, 7, t("a")));
+        assert!(!l.subscribe(1, 7, t("a")), "twice is once");
+        assert!(l.subscribe(1, 7, t("b")));
+        assert!(l.subscribe(2, 1, t("a")));
+        let mut a: Vec<_> = l.subscribers(&t("a")).collect();
+        a.sort();
+        assert_eq!(a, vec![(1, 7), (2, 1)]);
+        assert!(l.unsubscribe(1, 7, &t("a")));
+        assert!(!l.unsubscribe(1, 7, &t("a")));
+        assert!(!l.unsubscribe(2, 9, &t("a")), "another generation");
+        l.remove_conn(1, 7);
+        assert_eq!(l.subscribers(&t("b")).count(), 0);
+        assert_eq!(l.topics(), 1, "only a is left, with slot 2");
+        // The slot's next occupant starts with no topics.
+        l.remove_conn(2, 1);
+        assert!(l.subscribe(2, 2, t("c")));
+        assert_eq!(l.topics(), 1);
+        assert!(
+            l.by_slot
+                .get(&2)
+                .is_some_and(|(g, ts)| *g == 2 && ts.len() == 1)
+        );
+    }
+
+    #[test]
+    fn a_stale_slot_entry_is_replaced() {
+        let mut l = LocalTopics::new(1);
+        l.subscribe(3, 1, t("x"));
+        // Slot 3 reused (generation 2) before the old entry was removed: the new occupant is not
+        // subscribed to the old topics.
+        assert!(l.subscribe(3, 2, t("y")));
+        assert_eq!(l.by_slot[&3].1.len(), 1);
+    }
+
+    #[test]
+    fn inbox_batches_wake_only_when_empty() {
+        let hub = Hub::new(2).unwrap();
+        let p = |s: &str| Publication {
+            topic: t(s),
+            frame: Bytes::from_static(b"x"),
+            except: None,
+        };
+        let mut batch = vec![p("a"), p("b")];
+        assert!(hub.deliver(1, &mut batch), "empty inbox: wake");
+        assert!(batch.is_empty(), "the batch moved");
+        let mut more = vec![p("c")];
+        assert!(!hub.deliver(1, &mut more), "a wake-up is pending already");
+        let mut got = Vec::new();
+        hub.take(1, &mut got);
+        assert_eq!(got.len(), 3);
+        let mut again = Vec::new();
+        hub.take(1, &mut again);
+        assert!(again.is_empty());
+        assert!(hub.ring_fd(0).is_none());
+        hub.set_ring_fd(0, 5);
+        assert_eq!(hub.ring_fd(0), Some(5));
+    }
+}
