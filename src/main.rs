@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = IoArg::Auto)]
     io: IoArg,
     /// The application to run.
-    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    #[arg(long, value_enum, default_value_t = Mode::Chat)]
     mode: Mode,
     /// Largest message accepted, in bytes (close 1009 beyond) [default: 65536].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]

@@ -85,6 +85,8 @@ fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_ringws"))
         .args([
+            "--mode",
+            "echo",
             "--io",
             "auto",
             "--listen",

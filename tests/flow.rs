@@ -284,7 +284,8 @@ impl Binary {
             ringws::runtime::IoChoice::Auto => "auto",
         };
         let child = Command::new(env!("CARGO_BIN_EXE_ringws"))
-            .args(["--listen", &addr.to_string(), "--workers", "1", "--io", io])
+            .args(["--mode", "echo", "--listen", &addr.to_string()])
+            .args(["--workers", "1", "--io", io])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

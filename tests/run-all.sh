@@ -37,6 +37,9 @@ RINGWS_IO=uring bash tests/autobahn/ci.sh
 step "Autobahn again on the epoll backend"
 RINGWS_IO=epoll bash tests/autobahn/ci.sh
 
+step "the chat page in Debian's chromium, driven by Playwright (installs both when missing)"
+bash tests/browser/run.sh
+
 step "tuning/check against fake /proc trees"
 bash tests/tuning/check_test.sh
 

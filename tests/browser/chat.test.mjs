@@ -1,0 +1,101 @@
+// The chat page in a real browser: two pages in one room see each other's messages; the server
+// is killed and started again, and the pages reconnect and re-join by themselves.
+// Run by tests/browser/run.sh (RINGWS_BIN: the server binary, RINGWS_PORT: a free port).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const BIN = process.env.RINGWS_BIN;
+const PORT = Number(process.env.RINGWS_PORT);
+const URL = `http://127.0.0.1:${PORT}/`;
+const SHOTS = process.env.RINGWS_SCREENSHOTS; // a folder for screenshots, if set
+
+function listening() {
+  return new Promise((resolve) => {
+    const s = net.connect(PORT, "127.0.0.1", () => { s.destroy(); resolve(true); });
+    s.on("error", () => resolve(false));
+  });
+}
+
+async function until(what, check, ms = 10000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function startServer() {
+  const server = spawn(BIN, ["--mode", "chat", "--listen", `127.0.0.1:${PORT}`, "--workers", "2"], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  await until("the server to listen", listening);
+  return server;
+}
+
+async function stopServer(server) {
+  const exited = new Promise((r) => server.once("exit", r));
+  server.kill("SIGKILL"); // as a crash: no close frames
+  await exited;
+  await until("the port to be free", async () => !(await listening()));
+}
+
+const connected = () => document.getElementById("status").className === "up";
+const disconnected = () => document.getElementById("status").className === "down";
+
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+async function sees(page, text) {
+  await page.locator(".msg .text", { hasText: text }).first().waitFor({ timeout: 10000 });
+}
+
+test("two pages chat in one room, and reconnect and re-join after a server restart", async () => {
+  assert.ok(BIN && PORT, "RINGWS_BIN and RINGWS_PORT must be set (tests/browser/run.sh)");
+  let server = await startServer();
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const a = await (await browser.newContext()).newPage();
+    const b = await (await browser.newContext()).newPage();
+    for (const page of [a, b]) {
+      await page.goto(URL);
+      await page.waitForFunction(connected);
+    }
+    await a.fill("#name", "alice");
+    await a.dispatchEvent("#name", "change");
+    // Both joined #lobby on load; each sees the other's message, with the sender's name.
+    await b.locator("#rooms li", { hasText: "2 online" }).waitFor({ timeout: 10000 });
+    await say(a, "hello from a");
+    await sees(b, "hello from a");
+    assert.match(await b.locator(".msg", { hasText: "hello from a" }).first().innerText(), /alice/);
+    await say(b, "hello from b");
+    await sees(a, "hello from b");
+    if (SHOTS) await b.screenshot({ path: `${SHOTS}/chat-before-restart.png` });
+
+    // The server dies and comes back: the pages notice, reconnect with backoff, re-join.
+    await stopServer(server);
+    await a.waitForFunction(disconnected);
+    await b.waitForFunction(disconnected);
+    server = await startServer();
+    await a.waitForFunction(connected, null, { timeout: 15000 });
+    await b.waitForFunction(connected, null, { timeout: 15000 });
+    await say(b, "after the restart");
+    await sees(a, "after the restart");
+    await say(a, "still here");
+    await sees(b, "still here");
+    // The name was set again on the new connection too.
+    assert.match(await b.locator(".msg", { hasText: "still here" }).first().innerText(), /alice/);
+    if (SHOTS) await a.screenshot({ path: `${SHOTS}/chat-after-restart.png` });
+  } finally {
+    await browser.close();
+    server.kill("SIGTERM");
+  }
+});
