@@ -164,3 +164,78 @@ fn io_uring_demanded_but_unavailable_fails_at_start_with_the_cause() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_config_file_sets_options_and_the_command_line_wins() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("ringws-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let file = dir.join("ringws.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nworkers = 1\nmode = \"chat\"\nmax-rooms = 2\n\
+             max-text = 100\nallow-origin = [\"http://a.example\", \"http://b.example\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .arg("--config")
+        .arg(&file)
+        .args(["--max-rooms", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let welcome = |origin: &str| -> String {
+        let start = Instant::now();
+        let mut s = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("server not up: {e}"),
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Origin: {origin}\r\n\r\n"
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(b"}") && !got.ends_with(b"\r\n\r\n\n") && got.len() < 4096 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let a = welcome("http://a.example");
+    assert!(a.starts_with("HTTP/1.1 101"), "{a}");
+    assert!(a.contains("\"max_rooms\":3"), "the command line wins: {a}");
+    assert!(a.contains("\"max_text\":100"), "the file sets: {a}");
+    assert!(welcome("http://b.example").starts_with("HTTP/1.1 101"));
+    assert!(welcome("http://c.example").starts_with("HTTP/1.1 403"));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Unknown keys and bad values are named.
+    std::fs::write(&file, "max-romos = 2\n").unwrap();
+    let out = ringws(&["--config", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("max-romos"), "{stderr}");
+    std::fs::write(&file, "max-rooms = 0\n").unwrap();
+    let out = ringws(&["--config", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--max-rooms"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
