@@ -751,7 +751,7 @@ impl<H: Handler> ReadSink<'_, H> {
                 // liveness only, never the application's business.
                 Counters::inc(&self.ctx.counters.text_heartbeats, 1);
                 if self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
-                    Counters::inc(&self.ctx.counters.dropped, 1);
+                    Counters::inc(&self.ctx.counters.answers_dropped, 1);
                 } else {
                     self.out.push(encode_frame(OpCode::Text, pong.as_bytes()));
                 }
@@ -801,7 +801,7 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
             .first()
             .is_some_and(|b| b & 0x0F == OpCode::Pong as u8);
         if pong && self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
-            Counters::inc(&self.ctx.counters.dropped, 1);
+            Counters::inc(&self.ctx.counters.answers_dropped, 1);
             return;
         }
         self.out.push(Bytes::copy_from_slice(frame));

@@ -49,7 +49,7 @@ counters! {
     accepted: AtomicU64,
     /// Connections refused at accept (worker full).
     refused: AtomicU64,
-    /// Connection slots in use (any phase: handshake, open, closing).
+    /// Connection slots in use (any phase: handshake, open, closing; minus `open`: handshaking or closing).
     connections: AtomicI64,
     /// Connections upgraded to WebSocket.
     upgraded: AtomicU64,
@@ -63,8 +63,10 @@ counters! {
     messages_in: AtomicU64,
     /// Messages and frames queued to send by handlers.
     messages_out: AtomicU64,
-    /// Messages dropped by backpressure.
+    /// Messages dropped by the backpressure policy (a full queue).
     dropped: AtomicU64,
+    /// Pongs and text-heartbeat answers dropped for a peer whose queue is full (a ping flood).
+    answers_dropped: AtomicU64,
     /// Publications to topics (each counted once, by the worker it was published on).
     published: AtomicU64,
     /// Publications queued to subscribers (fan-out deliveries, every worker).
@@ -79,6 +81,8 @@ counters! {
     bytes_queued: AtomicI64,
     /// Bytes sent.
     bytes_sent: AtomicU64,
+    /// Bytes received (handshakes and frames).
+    bytes_received: AtomicU64,
     /// Connections failed for a peer protocol error.
     protocol_errors: AtomicU64,
     /// Connections that ended with a complete close handshake.

@@ -377,6 +377,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                         id,
                         ops,
                     };
+                    Counters::inc(&counters.bytes_received, len as u64);
                     let data = io.recv_buf(bid, len);
                     Some(s.on_bytes(data, handler, &ctx))
                 }
