@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::broadcast::Plan;
 use crate::run::Setup;
 use crate::server::Probe;
 use crate::target::Target;
@@ -33,6 +34,14 @@ pub enum Command {
     /// duration, reading and checking the echoes as they come; reports the echoes (and payload
     /// bytes) per second the server sends back.
     Flood(PingPongArgs),
+    /// Pub/sub over the ringws chat protocol (JSON text frames): -c subscribers join --rooms
+    /// rooms (round-robin), --publishers more connections publish --rate messages per second
+    /// in all (spread over the rooms and publishers), each stamped with its publisher, a
+    /// sequence number and its send time. Reports deliveries per second, latency from the
+    /// publisher's write to the subscriber's read, the server's CPU per delivery, and the
+    /// messages lost (sequence gaps, and what has not arrived --drain seconds after the last
+    /// publication): counted, an error only with --strict.
+    Broadcast(BroadcastArgs),
     /// Open N connections and hold them, answering the server's pings; report the server's
     /// memory per connection and how late its heartbeat pings come.
     Idle(IdleArgs),
@@ -97,6 +106,48 @@ pub struct PingPongArgs {
     /// Seconds of warm-up before the window.
     #[arg(short, long, default_value_t = 2.0)]
     pub warmup: f64,
+}
+
+/// `broadcast` options (-c: subscribers).
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: Common,
+    /// Rooms the subscribers are spread over, round-robin (r0, r1, ...).
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// Publisher connections, besides the subscribers (each joins the rooms it publishes to).
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Publications per second, over all publishers and rooms.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seconds of the measurement window.
+    #[arg(short, long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of publishing before the window.
+    #[arg(short, long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Seconds to wait after the last publication for every subscriber to receive it; what has
+    /// not arrived by then counts as lost.
+    #[arg(long, default_value_t = 2.0)]
+    pub drain: f64,
+    /// Lost or out-of-order messages fail the run (exit code 1), like any error.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl BroadcastArgs {
+    /// The plan these options describe.
+    pub fn plan(&self) -> Result<Plan, String> {
+        Plan::new(
+            self.common.connections,
+            self.publishers,
+            self.rooms,
+            self.rate,
+        )
+    }
 }
 
 /// `pipelined` options.
@@ -274,6 +325,45 @@ mod tests {
         assert_eq!(a.ping_interval, Some(Duration::from_secs(5)));
         assert_eq!(a.sample_at, None);
         assert_eq!(a.sample_at(), Ok(None));
+    }
+
+    #[test]
+    fn broadcast_options() {
+        let cli = Cli::try_parse_from([
+            "ringws-load",
+            "broadcast",
+            "--addr",
+            "127.0.0.1:1",
+            "-c",
+            "1000",
+            "--rate",
+            "250",
+            "--strict",
+        ])
+        .unwrap();
+        let Command::Broadcast(a) = cli.command else {
+            panic!("not broadcast");
+        };
+        assert_eq!((a.rooms, a.publishers, a.drain), (1, 1, 2.0));
+        assert!(a.strict);
+        let plan = a.plan().unwrap();
+        assert_eq!((plan.subscribers, plan.rate), (1000, 250.0));
+        assert_eq!(plan.connections(), 1001);
+        let cli = Cli::try_parse_from([
+            "ringws-load",
+            "broadcast",
+            "--addr",
+            "127.0.0.1:1",
+            "-c",
+            "2",
+            "--rooms",
+            "3",
+        ])
+        .unwrap();
+        let Command::Broadcast(a) = cli.command else {
+            panic!("not broadcast");
+        };
+        assert!(a.plan().is_err());
     }
 
     fn idle_args(extra: &[&str]) -> IdleArgs {

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use ringws::proto::connection::SendError;
+use ringws::proto::connection::{MessageKind, SendError};
 use ringws::proto::frame::HeaderView;
 use ringws::proto::{Config, Connection, mask};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -122,6 +122,22 @@ impl Client {
         }
         self.out.clear();
         self.sent = 0;
+        Ok(())
+    }
+
+    /// Queues `text` as one masked text frame, appended to what is owed.
+    pub fn queue_text(&mut self, cfg: &Config, text: &[u8]) -> Result<(), SendError> {
+        let header = self
+            .proto
+            .message_header(cfg, MessageKind::Text, text.len())?;
+        let key = HeaderView::new_checked(&header)
+            .ok()
+            .and_then(|v| v.mask_key())
+            .unwrap_or([0; 4]);
+        self.out.extend_from_slice(&header);
+        let start = self.out.len();
+        self.out.extend_from_slice(text);
+        mask::apply(&mut self.out[start..], key, 0);
         Ok(())
     }
 

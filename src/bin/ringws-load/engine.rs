@@ -2,7 +2,8 @@
 //!
 //! The engine knows how to open connections (TCP connect, then the upgrade), how to keep a fixed
 //! number of messages in flight on each (ping-pong: one; pipelined: the depth), how to write as
-//! fast as the socket accepts (flood) and how to close them; the run drivers in
+//! fast as the socket accepts (flood), how to join chat rooms and publish to them at a fixed
+//! rate (broadcast) and how to close them; the run drivers in
 //! [`run`](crate::run) decide when. All reads go through one shared buffer: a connection owns no
 //! receive buffer (the protocol core spills only a message that spans reads), which is what lets
 //! one process hold ten thousand idle connections.
@@ -15,6 +16,7 @@ use mio::{Events, Interest, Poll, Token};
 use ringws::proto::connection::MessageKind;
 use ringws::proto::{CloseCode, Config, Event, Sink, Timestamp};
 
+use crate::broadcast::{self, Plan, Received};
 use crate::client::{Client, Phase};
 use crate::handshake::{self, HandshakeError};
 use crate::rng::Rng;
@@ -51,13 +53,17 @@ pub enum Workload {
     /// Open loop: every connection writes messages as fast as its socket accepts them, and
     /// every echo is checked in order.
     Flood(Payload),
+    /// Chat rooms: every connection joins its rooms on open; once sending, the publishers
+    /// publish at the plan's rate and every subscriber's deliveries are counted and checked
+    /// (see [`broadcast`]).
+    Broadcast(Plan),
 }
 
 impl Workload {
     /// The messages' template, if the workload sends any.
     fn payload(&self) -> Option<&Payload> {
         match self {
-            Workload::Idle => None,
+            Workload::Idle | Workload::Broadcast(_) => None,
             Workload::Echo { payload, .. } | Workload::Flood(payload) => Some(payload),
         }
     }
@@ -131,6 +137,10 @@ struct Shared {
     recording: bool,
     epoch: Instant,
     counters: Counters,
+    /// Broadcast: what was published and received.
+    bcast: Option<broadcast::State>,
+    /// Broadcast: when publishing started.
+    publish_start: Option<Instant>,
 }
 
 /// The event loop and its connections.
@@ -148,6 +158,10 @@ pub struct Engine {
 impl Engine {
     /// An engine for `target`; new connections bind to `sources` in turn (none: the kernel picks).
     pub fn new(target: Target, sources: Vec<IpAddr>, workload: Workload) -> io::Result<Self> {
+        let workload_plan = match &workload {
+            Workload::Broadcast(plan) => Some(*plan),
+            _ => None,
+        };
         Ok(Self {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
@@ -163,6 +177,8 @@ impl Engine {
                 recording: false,
                 epoch: Instant::now(),
                 counters: Counters::default(),
+                bcast: workload_plan.map(broadcast::State::new),
+                publish_start: None,
             },
         })
     }
@@ -221,6 +237,10 @@ impl Engine {
     /// up to the depth; flood: until its socket is full), and echoes are answered with more.
     pub fn start_sending(&mut self) {
         self.shared.sending = true;
+        if self.shared.bcast.is_some() {
+            self.shared.publish_start = Some(Instant::now());
+            self.publish_due();
+        }
         let Engine {
             clients, shared, ..
         } = self;
@@ -230,6 +250,90 @@ impl Engine {
                 if let Err(f) = shared.send_more(i, c) {
                     failed.push((i, f));
                 }
+            }
+        }
+        for (i, f) in failed {
+            self.fail(i, f);
+        }
+    }
+
+    /// Stops sending (broadcast: publishing); what arrives is still read and counted.
+    pub fn stop_sending(&mut self) {
+        self.shared.sending = false;
+    }
+
+    /// Broadcast: what was published and received so far.
+    pub fn broadcast(&self) -> Option<&broadcast::State> {
+        self.shared.bcast.as_ref()
+    }
+
+    /// Broadcast: joins the open connections have asked for and not had acknowledged yet.
+    pub fn joins_pending(&self) -> u64 {
+        let Some(b) = &self.shared.bcast else {
+            return 0;
+        };
+        let open = |i: &usize| self.clients[*i].phase == Phase::Open;
+        (0..self.clients.len())
+            .filter(open)
+            .map(|i| u64::from(b.owed_joins(i)))
+            .sum()
+    }
+
+    /// Broadcast: publications the open subscribers have not received (yet).
+    pub fn undelivered(&self) -> u64 {
+        let Some(b) = &self.shared.bcast else {
+            return 0;
+        };
+        b.undelivered(|i| self.clients.get(i).is_some_and(|c| c.phase == Phase::Open))
+    }
+
+    /// Broadcast: how long until the next publication is due (`None`: not publishing).
+    fn until_next_publication(&self) -> Option<Duration> {
+        let (b, start) = (self.shared.bcast.as_ref()?, self.shared.publish_start?);
+        if !self.shared.sending {
+            return None;
+        }
+        let at = start + b.plan.due_at(b.next);
+        Some(at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Broadcast: sends every publication due by now, each from its publisher in one write.
+    /// A publisher that is not open skips its turn (its failure is already counted).
+    fn publish_due(&mut self) {
+        let Engine {
+            clients, shared, ..
+        } = self;
+        let (Some(b), Some(start)) = (shared.bcast.as_mut(), shared.publish_start) else {
+            return;
+        };
+        if !shared.sending {
+            return;
+        }
+        let due = b.plan.due(start.elapsed());
+        let mut failed = Vec::new();
+        while b.next < due {
+            let (room, publisher, seq) = b.take();
+            let i = b.plan.subscribers + publisher;
+            let Some(c) = clients.get_mut(i).filter(|c| c.phase == Phase::Open) else {
+                continue;
+            };
+            let stamp = broadcast::Stamp {
+                publisher,
+                seq,
+                sent_ns: shared.epoch.elapsed().as_nanos() as u64,
+            };
+            let mut text = Vec::with_capacity(96);
+            broadcast::write_send(&mut text, room, stamp);
+            if c.queue_text(&shared.cfg, &text).is_err() {
+                continue;
+            }
+            shared.counters.sent += 1;
+            if shared.recording {
+                shared.counters.window_sent += 1;
+            }
+            c.last_sent = Instant::now();
+            if let Err(e) = c.flush() {
+                failed.push((i, Failure::Io(e)));
             }
         }
         for (i, f) in failed {
@@ -262,6 +366,9 @@ impl Engine {
 
     /// Waits up to `timeout` for socket events and handles them.
     pub fn turn(&mut self, timeout: Duration) -> io::Result<()> {
+        let timeout = self
+            .until_next_publication()
+            .map_or(timeout, |d| d.min(timeout));
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -282,6 +389,7 @@ impl Engine {
                 }
             }
         }
+        self.publish_due();
         Ok(())
     }
 
@@ -401,6 +509,7 @@ impl Engine {
                     let mut head = std::mem::take(&mut c.head);
                     shared.feed(i, c, &mut head[len..])?;
                     if c.phase == Phase::Open {
+                        shared.join(i, c)?;
                         shared.send_more(i, c)?;
                     }
                 }
@@ -440,6 +549,10 @@ impl Engine {
             Failure::Handshake(err) => {
                 e.handshake += 1;
                 format!("handshake: {err}")
+            }
+            Failure::Mismatch(Mismatch::Chat(why)) => {
+                e.mismatch += 1;
+                format!("chat frame on connection {i}: {why}")
             }
             Failure::Mismatch(m) => {
                 e.mismatch += 1;
@@ -518,7 +631,8 @@ impl Shared {
             }
         };
         match workload {
-            Workload::Idle => Ok(()),
+            // Broadcast publishes on its schedule (`Engine::publish_due`), not per connection.
+            Workload::Idle | Workload::Broadcast(_) => Ok(()),
             Workload::Echo { payload, depth } => {
                 let n = owed(*depth, c.in_flight);
                 if n == 0 {
@@ -553,6 +667,20 @@ impl Shared {
         }
     }
 
+    /// Broadcast: queues and writes connection `i`'s join requests (on open).
+    fn join(&mut self, i: usize, c: &mut Client) -> Result<(), Failure> {
+        let Some(b) = &self.bcast else {
+            return Ok(());
+        };
+        for room in b.plan.rooms_of_conn(i) {
+            let request = broadcast::join_request(room);
+            c.queue_text(&self.cfg, request.as_bytes())
+                .map_err(|_| Failure::Mismatch(Mismatch::Chat("cannot send a join")))?;
+        }
+        c.last_sent = Instant::now();
+        c.flush().map_err(Failure::Io)
+    }
+
     /// Hands received bytes to connection `i`'s protocol state and acts on what comes out.
     fn feed(&mut self, i: usize, c: &mut Client, data: &mut [u8]) -> Result<(), Failure> {
         if data.is_empty() {
@@ -569,6 +697,11 @@ impl Shared {
             pings: 0,
             mismatch: None,
             peer_closed: false,
+            chat: self.bcast.as_mut().map(|state| Chat {
+                state,
+                latency: self.recording.then_some(&mut self.counters.latency),
+                now_ns: self.epoch.elapsed().as_nanos() as u64,
+            }),
         };
         let result = c.proto.handle_read(&self.cfg, data, &mut inbox);
         let (echoes, pings, mismatch, peer_closed) =
@@ -664,11 +797,40 @@ struct Inbox<'a> {
     pings: u32,
     mismatch: Option<Mismatch>,
     peer_closed: bool,
+    /// Broadcast: the chat frames' handling (`echoes` then counts deliveries).
+    chat: Option<Chat<'a>>,
+}
+
+/// What a broadcast connection's received frames update.
+struct Chat<'a> {
+    state: &'a mut broadcast::State,
+    /// The window's latencies, while recording.
+    latency: Option<&'a mut Latency>,
+    /// When the bytes were read, ns since the engine started.
+    now_ns: u64,
 }
 
 impl Inbox<'_> {
     fn data(&mut self, kind: Option<MessageKind>, bytes: &[u8]) {
         if self.closing || self.mismatch.is_some() {
+            return;
+        }
+        if let Some(chat) = self.chat.as_mut() {
+            if kind != Some(MessageKind::Text) {
+                self.mismatch = Some(Mismatch::Chat("a binary or compressed frame"));
+                return;
+            }
+            match chat.state.receive(self.conn, bytes, chat.now_ns) {
+                Ok(Received::Delivery { latency_ns }) => {
+                    self.echoes += 1;
+                    if let Some(l) = chat.latency.as_mut() {
+                        l.record(latency_ns);
+                    }
+                }
+                // Joins are tallied in the state, per connection.
+                Ok(Received::Joined | Received::PublisherCopy | Received::Ignored) => {}
+                Err(why) => self.mismatch = Some(Mismatch::Chat(why)),
+            }
             return;
         }
         let checked = match (self.payload, kind) {
@@ -742,6 +904,7 @@ mod tests {
             pings: 0,
             mismatch: None,
             peer_closed: false,
+            chat: None,
         }
     }
 

@@ -13,13 +13,15 @@
 //! | [`verify`] | the messages sent and the byte-for-byte check of their echoes |
 //! | [`client`] | one connection: socket, phase, protocol state, output buffer |
 //! | [`engine`] | the event loop driving every connection |
-//! | [`run`] | the ping-pong, pipelined, flood and idle runs: phases and sampling |
+//! | [`broadcast`] | the broadcast plan, its chat requests, the check of each delivery |
+//! | [`run`] | the ping-pong, pipelined, flood, broadcast and idle runs: phases and sampling |
 //! | [`server`] | the server process's CPU time and RSS from `/proc` |
 //! | [`stats`] | counters, latency percentiles, spreads over runs |
 //! | [`report`] | one run's result as JSON or a table |
 //! | [`summarize`] | many runs' results as a Markdown table |
 //! | [`rng`] | keys and mask seeds |
 
+mod broadcast;
 mod cli;
 mod client;
 mod engine;
@@ -64,6 +66,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             messages(&a.messages, Load::Pipelined(a.depth))
         }
         Command::Flood(a) => messages(&a, Load::Flood),
+        Command::Broadcast(a) => {
+            let plan = a.plan()?;
+            let mut setup = a.common.setup()?;
+            setup.connections = plan.connections();
+            let report = run::broadcast(
+                &setup,
+                plan,
+                seconds(a.warmup)?,
+                seconds(a.duration)?,
+                seconds(a.drain)?,
+                a.strict,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(finish(report, &a.common))
+        }
         Command::Idle(a) => {
             let setup = a.common.setup()?;
             let sample_at = a.sample_at()?;

@@ -10,7 +10,7 @@ use crate::stats::{ErrorCounts, LatencySummary, LatenessSummary};
 /// Everything a run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// `pingpong`, `pipelined`, `flood` or `idle`.
+    /// `pingpong`, `pipelined`, `flood`, `broadcast` or `idle`.
     pub mode: &'static str,
     /// The server's name, as given by `--label`.
     pub label: Option<String>,
@@ -32,13 +32,13 @@ pub struct Report {
     pub binary: Option<bool>,
     /// Messages in flight per connection (pipelined).
     pub depth: Option<u64>,
-    /// Messages sent in the window.
+    /// Messages sent in the window (broadcast: publications).
     pub sent: u64,
     /// Warm-up seconds.
     pub warmup_secs: f64,
     /// Window (ping-pong) or hold (idle) seconds, as measured.
     pub window_secs: f64,
-    /// Verified echoes in the window.
+    /// Verified echoes in the window (broadcast: deliveries to subscribers).
     pub messages: u64,
     /// Round-trip latency over the window.
     pub latency: LatencySummary,
@@ -76,6 +76,47 @@ pub struct Report {
     pub others: Option<crate::server::OthersShare>,
     /// The first error descriptions.
     pub notes: Vec<String>,
+    /// The broadcast's plan and checks (broadcast).
+    pub broadcast: Option<BroadcastFigures>,
+}
+
+/// A broadcast run's plan and what the subscribers' checks found, over the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BroadcastFigures {
+    /// Subscriber connections.
+    pub subscribers: usize,
+    /// Publisher connections.
+    pub publishers: usize,
+    /// Rooms the subscribers are spread over.
+    pub rooms: usize,
+    /// Publications per second asked for.
+    pub rate: f64,
+    /// Messages missing between two a subscriber received (sequence gaps).
+    pub lost_gaps: u64,
+    /// Messages published to subscribers still open and not received by the end of the drain.
+    pub undelivered: u64,
+    /// Messages at or before the last one seen from their publisher (out of order, duplicated).
+    pub out_of_order: u64,
+    /// Copies of publications the publishers received (not deliveries).
+    pub publisher_copies: u64,
+    /// Joins not acknowledged within the connect timeout (an error).
+    pub joins_missing: u64,
+    /// Seconds waited after the last publication for the subscribers to catch up.
+    pub drain_secs: f64,
+    /// Whether loss and disorder fail the run.
+    pub strict: bool,
+}
+
+impl BroadcastFigures {
+    /// Messages lost: sequence gaps and what never arrived.
+    pub fn lost(&self) -> u64 {
+        self.lost_gaps + self.undelivered
+    }
+
+    /// Whether the checks fail the run: missing joins; with `strict`, any loss or disorder.
+    pub fn failed(&self) -> bool {
+        self.joins_missing > 0 || (self.strict && self.lost() + self.out_of_order > 0)
+    }
 }
 
 /// Min, median and max of per-second counts.
@@ -130,6 +171,28 @@ impl Report {
         per_msg(self.server_cpu_ns, self.messages)
     }
 
+    /// Messages (broadcast: deliveries) per second of server CPU time over the window.
+    pub fn msgs_per_server_cpu_sec(&self) -> Option<f64> {
+        let ns = self.server_cpu_ns?;
+        (ns > 0).then(|| self.messages as f64 / (ns as f64 / 1e9))
+    }
+
+    /// Messages sent (broadcast: publications) per second over the window.
+    pub fn sent_per_sec(&self) -> f64 {
+        if self.window_secs > 0.0 {
+            self.sent as f64 / self.window_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Broadcast: the deliveries per second the publications of the window call for, at the
+    /// average room size (the rooms differ by at most one subscriber).
+    pub fn expected_deliveries_per_sec(&self) -> Option<f64> {
+        let b = self.broadcast?;
+        Some(self.sent_per_sec() * b.subscribers as f64 / b.rooms.max(1) as f64)
+    }
+
     /// This process's CPU µs per message over the window.
     pub fn client_cpu_us_per_msg(&self) -> Option<f64> {
         per_msg(self.client_cpu_ns, self.messages)
@@ -162,7 +225,9 @@ impl Report {
 
     /// Whether the run failed: any error, or nothing established.
     pub fn failed(&self) -> bool {
-        self.errors.total() > 0 || self.established == 0
+        self.errors.total() > 0
+            || self.established == 0
+            || self.broadcast.is_some_and(|b| b.failed())
     }
 
     /// The one-line JSON form.
@@ -175,7 +240,7 @@ impl Report {
             .iter()
             .map(|&(b, n)| json!([b, n]))
             .collect();
-        json!({
+        let mut v = json!({
             "mode": self.mode,
             "label": self.label,
             "scenario": self.scenario,
@@ -225,7 +290,34 @@ impl Report {
             "others_cpu_percent": self.others.map(|o| o.others_percent),
             "steal_percent": self.others.map(|o| o.steal_percent),
             "notes": self.notes,
-        })
+        });
+        if let (Some(b), Some(obj)) = (&self.broadcast, v.as_object_mut()) {
+            let extra = json!({
+                "subscribers": b.subscribers,
+                "publishers": b.publishers,
+                "rooms": b.rooms,
+                "rate": b.rate,
+                "deliveries": self.messages,
+                "publishes": self.sent,
+                "deliveries_per_sec": self.msgs_per_sec(),
+                "publishes_per_sec": self.sent_per_sec(),
+                "expected_deliveries_per_sec": self.expected_deliveries_per_sec(),
+                "server_cpu_us_per_delivery": self.server_cpu_us_per_msg(),
+                "deliveries_per_cpu_sec": self.msgs_per_server_cpu_sec(),
+                "lost": b.lost(),
+                "lost_gaps": b.lost_gaps,
+                "undelivered": b.undelivered,
+                "out_of_order": b.out_of_order,
+                "publisher_copies": b.publisher_copies,
+                "joins_missing": b.joins_missing,
+                "drain_secs": b.drain_secs,
+                "strict": b.strict,
+            });
+            if let Value::Object(extra) = extra {
+                obj.extend(extra);
+            }
+        }
+        v
     }
 
     /// The table for people.
@@ -244,7 +336,9 @@ impl Report {
             "setup",
             format!("{:.2} s ({:.0} conn/s)", self.setup_secs, self.setup_rate()),
         ));
-        if self.mode != "idle" {
+        if let Some(b) = &self.broadcast {
+            self.broadcast_rows(b, &mut rows);
+        } else if self.mode != "idle" {
             let kind = if self.binary == Some(true) {
                 "binary"
             } else {
@@ -367,6 +461,86 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The table rows of a broadcast run, from the plan to the checks.
+    fn broadcast_rows(&self, b: &BroadcastFigures, rows: &mut Vec<(&str, String)>) {
+        rows.push((
+            "plan",
+            format!(
+                "{} subscribers in {} room(s), {} publisher(s), {} publications/s",
+                b.subscribers, b.rooms, b.publishers, b.rate
+            ),
+        ));
+        rows.push((
+            "window",
+            format!(
+                "{:.2} s after {:.1} s warm-up",
+                self.window_secs, self.warmup_secs
+            ),
+        ));
+        rows.push(("publications", self.sent.to_string()));
+        rows.push(("deliveries", self.messages.to_string()));
+        rows.push((
+            "throughput",
+            format!(
+                "{:.0} deliveries/s ({:.0} expected), {:.1} publications/s",
+                self.msgs_per_sec(),
+                self.expected_deliveries_per_sec().unwrap_or(0.0),
+                self.sent_per_sec()
+            ),
+        ));
+        let l = &self.latency;
+        rows.push((
+            "latency µs",
+            format!(
+                "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+                l.p50, l.p90, l.p99, l.p999, l.max
+            ),
+        ));
+        rows.push((
+            "server CPU",
+            format!(
+                "{}, {} deliveries per CPU-second",
+                opt(self.server_cpu_us_per_msg(), "µs/delivery"),
+                self.msgs_per_server_cpu_sec()
+                    .map_or_else(|| "n/a".to_string(), |x| format!("{x:.0}"))
+            ),
+        ));
+        rows.push((
+            "client CPU",
+            opt(self.client_cpu_us_per_msg(), "µs/delivery"),
+        ));
+        if let Some((min, median, max)) = spread(&self.per_second) {
+            rows.push((
+                "deliveries each second",
+                format!("{median} median [{min}–{max}]"),
+            ));
+        }
+        if let Some(o) = self.others {
+            let share = format!(
+                "{:.1} % of all CPUs (steal {:.1} %)",
+                o.others_percent, o.steal_percent
+            );
+            rows.push(("other processes", share));
+        }
+        rows.push((
+            "lost",
+            format!(
+                "{} ({} in sequence gaps, {} not delivered {:.1} s after the last publication)",
+                b.lost(),
+                b.lost_gaps,
+                b.undelivered,
+                b.drain_secs
+            ),
+        ));
+        rows.push(("out of order", b.out_of_order.to_string()));
+        rows.push(("publisher copies", b.publisher_copies.to_string()));
+        if b.joins_missing > 0 {
+            rows.push(("joins missing", b.joins_missing.to_string()));
+        }
+    }
+}
+
 fn per_msg(ns: Option<u64>, messages: u64) -> Option<f64> {
     let ns = ns?;
     (messages > 0).then(|| ns as f64 / 1000.0 / messages as f64)
@@ -407,6 +581,65 @@ mod tests {
         assert!(j["depth"].is_null());
         let t = r.to_table();
         assert!(t.contains("2000 msg/s, 2.0 MB/s of payload"), "{t}");
+    }
+
+    #[test]
+    fn broadcast_figures() {
+        let mut r = Report {
+            mode: "broadcast",
+            connections: 1001,
+            window_secs: 2.0,
+            messages: 400_000,
+            sent: 400,
+            server_cpu_ns: Some(800_000_000),
+            broadcast: Some(BroadcastFigures {
+                subscribers: 1000,
+                publishers: 1,
+                rooms: 1,
+                rate: 200.0,
+                lost_gaps: 3,
+                undelivered: 2,
+                ..BroadcastFigures::default()
+            }),
+            ..Report::default()
+        };
+        assert_eq!(r.msgs_per_sec(), 200_000.0);
+        assert_eq!(r.sent_per_sec(), 200.0);
+        assert_eq!(r.expected_deliveries_per_sec(), Some(200_000.0));
+        assert_eq!(r.server_cpu_us_per_msg(), Some(2.0));
+        assert_eq!(r.msgs_per_server_cpu_sec(), Some(500_000.0));
+        let j = r.to_json();
+        assert_eq!(j["mode"], "broadcast");
+        assert_eq!(j["deliveries_per_sec"], 200_000.0);
+        assert_eq!(j["msgs_per_sec"], 200_000.0);
+        assert_eq!(j["publishes_per_sec"], 200.0);
+        assert_eq!(j["server_cpu_us_per_delivery"], 2.0);
+        assert_eq!(j["deliveries_per_cpu_sec"], 500_000.0);
+        assert_eq!(j["lost"], 5);
+        assert_eq!(j["rooms"], 1);
+        let t = r.to_table();
+        assert!(t.contains("200000 deliveries/s (200000 expected)"), "{t}");
+        assert!(
+            t.contains("2.00 µs/delivery, 500000 deliveries per CPU-second"),
+            "{t}"
+        );
+        assert!(t.contains("5 (3 in sequence gaps, 2 not delivered"), "{t}");
+        // Loss fails a run only with --strict; a missing join always does.
+        r.established = 1001;
+        assert!(!r.failed());
+        r.broadcast.as_mut().unwrap().strict = true;
+        assert!(r.failed());
+        r.broadcast = Some(BroadcastFigures {
+            joins_missing: 1,
+            ..BroadcastFigures::default()
+        });
+        assert!(r.failed());
+        // Other modes have none of the broadcast keys.
+        r.broadcast = None;
+        assert!(r.to_json().get("deliveries_per_sec").is_none());
+        assert_eq!(r.msgs_per_server_cpu_sec(), Some(500_000.0));
+        r.server_cpu_ns = Some(0);
+        assert_eq!(r.msgs_per_server_cpu_sec(), None);
     }
 
     #[test]

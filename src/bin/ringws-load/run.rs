@@ -1,12 +1,14 @@
-//! The runs: ping-pong, pipelined, flood and idle. Each sets up the connections, drives the engine through its
-//! phases (warm-up, window, hold), samples the server around the window and returns a report.
+//! The runs: ping-pong, pipelined, flood, broadcast and idle. Each sets up the connections,
+//! drives the engine through its phases (warm-up, window, hold), samples the server around the
+//! window and returns a report.
 
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::broadcast::Plan;
 use crate::engine::{Engine, Workload};
-use crate::report::Report;
+use crate::report::{BroadcastFigures, Report};
 use crate::server::{MachineCpu, Probe};
 use crate::target::Target;
 use crate::verify::Payload;
@@ -87,9 +89,35 @@ pub fn messages(
     .as_secs_f64();
     report.established = engine.counters().open;
 
+    measure(
+        &mut engine,
+        setup,
+        warmup,
+        duration,
+        &mut progress,
+        &mut report,
+    )?;
+
+    engine.close_all(CLOSE_GRACE)?;
+    progress.done();
+    report.errors = engine.counters().errors;
+    report.notes = engine.counters().notes.clone();
+    Ok(report)
+}
+
+/// Starts sending, warms up for `warmup`, then measures a window of `duration`: messages (or
+/// deliveries), latency, the server's and this process's CPU time, the server's RSS at the end.
+fn measure(
+    engine: &mut Engine,
+    setup: &Setup,
+    warmup: Duration,
+    duration: Duration,
+    progress: &mut Progress,
+    report: &mut Report,
+) -> io::Result<()> {
     engine.start_sending();
     progress.phase = "warm-up";
-    drive_for(&mut engine, warmup, &mut progress)?;
+    drive_for(engine, warmup, progress)?;
 
     let cpu0 = setup.server.map(|p| p.cpu_ns()).transpose()?;
     let self0 = Probe::this_process().cpu_ns()?;
@@ -100,15 +128,15 @@ pub fn messages(
     // Whole seconds one by one (the per-second timeline), then the rest.
     let mut counted = 0;
     for _ in 0..duration.as_secs() {
-        drive_for(&mut engine, Duration::from_secs(1), &mut progress)?;
+        drive_for(engine, Duration::from_secs(1), progress)?;
         let now = engine.counters().window_messages;
         report.per_second.push(now - counted);
         counted = now;
     }
     drive_for(
-        &mut engine,
+        engine,
         duration - Duration::from_secs(duration.as_secs()),
-        &mut progress,
+        progress,
     )?;
     engine.close_window();
     let window = t0.elapsed();
@@ -130,6 +158,79 @@ pub fn messages(
     report.server_rss_after = setup.server.map(|p| p.rss_bytes()).transpose()?;
     report.open_at_end = engine.counters().open;
 
+    Ok(())
+}
+
+/// Runs a broadcast: opens the plan's subscribers and publishers, waits for every join to be
+/// acknowledged (at most the connect timeout), publishes for `warmup` and a window of
+/// `duration`, then stops publishing and waits up to `drain` for the subscribers to receive
+/// everything published. What they have not received by then is lost, as are sequence gaps.
+pub fn broadcast(
+    setup: &Setup,
+    plan: Plan,
+    warmup: Duration,
+    duration: Duration,
+    drain: Duration,
+    strict: bool,
+) -> io::Result<Report> {
+    let mut report = Report::new("broadcast", setup);
+    report.connections = plan.connections();
+    let mut engine = Engine::new(
+        setup.target.clone(),
+        setup.sources.clone(),
+        Workload::Broadcast(plan),
+    )?;
+    let mut progress = Progress::new(setup.progress, "broadcast");
+    let took = establish(
+        &mut engine,
+        plan.connections(),
+        setup.connect_timeout,
+        setup,
+        &mut progress,
+    )?;
+    progress.phase = "join";
+    let t0 = Instant::now();
+    while engine.joins_pending() > 0 && t0.elapsed() < setup.connect_timeout {
+        engine.turn(Duration::from_millis(100))?;
+        progress.tick(&engine);
+    }
+    report.setup_secs = (took + t0.elapsed()).as_secs_f64();
+    report.established = engine.counters().open;
+    let joins_missing = engine.joins_pending();
+
+    measure(
+        &mut engine,
+        setup,
+        warmup,
+        duration,
+        &mut progress,
+        &mut report,
+    )?;
+
+    engine.stop_sending();
+    progress.phase = "drain";
+    let t0 = Instant::now();
+    while engine.undelivered() > 0 && t0.elapsed() < drain {
+        engine.turn(Duration::from_millis(50))?;
+        progress.tick(&engine);
+    }
+    let drained = t0.elapsed();
+    let (lost_gaps, out_of_order, publisher_copies) = engine
+        .broadcast()
+        .map_or((0, 0, 0), |b| (b.lost, b.out_of_order, b.publisher_copies));
+    report.broadcast = Some(BroadcastFigures {
+        subscribers: plan.subscribers,
+        publishers: plan.publishers,
+        rooms: plan.rooms,
+        rate: plan.rate,
+        lost_gaps,
+        undelivered: engine.undelivered(),
+        out_of_order,
+        publisher_copies,
+        joins_missing,
+        drain_secs: drained.as_secs_f64(),
+        strict,
+    });
     engine.close_all(CLOSE_GRACE)?;
     progress.done();
     report.errors = engine.counters().errors;

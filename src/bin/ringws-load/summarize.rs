@@ -1,7 +1,10 @@
 //! Turns the JSON lines of many runs into one Markdown table: per scenario and server, the
 //! median [min–max] of throughput, server CPU per message and idle memory per connection (and,
 //! for idle runs with `--sample-at`, the memory slope per connection between the two counts),
-//! with ratios against a baseline server when it ran.
+//! with ratios against a baseline server when it ran. Broadcast runs get a table of their own
+//! (after the first, which is left out when only broadcast runs were read): deliveries and
+//! publications per second, server CPU per delivery, deliveries per server CPU-second,
+//! latency p50 and p99, messages lost.
 
 use std::collections::BTreeMap;
 
@@ -16,37 +19,92 @@ struct Cell {
     cpu: Vec<f64>,
     rss: Vec<f64>,
     slope: Vec<f64>,
+    /// Broadcast: publications per second.
+    publishes: Vec<f64>,
+    /// Broadcast: deliveries per server CPU-second.
+    per_cpu: Vec<f64>,
+    /// Broadcast: latency p50 and p99, µs.
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    /// Broadcast: messages lost, over the runs.
+    lost: u64,
     runs: usize,
     errors: u64,
 }
 
+/// Per (scenario, server) cells, with the scenarios and servers in the order first seen.
+#[derive(Debug, Default)]
+struct Table {
+    scenarios: Vec<String>,
+    servers: Vec<String>,
+    cells: BTreeMap<(usize, usize), Cell>,
+}
+
+impl Table {
+    fn cell(&mut self, v: &Value) -> &mut Cell {
+        let name = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let scenario = name("scenario").unwrap_or_else(|| name("mode").unwrap_or_default());
+        let server = name("label").unwrap_or_else(|| name("addr").unwrap_or_default());
+        let si = index_of(&mut self.scenarios, scenario);
+        let vi = index_of(&mut self.servers, server);
+        let cell = self.cells.entry((si, vi)).or_default();
+        cell.runs += 1;
+        cell.errors += v["errors"]["total"].as_u64().unwrap_or(0);
+        cell
+    }
+}
+
 /// The Markdown table for `lines` (one JSON object each; other lines are skipped).
 pub fn markdown(lines: &str, baseline: &str) -> String {
-    // Scenarios and servers in the order first seen.
-    let mut scenarios: Vec<String> = Vec::new();
-    let mut servers: Vec<String> = Vec::new();
-    let mut cells: BTreeMap<(usize, usize), Cell> = BTreeMap::new();
+    let mut table = Table::default();
+    let mut bcast = Table::default();
     for line in lines.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let name = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        let scenario = name("scenario").unwrap_or_else(|| name("mode").unwrap_or_default());
-        let server = name("label").unwrap_or_else(|| name("addr").unwrap_or_default());
-        let si = index_of(&mut scenarios, scenario);
-        let vi = index_of(&mut servers, server);
-        let cell = cells.entry((si, vi)).or_default();
-        cell.runs += 1;
-        cell.errors += v["errors"]["total"].as_u64().unwrap_or(0);
-        let idle = v["mode"].as_str() == Some("idle");
-        if idle {
-            cell.rss.extend(v["rss_per_conn_bytes"].as_f64());
-            cell.slope.extend(v["rss_slope_per_conn"].as_f64());
-        } else {
-            cell.rate.extend(v["msgs_per_sec"].as_f64());
-            cell.cpu.extend(v["server_cpu_us_per_msg"].as_f64());
+        match v["mode"].as_str() {
+            Some("broadcast") => {
+                let cell = bcast.cell(&v);
+                cell.rate.extend(v["deliveries_per_sec"].as_f64());
+                cell.cpu.extend(v["server_cpu_us_per_delivery"].as_f64());
+                cell.publishes.extend(v["publishes_per_sec"].as_f64());
+                cell.per_cpu.extend(v["deliveries_per_cpu_sec"].as_f64());
+                cell.p50.extend(v["latency_us"]["p50"].as_f64());
+                cell.p99.extend(v["latency_us"]["p99"].as_f64());
+                cell.lost += v["lost"].as_u64().unwrap_or(0);
+            }
+            Some("idle") => {
+                let cell = table.cell(&v);
+                cell.rss.extend(v["rss_per_conn_bytes"].as_f64());
+                cell.slope.extend(v["rss_slope_per_conn"].as_f64());
+            }
+            _ => {
+                let cell = table.cell(&v);
+                cell.rate.extend(v["msgs_per_sec"].as_f64());
+                cell.cpu.extend(v["server_cpu_us_per_msg"].as_f64());
+            }
         }
     }
+    let mut out = String::new();
+    if !table.cells.is_empty() || bcast.cells.is_empty() {
+        out.push_str(&messages_table(&table, baseline));
+    }
+    if !bcast.cells.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&broadcast_table(&bcast, baseline));
+    }
+    out
+}
+
+/// The table of the message and idle runs.
+fn messages_table(table: &Table, baseline: &str) -> String {
+    let Table {
+        scenarios,
+        servers,
+        cells,
+    } = table;
     let base = servers.iter().position(|s| s == baseline);
     let mut out = String::from(
         "| scenario | server | runs | msg/s median [min–max] | server CPU µs/msg median [min–max] \
@@ -98,6 +156,92 @@ pub fn markdown(lines: &str, baseline: &str) -> String {
     out
 }
 
+/// The table of the broadcast runs.
+fn broadcast_table(table: &Table, baseline: &str) -> String {
+    let Table {
+        scenarios,
+        servers,
+        cells,
+    } = table;
+    let base = servers.iter().position(|s| s == baseline);
+    let mut out = String::from(
+        "| scenario | server | runs | deliveries/s median [min–max] | publications/s \
+         | server CPU µs/delivery median [min–max] | deliveries per server CPU-s \
+         | latency p50 µs | latency p99 µs | lost | errors |",
+    );
+    if base.is_some() {
+        out.push_str(&format!(" vs {baseline} |"));
+    }
+    out.push_str("\n|---|---|---|---|---|---|---|---|---|---|---|");
+    if base.is_some() {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    let us = |x: f64| format!("{x:.0}");
+    for (si, scenario) in scenarios.iter().enumerate() {
+        for (vi, server) in servers.iter().enumerate() {
+            let Some(cell) = cells.get(&(si, vi)) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "| {scenario} | {server} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell.runs,
+                fmt_spread(Spread::of(&cell.rate), fmt_rate),
+                fmt_spread(Spread::of(&cell.publishes), fmt_rate),
+                fmt_spread(Spread::of(&cell.cpu), |x| format!("{x:.2}")),
+                fmt_spread(Spread::of(&cell.per_cpu), fmt_rate),
+                fmt_spread(Spread::of(&cell.p50), us),
+                fmt_spread(Spread::of(&cell.p99), us),
+                cell.lost,
+                cell.errors
+            ));
+            if let Some(b) = base {
+                out.push_str(&format!(
+                    " {} |",
+                    broadcast_ratios(cell, cells.get(&(si, b)))
+                ));
+            }
+            out.push('\n');
+        }
+    }
+    out.push_str(
+        "\nbroadcast: deliveries are messages received by subscribers (publishers' own copies are \
+         not counted); server CPU is the server's whole CPU time over the window divided by the \
+         deliveries; latency is from the publisher's write to a subscriber's read, the fan-out \
+         to every subscriber included; lost: sequence gaps plus what had not arrived after the \
+         drain, summed over the runs.\n",
+    );
+    out
+}
+
+/// The ratios of a broadcast cell's medians to the baseline's: deliveries, CPU per delivery,
+/// latency.
+fn broadcast_ratios(cell: &Cell, base: Option<&Cell>) -> String {
+    let Some(base) = base else {
+        return "—".to_string();
+    };
+    let parts: Vec<String> = [
+        ("deliveries/s", &cell.rate, &base.rate),
+        ("CPU", &cell.cpu, &base.cpu),
+        ("p50", &cell.p50, &base.p50),
+        ("p99", &cell.p99, &base.p99),
+    ]
+    .into_iter()
+    .filter_map(|(name, a, b)| Some(format!("{name} ×{:.2}", ratio(a, b)?)))
+    .collect();
+    if parts.is_empty() {
+        "—".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The ratio of the medians of `a` and `b`.
+fn ratio(a: &[f64], b: &[f64]) -> Option<f64> {
+    let (a, b) = (Spread::of(a)?, Spread::of(b)?);
+    (b.median != 0.0).then(|| a.median / b.median)
+}
+
 fn index_of(list: &mut Vec<String>, s: String) -> usize {
     match list.iter().position(|x| *x == s) {
         Some(i) => i,
@@ -112,10 +256,6 @@ fn index_of(list: &mut Vec<String>, s: String) -> usize {
 fn ratios(cell: &Cell, base: Option<&Cell>) -> String {
     let Some(base) = base else {
         return "—".to_string();
-    };
-    let ratio = |a: &[f64], b: &[f64]| {
-        let (a, b) = (Spread::of(a)?, Spread::of(b)?);
-        (b.median != 0.0).then(|| a.median / b.median)
     };
     let mut parts = Vec::new();
     if let Some(r) = ratio(&cell.rate, &base.rate) {
@@ -229,6 +369,56 @@ mod tests {
         assert!(md.contains("\"slope\": its growth per connection"), "{md}");
         // No slope anywhere: no note.
         assert!(!markdown(&idle("a", 1.0, None), "ringws").contains("\"slope\""));
+    }
+
+    fn bline(scenario: &str, server: &str, rate: f64, cpu: f64, p99: f64, lost: u64) -> String {
+        format!(
+            r#"{{"mode":"broadcast","scenario":"{scenario}","label":"{server}","msgs_per_sec":{rate},"deliveries_per_sec":{rate},"publishes_per_sec":100.0,"server_cpu_us_per_msg":{cpu},"server_cpu_us_per_delivery":{cpu},"deliveries_per_cpu_sec":{},"latency_us":{{"p50":{},"p99":{p99}}},"lost":{lost},"errors":{{"total":0}}}}"#,
+            1e6 / cpu,
+            p99 / 2.0
+        )
+    }
+
+    #[test]
+    fn broadcast_table_of_its_own() {
+        let input = [
+            bline("1 room × 1,000", "ringws", 100e3, 2.0, 4000.0, 0),
+            bline("1 room × 1,000", "ringws", 98e3, 3.0, 6000.0, 0),
+            bline("1 room × 1,000", "uws", 100e3, 4.0, 10000.0, 7),
+        ]
+        .join("\n");
+        let md = markdown(&input, "ringws");
+        let rows: Vec<&str> = md.lines().collect();
+        assert!(
+            rows[0].starts_with("| scenario | server | runs | deliveries/s"),
+            "{md}"
+        );
+        assert!(rows[0].ends_with("| errors | vs ringws |"), "{md}");
+        assert_eq!(
+            rows[2],
+            "| 1 room × 1,000 | ringws | 2 | 99.0k [98.0k–100.0k] | 100 [100–100] | 2.50 [2.00–3.00] \
+             | 416.7k [333.3k–500.0k] | 2500 [2000–3000] | 5000 [4000–6000] | 0 | 0 \
+             | deliveries/s ×1.00, CPU ×1.00, p50 ×1.00, p99 ×1.00 |",
+            "{md}"
+        );
+        assert_eq!(
+            rows[3],
+            "| 1 room × 1,000 | uws | 1 | 100.0k [100.0k–100.0k] | 100 [100–100] | 4.00 [4.00–4.00] \
+             | 250.0k [250.0k–250.0k] | 5000 [5000–5000] | 10000 [10000–10000] | 7 | 0 \
+             | deliveries/s ×1.01, CPU ×1.60, p50 ×2.00, p99 ×2.00 |"
+        );
+        assert!(rows[5].starts_with("broadcast: deliveries are"), "{md}");
+        // Only broadcast runs: no empty message table. With others: both, that one first.
+        assert!(!md.contains("idle B/conn"));
+        let mixed = format!("{}\n{input}", line("s", "ringws", 1000.0, 1.0));
+        let md = markdown(&mixed, "ringws");
+        assert!(md.starts_with("| scenario | server | runs | msg/s"), "{md}");
+        assert!(
+            md.contains("\n\n| scenario | server | runs | deliveries/s"),
+            "{md}"
+        );
+        assert!(md.contains("| s | ringws | 1 | 1.0k [1.0k–1.0k] | 1.00 [1.00–1.00] | — | 0 |"));
+        assert!(!md.contains("| s | ringws | 1 | 1.0k [1.0k–1.0k] | 100"));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum Mismatch {
     },
     /// A message arrived while none was in flight.
     Unexpected,
+    /// Broadcast: a chat frame that is not what the protocol allows (why).
+    Chat(&'static str),
 }
 
 impl Payload {
