@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use ringws::app::chat::{AuthHook, Chat, ChatConfig};
 use ringws::app::echo::Echo;
+use ringws::proto::deflate::Mode as DeflateMode;
 use ringws::proto::handshake::OriginPolicy;
 use ringws::runtime::IoChoice;
 use ringws::server::{Backpressure, Handler, Server, ServerConfig, ServerHandle, startup_warnings};
@@ -101,6 +102,24 @@ struct Cli {
     /// Send zero-copy (SENDMSG_ZC) when a send has at least this many bytes [default: off].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     send_zc_min_bytes: Option<u32>,
+    /// permessage-deflate: off, shared (no context takeover: one compressor per worker, no
+    /// memory per connection) or dedicated (context takeover: better ratios, a compressor per
+    /// connection) [default: shared in chat mode, off in echo mode].
+    #[arg(long, value_enum)]
+    compression: Option<CompressionArg>,
+    /// permessage-deflate: zlib level, 1 (fastest) to 9 [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
+    compression_level: Option<u8>,
+    /// permessage-deflate: messages shorter than this are sent uncompressed [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u32))]
+    compression_min_bytes: Option<u32>,
+    /// permessage-deflate, dedicated mode: our compressor's window, 9 to 15 bits [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(9..=15))]
+    compression_window_bits: Option<u8>,
+    /// permessage-deflate, dedicated mode: the window asked of clients that allow it, 8 to 15
+    /// bits (our decompressor keeps that much per connection) [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(8..=15))]
+    compression_client_window_bits: Option<u8>,
     /// Chat: rooms one connection may be in at once [default: 16].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_rooms: Option<u32>,
@@ -132,6 +151,16 @@ enum Mode {
     Echo,
     /// The chat backend: rooms, a JSON protocol, the demo page on /, /metrics.
     Chat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    /// Never negotiated.
+    Off,
+    /// No context takeover either way: per-worker codecs.
+    Shared,
+    /// Context takeover where the client allows it: per-connection codecs.
+    Dedicated,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -276,6 +305,24 @@ impl Cli {
         if self.send_zc_min_bytes.is_some() {
             cfg.uring.send_zc_min_bytes = self.send_zc_min_bytes;
         }
+        let z = &mut cfg.compression;
+        z.mode = match (self.compression, self.mode) {
+            (Some(CompressionArg::Off), _) | (None, Mode::Echo) => DeflateMode::Off,
+            (Some(CompressionArg::Shared), _) | (None, Mode::Chat) => DeflateMode::Shared,
+            (Some(CompressionArg::Dedicated), _) => DeflateMode::Dedicated,
+        };
+        if let Some(n) = self.compression_level {
+            z.level = n;
+        }
+        if let Some(n) = self.compression_min_bytes {
+            z.min_bytes = n as usize;
+        }
+        if let Some(n) = self.compression_window_bits {
+            z.server_max_window_bits = n;
+        }
+        if let Some(n) = self.compression_client_window_bits {
+            z.client_max_window_bits = n;
+        }
         cfg
     }
 }
@@ -411,9 +458,10 @@ fn main() -> ExitCode {
     }
     let (workers, bufs, buf_size) = (cfg.workers, cfg.uring.buf_entries, cfg.uring.buf_size);
     let summary = format!(
-        "ringws {} ({:?} mode) listening on ws://{{addr}}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each",
+        "ringws {} ({:?} mode) listening on ws://{{addr}}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each, permessage-deflate {:?}",
         env!("CARGO_PKG_VERSION"),
-        cli.mode
+        cli.mode,
+        cfg.compression.mode
     );
     match cli.mode {
         Mode::Echo => serve(Server::bind(cfg, Echo), &summary, |_| {}),

@@ -136,6 +136,35 @@ fn names_presence_and_leaving() {
 }
 
 #[test]
+fn the_last_presence_change_is_always_told() {
+    // Three members; two leave within the room's one-update-a-second limit: the one left
+    // still learns that it is alone (the suppressed update is sent when the limit allows).
+    let (server, _chat) = start(ChatConfig::default());
+    let (mut a, _) = member(&server);
+    let (mut b, _) = member(&server);
+    let (mut c, _) = member(&server);
+    for m in [&mut a, &mut b, &mut c] {
+        join(m, "p");
+    }
+    drop(a);
+    drop(b);
+    server.wait_counters("two closed", |s| s.open == 1);
+    let start = std::time::Instant::now();
+    loop {
+        let e = event(&mut c);
+        assert_eq!(e["op"], "presence", "{e}");
+        if e["online"] == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < support::PATIENCE,
+            "presence stuck at {}",
+            e["online"]
+        );
+    }
+}
+
+#[test]
 fn bad_requests_are_answered_with_error_codes_then_closed_with_1008() {
     let cfg = ChatConfig {
         max_rooms: 2,

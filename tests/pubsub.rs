@@ -217,3 +217,35 @@ fn a_slow_subscriber_loses_messages_and_delays_nobody() {
     publisher.send_text("nonsense");
     expect_text(&mut publisher, "?");
 }
+
+#[test]
+fn a_subscriber_whose_queue_broadcasts_fill_is_still_read() {
+    // Frames of exactly 1,009 bytes and a mark of 64 of them: with drop-oldest the queue sits
+    // exactly at the mark. Broadcasts must not stop the server reading the subscriber: its
+    // requests (and heartbeats) still get through, however busy its rooms.
+    let frame_len = 4 + "00000".len() + 1000;
+    let mut cfg = config();
+    cfg.max_outbound_bytes = 64 * frame_len;
+    cfg.backpressure = ringws::server::Backpressure::DropOldest;
+    // A heartbeat ping pushed onto the full queue takes it past the mark.
+    cfg.ping_interval = Some(std::time::Duration::from_millis(300));
+    let server = TestServer::start(cfg, Rooms);
+    let mut slow = Client::connect(server.addr);
+    socket2::SockRef::from(&slow.stream)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    join(&mut slow, "feed");
+    let mut publisher = Client::connect(server.addr);
+    join(&mut publisher, "back");
+    let payload = "x".repeat(1000);
+    for i in 0..10_000 {
+        publisher.send_text(&format!("pub feed {i:05}{payload}"));
+    }
+    server.wait_counters("the slow subscriber's queue to fill", |c| c.dropped > 0);
+    server.wait_counters("a heartbeat ping", |c| c.pings_sent > 0);
+    for n in 0..3 {
+        slow.send_text(&format!("pub back still here {n}"));
+        expect_text(&mut publisher, &format!("still here {n}"));
+    }
+    assert_eq!(server.counters().reading_paused, 0);
+}

@@ -80,6 +80,17 @@ pub trait Sink {
     fn assembled(&mut self, msg: Assembled) {
         self.event(msg.event());
     }
+    /// A whole compressed message (RSV1 on its first frame; only on connections made with
+    /// [`Connection::with_rsv`]), still compressed: its UTF-8 and its size were not checked.
+    /// A permessage-deflate layer inflates it with
+    /// [`Inflater`](super::deflate::Inflater) (the message limit applied to the inflated
+    /// size), validates text, and delivers it; an error it returns fails the connection with
+    /// that error's close code (1009, 1007). By default it is delivered as
+    /// [`Event::Compressed`].
+    fn compressed(&mut self, text: bool, payload: &[u8]) -> Result<(), Error> {
+        self.event(Event::Compressed { text, payload });
+        Ok(())
+    }
 }
 
 /// Bytes kept free at the front of the assembly buffer: room for the longest unmasked frame
@@ -583,11 +594,7 @@ impl Connection {
         let mut spill = core::mem::take(&mut self.spill);
         let payload = &spill[ASSEMBLY_HEADROOM..];
         if m.compressed {
-            sink.event(Event::Compressed {
-                text: m.text,
-                payload,
-            });
-            return Ok(());
+            return sink.compressed(m.text, payload);
         }
         // Every piece was validated as it arrived; `finish` rejects a truncated last character.
         if m.text && m.utf8.finish().is_err() {
@@ -624,10 +631,7 @@ impl Connection {
     ) -> Result<(), Error> {
         match h.opcode {
             OpCode::Text | OpCode::Binary if h.rsv & RSV1 != 0 => {
-                sink.event(Event::Compressed {
-                    text: h.opcode == OpCode::Text,
-                    payload,
-                });
+                sink.compressed(h.opcode == OpCode::Text, payload)?;
             }
             OpCode::Text => {
                 let text = utf8::validate(payload).map_err(|_| Error::InvalidUtf8)?;

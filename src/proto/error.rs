@@ -33,7 +33,8 @@
 //! | [`Error::InvalidCloseReason`] | close 1007 | §5.5.1: the close reason is UTF-8 |
 //! | [`Error::TooManyFragments`] | close 1008 | policy: more than [`Limits::max_fragments`](super::Limits::max_fragments) frames in one message |
 //! | [`Error::FrameTooLarge`] | close 1009 | a frame over [`Limits::max_frame_bytes`](super::Limits::max_frame_bytes) |
-//! | [`Error::MessageTooLarge`] | close 1009 | a message over [`Limits::max_message_bytes`](super::Limits::max_message_bytes) |
+//! | [`Error::MessageTooLarge`] | close 1009 | a message over [`Limits::max_message_bytes`](super::Limits::max_message_bytes) (for a compressed message: its inflated size, checked while inflating) |
+//! | [`Error::BadCompressedData`] | close 1007 | RFC 7692 §6.2: a compressed message that does not inflate |
 
 use core::fmt;
 
@@ -102,6 +103,8 @@ pub enum Error {
     FrameTooLarge,
     /// A message longer than the configured limit.
     MessageTooLarge,
+    /// A permessage-deflate message whose payload is not a valid DEFLATE stream.
+    BadCompressedData,
 }
 
 /// What the server answers an [`Error`] with.
@@ -115,7 +118,7 @@ pub enum Response {
 
 impl Error {
     /// Every variant, in table order (for tests and documentation checks).
-    pub const ALL: [Error; 28] = [
+    pub const ALL: [Error; 29] = [
         Error::HeaderTooLarge,
         Error::TooManyHeaders,
         Error::MalformedRequest,
@@ -144,6 +147,7 @@ impl Error {
         Error::TooManyFragments,
         Error::FrameTooLarge,
         Error::MessageTooLarge,
+        Error::BadCompressedData,
     ];
 
     /// The one answer to this error (see the table in the module docs).
@@ -172,7 +176,9 @@ impl Error {
             | ExpectedContinuation
             | InvalidCloseCode
             | CloseFrameTooShort => Response::Close(CloseCode::PROTOCOL_ERROR),
-            InvalidUtf8 | InvalidCloseReason => Response::Close(CloseCode::INVALID_PAYLOAD),
+            InvalidUtf8 | InvalidCloseReason | BadCompressedData => {
+                Response::Close(CloseCode::INVALID_PAYLOAD)
+            }
             TooManyFragments => Response::Close(CloseCode::POLICY_VIOLATION),
             FrameTooLarge | MessageTooLarge => Response::Close(CloseCode::MESSAGE_TOO_BIG),
         }
@@ -227,6 +233,7 @@ impl Error {
             TooManyFragments => "too many fragments in one message",
             FrameTooLarge => "frame too large",
             MessageTooLarge => "message too large",
+            BadCompressedData => "invalid compressed data",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | [`frame`] | a checked view over a frame header and a server-side header encoder |
 //! | [`mask`] | in-place unmasking, SIMD chosen at run time, with a scalar reference |
 //! | [`utf8`] | streaming UTF-8 validation across fragments and buffer boundaries |
+//! | [`deflate`] | permessage-deflate (RFC 7692): negotiation and whole-message codec |
 //! | [`close`] | close codes and close-frame payloads |
 //! | [`state`] | the one connection state enum, with the RFC close diagram |
 //! | [`connection`] | the receive/send state machine driven by the I/O layer |
@@ -20,6 +21,7 @@
 pub mod close;
 pub mod config;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -117,8 +117,12 @@ impl Backend for Uring {
     }
     fn wake_peer(&mut self, ring_fd: Option<RawFd>, efd: RawFd) -> io::Result<()> {
         match ring_fd {
-            Some(ring) => self.msg_ring(ring, WAKE_PAYLOAD, 0),
-            None => {
+            // Tagged with the target's eventfd: if the message cannot be posted, the worker
+            // signals that instead (see `Completion::MsgSent`).
+            Some(ring) if efd >= 0 && efd as u32 <= super::uring::user_data::MAX_SLOT => {
+                self.msg_ring(ring, WAKE_PAYLOAD, 0, efd as u32)
+            }
+            _ => {
                 super::sys::eventfd_signal(efd);
                 Ok(())
             }

@@ -124,6 +124,8 @@ pub enum Completion {
     MsgSent {
         /// The payload that was sent.
         payload: u32,
+        /// The sender's tag for the target.
+        tag: u32,
         /// 0 or `-errno`.
         result: i32,
     },

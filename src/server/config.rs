@@ -51,8 +51,8 @@ pub struct ServerConfig {
     /// A reader slower than its traffic would otherwise make the server buffer without bound
     /// (ws and tungstenite are unbounded by default). Two mechanisms apply at this mark:
     ///
-    /// - **Flow control** for request/response traffic: once the queue holds this much, the
-    ///   server stops reading the connection (its receive is cancelled on io_uring, its read
+    /// - **Flow control** for request/response traffic: once replies to what a connection sent
+    ///   bring its queue to this much, the server stops reading the connection (its receive is cancelled on io_uring, its read
     ///   interest dropped on epoll) until the queue drains to
     ///   [`outbound_low_water`](Self::outbound_low_water). The kernel's TCP window then pushes
     ///   back on the peer: a client that sends faster than it reads is slowed, and loses
@@ -60,7 +60,10 @@ pub struct ServerConfig {
     ///   the reply ceiling: this mark plus the worker's receive buffers
     ///   (`uring.buf_entries × uring.buf_size`, 4 MiB by default), so one read's replies are
     ///   never dropped while a handler that answers one small request with megabytes still
-    ///   meets a bound.
+    ///   meets a bound. Broadcasts filling the queue never pause reading (a slow subscriber's
+    ///   requests and heartbeats are still read), and a paused connection takes broadcasts
+    ///   only up to the low-water mark, so its queue can drain and reading resume while its
+    ///   rooms stay busy.
     /// - **The [`Backpressure`] policy** for everything else (broadcasts, notifications, sends
     ///   from `drain`): past this mark they are dropped (newest or oldest) or the connection is
     ///   closed with 1013, by policy.
@@ -114,6 +117,10 @@ pub struct ServerConfig {
     pub io: IoChoice,
     /// Protocol limits and the close-handshake timeout.
     pub proto: proto::Config,
+    /// permessage-deflate (RFC 7692): mode, level, smallest message compressed, windows. Default
+    /// off (see [`DeflateConfig`](crate::proto::deflate::DeflateConfig) for each field's
+    /// default and reason, and the memory each mode costs per connection).
+    pub compression: proto::deflate::DeflateConfig,
     /// Ring and receive-buffer sizes of each worker.
     pub uring: UringConfig,
 }
@@ -159,6 +166,7 @@ impl Default for ServerConfig {
             text_heartbeat: None,
             io: IoChoice::Auto,
             proto: proto::Config::default(),
+            compression: proto::deflate::DeflateConfig::default(),
             uring: UringConfig::default(),
         }
     }

@@ -19,12 +19,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::compress::{self, Codecs, Pmd};
 use super::config::ServerConfig;
 use super::counters::Counters;
 use super::handler::{Conn, Decision, Handler, HttpResponse, Message};
 use super::outbox::{Outbox, Refused};
 use super::pubsub::{ConnId, TopicOp};
-use crate::proto::frame::{OpCode, encode_frame};
+use crate::proto::deflate;
+use crate::proto::frame::{OpCode, RSV1, encode_frame};
 use crate::proto::handshake::{self, Head, HeadReader, Request};
 use crate::proto::{Assembled, CloseCode, Connection, Error, Event, Sink, Timestamp};
 
@@ -51,6 +53,8 @@ pub(crate) struct Slot<S> {
     pub(crate) since: u32,
     /// The tick bytes last arrived (liveness: any frame counts).
     pub(crate) last_seen: u32,
+    /// permessage-deflate, if negotiated (one byte: it fits the slot's padding).
+    pub(crate) pmd: Pmd,
 }
 
 /// The heartbeat ping: an empty, unmasked ping frame, shared by every connection.
@@ -82,6 +86,10 @@ impl Flags {
     pub(crate) const READ_PAUSED: u16 = 1 << 8;
     /// A cancel of the armed receive is in flight (reading is pausing).
     pub(crate) const RECV_STOPPING: u16 = 1 << 9;
+    /// Replies to what was just read brought the queue to its high-water mark: reading must
+    /// pause. (Broadcasts filling the queue do not pause reading: a slow subscriber must still
+    /// be heard, its requests and heartbeats read.)
+    pub(crate) const REPLIES_OVER: u16 = 1 << 10;
 
     /// Whether `flag` is set.
     pub(crate) fn has(self, flag: u16) -> bool {
@@ -146,6 +154,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) id: ConnId,
     /// Topic operations the handler asks for, applied by the worker after the callback.
     pub(crate) ops: &'a RefCell<Vec<TopicOp>>,
+    /// The worker's permessage-deflate codecs.
+    pub(crate) codecs: &'a RefCell<Codecs>,
 }
 
 impl Ctx<'_> {
@@ -189,6 +199,7 @@ impl<S> Slot<S> {
             flags: Flags::default(),
             since: 0,
             last_seen: 0,
+            pmd: Pmd::OFF,
         }
     }
 
@@ -206,6 +217,10 @@ impl<S> Slot<S> {
             // Draining after our close: input is read and dropped until EOF.
             Phase::Closing => Actions::default(),
         };
+        let after = self.out.queued();
+        if after > before && after >= ctx.cfg.max_outbound_bytes {
+            self.flags.set(Flags::REPLIES_OVER, true);
+        }
         self.account(before, ctx, &mut actions);
         actions
     }
@@ -267,7 +282,15 @@ impl<S> Slot<S> {
                 self.out.wants_drain = false;
                 let mut close = None;
                 if let Phase::Open { state, .. } = &mut self.phase {
-                    let mut conn = conn(state, &mut self.out, &mut close, self.fd, ctx, false);
+                    let mut conn = conn(
+                        state,
+                        self.pmd,
+                        &mut self.out,
+                        &mut close,
+                        self.fd,
+                        ctx,
+                        false,
+                    );
                     handler.drain(&mut conn);
                 }
                 self.apply_close_request(close, ctx, &mut actions);
@@ -428,11 +451,27 @@ impl<S> Slot<S> {
     /// close (policy `Close`, 1013).
     pub(crate) fn push_publication(&mut self, frame: Bytes, ctx: &Ctx<'_>) -> Delivery {
         let cfg = ctx.cfg;
+        let frame = if self.out.sendable {
+            compress::outbound(
+                ctx.codecs,
+                self.pmd,
+                ctx.id.slot,
+                frame,
+                &cfg.compression,
+                ctx.counters,
+            )
+        } else {
+            frame
+        };
         let before = self.out.queued();
-        match self
-            .out
-            .push_data(frame, cfg.max_outbound_bytes, cfg.backpressure)
-        {
+        // A paused connection takes broadcasts only up to the low-water mark, so that its queue
+        // can drain there and reading resume even while its rooms are busy.
+        let limit = if self.flags.has(Flags::READ_PAUSED) {
+            cfg.low_water()
+        } else {
+            cfg.max_outbound_bytes
+        };
+        match self.out.push_data(frame, limit, cfg.backpressure) {
             Ok(dropped_older) => {
                 Counters::inc(&ctx.counters.delivered, 1);
                 Counters::inc(&ctx.counters.dropped, dropped_older as u64);
@@ -452,16 +491,19 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Flow control, after anything that changed the queue: pause reading at the high-water mark
-    /// while replies can still be queued, resume at the low-water mark or once closing.
+    /// Flow control, after anything that changed the queue: pause reading when replies to what
+    /// was read brought the queue to the high-water mark (while replies can still be queued),
+    /// resume at the low-water mark or once closing.
     pub(crate) fn flow(&mut self, cfg: &ServerConfig) -> Flow {
         let queued = self.out.queued();
+        let replies_over = self.flags.has(Flags::REPLIES_OVER);
+        self.flags.set(Flags::REPLIES_OVER, false);
         if self.flags.has(Flags::READ_PAUSED) {
             if queued <= cfg.low_water() || !self.out.sendable {
                 self.flags.set(Flags::READ_PAUSED, false);
                 return Flow::Resume;
             }
-        } else if self.out.sendable && queued >= cfg.max_outbound_bytes {
+        } else if replies_over && self.out.sendable && queued >= cfg.max_outbound_bytes {
             self.flags.set(Flags::READ_PAUSED, true);
             return Flow::Pause;
         }
@@ -509,10 +551,13 @@ impl<S> Slot<S> {
                         Outcome::Respond(handshake::reject(status, reason))
                     }
                     Decision::Accept { state, protocol } => {
-                        match handshake::accept(&req, protocol, None) {
+                        let agreement = deflate::negotiate(req.extensions(), &ctx.cfg.compression);
+                        let extensions = agreement.map(|a| a.response());
+                        match handshake::accept(&req, protocol, extensions.as_deref()) {
                             Ok(response) => Outcome::Upgraded {
                                 response,
                                 state,
+                                agreement,
                                 rest: rest.to_vec(),
                             },
                             Err(e) => {
@@ -542,14 +587,17 @@ impl<S> Slot<S> {
             Outcome::Upgraded {
                 response,
                 state,
+                agreement,
                 mut rest,
             } => {
                 self.out.push(Bytes::from(response));
                 self.out.sendable = true;
                 self.phase = Phase::Open {
-                    ws: Connection::new(),
+                    // RSV1 marks a compressed message once permessage-deflate is agreed.
+                    ws: Connection::with_rsv(if agreement.is_some() { RSV1 } else { 0 }),
                     state,
                 };
+                self.pmd = ctx.codecs.borrow_mut().agree(ctx.id.slot, agreement);
                 (self.since, self.last_seen) = (ctx.tick, ctx.tick);
                 Counters::inc(&ctx.counters.upgraded, 1);
                 Counters::add(&ctx.counters.open, 1);
@@ -560,7 +608,15 @@ impl<S> Slot<S> {
                 };
                 let mut close = None;
                 if let Phase::Open { state, .. } = &mut self.phase {
-                    let mut conn = conn(state, &mut self.out, &mut close, self.fd, ctx, true);
+                    let mut conn = conn(
+                        state,
+                        self.pmd,
+                        &mut self.out,
+                        &mut close,
+                        self.fd,
+                        ctx,
+                        true,
+                    );
                     handler.open(&mut conn);
                 }
                 self.apply_close_request(close, ctx, &mut actions);
@@ -588,6 +644,7 @@ impl<S> Slot<S> {
         let mut sink = ReadSink {
             handler,
             state,
+            pmd: self.pmd,
             out: &mut self.out,
             close: &mut close,
             peer_close: None,
@@ -660,6 +717,9 @@ impl<S> Slot<S> {
         let Phase::Open { state, .. } = mem::replace(&mut self.phase, Phase::Closing) else {
             return;
         };
+        // Nothing more is compressed or inflated for it.
+        ctx.codecs.borrow_mut().forget(ctx.id.slot, self.pmd);
+        self.pmd = Pmd::OFF;
         self.out.sendable = false;
         self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
         self.since = ctx.tick; // the flush deadline counts from here
@@ -690,6 +750,7 @@ enum Outcome<S> {
     Upgraded {
         response: Vec<u8>,
         state: S,
+        agreement: Option<deflate::Agreement>,
         rest: Vec<u8>,
     },
     Respond(Vec<u8>),
@@ -705,6 +766,7 @@ fn handshake_error<S>(e: Error, ctx: &Ctx<'_>) -> Outcome<S> {
 /// rather than by the policy at the high-water mark.
 fn conn<'a, S>(
     state: &'a mut S,
+    pmd: Pmd,
     out: &'a mut Outbox,
     close: &'a mut Option<(CloseCode, String)>,
     fd: RawFd,
@@ -713,6 +775,10 @@ fn conn<'a, S>(
 ) -> Conn<'a, S> {
     Conn {
         state,
+        pmd,
+        slot: ctx.id.slot,
+        codecs: ctx.codecs,
+        deflate: &ctx.cfg.compression,
         out,
         assembled: None,
         id: ctx.id,
@@ -733,6 +799,7 @@ fn conn<'a, S>(
 struct ReadSink<'a, H: Handler> {
     handler: &'a mut H,
     state: &'a mut H::State,
+    pmd: Pmd,
     out: &'a mut Outbox,
     close: &'a mut Option<(CloseCode, String)>,
     peer_close: Option<(CloseCode, String)>,
@@ -763,7 +830,9 @@ impl<H: Handler> ReadSink<'_, H> {
         if self.close.is_some() {
             return; // the handler is closing this connection: later messages are dropped
         }
-        let mut conn = conn(self.state, self.out, self.close, self.fd, self.ctx, true);
+        let mut conn = conn(
+            self.state, self.pmd, self.out, self.close, self.fd, self.ctx, true,
+        );
         conn.assembled = assembled;
         self.handler.message(&mut conn, msg);
     }
@@ -778,9 +847,34 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
                 self.peer_close = Some((code.unwrap_or(CloseCode::NO_STATUS), reason.to_owned()));
             }
             Event::Pong(_) => Counters::inc(&self.ctx.counters.pongs_received, 1),
-            // No extension is negotiated yet; pings are answered by the core.
+            // Pings are answered by the core; compressed messages come through `compressed`.
             Event::Compressed { .. } | Event::Ping(_) => {}
         }
+    }
+
+    fn compressed(&mut self, text: bool, payload: &[u8]) -> Result<(), Error> {
+        let limit = self.ctx.cfg.proto.limits.max_message_bytes as usize;
+        // The codecs are released before the handler runs (its sends compress).
+        let plain =
+            self.ctx
+                .codecs
+                .borrow_mut()
+                .inflate(self.pmd, self.ctx.id.slot, payload, limit)?;
+        Counters::inc(&self.ctx.counters.compressed_in, 1);
+        let result = if text {
+            match crate::proto::utf8::validate(&plain) {
+                Ok(text) => {
+                    self.message(Message::Text(text), None);
+                    Ok(())
+                }
+                Err(_) => Err(Error::InvalidUtf8),
+            }
+        } else {
+            self.message(Message::Binary(&plain), None);
+            Ok(())
+        };
+        self.ctx.codecs.borrow_mut().recycle(plain);
+        result
     }
 
     fn assembled(&mut self, msg: Assembled) {
@@ -821,5 +915,47 @@ mod tests {
         // the boxed frame list of the outbound queue. The connection's timer node (16 B) lives
         // in the wheel.
         assert!(size <= 120, "Slot<()> grew to {size} bytes");
+    }
+
+    #[test]
+    fn broadcasts_never_pause_reading_and_a_paused_queue_takes_them_to_the_low_water_mark() {
+        let frame = encode_frame(OpCode::Text, &[b'x'; 1000]);
+        let cfg = ServerConfig {
+            max_outbound_bytes: 100 * frame.len(),
+            ..ServerConfig::default()
+        };
+        let counters = Counters::default();
+        let (ops, codecs) = (RefCell::new(Vec::new()), RefCell::new(Codecs::default()));
+        let ctx = Ctx {
+            cfg: &cfg,
+            counters: &counters,
+            now: Timestamp(0),
+            tick: 0,
+            id: ConnId {
+                worker: 0,
+                slot: 0,
+                generation: 0,
+            },
+            ops: &ops,
+            codecs: &codecs,
+        };
+        let mut s = Slot::<()>::new(-1);
+        s.out.sendable = true;
+        // Broadcasts fill the queue to its mark (and a heartbeat ping past it): still reading.
+        while s.push_publication(frame.clone(), &ctx) == Delivery::Queued {}
+        s.out.push(HEARTBEAT_PING);
+        assert!(s.out.queued() > cfg.max_outbound_bytes);
+        assert_eq!(s.flow(&cfg), Flow::Keep);
+        // Replies to a read that reach the mark pause reading.
+        s.flags.set(Flags::REPLIES_OVER, true);
+        assert_eq!(s.flow(&cfg), Flow::Pause);
+        assert_eq!(s.flow(&cfg), Flow::Keep, "paused once");
+        // While paused, broadcasts are refused above the low-water mark...
+        assert_eq!(s.push_publication(frame.clone(), &ctx), Delivery::Dropped);
+        s.out.clear();
+        while s.push_publication(frame.clone(), &ctx) == Delivery::Queued {}
+        assert!(s.out.queued() <= cfg.low_water(), "{}", s.out.queued());
+        // ... so the queue reaches it and reading resumes.
+        assert_eq!(s.flow(&cfg), Flow::Resume);
     }
 }

@@ -63,6 +63,12 @@ counters! {
     messages_in: AtomicU64,
     /// Messages and frames queued to send by handlers.
     messages_out: AtomicU64,
+    /// Compressed messages received (permessage-deflate), inflated.
+    compressed_in: AtomicU64,
+    /// Frames sent compressed (permessage-deflate); a fan-out counts once per subscriber.
+    compressed_out: AtomicU64,
+    /// Connections holding compression contexts of their own (permessage-deflate, dedicated mode).
+    deflate_contexts: AtomicI64,
     /// Messages dropped by the backpressure policy (a full queue).
     dropped: AtomicU64,
     /// Pongs and text-heartbeat answers dropped for a peer whose queue is full (a ping flood).

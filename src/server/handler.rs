@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::compress::{self, Codecs, Pmd};
 use super::config::Backpressure;
 use super::counters::Counters;
 use super::outbox::{Outbox, Refused, SendStatus};
 use super::pubsub::{ConnId, Publication, TopicOp};
+use crate::proto::deflate::DeflateConfig;
 use crate::proto::frame::{Header, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
 use crate::proto::handshake::{HttpRequest, UpgradeRequest};
 use crate::proto::{Assembled, CloseCode};
@@ -133,6 +135,11 @@ pub trait Handler: Clone + Send + 'static {
 /// A connection, as a handler sees it during a callback.
 pub struct Conn<'a, S> {
     pub(crate) state: &'a mut S,
+    /// permessage-deflate: what this connection agreed, the worker's codecs, the settings.
+    pub(crate) pmd: Pmd,
+    pub(crate) slot: u32,
+    pub(crate) codecs: &'a RefCell<Codecs>,
+    pub(crate) deflate: &'a DeflateConfig,
     pub(crate) out: &'a mut Outbox,
     /// The buffer of the message being handled, when the core assembled it (see
     /// [`Conn::frame_of`]).
@@ -277,6 +284,20 @@ impl<S> Conn<'_, S> {
         if self.close.is_some() {
             return SendStatus::Closed;
         }
+        // With permessage-deflate a data frame goes compressed (a large enough one; see
+        // `DeflateConfig::min_bytes`).
+        let frame = if self.out.sendable {
+            compress::outbound(
+                self.codecs,
+                self.pmd,
+                self.slot,
+                frame,
+                self.deflate,
+                self.counters,
+            )
+        } else {
+            frame
+        };
         match self.out.push_data(frame, self.limit, self.policy) {
             Ok(dropped_older) => {
                 Counters::inc(&self.counters.messages_out, 1);

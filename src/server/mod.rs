@@ -37,6 +37,7 @@
 //! | `handler` | [`Handler`], [`Conn`], [`Decision`], [`Message`]: the application's side |
 //! | `conn` | a connection slot: handshake → open → closing, independent of the I/O backend |
 //! | `outbox` | a connection's outbound queue of shared frames, in bytes, with backpressure |
+//! | `compress` | permessage-deflate per connection and the worker's shared codecs |
 //! | [`pubsub`] | topics (rooms) across workers: subscribe, publish, per-worker inboxes |
 //! | `worker` | the per-core io_uring loop |
 //! | `slab` | connection slots with generations |
@@ -45,6 +46,7 @@
 //! | `checks` | start-up warnings about host limits |
 
 mod checks;
+mod compress;
 mod config;
 mod conn;
 mod counters;

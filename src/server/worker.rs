@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::compress::Codecs;
 use super::config::ServerConfig;
 use super::conn::{Actions, Ctx, Delivery, Flags, Flow, Slot};
 use super::counters::Counters;
@@ -62,6 +63,8 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     topics: LocalTopics,
     /// Topic operations asked for by handlers during the current callback.
     ops: RefCell<Vec<TopicOp>>,
+    /// permessage-deflate codecs shared by the worker's connections.
+    codecs: RefCell<Codecs>,
     /// Publications taken from the inbox (kept to reuse its allocation).
     inbox: Vec<Publication>,
 }
@@ -100,6 +103,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             index,
             hub,
             ops: RefCell::new(Vec::new()),
+            codecs: RefCell::new(Codecs::default()),
             inbox: Vec::new(),
         }
     }
@@ -152,6 +156,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         loop {
             self.send_publications()?;
             self.flush()?;
+            // Frames compressed for this iteration's fan-outs are queued by now.
+            self.codecs.get_mut().end_of_batch();
             self.rearm_starved()?;
             self.read_clock();
             let wait = self.wait_time();
@@ -171,6 +177,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 i64::from(self.io.buffers_lent()),
             );
             Counters::set(&self.counters.timers, self.wheel.len() as i64);
+            Counters::set(
+                &self.counters.deflate_contexts,
+                self.codecs.get_mut().dedicated() as i64,
+            );
             if self.stop.load(Ordering::Relaxed) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown()?;
             }
@@ -305,6 +315,20 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 payload: WAKE_PAYLOAD,
                 ..
             } => self.take_inbox()?,
+            Completion::MsgSent {
+                payload: WAKE_PAYLOAD,
+                tag,
+                result,
+            } if result < 0 => {
+                // The wake-up could not be posted into the peer's ring (ENOMEM, a ring being
+                // torn down): its eventfd wakes it instead, or its inbox would wait for ever
+                // (a worker is woken only when its inbox turns non-empty).
+                tracing::debug!(
+                    "MSG_RING wake failed ({}); using the eventfd",
+                    io::Error::from_raw_os_error(-result)
+                );
+                crate::runtime::sys::eventfd_signal(tag as i32);
+            }
             Completion::Closed {
                 slot, generation, ..
             } => {
@@ -358,6 +382,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             cfg,
             counters,
             ops,
+            codecs,
             ..
         } = self;
         let actions = match slots.get_mut(slot, generation) {
@@ -376,6 +401,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                         tick,
                         id,
                         ops,
+                        codecs,
                     };
                     Counters::inc(&counters.bytes_received, len as u64);
                     let data = io.recv_buf(bid, len);
@@ -425,6 +451,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             cfg,
             counters,
             ops,
+            codecs,
             ..
         } = self;
         let Some(s) = slots.get_mut(slot, generation) else {
@@ -440,6 +467,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 tick,
                 id,
                 ops,
+                codecs,
             },
         );
         self.apply(slot, generation, actions)
@@ -506,6 +534,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             tick,
             id,
             ops: &self.ops,
+            codecs: &self.codecs,
         };
         match s.next_deadline(&ctx) {
             Some(deadline) => self.wheel.insert(slot, deadline),
@@ -622,6 +651,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         if finished {
             if let Some(s) = self.slots.remove(slot, generation) {
                 self.wheel.cancel(slot);
+                self.codecs.get_mut().forget(slot, s.pmd);
                 self.topics.remove_conn(slot, generation);
                 Counters::set(&self.counters.topics, self.topics.topics() as i64);
                 if s.flags.has(Flags::READ_PAUSED) {
@@ -685,6 +715,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             cfg,
             counters,
             ops,
+            codecs,
             index,
             ..
         } = self;
@@ -707,6 +738,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 tick,
                 id,
                 ops,
+                codecs,
             };
             match s.push_publication(p.frame.clone(), &ctx) {
                 Delivery::Queued if !s.flags.has(Flags::DIRTY) => {

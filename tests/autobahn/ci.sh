@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the Autobahn fuzzing client (cases 1-7, 9, 10) against `ringws --mode echo` and diffs the
+# Runs the Autobahn fuzzing client (cases 1-7, 9, 10 by default; give case patterns such as
+# "12.*" "13.*" to choose) against `ringws --mode echo --compression shared` and diffs the
 # outcomes against tests/autobahn/expected-results.json. Builds the release binary, starts it on
-# a free port above 65000, stops it by its own PID.
+# a free port above 65000, stops it by its own PID. RINGWS_COMPRESSION picks the
+# permessage-deflate mode (off, shared, dedicated): cases 12 and 13 pass in shared and dedicated.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -12,7 +14,8 @@ log=$(mktemp)
 # RINGWS_IO selects the backend (auto, uring, epoll); the run is diffed against the same
 # expected results whichever runs.
 ./target/release/ringws --mode echo --io "${RINGWS_IO:-auto}" --listen "127.0.0.1:$port" \
-  --max-message-bytes 16777216 --max-fragments 70000 >"$log" 2>&1 &
+  --max-message-bytes 16777216 --max-fragments 70000 \
+  --compression "${RINGWS_COMPRESSION:-shared}" >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 status=0

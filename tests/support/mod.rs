@@ -118,6 +118,8 @@ pub enum Got {
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(Option<u16>, String),
+    /// A compressed message (RSV1): whether text, and its payload as sent (not inflated).
+    Compressed(bool, Vec<u8>),
     /// The server closed the TCP connection.
     Eof,
 }
@@ -135,7 +137,7 @@ impl Sink for Collect {
             Event::Ping(p) => Got::Ping(p.to_vec()),
             Event::Pong(p) => Got::Pong(p.to_vec()),
             Event::Close { code, reason } => Got::Close(code.map(|c| c.0), reason.to_owned()),
-            Event::Compressed { .. } => panic!("no extension negotiated"),
+            Event::Compressed { text, payload } => Got::Compressed(text, payload.to_vec()),
         });
     }
     // The client does not answer on its own: tests say what to send.
@@ -181,9 +183,23 @@ impl Client {
 
     /// A WebSocket connection: upgrade done, 101 checked.
     pub fn connect(addr: SocketAddr) -> Self {
+        Self::connect_with(addr, "").0
+    }
+
+    /// A WebSocket connection whose upgrade carries `extra` header lines (each ending in
+    /// CRLF); returns the response head too. When the server accepts permessage-deflate the
+    /// client takes RSV1 frames (as [`Got::Compressed`]).
+    pub fn connect_with(addr: SocketAddr, extra: &str) -> (Self, String) {
         let mut c = Self::raw(addr);
-        c.send_raw(upgrade_request("/").as_bytes());
+        let request = upgrade_request("/").replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1);
+        c.send_raw(request.as_bytes());
         let (status, head, rest) = c.read_http_head();
+        if head
+            .to_ascii_lowercase()
+            .contains("sec-websocket-extensions: permessage-deflate")
+        {
+            c.conn = Connection::with_rsv(ringws::proto::frame::RSV1);
+        }
         assert_eq!(status, 101, "{head}");
         let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
         let expected = format!(
@@ -192,7 +208,7 @@ impl Client {
         );
         assert!(head.contains(&expected), "{head}");
         c.feed(rest);
-        c
+        (c, head)
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -294,6 +310,22 @@ impl Client {
             }
         }
     }
+}
+
+/// This process's resident memory, in bytes.
+pub fn rss_bytes() -> u64 {
+    rss_bytes_of("self")
+}
+
+/// A process's resident memory, in bytes (`pid`: a number or `self`).
+pub fn rss_bytes_of(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
 }
 
 /// The process's open file descriptors.

@@ -18,7 +18,7 @@ pub mod protocol;
 pub mod rooms;
 
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::proto::CloseCode;
 use crate::proto::frame::{OpCode, encode_frame};
@@ -104,6 +104,21 @@ pub struct Member {
     errors: u8,
 }
 
+/// Milliseconds on a monotonic clock, from 1 (for presence rate limits: a wall clock stepped
+/// back would silence presence until it caught up).
+fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+fn presence_frame(room: &Room, name: &str) -> bytes::Bytes {
+    let event = protocol::room_event("presence", name, room.online());
+    encode_frame(OpCode::Text, event.as_bytes())
+}
+
+/// How often owed presence updates are looked for.
+const PRESENCE_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -123,7 +138,27 @@ impl Chat {
 
     /// Connects the application to the running server (its publisher and metrics).
     pub fn attach(&self, publisher: Publisher, metrics: Metrics) {
-        let _ = self.server.set((publisher, metrics));
+        if self.server.set((publisher.clone(), metrics)).is_err() {
+            return;
+        }
+        // Presence changes inside a room's one-a-second limit are told when it allows: a
+        // thread (no worker ever waits) looks for owed updates every 250 ms and ends with the
+        // chat.
+        let rooms = Arc::downgrade(&self.rooms);
+        let spawned = std::thread::Builder::new()
+            .name("ringws-presence".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(PRESENCE_PERIOD);
+                    let Some(rooms) = rooms.upgrade() else { return };
+                    for (name, room) in rooms.owed(monotonic_ms()) {
+                        publisher.publish(&name, presence_frame(&room, &name));
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("no presence thread ({e}): some presence changes will go untold");
+        }
     }
 
     /// The rooms (for tests and metrics).
@@ -141,10 +176,8 @@ impl Chat {
     }
 
     fn presence(&self, room: &Room, name: &str) -> Option<bytes::Bytes> {
-        room.presence_due(now_ms()).then(|| {
-            let event = protocol::room_event("presence", name, room.online());
-            encode_frame(OpCode::Text, event.as_bytes())
-        })
+        room.presence_due(monotonic_ms())
+            .then(|| presence_frame(room, name))
     }
 
     fn handle(&self, conn: &mut Conn<'_, Box<Member>>, req: Request<'_>) -> Result<(), Refusal> {

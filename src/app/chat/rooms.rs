@@ -4,7 +4,7 @@
 //! member; a message costs one atomic increment (its sequence number), no lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One room's shared counters.
@@ -12,8 +12,11 @@ use std::sync::{Arc, Mutex};
 pub struct Room {
     online: AtomicI64,
     seq: AtomicU64,
-    /// When presence was last broadcast (ms since the epoch): at most one a second per room.
+    /// When presence was last broadcast (ms on the chat's monotonic clock, 0: never): at most
+    /// one a second per room.
     presence_at: AtomicU64,
+    /// A change was not broadcast (within a second of the last): the presence task owes one.
+    presence_owed: AtomicBool,
 }
 
 impl Room {
@@ -28,14 +31,17 @@ impl Room {
     }
 
     /// Whether a presence update may be broadcast at `now_ms` (one a second per room; the
-    /// online count also rides on every message).
+    /// online count also rides on every message). When not, the update is owed: [`Rooms::owed`]
+    /// hands the room out once it is due, so the last change is always told.
     pub fn presence_due(&self, now_ms: u64) -> bool {
         let last = self.presence_at.load(Ordering::Relaxed);
-        now_ms.saturating_sub(last) >= 1000
+        let due = (last == 0 || now_ms.saturating_sub(last) >= 1000)
             && self
                 .presence_at
                 .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+                .is_ok();
+        self.presence_owed.store(!due, Ordering::Relaxed);
+        due
     }
 }
 
@@ -64,6 +70,18 @@ impl Rooms {
                 rooms.remove(name);
             }
         }
+    }
+
+    /// Rooms owed a presence update that is due at `now_ms` (each handed out once).
+    pub fn owed(&self, now_ms: u64) -> Vec<(Box<str>, Arc<Room>)> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms
+            .iter()
+            .filter(|(_, room)| {
+                room.presence_owed.load(Ordering::Relaxed) && room.presence_due(now_ms)
+            })
+            .map(|(name, room)| (name.clone(), room.clone()))
+            .collect()
     }
 
     /// Rooms with members.
@@ -99,8 +117,23 @@ mod tests {
     #[test]
     fn presence_at_most_once_a_second() {
         let room = Room::default();
+        assert!(room.presence_due(1), "the first is due at once");
         assert!(room.presence_due(5_000));
         assert!(!room.presence_due(5_500));
         assert!(room.presence_due(6_000));
+    }
+
+    #[test]
+    fn a_suppressed_presence_update_is_owed_until_due() {
+        let rooms = Rooms::default();
+        let a = rooms.join("a");
+        let _b = rooms.join("b");
+        assert!(a.presence_due(10_000));
+        assert!(!a.presence_due(10_200), "suppressed");
+        assert!(rooms.owed(10_500).is_empty(), "not due yet");
+        let owed = rooms.owed(11_000);
+        assert_eq!(owed.len(), 1);
+        assert_eq!(&*owed[0].0, "a");
+        assert!(rooms.owed(12_500).is_empty(), "handed out once");
     }
 }

@@ -52,6 +52,7 @@ pub(crate) fn decode(cqe: &cqueue::Entry, bufs: &mut BufRing, nodelay: bool) -> 
         },
         Some(OpKind::MsgSent) => Completion::MsgSent {
             payload: generation,
+            tag: slot,
             result,
         },
         Some(OpKind::Message) => Completion::Message {

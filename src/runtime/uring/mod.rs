@@ -484,15 +484,23 @@ impl Uring {
     }
 
     /// Queues a message into another ring (`target` from its [`Uring::ring_fd`]): the target
-    /// gets [`Completion::Message`] `{ payload, value }`, this ring [`Completion::MsgSent`].
+    /// gets [`Completion::Message`] `{ payload, value }`, this ring [`Completion::MsgSent`]
+    /// `{ payload, tag, result }` (`tag`, at most [`MAX_SLOT`](user_data::MAX_SLOT), names the
+    /// target for whoever must act on a failure).
     ///
     /// # Errors
     /// Only if making room in a full submission queue fails.
-    pub fn msg_ring(&mut self, target: RawFd, payload: u32, value: i32) -> io::Result<()> {
+    pub fn msg_ring(
+        &mut self,
+        target: RawFd,
+        payload: u32,
+        value: i32,
+        tag: u32,
+    ) -> io::Result<()> {
         let theirs = UserData::new(OpKind::Message, 0, payload).raw();
         let entry = opcode::MsgRingData::new(Fd(target), value, theirs, None)
             .build()
-            .user_data(UserData::new(OpKind::MsgSent, 0, payload).raw());
+            .user_data(UserData::new(OpKind::MsgSent, tag, payload).raw());
         self.push(&entry)
     }
 

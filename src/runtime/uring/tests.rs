@@ -485,12 +485,13 @@ fn timeout_fires() {
 fn msg_ring_between_two_rings() {
     let mut a = Uring::new(small_config(2, 64)).unwrap();
     let mut b = Uring::new(small_config(2, 64)).unwrap();
-    b.msg_ring(a.ring_fd(), 42, -5).unwrap();
+    b.msg_ring(a.ring_fd(), 42, -5, 7).unwrap();
     let sent = collect_until(&mut b, |s| !s.is_empty());
     assert_eq!(
         sent,
         [Completion::MsgSent {
             payload: 42,
+            tag: 7,
             result: 0
         }]
     );
@@ -540,4 +541,24 @@ fn non_blocking_poll_runs_deferred_completions() {
     let _ = collect_until(&mut uring, |s| {
         s.iter().any(|c| matches!(c, Completion::Closed { .. }))
     });
+}
+
+#[test]
+fn a_failed_msg_ring_comes_back_with_its_tag() {
+    // Not a ring: the kernel refuses the message; the sender learns which target it was for
+    // (the worker then signals that target's eventfd instead).
+    let not_a_ring = crate::runtime::sys::eventfd().unwrap();
+    let mut b = Uring::new(small_config(2, 64)).unwrap();
+    b.msg_ring(not_a_ring.as_raw_fd(), 42, 0, 1234).unwrap();
+    let sent = collect_until(&mut b, |s| !s.is_empty());
+    match sent[..] {
+        [
+            Completion::MsgSent {
+                payload: 42,
+                tag: 1234,
+                result,
+            },
+        ] => assert!(result < 0, "{result}"),
+        ref other => panic!("{other:?}"),
+    }
 }

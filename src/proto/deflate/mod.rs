@@ -1,0 +1,70 @@
+//! permessage-deflate (RFC 7692): the negotiation and the codec, with no I/O.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`negotiate`] | the offer/response grammar of §7: declining malformed offers, choosing the first acceptable one |
+//! | [`codec`] | [`Inflater`] and [`Deflater`]: one whole message at a time, the inflated size checked while inflating |
+//!
+//! The protocol core only carries the RSV1 bit: a message whose first frame has it arrives as
+//! [`Sink::compressed`](super::Sink::compressed), and the layer above inflates it with an
+//! [`Inflater`] (whose limit is the message limit: a small message that would inflate past it
+//! fails with 1009 as soon as the limit is passed, never after). Frames to send are compressed
+//! with a [`Deflater`] and sent with RSV1 on their (only) frame.
+//!
+//! # Memory
+//!
+//! What each mode costs per connection is the reason [`Mode`] exists (measured figures are in
+//! the README's compression section; the backend is zlib-rs through flate2, whose deflater has
+//! a fixed 128 KiB hash table whatever the window):
+//!
+//! | mode | per connection | per worker |
+//! |---|---|---|
+//! | [`Mode::Off`] | 0 | 0 |
+//! | [`Mode::Shared`] | 0 (no context takeover either way: every message stands alone) | one inflater, one deflater per window size in use |
+//! | [`Mode::Dedicated`] | a deflater (when the client lets us take over context) and an inflater (when it takes over its own) | as shared |
+
+pub mod codec;
+pub mod negotiate;
+
+pub use codec::{Deflater, Inflater};
+pub use negotiate::{Agreement, Mode, negotiate};
+
+/// The permessage-deflate settings of a server, with the reason for each default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeflateConfig {
+    /// Whether and how messages are compressed. Default [`Mode::Off`]: compression costs CPU on
+    /// every message and a benchmark of echo traffic would measure zlib, not the server; the
+    /// chat mode turns it on ([`Mode::Shared`]) because chat JSON compresses several-fold.
+    pub mode: Mode,
+    /// zlib compression level, 1 (fastest) to 9. Default 1: on short chat messages levels above
+    /// 1 gain a few percent of size for twice the CPU.
+    pub level: u8,
+    /// Messages shorter than this are sent uncompressed (RFC 7692 allows it per message).
+    /// Default 64 bytes: below that DEFLATE's block overhead eats the gain.
+    pub min_bytes: usize,
+    /// [`Mode::Dedicated`]: the largest window our deflater keeps per connection, in bits (9 to
+    /// 15; a client's `server_max_window_bits` may ask for less). Default 10 (1 KiB): a chat
+    /// connection's repetition (keys, room names) fits in it, and the deflater costs 12 KiB
+    /// instead of 256 KiB at 15.
+    pub server_max_window_bits: u8,
+    /// [`Mode::Dedicated`]: the window we ask clients that allow it (`client_max_window_bits`
+    /// in their offer; browsers do) to keep, in bits (8 to 15): our inflater holds that much per
+    /// connection. Default 10. A client that does not allow it keeps 15 bits (32 KiB).
+    pub client_max_window_bits: u8,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Off,
+            level: 1,
+            min_bytes: 64,
+            server_max_window_bits: 10,
+            client_max_window_bits: 10,
+        }
+    }
+}
+
+/// The four bytes a sync flush ends with; RFC 7692 §7.2.1 removes them from every message and
+/// §7.2.2 appends them before inflating.
+pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];

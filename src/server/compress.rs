@@ -1,0 +1,389 @@
+//! permessage-deflate on the server: what each connection agreed ([`Pmd`], a few bytes unless it
+//! keeps its own context) and the worker's shared codecs ([`Codecs`]).
+//!
+//! Outbound, compression happens where a frame is queued ([`Codecs::compress_frame`]): a reply,
+//! an echo of the message being handled, or a publication for a subscriber. A publication is
+//! the same `Bytes` for every subscriber of a worker, so in shared mode its compressed frame is
+//! made once per worker (and window size) and shared too: the cache below holds it for the
+//! rest of the worker's loop iteration. Inbound, [`Codecs::inflate`] turns a compressed message
+//! into plain bytes under the message limit.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::mem;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::counters::Counters;
+use crate::proto::Error;
+use crate::proto::deflate::{Agreement, DeflateConfig, Deflater, Inflater};
+use crate::proto::frame::{FIN, Header, OpCode, RSV1};
+
+/// One connection's side of the agreement, in one byte of its slot: 0 when not negotiated;
+/// the window bits of our deflater (8 to 15) when neither side takes over context (the worker's
+/// codecs serve it); [`Pmd::DEDICATED`] when it keeps context in some direction (its codecs are
+/// in the worker's table, by slot, made when first needed).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pmd(u8);
+
+/// The codecs of a connection that keeps context.
+#[derive(Debug)]
+pub(crate) struct Dedicated {
+    agreement: Agreement,
+    deflater: Option<Deflater>,
+    inflater: Option<Inflater>,
+}
+
+impl Pmd {
+    /// Not negotiated.
+    pub(crate) const OFF: Pmd = Pmd(0);
+    /// Context takeover in at least one direction.
+    const DEDICATED: u8 = 0x80;
+
+    /// Whether permessage-deflate was negotiated.
+    pub(crate) fn is_on(self) -> bool {
+        self.0 != 0
+    }
+
+    /// The window of the worker's deflater this connection uses, if it uses the worker's.
+    fn shared_bits(self) -> Option<u8> {
+        (self.is_on() && self.0 & Self::DEDICATED == 0).then_some(self.0)
+    }
+}
+
+/// Frames compressed for the current fan-out, one per window size: (the plain frame, kept so
+/// its address cannot be reused while cached; the compressed frame).
+type FanOutCache = [Option<(Bytes, Bytes)>; 8];
+
+/// A worker's codecs, used for every connection without context of its own.
+#[derive(Debug, Default)]
+pub(crate) struct Codecs {
+    /// 15-bit inflater, reset after every message.
+    inflater: Option<Inflater>,
+    /// No-context deflaters by window size (index `bits - 8`), made on first use.
+    deflaters: [Option<Deflater>; 8],
+    /// Reused output buffer.
+    buf: Vec<u8>,
+    cache: FanOutCache,
+    /// Codecs of connections that keep context, by slot.
+    dedicated: HashMap<u32, Dedicated>,
+}
+
+/// The scratch buffer is kept between messages up to this capacity.
+const KEEP_BUF: usize = 256 * 1024;
+
+impl Codecs {
+    /// The state for the connection in `slot` that agreed to `agreement` (if anything).
+    pub(crate) fn agree(&mut self, slot: u32, agreement: Option<Agreement>) -> Pmd {
+        match agreement {
+            None => Pmd::OFF,
+            Some(a) if a.server_no_context_takeover && a.client_no_context_takeover => {
+                Pmd(a.server_max_window_bits.clamp(8, 15))
+            }
+            Some(agreement) => {
+                self.dedicated.insert(
+                    slot,
+                    Dedicated {
+                        agreement,
+                        deflater: None,
+                        inflater: None,
+                    },
+                );
+                Pmd(Pmd::DEDICATED)
+            }
+        }
+    }
+
+    /// The connection in `slot` is over: its codecs (if it had any) are freed.
+    pub(crate) fn forget(&mut self, slot: u32, pmd: Pmd) {
+        if pmd.is_on() && pmd.shared_bits().is_none() {
+            self.dedicated.remove(&slot);
+        }
+    }
+
+    /// Connections with codecs of their own.
+    pub(crate) fn dedicated(&self) -> usize {
+        self.dedicated.len()
+    }
+
+    /// Inflates a compressed message of the connection `pmd` into a buffer the caller gives
+    /// back with [`Codecs::recycle`]. `limit` is the message limit, applied to the inflated size.
+    pub(crate) fn inflate(
+        &mut self,
+        pmd: Pmd,
+        slot: u32,
+        payload: &[u8],
+        limit: usize,
+    ) -> Result<Vec<u8>, Error> {
+        let mut out = mem::take(&mut self.buf);
+        out.clear();
+        let own = match pmd.shared_bits() {
+            None if pmd.is_on() => self
+                .dedicated
+                .get_mut(&slot)
+                .filter(|d| !d.agreement.client_no_context_takeover),
+            _ => None,
+        };
+        let result = match own {
+            Some(d) => {
+                let bits = d.agreement.client_max_window_bits;
+                d.inflater
+                    .get_or_insert_with(|| Inflater::new(bits))
+                    .inflate(payload, limit, &mut out)
+            }
+            None => {
+                let inflater = self.inflater.get_or_insert_with(|| Inflater::new(15));
+                let r = inflater.inflate(payload, limit, &mut out);
+                inflater.reset();
+                r
+            }
+        };
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.recycle(out);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back a buffer from [`Codecs::inflate`].
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
+        if buf.capacity() <= KEEP_BUF && buf.capacity() > self.buf.capacity() {
+            self.buf = buf;
+        }
+    }
+
+    /// Forgets the frames compressed for the last fan-out (call once per loop iteration).
+    pub(crate) fn end_of_batch(&mut self) {
+        if self.cache.iter().any(Option::is_some) {
+            self.cache = Default::default();
+        }
+    }
+
+    /// `frame` as this connection should send it: compressed (RSV1) when the connection
+    /// negotiated permessage-deflate and `frame` is an unfragmented, unmasked text or binary
+    /// frame of at least `cfg.min_bytes` of payload; otherwise `frame` itself.
+    pub(crate) fn compress_frame(
+        &mut self,
+        pmd: Pmd,
+        slot: u32,
+        frame: Bytes,
+        cfg: &DeflateConfig,
+    ) -> (Bytes, bool) {
+        if !pmd.is_on() {
+            return (frame, false);
+        }
+        let Ok(Some((h, header_len))) = Header::parse(&frame) else {
+            return (frame, false);
+        };
+        if !h.fin
+            || h.rsv != 0
+            || h.mask.is_some()
+            || !matches!(h.opcode, OpCode::Text | OpCode::Binary)
+            || (frame.len() - header_len) < cfg.min_bytes
+        {
+            return (frame, false);
+        }
+        let payload = &frame[header_len..];
+        // Our window, and our own deflater when we keep context.
+        let (bits, own) = match pmd.shared_bits() {
+            Some(bits) => (bits, None),
+            None => match self.dedicated.get_mut(&slot) {
+                Some(d) if !d.agreement.server_no_context_takeover => {
+                    let (level, bits) = (cfg.level, d.agreement.server_max_window_bits);
+                    (
+                        bits,
+                        Some(
+                            d.deflater
+                                .get_or_insert_with(|| Deflater::new(level, bits, false)),
+                        ),
+                    )
+                }
+                Some(d) => (d.agreement.server_max_window_bits, None),
+                None => return (frame, false), // unreachable: agreed connections have an entry
+            },
+        };
+        if let Some(deflater) = own {
+            return (encode(h.opcode, payload, deflater, &mut self.buf), true);
+        }
+        // The worker's deflater for this window; a fan-out's frame is compressed once.
+        let i = usize::from(bits.clamp(8, 15) - 8);
+        if let Some((plain, packed)) = &self.cache[i] {
+            if plain.as_ptr() == frame.as_ptr() && plain.len() == frame.len() {
+                return (packed.clone(), true);
+            }
+        }
+        let deflater =
+            self.deflaters[i].get_or_insert_with(|| Deflater::new(cfg.level, bits, true));
+        let packed = encode(h.opcode, payload, deflater, &mut self.buf);
+        self.cache[i] = Some((frame, packed.clone()));
+        (packed, true)
+    }
+}
+
+/// `frame` as the connection `pmd` (in `slot`) sends it, counted in `compressed_out` when
+/// compressed: what every path that queues a data frame calls.
+pub(crate) fn outbound(
+    codecs: &RefCell<Codecs>,
+    pmd: Pmd,
+    slot: u32,
+    frame: Bytes,
+    cfg: &DeflateConfig,
+    counters: &Counters,
+) -> Bytes {
+    if !pmd.is_on() {
+        return frame;
+    }
+    let (frame, packed) = codecs.borrow_mut().compress_frame(pmd, slot, frame, cfg);
+    if packed {
+        Counters::inc(&counters.compressed_out, 1);
+    }
+    frame
+}
+
+/// A compressed frame (RSV1, FIN) of `payload`, deflated through the scratch `buf`.
+fn encode(opcode: OpCode, payload: &[u8], deflater: &mut Deflater, buf: &mut Vec<u8>) -> Bytes {
+    buf.clear();
+    deflater.deflate(payload, buf);
+    let header = Header {
+        fin: true,
+        rsv: RSV1,
+        opcode,
+        mask: None,
+        payload_len: buf.len() as u64,
+    }
+    .encode();
+    debug_assert_eq!(header[0] & (FIN | RSV1), FIN | RSV1);
+    let mut frame = BytesMut::with_capacity(header.len() + buf.len());
+    frame.put_slice(&header);
+    frame.put_slice(buf);
+    if buf.capacity() > KEEP_BUF {
+        *buf = Vec::new();
+    }
+    frame.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::deflate::{Mode, negotiate};
+    use crate::proto::frame::encode_frame;
+    use crate::proto::handshake::Extensions;
+
+    fn agreement(offer: &str, mode: Mode) -> Option<Agreement> {
+        let headers = [httparse::Header {
+            name: "Sec-WebSocket-Extensions",
+            value: offer.as_bytes(),
+        }];
+        let cfg = DeflateConfig {
+            mode,
+            ..DeflateConfig::default()
+        };
+        negotiate(Extensions::new(&headers), &cfg)
+    }
+
+    fn inflate_frame(frame: &[u8]) -> Vec<u8> {
+        let (h, n) = Header::parse(frame).unwrap().unwrap();
+        assert_eq!(h.rsv, RSV1);
+        let mut out = Vec::new();
+        Inflater::new(15)
+            .inflate(&frame[n..], 1 << 20, &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn shared_mode_compresses_a_fan_out_once_per_window() {
+        let cfg = DeflateConfig {
+            mode: Mode::Shared,
+            ..DeflateConfig::default()
+        };
+        let mut codecs = Codecs::default();
+        let a = codecs.agree(1, agreement("permessage-deflate", Mode::Shared));
+        let b = codecs.agree(2, agreement("permessage-deflate", Mode::Shared));
+        assert_eq!(a, Pmd(15));
+        assert_eq!(
+            codecs.dedicated(),
+            0,
+            "shared mode keeps nothing per connection"
+        );
+        let text = "{\"op\":\"message\",\"text\":\"hello hello hello hello hello\"}".repeat(4);
+        let frame = encode_frame(OpCode::Text, text.as_bytes());
+        let (fa, ca) = codecs.compress_frame(a, 1, frame.clone(), &cfg);
+        let (fb, cb) = codecs.compress_frame(b, 2, frame.clone(), &cfg);
+        assert!(ca && cb);
+        assert_eq!(fa.as_ptr(), fb.as_ptr(), "the same compressed bytes");
+        assert!(fa.len() < frame.len() / 2);
+        assert_eq!(inflate_frame(&fa), text.as_bytes());
+        // A new batch compresses again.
+        codecs.end_of_batch();
+        let (fc, _) = codecs.compress_frame(a, 1, frame.clone(), &cfg);
+        assert_ne!(fc.as_ptr(), fa.as_ptr());
+        // Short frames, control frames and connections without the extension are left alone.
+        let short = encode_frame(OpCode::Text, b"hi");
+        assert_eq!(codecs.compress_frame(a, 1, short.clone(), &cfg).0, short);
+        let ping = encode_frame(OpCode::Ping, &[0; 100]);
+        assert_eq!(codecs.compress_frame(a, 1, ping.clone(), &cfg).0, ping);
+        assert_eq!(
+            codecs.compress_frame(Pmd::OFF, 3, frame.clone(), &cfg).0,
+            frame
+        );
+    }
+
+    #[test]
+    fn dedicated_mode_keeps_context_per_connection() {
+        let cfg = DeflateConfig {
+            mode: Mode::Dedicated,
+            ..DeflateConfig::default()
+        };
+        let mut codecs = Codecs::default();
+        let p = codecs.agree(
+            7,
+            agreement(
+                "permessage-deflate; client_max_window_bits",
+                Mode::Dedicated,
+            ),
+        );
+        assert_eq!(codecs.dedicated(), 1);
+        let text = "{\"op\":\"message\",\"room\":\"lobby\",\"text\":\"good morning everyone, \
+                    how is everyone doing?\"}";
+        let frame = encode_frame(OpCode::Text, text.as_bytes());
+        let (first, _) = codecs.compress_frame(p, 7, frame.clone(), &cfg);
+        codecs.end_of_batch();
+        let (second, _) = codecs.compress_frame(p, 7, frame.clone(), &cfg);
+        assert!(
+            second.len() < first.len() / 2,
+            "{} {}",
+            second.len(),
+            first.len()
+        );
+        // A client decoding with one inflater that keeps its window gets both back.
+        let mut inflater = Inflater::new(15);
+        for f in [&first, &second] {
+            let (_, n) = Header::parse(f).unwrap().unwrap();
+            let mut out = Vec::new();
+            inflater.inflate(&f[n..], 1 << 16, &mut out).unwrap();
+            assert_eq!(out, text.as_bytes());
+        }
+        codecs.forget(7, p);
+        assert_eq!(codecs.dedicated(), 0);
+    }
+
+    #[test]
+    fn inflate_applies_the_limit_and_recycles_its_buffer() {
+        let mut codecs = Codecs::default();
+        let p = codecs.agree(1, agreement("permessage-deflate", Mode::Shared));
+        let mut packed = Vec::new();
+        Deflater::new(1, 15, true).deflate(&[b'a'; 10_000], &mut packed);
+        let out = codecs.inflate(p, 1, &packed, 10_000).unwrap();
+        assert_eq!(out.len(), 10_000);
+        codecs.recycle(out);
+        assert_eq!(
+            codecs.inflate(p, 1, &packed, 9_999),
+            Err(Error::MessageTooLarge)
+        );
+        // The worker's inflater was reset: the next message inflates.
+        assert_eq!(codecs.inflate(p, 1, &packed, 10_000).unwrap().len(), 10_000);
+    }
+}
