@@ -93,6 +93,14 @@ test("two pages chat in one room, and reconnect and re-join after a server resta
     await sees(b, "still here");
     // The name was set again on the new connection too.
     assert.match(await b.locator(".msg", { hasText: "still here" }).first().innerText(), /alice/);
+    // Chromium offers permessage-deflate and chat mode accepts it: the messages above went
+    // compressed both ways (and were read, so compression works end to end in a browser).
+    const metrics = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();
+    const total = (name) => metrics.split("\n")
+      .filter((l) => l.startsWith(`ringws_${name}_total{`))
+      .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+    assert.ok(total("compressed_in") > 0, "the browser sent compressed messages");
+    assert.ok(total("compressed_out") > 0, "the server sent compressed messages");
     if (SHOTS) await a.screenshot({ path: `${SHOTS}/chat-after-restart.png` });
   } finally {
     await browser.close();
