@@ -194,3 +194,98 @@ fn dedicated_mode_keeps_context_both_ways_and_frees_it_at_close() {
     c.expect_close(1000);
     server.wait_counters("its codecs freed", |s| s.deflate_contexts == 0);
 }
+
+#[test]
+fn a_flood_of_compressed_messages_comes_back_whole_and_in_order_through_flow_control() {
+    // The client writes far more than the server's queue mark without reading, so reading
+    // pauses and resumes (flow control) while messages are inflated and echoed.
+    let mut cfg = config();
+    cfg.compression.mode = Mode::Shared;
+    cfg.max_outbound_bytes = 16 * 1024;
+    cfg.outbound_low_water = 4 * 1024;
+    let server = TestServer::start(cfg, Echo);
+    let (mut c, _) = Client::connect_with(server.addr, &format!("{OFFER}\r\n"));
+    let count = 20_000;
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut deflater = Deflater::new(1, 15, true);
+            let mut all = Vec::new();
+            for n in 0..count {
+                let text = format!("{n:08} {}", "chat ".repeat(n % 40));
+                let mut packed = Vec::new();
+                deflater.deflate(text.as_bytes(), &mut packed);
+                let mut frame = encode_masked_frame(OpCode::Text, true, KEY, &packed);
+                frame[0] |= RSV1;
+                all.extend_from_slice(&frame);
+            }
+            stream.write_all(&all).unwrap();
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut inflater = Inflater::new(15);
+    for n in 0..count {
+        let want = format!("{n:08} {}", "chat ".repeat(n % 40));
+        let got = match c.next() {
+            Got::Text(t) => t.into_bytes(),
+            Got::Compressed(true, packed) => {
+                let mut out = Vec::new();
+                inflater.inflate(&packed, 1 << 20, &mut out).unwrap();
+                inflater.reset();
+                out
+            }
+            other => panic!("message {n}: {other:?}"),
+        };
+        assert_eq!(String::from_utf8_lossy(&got), want, "message {n}");
+    }
+    writer.join().unwrap();
+    assert!(server.counters().read_pauses > 0, "flow control engaged");
+}
+
+#[test]
+fn replies_larger_than_their_compressed_requests_are_not_dropped_under_flow_control() {
+    // 20-byte texts compress to fewer bytes than their plain echoes (too short to compress
+    // back): the replies to what arrives while reading pauses outgrow the input. That input is
+    // held and fed after the resume, so nothing passes the reply ceiling and nothing is lost.
+    let mut cfg = config();
+    cfg.compression.mode = Mode::Shared;
+    cfg.max_outbound_bytes = 16 * 1024;
+    cfg.outbound_low_water = 4 * 1024;
+    cfg.uring.buf_entries = 4; // a 256 KiB ring: a small reply ceiling
+    let server = TestServer::start(cfg, Echo);
+    let (mut c, _) = Client::connect_with(server.addr, &format!("{OFFER}\r\n"));
+    let count = 40_000;
+    let mut deflater = Deflater::new(9, 15, true);
+    let mut all = Vec::new();
+    for n in 0..count {
+        let mut packed = Vec::new();
+        deflater.deflate(format!("{n:020}").as_bytes(), &mut packed);
+        let mut frame = encode_masked_frame(OpCode::Text, true, KEY, &packed);
+        frame[0] |= RSV1;
+        all.extend_from_slice(&frame);
+    }
+    assert!(
+        all.len() < count * 22,
+        "requests smaller than their replies"
+    );
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            stream.write_all(&all).unwrap();
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for n in 0..count {
+        match c.next() {
+            Got::Text(t) => assert_eq!(t, format!("{n:020}"), "message {n}"),
+            other => panic!("message {n}: {other:?}"),
+        }
+    }
+    writer.join().unwrap();
+    let counters = server.counters();
+    assert_eq!(counters.dropped, 0, "{counters:#?}");
+    assert!(counters.read_pauses > 0, "flow control engaged");
+    assert_eq!(counters.input_held, 0, "everything held was fed");
+}

@@ -90,6 +90,9 @@ impl Flags {
     /// pause. (Broadcasts filling the queue do not pause reading: a slow subscriber must still
     /// be heard, its requests and heartbeats read.)
     pub(crate) const REPLIES_OVER: u16 = 1 << 10;
+    /// The worker holds input of this connection that arrived after reading paused (before
+    /// the cancel landed): it is fed before reading is re-armed.
+    pub(crate) const INPUT_HELD: u16 = 1 << 11;
 
     /// Whether `flag` is set.
     pub(crate) fn has(self, flag: u16) -> bool {

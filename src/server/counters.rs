@@ -83,6 +83,8 @@ counters! {
     read_pauses: AtomicU64,
     /// Connections whose reading is stopped by flow control now.
     reading_paused: AtomicI64,
+    /// Bytes received after reading paused (before the pause took effect), held until reading resumes.
+    input_held: AtomicI64,
     /// Bytes queued to send now, over all connections.
     bytes_queued: AtomicI64,
     /// Bytes sent.

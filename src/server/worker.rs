@@ -8,6 +8,7 @@
 //! and the counters, both relaxed atomics.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -67,6 +68,10 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     codecs: RefCell<Codecs>,
     /// Publications taken from the inbox (kept to reuse its allocation).
     inbox: Vec<Publication>,
+    /// Input that arrived for a connection after its reading paused, by slot: its generation,
+    /// the bytes, and how many were fed already. Replies to it would pass the reply ceiling (a
+    /// compressed request can be far smaller than its answer), so it waits for the resume.
+    held: HashMap<u32, (u32, Vec<u8>, usize)>,
 }
 
 impl<H: Handler, B: Backend> Worker<H, B> {
@@ -105,6 +110,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             ops: RefCell::new(Vec::new()),
             codecs: RefCell::new(Codecs::default()),
             inbox: Vec::new(),
+            held: HashMap::new(),
         }
     }
 
@@ -392,6 +398,16 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 }
                 if s.flags.has(Flags::SHUT_DOWN) || s.flags.has(Flags::FD_CLOSING) {
                     None // draining after our close: the bytes are dropped
+                } else if s.flags.has(Flags::READ_PAUSED) || s.flags.has(Flags::INPUT_HELD) {
+                    // Arrived before the pause took effect: held, fed when reading resumes.
+                    s.seen(tick);
+                    s.flags.set(Flags::INPUT_HELD, true);
+                    Counters::inc(&counters.bytes_received, len as u64);
+                    Counters::add(&counters.input_held, len as i64);
+                    let data = io.recv_buf(bid, len);
+                    let held = self.held.entry(slot).or_insert((generation, Vec::new(), 0));
+                    held.1.extend_from_slice(data);
+                    None
                 } else {
                     s.seen(tick);
                     let ctx = Ctx {
@@ -423,11 +439,40 @@ impl<H: Handler, B: Backend> Worker<H, B> {
 
     /// Arms the slot's multishot receive again, unless it is armed, paused by flow control or
     /// the slot is closing.
+    /// Reading resumes: input held since the pause is fed first, a receive buffer's worth at a
+    /// time with flow control checked in between (it may pause again), then reading is
+    /// re-armed.
+    fn resume_reading(&mut self, slot: u32, generation: u32) -> io::Result<()> {
+        while let Some((g, buf, fed)) = self.held.remove(&slot) {
+            let paused = self
+                .slots
+                .get_mut(slot, generation)
+                .is_none_or(|s| s.flags.has(Flags::READ_PAUSED));
+            if g != generation || paused {
+                if g == generation {
+                    self.held.insert(slot, (g, buf, fed));
+                }
+                break;
+            }
+            let n = (buf.len() - fed).min(self.cfg.uring.buf_size as usize);
+            let mut chunk = buf[fed..fed + n].to_vec();
+            Counters::add(&self.counters.input_held, -(n as i64));
+            if fed + n < buf.len() {
+                self.held.insert(slot, (g, buf, fed + n));
+            } else if let Some(s) = self.slots.get_mut(slot, generation) {
+                s.flags.set(Flags::INPUT_HELD, false);
+            }
+            self.with_slot(slot, generation, |s, h, ctx| s.on_bytes(&mut chunk, h, ctx))?;
+        }
+        self.rearm_recv(slot, generation)
+    }
+
     fn rearm_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
         if let Some(s) = self.slots.get_mut(slot, generation) {
             if !s.flags.has(Flags::RECV_ARMED)
                 && !s.flags.has(Flags::FD_CLOSING)
                 && !s.flags.has(Flags::READ_PAUSED)
+                && !s.flags.has(Flags::INPUT_HELD)
             {
                 s.flags.set(Flags::RECV_ARMED, true);
                 let fd = s.fd;
@@ -506,7 +551,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             Flow::Resume => {
                 Counters::add(&self.counters.reading_paused, -1);
-                return self.rearm_recv(slot, generation);
+                return self.resume_reading(slot, generation);
             }
         }
         let f = s.flags;
@@ -652,6 +697,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             if let Some(s) = self.slots.remove(slot, generation) {
                 self.wheel.cancel(slot);
                 self.codecs.get_mut().forget(slot, s.pmd);
+                if let Some((_, buf, fed)) = self.held.remove(&slot) {
+                    Counters::add(&self.counters.input_held, -((buf.len() - fed) as i64));
+                }
                 self.topics.remove_conn(slot, generation);
                 Counters::set(&self.counters.topics, self.topics.topics() as i64);
                 if s.flags.has(Flags::READ_PAUSED) {
