@@ -107,7 +107,7 @@ struct Cli {
     /// connection) [default: shared in chat mode, off in echo mode].
     #[arg(long, value_enum)]
     compression: Option<CompressionArg>,
-    /// permessage-deflate: zlib level, 1 (fastest) to 9 [default: 1].
+    /// permessage-deflate: zlib level, 1 (fastest) to 9 [default: 2].
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
     compression_level: Option<u8>,
     /// permessage-deflate: messages shorter than this are sent uncompressed [default: 64].

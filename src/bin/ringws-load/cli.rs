@@ -86,6 +86,10 @@ pub struct Common {
     /// No progress line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Offer permessage-deflate (client_no_context_takeover); where the server accepts, every
+    /// message is sent compressed and compressed messages received are inflated (and checked).
+    #[arg(long)]
+    pub compress: bool,
 }
 
 /// `pingpong` and `flood` options (and `pipelined`'s, with its depth).
@@ -100,6 +104,10 @@ pub struct PingPongArgs {
     /// Binary messages (default: text).
     #[arg(long)]
     pub binary: bool,
+    /// Realistic chat messages instead of a letter pattern: JSON as the ringws chat sends it,
+    /// sixteen different texts in turn, about 200 bytes (--size and --binary are ignored).
+    #[arg(long, conflicts_with = "binary")]
+    pub chat_json: bool,
     /// Seconds of the measurement window.
     #[arg(short, long, default_value_t = 10.0)]
     pub duration: f64,
@@ -233,6 +241,8 @@ impl Common {
         if self.sources > 0 && !target.addr.ip().is_loopback() {
             return Err("--sources needs a loopback target".to_string());
         }
+        let mut target = target;
+        target.compress = self.compress;
         Ok(Setup {
             target,
             connections: self.connections,

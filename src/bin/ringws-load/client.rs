@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 use ringws::proto::connection::{MessageKind, SendError};
-use ringws::proto::frame::HeaderView;
+use ringws::proto::frame::{HeaderView, RSV1};
 use ringws::proto::{Config, Connection, mask};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::deflate::ClientPmd;
 use crate::handshake::Key;
 use crate::verify::Payload;
 
@@ -62,6 +63,10 @@ pub struct Client {
     /// When this connection last sent anything the server counts as traffic (the end of the
     /// handshake, a message, a pong): heartbeat pings are due this long after it.
     pub last_sent: Instant,
+    /// The mask-key seed (kept to remake the protocol state when an extension is agreed).
+    pub seed: u32,
+    /// permessage-deflate, when the server accepted it.
+    pub pmd: Option<Box<ClientPmd>>,
 }
 
 impl Client {
@@ -98,7 +103,47 @@ impl Client {
             in_flight: 0,
             sent_times: VecDeque::new(),
             last_sent: Instant::now(),
+            seed,
+            pmd: None,
         })
+    }
+
+    /// The server accepted permessage-deflate (`server_no_context_takeover` or not): RSV1
+    /// frames are expected from now on and messages are sent compressed.
+    pub fn agree_deflate(&mut self, server_no_context_takeover: bool) {
+        self.proto = Connection::with_rsv(RSV1);
+        self.proto.set_mask_seed(self.seed);
+        self.pmd = Some(Box::new(ClientPmd::new(server_no_context_takeover)));
+    }
+
+    /// Appends one masked, compressed (RSV1) frame of `kind` whose payload `write` produces.
+    fn queue_compressed(
+        &mut self,
+        cfg: &Config,
+        kind: MessageKind,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), SendError> {
+        let Some(pmd) = self.pmd.as_mut() else {
+            return Ok(());
+        };
+        let mut plain = std::mem::take(&mut pmd.buf);
+        plain.clear();
+        write(&mut plain);
+        let mut packed = Vec::with_capacity(plain.len() / 2 + 16);
+        pmd.deflate(&plain, &mut packed);
+        pmd.buf = plain;
+        let header = self.proto.message_header(cfg, kind, packed.len())?;
+        let key = HeaderView::new_checked(&header)
+            .ok()
+            .and_then(|v| v.mask_key())
+            .unwrap_or([0; 4]);
+        let at = self.out.len();
+        self.out.extend_from_slice(&header);
+        self.out[at] |= RSV1;
+        let start = self.out.len();
+        self.out.extend_from_slice(&packed);
+        mask::apply(&mut self.out[start..], key, 0);
+        Ok(())
     }
 
     /// Whether bytes are still owed to the socket.
@@ -127,6 +172,10 @@ impl Client {
 
     /// Queues `text` as one masked text frame, appended to what is owed.
     pub fn queue_text(&mut self, cfg: &Config, text: &[u8]) -> Result<(), SendError> {
+        if self.pmd.is_some() {
+            return self
+                .queue_compressed(cfg, MessageKind::Text, |out| out.extend_from_slice(text));
+        }
         let header = self
             .proto
             .message_header(cfg, MessageKind::Text, text.len())?;
@@ -148,6 +197,11 @@ impl Client {
         payload: &Payload,
         seq: u64,
     ) -> Result<(), SendError> {
+        if self.pmd.is_some() {
+            self.queue_compressed(cfg, payload.kind(), |out| payload.write(seq, out))?;
+            self.seq = seq;
+            return Ok(());
+        }
         let header = self
             .proto
             .message_header(cfg, payload.kind(), payload.len())?;

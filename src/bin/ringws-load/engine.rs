@@ -18,6 +18,7 @@ use ringws::proto::{CloseCode, Config, Event, Sink, Timestamp};
 
 use crate::broadcast::{self, Plan, Received};
 use crate::client::{Client, Phase};
+use crate::deflate::ClientPmd;
 use crate::handshake::{self, HandshakeError};
 use crate::rng::Rng;
 use crate::stats::{ErrorCounts, Latency, Lateness};
@@ -186,6 +187,17 @@ impl Engine {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.shared.counters
+    }
+
+    /// permessage-deflate over the connections: how many agreed, and the inflated and
+    /// compressed bytes of what they received compressed.
+    pub fn compression(&self) -> (usize, u64, u64) {
+        self.clients
+            .iter()
+            .filter_map(|c| c.pmd.as_deref())
+            .fold((0, 0, 0), |(n, plain, packed), p| {
+                (n + 1, plain + p.plain_in, packed + p.packed_in)
+            })
     }
 
     /// Connections being set up (connect or handshake in progress).
@@ -501,6 +513,11 @@ impl Engine {
                         continue;
                     };
                     c.phase = Phase::Open;
+                    if target.compress {
+                        if let Some(server_nct) = crate::deflate::accepted(&c.head[..len]) {
+                            c.agree_deflate(server_nct);
+                        }
+                    }
                     // The server's `last_seen` is set by the upgrade: heartbeat pings count
                     // from here.
                     c.last_sent = Instant::now();
@@ -693,6 +710,7 @@ impl Shared {
             in_flight: c.in_flight,
             closing: c.phase == Phase::Closing,
             out: &mut c.out,
+            pmd: c.pmd.as_deref_mut(),
             echoes: 0,
             pings: 0,
             mismatch: None,
@@ -792,6 +810,8 @@ struct Inbox<'a> {
     in_flight: u64,
     closing: bool,
     out: &'a mut Vec<u8>,
+    /// permessage-deflate's codecs, when agreed.
+    pmd: Option<&'a mut ClientPmd>,
     echoes: u32,
     /// Pings received (their pongs are in `out`, queued by the protocol core).
     pings: u32,
@@ -854,8 +874,26 @@ impl Sink for Inbox<'_> {
         match event {
             Event::Text(t) => self.data(Some(MessageKind::Text), t.as_bytes()),
             Event::Binary(b) => self.data(Some(MessageKind::Binary), b),
-            // No extension was negotiated, so this cannot happen; count it if it does.
-            Event::Compressed { payload, .. } => self.data(None, payload),
+            // Only with permessage-deflate agreed (the core refuses RSV1 otherwise).
+            Event::Compressed { text, payload } => {
+                let Some(pmd) = self.pmd.as_mut() else {
+                    return self.data(None, payload);
+                };
+                if pmd.inflate(payload).is_err() {
+                    self.mismatch = Some(Mismatch::Kind);
+                    return;
+                }
+                let plain = std::mem::take(&mut pmd.buf);
+                let kind = if text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                self.data(Some(kind), &plain);
+                if let Some(pmd) = self.pmd.as_mut() {
+                    pmd.buf = plain;
+                }
+            }
             // The protocol core already queued the masked pong with the same payload through
             // `transmit` (not while closing).
             Event::Ping(_) if !self.closing => self.pings += 1,
@@ -900,6 +938,7 @@ mod tests {
             in_flight,
             closing: false,
             out,
+            pmd: None,
             echoes: 0,
             pings: 0,
             mismatch: None,

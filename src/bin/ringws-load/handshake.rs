@@ -25,9 +25,14 @@ pub fn key_from(random: [u8; 16]) -> Key {
 /// Appends the upgrade request for `target` with `key` to `out`.
 pub fn write_request(target: &Target, key: &Key, out: &mut Vec<u8>) {
     let key = std::str::from_utf8(key).unwrap_or("");
+    let offer = if target.compress {
+        crate::deflate::OFFER
+    } else {
+        ""
+    };
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n",
         target.path, target.host, key
     );
     out.extend_from_slice(req.as_bytes());

@@ -24,6 +24,7 @@
 mod broadcast;
 mod cli;
 mod client;
+mod deflate;
 mod engine;
 mod handshake;
 mod report;
@@ -122,7 +123,11 @@ fn messages(a: &PingPongArgs, load: Load) -> Result<ExitCode, String> {
     let report = run::messages(
         &setup,
         load,
-        Payload::new(a.size, kind),
+        if a.chat_json {
+            Payload::chat()
+        } else {
+            Payload::new(a.size, kind)
+        },
         seconds(a.warmup)?,
         seconds(a.duration)?,
     )

@@ -50,6 +50,11 @@ pub struct Report {
     pub pings: u64,
     /// Heartbeat pings received during the whole run, setup included (idle).
     pub pings_total: u64,
+    /// `--compress`: connections on which the server accepted permessage-deflate.
+    pub compressed_conns: Option<usize>,
+    /// `--compress`: inflated over compressed bytes of the messages the server sent
+    /// compressed.
+    pub compression_ratio: Option<f64>,
     /// How late the pings of the hold came, ms (idle).
     pub lateness: LatenessSummary,
     /// The pings of the hold per whole millisecond of lateness (idle), ascending.
@@ -291,6 +296,10 @@ impl Report {
             "steal_percent": self.others.map(|o| o.steal_percent),
             "notes": self.notes,
         });
+        if let Some(n) = self.compressed_conns {
+            v["compressed_conns"] = json!(n);
+            v["compression_ratio"] = json!(self.compression_ratio);
+        }
         if let (Some(b), Some(obj)) = (&self.broadcast, v.as_object_mut()) {
             let extra = json!({
                 "subscribers": b.subscribers,
@@ -357,6 +366,15 @@ impl Report {
             ));
             rows.push(("messages", self.messages.to_string()));
             rows.push(("sent", self.sent.to_string()));
+            if let Some(n) = self.compressed_conns {
+                let ratio = self
+                    .compression_ratio
+                    .map_or("-".to_string(), |r| format!("{r:.2}x"));
+                rows.push((
+                    "compression",
+                    format!("{n} connections compressed, server messages {ratio} smaller"),
+                ));
+            }
             rows.push((
                 "throughput",
                 format!(

@@ -98,6 +98,11 @@ pub fn messages(
         &mut report,
     )?;
 
+    if setup.target.compress {
+        let (conns, plain, packed) = engine.compression();
+        report.compressed_conns = Some(conns);
+        report.compression_ratio = (packed > 0).then(|| plain as f64 / packed as f64);
+    }
     engine.close_all(CLOSE_GRACE)?;
     progress.done();
     report.errors = engine.counters().errors;

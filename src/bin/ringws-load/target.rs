@@ -14,6 +14,8 @@ pub struct Target {
     pub host: String,
     /// The request target (path and query), at least `/`.
     pub path: String,
+    /// Offer permessage-deflate in the upgrade (`--compress`).
+    pub compress: bool,
 }
 
 impl Target {
@@ -39,6 +41,7 @@ impl Target {
             addr,
             host: authority.to_string(),
             path,
+            compress: false,
         })
     }
 
@@ -52,6 +55,7 @@ impl Target {
             addr: sa,
             host: addr.to_string(),
             path: "/".to_string(),
+            compress: false,
         })
     }
 }

@@ -10,12 +10,37 @@ use ringws::proto::connection::MessageKind;
 /// Bytes of the stamp (16 hex digits of a `u64`); shorter messages carry its last digits.
 pub const STAMP_LEN: usize = 16;
 
-/// The message template of a run.
+/// The message templates of a run (all of one length), used in turn by sequence number.
 #[derive(Debug, Clone)]
 pub struct Payload {
-    template: Vec<u8>,
+    templates: Vec<Vec<u8>>,
+    /// Where the stamp goes in a message.
+    stamp_at: usize,
     kind: MessageKind,
 }
+
+/// Texts for [`Payload::chat`]: what people type into a chat.
+const CHAT_TEXTS: [&str; 16] = [
+    "good morning everyone!",
+    "has anyone seen the release notes for today's build?",
+    "lunch at noon?",
+    "I'll be five minutes late to the standup, start without me",
+    "thanks, that fixed it",
+    "can someone review my pull request when you have a minute?",
+    "the dashboard is green again",
+    "brb",
+    "does the new room list load for you? it is empty for me",
+    "yes, works here",
+    "ok, restarting the browser",
+    "haha",
+    "meeting moved to 3pm, same link",
+    "who is on call this week?",
+    "me, ping me if anything breaks",
+    "have a nice weekend all",
+];
+
+/// Names for [`Payload::chat`].
+const CHAT_NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
 /// How an echo differs from what was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +69,57 @@ impl Payload {
     /// A template of `size` bytes (printable ASCII, so also valid text).
     pub fn new(size: usize, kind: MessageKind) -> Self {
         let template = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-        Self { template, kind }
+        Self {
+            templates: vec![template],
+            stamp_at: 0,
+            kind,
+        }
+    }
+
+    /// Chat messages as the ringws chat sends them (JSON text, about 200 bytes), sixteen texts
+    /// from four people in turn, padded with spaces to one length; the stamp is the `id`
+    /// field. A realistic stream for compression: the keys repeat, the texts differ.
+    pub fn chat() -> Self {
+        let message = |i: usize, pad: usize| {
+            format!(
+                r#"{{"op":"message","room":"lobby","id":"{}","from":"0.{}.1","name":"{}","ts":{},"seq":{},"text":"{}{}","online":{}}}"#,
+                "0".repeat(STAMP_LEN),
+                1200 + i % 4,
+                CHAT_NAMES[i % 4],
+                1_764_806_400_000u64 + 1_379 * i as u64,
+                4_100 + i,
+                CHAT_TEXTS[i],
+                " ".repeat(pad),
+                37 + i % 3,
+            )
+            .into_bytes()
+        };
+        // One length for all: the text is padded with spaces to the longest message.
+        let longest = (0..CHAT_TEXTS.len())
+            .map(|i| message(i, 0).len())
+            .max()
+            .unwrap_or(0);
+        let templates: Vec<Vec<u8>> = (0..CHAT_TEXTS.len())
+            .map(|i| message(i, longest - message(i, 0).len()))
+            .collect();
+        let stamp_at = templates[0]
+            .windows(6)
+            .position(|w| w == b"\"id\":\"")
+            .map_or(0, |p| p + 6);
+        Self {
+            templates,
+            stamp_at,
+            kind: MessageKind::Text,
+        }
+    }
+
+    fn template(&self, seq: u64) -> &[u8] {
+        &self.templates[(seq % self.templates.len() as u64) as usize]
     }
 
     /// The payload length.
     pub fn len(&self) -> usize {
-        self.template.len()
+        self.templates[0].len()
     }
 
     /// Text or binary.
@@ -59,8 +129,8 @@ impl Payload {
 
     /// Appends message `seq` (template and stamp, unmasked) to `out`.
     pub fn write(&self, seq: u64, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&self.template);
+        let start = out.len() + self.stamp_at;
+        out.extend_from_slice(self.template(seq));
         let n = self.stamp_len();
         out[start..start + n].copy_from_slice(&stamp(seq)[STAMP_LEN - n..]);
     }
@@ -70,24 +140,26 @@ impl Payload {
         if kind != self.kind {
             return Err(Mismatch::Kind);
         }
-        if got.len() != self.template.len() {
+        let template = self.template(seq);
+        if got.len() != template.len() {
             return Err(Mismatch::Length {
-                expected: self.template.len(),
+                expected: template.len(),
                 got: got.len(),
             });
         }
-        let n = self.stamp_len();
+        let (at, n) = (self.stamp_at, self.stamp_len());
         let s = stamp(seq);
-        let head = got[..n].iter().zip(&s[STAMP_LEN - n..]);
-        let tail = got[n..].iter().zip(&self.template[n..]);
-        match head.chain(tail).position(|(a, b)| a != b) {
+        let before = got[..at].iter().zip(&template[..at]);
+        let stamp = got[at..at + n].iter().zip(&s[STAMP_LEN - n..]);
+        let after = got[at + n..].iter().zip(&template[at + n..]);
+        match before.chain(stamp).chain(after).position(|(a, b)| a != b) {
             Some(offset) => Err(Mismatch::Bytes { offset }),
             None => Ok(()),
         }
     }
 
     fn stamp_len(&self) -> usize {
-        self.template.len().min(STAMP_LEN)
+        self.len().saturating_sub(self.stamp_at).min(STAMP_LEN)
     }
 }
 
@@ -160,5 +232,29 @@ mod tests {
         p.write(5, &mut msg);
         assert!(msg.is_empty());
         assert_eq!(p.verify(5, MessageKind::Binary, &[]), Ok(()));
+    }
+
+    #[test]
+    fn chat_messages_are_json_with_the_stamp_in_their_id() {
+        let p = Payload::chat();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        p.write(0x2a, &mut a);
+        p.write(0x2b, &mut b);
+        assert_eq!(a.len(), b.len());
+        assert!(p.templates.iter().all(|t| t.len() == p.len()));
+        let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(v["id"], "000000000000002a");
+        assert_ne!(
+            serde_json::from_slice::<serde_json::Value>(&b).unwrap()["text"],
+            v["text"]
+        );
+        assert_eq!(p.verify(0x2a, MessageKind::Text, &a), Ok(()));
+        assert!(p.verify(0x2b, MessageKind::Text, &a).is_err());
+        let mut bad = a.clone();
+        bad[3] ^= 1;
+        assert_eq!(
+            p.verify(0x2a, MessageKind::Text, &bad),
+            Err(Mismatch::Bytes { offset: 3 })
+        );
     }
 }
