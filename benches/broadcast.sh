@@ -110,7 +110,7 @@ fi
 
 # ------------------------------------------------------------------ JS peers (npm registry)
 install_js_peers uws
-install_bun
+install_bun bun
 
 # ------------------------------------------------------------------ servers
 server_cmd() { # NAME PORT -> the command, one word per line

@@ -4,8 +4,9 @@
 #   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
 #                      [--slope-first N] [--slope-conns N]
 #                      [--servers "ringws fastwebsockets tungstenite ws uws bun"]
-#                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k flood idle slope"]
-#                      [--port BASE] [--workers N] [--no-build]
+#                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k flood idle slope
+#                                    cpp cactive zpp zpl zactive zidle"]
+#                      [--port BASE] [--workers N] [--baseline SERVER] [--no-build]
 #
 # Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
 # --send-zc-min-bytes 16384), ringws-4k (1024 x 4 KiB receive buffers, as on kernels before 6.12), ringws-base (the binary
@@ -16,7 +17,10 @@
 # (10 conns, 64 KiB binary), pl20 / pl1k (pipelined, 100 conns x 16 in flight, 20 B text /
 # 1 KiB binary), flood (10 conns writing 1 KiB binary messages as fast as their sockets take
 # them, reading and checking every echo: a server that drops echoes reports errors), idle (RSS
-# per idle connection), slope (idle RSS growth per connection between
+# per idle connection), cpp / cactive (chat JSON ping-pong, 100 and 1,000 connections; the
+# second for RSS per connection that exchanged messages), zpp / zpl / zactive / zidle (the same
+# with permessage-deflate offered, `ringws-load --compress`; run them against the -z servers:
+# ringws-z (--compression shared), ringws-zd (dedicated), ws-z, uws-z, bun-z), slope (idle RSS growth per connection between
 # 5,000 and 19,000 connections in one run: `idle -c 19000 --sample-at 5000`, each count held
 # --idle-hold s before the server's RSS is sampled; free of the fixed cost and of most of the
 # allocator's 2 MiB steps; --slope-first / --slope-conns change the counts. 19,000 sockets fit
@@ -40,6 +44,7 @@ REPS=5
 WINDOW=10
 WARMUP=2
 IDLE_CONNS=10000
+BASELINE=ringws
 IDLE_HOLD=3
 SLOPE_FIRST=5000
 SLOPE_CONNS=19000
@@ -59,6 +64,7 @@ while [ $# -gt 0 ]; do
         --window) WINDOW=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --idle-conns) IDLE_CONNS=$2; shift 2 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
         --idle-hold) IDLE_HOLD=$2; shift 2 ;;
         --slope-first) SLOPE_FIRST=$2; shift 2 ;;
         --slope-conns) SLOPE_CONNS=$2; shift 2 ;;
@@ -107,8 +113,8 @@ fi
 [ -x "$LOAD" ] || { echo "no load tool at $LOAD" >&2; exit 1; }
 
 # ------------------------------------------------------------------ JS peers (npm registry)
-install_js_peers ws uws
-install_bun
+install_js_peers ws uws ws-z uws-z
+install_bun bun bun-z
 
 # ------------------------------------------------------------------ servers
 server_cmd() { # NAME PORT -> the command, one word per line
@@ -134,6 +140,15 @@ server_cmd() { # NAME PORT -> the command, one word per line
         ws) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" ;;
         uws) printf '%s\n' "$NODE" "$JSDIR/uws-echo.js" "$2" ;;
         bun) printf '%s\n' "$BUN" "$JSDIR/bun-echo.js" "$2" ;;
+        # permessage-deflate on (for the z* scenarios): ringws shared and dedicated modes, the
+        # JS peers with theirs (uWS SHARED_COMPRESSOR, Bun perMessageDeflate, ws threshold 64).
+        ringws-z) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" --compression shared ;;
+        ringws-zd) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" --compression dedicated ;;
+        ws-z) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" deflate ;;
+        uws-z) printf '%s\n' "$NODE" "$JSDIR/uws-echo.js" "$2" deflate ;;
+        bun-z) printf '%s\n' "$BUN" "$JSDIR/bun-echo.js" "$2" deflate ;;
         *) echo "unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -174,6 +189,12 @@ scenario_name() {
         flood) echo "flood 10 × 1 KiB binary (open loop)" ;;
         idle) echo "idle RSS/conn at $IDLE_CONNS" ;;
         slope) echo "idle RSS slope $(commas "$SLOPE_FIRST")→$(commas "$SLOPE_CONNS")" ;;
+        zpp) echo "compressed: 100 × chat JSON" ;;
+        zpl) echo "compressed: pipelined 100 × $DEPTH × chat JSON" ;;
+        zactive) echo "compressed: RSS/conn, 1000 active × chat JSON" ;;
+        zidle) echo "compressed: idle RSS/conn at $IDLE_CONNS" ;;
+        cpp) echo "plain: 100 × chat JSON" ;;
+        cactive) echo "plain: RSS/conn, 1000 active × chat JSON" ;;
     esac
 }
 
@@ -191,6 +212,15 @@ scenario_args() { # SCENARIO -> load tool arguments, one per line
         # Both steps of the setup share the connect timeout.
         slope) printf '%s\n' idle -c "$SLOPE_CONNS" --sample-at "$SLOPE_FIRST" -d "$IDLE_HOLD" \
                   --connect-timeout 60 ;;
+        # permessage-deflate offered (--compress) with realistic chat JSON messages; cpp and
+        # cactive are the same loads uncompressed, for the side-by-side.
+        zpp) printf '%s\n' pingpong -c 100 --chat-json --compress -d "$WINDOW" -w "$WARMUP" ;;
+        zpl) printf '%s\n' pipelined --depth "$DEPTH" -c 100 --chat-json --compress \
+                  -d "$WINDOW" -w "$WARMUP" ;;
+        zactive) printf '%s\n' pingpong -c 1000 --chat-json --compress -d "$WINDOW" -w "$WARMUP" ;;
+        zidle) printf '%s\n' idle -c "$IDLE_CONNS" --compress -d "$IDLE_HOLD" ;;
+        cpp) printf '%s\n' pingpong -c 100 --chat-json -d "$WINDOW" -w "$WARMUP" ;;
+        cactive) printf '%s\n' pingpong -c 1000 --chat-json -d "$WINDOW" -w "$WARMUP" ;;
         *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
 }
@@ -238,7 +268,7 @@ done
     echo "- raw results: target/bench-results/$(basename "$JSONL")"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
-    "$LOAD" summarize "$JSONL" --baseline ringws
+    "$LOAD" summarize "$JSONL" --baseline "$BASELINE"
 } | tee "$MD"
 mkdir -p "$ROOT/benches/results"
 cp "$MD" "$ROOT/benches/results/latest.md"

@@ -32,9 +32,12 @@ install_js_peers() { # NAMES...
     fi
 }
 
-# Fetches Bun from the npm registry when it is wanted and missing.
-install_bun() {
-    if wants bun && [ ! -x "$BUN" ]; then
+# Fetches Bun from the npm registry when one of NAMES (Bun servers) is wanted and missing.
+install_bun() { # NAMES...
+    local want=() s
+    for s in "$@"; do wants "$s" && want+=("$s"); done
+    [ ${#want[@]} -gt 0 ] || return 0
+    if [ ! -x "$BUN" ]; then
         echo "fetching Bun $BUN_VERSION (npm pack @oven/bun-linux-x64@$BUN_VERSION)" >&2
         local tmp
         tmp=$(mktemp -d)
@@ -44,12 +47,14 @@ install_bun() {
             rm -rf "$JSDIR/node_modules/.bun/package"
             mv "$tmp/package" "$JSDIR/node_modules/.bun/package"
         else
-            drop_server bun "npm pack @oven/bun-linux-x64@$BUN_VERSION failed"
+            for s in "${want[@]}"; do
+                drop_server "$s" "npm pack @oven/bun-linux-x64@$BUN_VERSION failed"
+            done
         fi
         rm -rf "$tmp"
     fi
-    if wants bun && ! "$BUN" --version >/dev/null 2>&1; then
-        drop_server bun "$BUN does not run here"
+    if [ -x "$BUN" ] && ! "$BUN" --version >/dev/null 2>&1; then
+        for s in "${want[@]}"; do drop_server "$s" "$BUN does not run here"; done
     fi
 }
 

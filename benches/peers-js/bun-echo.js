@@ -1,5 +1,6 @@
 // Bun echo server for benches/compare.sh: bun bun-echo.js PORT
-// Bun.serve websocket, no compression, 64 MiB message limit, 127.0.0.1 only.
+// Bun.serve websocket, no compression unless `bun bun-echo.js PORT deflate` (Bun's
+// perMessageDeflate: true), 64 MiB message limit, 127.0.0.1 only.
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   console.error('usage: bun bun-echo.js PORT');
@@ -13,7 +14,7 @@ Bun.serve({
     return new Response('websocket only', { status: 426 });
   },
   websocket: {
-    perMessageDeflate: false,
+    perMessageDeflate: process.argv[3] === 'deflate',
     maxPayloadLength: 64 * 1024 * 1024,
     backpressureLimit: 64 * 1024 * 1024,
     idleTimeout: 0,

@@ -1,5 +1,7 @@
 // uWebSockets.js (npm @trufflesuite/uws-js-unofficial 20.30) echo server for benches/compare.sh:
-// node uws-echo.js PORT. No compression, 64 MiB message limit, 127.0.0.1 only.
+// node uws-echo.js PORT [deflate]. No compression unless `deflate` (then SHARED_COMPRESSOR:
+// permessage-deflate without context takeover, one compressor for all, as ringws' shared mode;
+// uWS' DEDICATED_COMPRESSOR_* are per connection), 64 MiB message limit, 127.0.0.1 only.
 'use strict';
 const uWS = require('@trufflesuite/uws-js-unofficial');
 
@@ -10,7 +12,7 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
 }
 uWS.App()
   .ws('/*', {
-    compression: uWS.DISABLED,
+    compression: process.argv[3] === 'deflate' ? uWS.SHARED_COMPRESSOR : uWS.DISABLED,
     maxPayloadLength: 64 * 1024 * 1024,
     maxBackpressure: 64 * 1024 * 1024,
     idleTimeout: 0,

@@ -1,5 +1,7 @@
 // Node `ws` 8.x echo server for benches/compare.sh: node ws-echo.js PORT
-// No compression, 64 MiB message limit, TCP_NODELAY (ws sets it), 127.0.0.1 only.
+// No compression unless `node ws-echo.js PORT deflate` (perMessageDeflate with a 64-byte
+// threshold, as ringws' --compression-min-bytes; ws' default is 1 KiB), 64 MiB message limit,
+// TCP_NODELAY (ws sets it), 127.0.0.1 only.
 'use strict';
 const { WebSocketServer } = require('ws');
 
@@ -11,7 +13,7 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
 const wss = new WebSocketServer({
   host: '127.0.0.1',
   port,
-  perMessageDeflate: false,
+  perMessageDeflate: process.argv[3] === 'deflate' ? { threshold: 64 } : false,
   maxPayload: 64 * 1024 * 1024,
   clientTracking: false,
 });

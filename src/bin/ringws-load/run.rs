@@ -79,6 +79,7 @@ pub fn messages(
     };
     let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), workload)?;
     let mut progress = Progress::new(setup.progress, mode);
+    report.server_rss_before = setup.server.map(|p| p.rss_bytes()).transpose()?;
     report.setup_secs = establish(
         &mut engine,
         setup.connections,
@@ -98,6 +99,8 @@ pub fn messages(
         &mut report,
     )?;
 
+    // With every connection still open, after exchanging messages.
+    report.server_rss_after = setup.server.map(|p| p.rss_bytes()).transpose()?;
     if setup.target.compress {
         let (conns, plain, packed) = engine.compression();
         report.compressed_conns = Some(conns);

@@ -19,6 +19,8 @@ struct Cell {
     cpu: Vec<f64>,
     rss: Vec<f64>,
     slope: Vec<f64>,
+    /// `--compress`: the server's compression ratio (inflated ÷ compressed).
+    ratio: Vec<f64>,
     /// Broadcast: publications per second.
     publishes: Vec<f64>,
     /// Broadcast: deliveries per server CPU-second.
@@ -82,6 +84,9 @@ pub fn markdown(lines: &str, baseline: &str) -> String {
                 let cell = table.cell(&v);
                 cell.rate.extend(v["msgs_per_sec"].as_f64());
                 cell.cpu.extend(v["server_cpu_us_per_msg"].as_f64());
+                // Message loads: RSS growth per connection that exchanged messages.
+                cell.rss.extend(v["rss_per_conn_bytes"].as_f64());
+                cell.ratio.extend(v["compression_ratio"].as_f64());
             }
         }
     }
@@ -108,7 +113,7 @@ fn messages_table(table: &Table, baseline: &str) -> String {
     let base = servers.iter().position(|s| s == baseline);
     let mut out = String::from(
         "| scenario | server | runs | msg/s median [min–max] | server CPU µs/msg median [min–max] \
-         | idle B/conn median [min–max] | errors |",
+         | RSS B/conn median [min–max] | errors |",
     );
     if base.is_some() {
         out.push_str(&format!(" vs {baseline} |"));
@@ -148,10 +153,30 @@ fn messages_table(table: &Table, baseline: &str) -> String {
     }
     if cells.values().any(|c| !c.slope.is_empty()) {
         out.push_str(
-            "\nidle B/conn: the server's RSS growth from before connecting to the end of the hold, \
-             per connection; \"slope\": its growth per connection between the two connection \
+            "\nRSS B/conn: the server's RSS growth from before connecting to the end of the hold \
+             (idle) or of the window (message loads: connections that exchanged messages), per \
+             connection; \"slope\": its growth per connection between the two connection \
              counts of a --sample-at run (no fixed cost, and less of the allocator's page steps).\n",
         );
+    }
+    let mut ratios = String::new();
+    for ((si, vi), cell) in cells.iter() {
+        if let Some(r) = Spread::of(&cell.ratio) {
+            ratios.push_str(&format!(
+                "\n- {} / {}: {}",
+                scenarios[*si],
+                servers[*vi],
+                fmt_spread(Some(r), |x| format!("{x:.2}×"))
+            ));
+        }
+    }
+    if !ratios.is_empty() {
+        out.push_str(
+            "\npermessage-deflate (`--compress`): the server's messages, inflated ÷ compressed \
+             bytes (1.00×: nothing compressed)",
+        );
+        out.push_str(&ratios);
+        out.push('\n');
     }
     out
 }
