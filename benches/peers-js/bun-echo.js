@@ -2,6 +2,7 @@
 // Bun.serve websocket, no compression unless `bun bun-echo.js PORT deflate` (Bun's
 // perMessageDeflate: true), 64 MiB message limit, 127.0.0.1 only.
 const port = Number(process.argv[2]);
+const compress = process.argv[3] === 'deflate';
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   console.error('usage: bun bun-echo.js PORT');
   process.exit(2);
@@ -14,12 +15,13 @@ Bun.serve({
     return new Response('websocket only', { status: 426 });
   },
   websocket: {
-    perMessageDeflate: process.argv[3] === 'deflate',
+    perMessageDeflate: compress,
     maxPayloadLength: 64 * 1024 * 1024,
     backpressureLimit: 64 * 1024 * 1024,
     idleTimeout: 0,
     message(ws, message) {
-      ws.send(message);
+      // send's second argument asks for compression (it defaults to false).
+      ws.send(message, compress);
     },
   },
 });

@@ -6,18 +6,20 @@
 const uWS = require('@trufflesuite/uws-js-unofficial');
 
 const port = Number(process.argv[2]);
+const compress = process.argv[3] === 'deflate';
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   console.error('usage: node uws-echo.js PORT');
   process.exit(2);
 }
 uWS.App()
   .ws('/*', {
-    compression: process.argv[3] === 'deflate' ? uWS.SHARED_COMPRESSOR : uWS.DISABLED,
+    compression: compress ? uWS.SHARED_COMPRESSOR : uWS.DISABLED,
     maxPayloadLength: 64 * 1024 * 1024,
     maxBackpressure: 64 * 1024 * 1024,
     idleTimeout: 0,
     message: (ws, message, isBinary) => {
-      ws.send(message, isBinary);
+      // send's third argument asks for compression (it defaults to false).
+      ws.send(message, isBinary, compress);
     },
   })
   .listen('127.0.0.1', port, (token) => {
