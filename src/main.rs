@@ -432,6 +432,15 @@ fn args_with_config_file() -> Result<Vec<std::ffi::OsString>, String> {
 }
 
 fn main() -> ExitCode {
+    // Signals first: a SIGTERM at any later moment (even before the workers run) is a graceful
+    // stop with exit code 0, never the default kill.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("ringws: cannot handle signal {signal}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = match args_with_config_file() {
         Ok(args) => Cli::parse_from(args),
         Err(e) => {
@@ -464,11 +473,11 @@ fn main() -> ExitCode {
         cfg.compression.mode
     );
     match cli.mode {
-        Mode::Echo => serve(Server::bind(cfg, Echo), &summary, |_| {}),
+        Mode::Echo => serve(Server::bind(cfg, Echo), stop, &summary, |_| {}),
         Mode::Chat => {
             let chat = Chat::new(cli.chat_config(&cfg));
             let attach = chat.clone();
-            serve(Server::bind(cfg, chat), &summary, move |handle| {
+            serve(Server::bind(cfg, chat), stop, &summary, move |handle| {
                 attach.attach(handle.publisher(), handle.metrics());
             })
         }
@@ -478,6 +487,7 @@ fn main() -> ExitCode {
 /// Starts a bound server, runs until SIGTERM or SIGINT, and stops it gracefully.
 fn serve<H: Handler>(
     server: std::io::Result<Server<H>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     summary: &str,
     started: impl FnOnce(&ServerHandle),
 ) -> ExitCode {
@@ -489,7 +499,7 @@ fn serve<H: Handler>(
         }
     };
     let addr = server.local_addr();
-    let handle = match server.start() {
+    let handle = match server.with_stop_flag(stop).start() {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("ringws: {e}");
@@ -497,12 +507,6 @@ fn serve<H: Handler>(
         }
     };
     started(&handle);
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, handle.stop_flag()) {
-            eprintln!("ringws: cannot handle signal {signal}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
     match handle.ring_flags() {
         Some(f) => tracing::info!(
             "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={} incremental_bufs={}",

@@ -84,6 +84,7 @@ pub struct Server<H: Handler> {
     handler: H,
     listeners: Vec<TcpListener>,
     local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
 }
 
 impl<H: Handler> Server<H> {
@@ -119,7 +120,17 @@ impl<H: Handler> Server<H> {
             handler,
             listeners,
             local_addr,
+            stop: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Uses `stop` as the flag that starts a graceful shutdown (see
+    /// [`ServerHandle::stop_flag`]): a process registers its signal handlers on it before the
+    /// server starts, so a SIGTERM that comes early still stops it cleanly (the workers see the
+    /// flag already set and shut down as soon as they run).
+    pub fn with_stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// The address the listeners are bound to.
@@ -150,7 +161,7 @@ impl<H: Handler> Server<H> {
             },
         };
         let cfg = Arc::new(self.cfg);
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = self.stop;
         let hub = Arc::new(pubsub::Hub::new(self.listeners.len())?);
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
         let mut threads = Vec::new();
