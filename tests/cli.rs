@@ -1,12 +1,14 @@
 //! The `ringws` binary: bad flags and a busy port fail at once with a message naming the cause;
 //! SIGTERM stops it cleanly with exit code 0.
 
+mod support;
+
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn ringws(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ringws"))
+    support::bin(env!("CARGO_BIN_EXE_ringws"))
         .args(args)
         .output()
         .expect("run ringws")
@@ -46,13 +48,22 @@ fn a_port_in_use_is_a_one_line_error() {
 
 #[test]
 fn sigterm_stops_the_server_with_exit_code_0() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
-        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+    let port = free_port();
+    let mut child = support::bin(env!("CARGO_BIN_EXE_ringws"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
         .stderr(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Serving (so its signal handling is in place) before it is told to stop.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < support::patience(),
+            "ringws did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(child.try_wait().unwrap().is_none(), "the server is running");
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -65,7 +76,7 @@ fn sigterm_stops_the_server_with_exit_code_0() {
             assert_eq!(status.code(), Some(0));
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "did not stop");
+        assert!(start.elapsed() < support::patience(), "did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -83,7 +94,7 @@ fn free_port() -> u16 {
 fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
     use std::io::{Read, Write};
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+    let child = support::bin(env!("CARGO_BIN_EXE_ringws"))
         .args([
             "--mode",
             "echo",
@@ -105,15 +116,13 @@ fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
     let mut stream = loop {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
             Ok(s) => break s,
-            Err(_) if start.elapsed() < Duration::from_secs(5) => {
+            Err(_) if start.elapsed() < support::patience() => {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Err(e) => panic!("server not up: {e}"),
         }
     };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(support::patience())).unwrap();
     stream
         .write_all(
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -147,7 +156,7 @@ fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
 
 #[test]
 fn io_uring_demanded_but_unavailable_fails_at_start_with_the_cause() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringws"))
+    let out = support::bin(env!("CARGO_BIN_EXE_ringws"))
         .args([
             "--io",
             "uring",
@@ -180,7 +189,7 @@ fn a_config_file_sets_options_and_the_command_line_wins() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+    let mut child = support::bin(env!("CARGO_BIN_EXE_ringws"))
         .arg("--config")
         .arg(&file)
         .args(["--max-rooms", "3"])
@@ -193,13 +202,13 @@ fn a_config_file_sets_options_and_the_command_line_wins() {
         let mut s = loop {
             match std::net::TcpStream::connect(("127.0.0.1", port)) {
                 Ok(s) => break s,
-                Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                Err(_) if start.elapsed() < support::patience() => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 Err(e) => panic!("server not up: {e}"),
             }
         };
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(support::patience())).unwrap();
         write!(
             s,
             "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -7,13 +7,13 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ringws::app::echo::Echo;
 use ringws::proto::{Config, Connection, Event, Sink};
 use ringws::server::Snapshot;
-use support::{Client, PATIENCE, TestServer, config, io_choice};
+use support::{Client, TestServer, config, io_choice, patience};
 
 /// Payload bytes per message.
 const SIZE: usize = 1024;
@@ -195,7 +195,7 @@ fn a_reader_that_never_reads_is_closed_by_the_heartbeat_and_nothing_leaks() {
             }
             Err(e) => panic!("write after {written} bytes: {e}"),
         }
-        assert!(start.elapsed() < PATIENCE, "the server never pushed back");
+        assert!(start.elapsed() < patience(), "the server never pushed back");
     }
     assert!(server.counters().read_pauses >= 1);
     // Never read: the server's ping waits behind the echoes, no pong comes, and the pong
@@ -283,7 +283,7 @@ impl Binary {
             ringws::runtime::IoChoice::Uring => "uring",
             ringws::runtime::IoChoice::Auto => "auto",
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        let child = support::bin(env!("CARGO_BIN_EXE_ringws"))
             .args(["--mode", "echo", "--listen", &addr.to_string()])
             .args(["--workers", "1", "--io", io])
             .args(extra)
@@ -293,7 +293,7 @@ impl Binary {
             .expect("start ringws");
         let start = Instant::now();
         while TcpStream::connect(addr).is_err() {
-            assert!(start.elapsed() < PATIENCE, "ringws did not start");
+            assert!(start.elapsed() < patience(), "ringws did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
         Binary { child, addr }
@@ -345,7 +345,7 @@ fn the_servers_memory_stays_bounded_while_100_mib_wait_to_be_echoed() {
 #[test]
 fn the_load_tools_flood_mode_gets_every_echo() {
     let server = Binary::start(&[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_ringws-load"))
+    let out = support::bin(env!("CARGO_BIN_EXE_ringws-load"))
         .args(["flood", "--addr", &server.addr.to_string()])
         .args([
             "-c", "8", "--size", "1024", "--binary", "-d", "2", "-w", "0.5",

@@ -10,7 +10,7 @@ use std::time::Instant;
 use ringws::proto::frame::{OpCode, encode_frame};
 use ringws::proto::handshake::UpgradeRequest;
 use ringws::server::{Conn, Decision, Handler, Message};
-use support::{Client, Got, PATIENCE, TestServer, config};
+use support::{Client, Got, TestServer, config, patience};
 
 /// A tiny protocol: "join T", "leave T", "pub T text" (to everyone else), "all T text" (the
 /// publisher included). Joining answers "joined T w" with the connection's worker.
@@ -201,7 +201,7 @@ fn a_slow_subscriber_loses_messages_and_delays_nobody() {
         }
     }
     assert!(
-        start.elapsed() < PATIENCE,
+        start.elapsed() < patience(),
         "fast subscribers were delayed: {:?}",
         start.elapsed()
     );

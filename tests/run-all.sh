@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ringws: formatting, lints, unit/property/integration tests, doc tests, the
-# Autobahn conformance suite, and compile checks of the benchmarks and fuzz targets. Installs what it needs on a fresh machine.
+# Autobahn conformance suite, the browser test, compile checks of the benchmarks and fuzz
+# targets, and the aarch64 build and tests under emulation. Installs what it needs on a fresh
+# machine (as root).
 # Usage: tests/run-all.sh        (from anywhere; long fuzzing runs are separate: see fuzz/README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,5 +50,8 @@ cargo bench --no-run --locked
 
 step "fuzz targets compile (stable; running them needs cargo-fuzz, see fuzz/README.md)"
 cargo check --manifest-path fuzz/Cargo.toml --bins
+
+step "aarch64: cross-built with Debian trixie's Rust 1.85 (the MSRV), tests under qemu-aarch64 (installs what it needs)"
+bash tests/aarch64.sh
 
 step "all tests passed"

@@ -14,7 +14,29 @@ use ringws::runtime::IoChoice;
 use ringws::server::{Handler, Server, ServerConfig, ServerHandle, Snapshot};
 
 /// How long any single wait in a test may take before it fails.
-pub const PATIENCE: Duration = Duration::from_secs(5);
+/// How long a test waits for something that should happen at once: 5 s, or
+/// `RINGWS_TEST_PATIENCE_SECS` (`tests/aarch64.sh` raises it: under qemu everything is slower).
+pub fn patience() -> Duration {
+    std::env::var("RINGWS_TEST_PATIENCE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(5), Duration::from_secs)
+}
+
+/// A command running one of the crate's binaries (`env!("CARGO_BIN_EXE_...")`), through
+/// `RINGWS_TEST_RUNNER` when set (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`: the
+/// cross-built binaries cannot be executed directly).
+pub fn bin(path: &str) -> std::process::Command {
+    match std::env::var("RINGWS_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = std::process::Command::new(words.next().unwrap_or_default());
+            cmd.args(words).arg(path);
+            cmd
+        }
+        _ => std::process::Command::new(path),
+    }
+}
 
 /// A running server, shut down when dropped.
 pub struct TestServer {
@@ -84,7 +106,7 @@ impl TestServer {
                 return c;
             }
             assert!(
-                start.elapsed() < PATIENCE,
+                start.elapsed() < patience(),
                 "timed out waiting for {what}: {c:#?}"
             );
             std::thread::sleep(Duration::from_millis(10));
@@ -166,7 +188,7 @@ impl Client {
     /// A TCP connection, nothing sent.
     pub fn raw(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_read_timeout(Some(patience())).unwrap();
         stream.set_nodelay(true).unwrap();
         let mut cfg = Config::client();
         cfg.limits.max_message_bytes = 64 << 20;
@@ -271,7 +293,7 @@ impl Client {
         self.pending.extend(sink.got);
     }
 
-    /// The next thing received (frames, or EOF), waiting up to [`PATIENCE`].
+    /// The next thing received (frames, or EOF), waiting up to [`patience`].
     pub fn next(&mut self) -> Got {
         let mut chunk = vec![0u8; 64 * 1024];
         loop {

@@ -91,6 +91,15 @@ fn the_expected_impls_are_available() {
     }
 }
 
+/// On aarch64 (Graviton, Ampere, Apple) NEON is always present and must be the one chosen;
+/// `tests/aarch64.sh` runs this under qemu-aarch64 in CI.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn neon_is_chosen_on_aarch64() {
+    assert_eq!(Impl::best(), Impl::Neon);
+    assert_eq!(Impl::best().name(), "neon");
+}
+
 /// With `RINGWS_EXPECT_AVX512=1` (set it on a machine known to have AVX-512F and a compiler of
 /// 1.89 or later), fail if the AVX-512 path is not compiled in and chosen.
 #[test]

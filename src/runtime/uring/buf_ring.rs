@@ -402,6 +402,10 @@ mod tests {
         build_ring(8, 16).expect("io_uring").0
     }
 
+    #[cfg_attr(
+        ringws_no_uring,
+        ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+    )]
     #[test]
     fn rejects_bad_sizes() {
         let ring = ring();
@@ -410,6 +414,10 @@ mod tests {
         assert!(BufRing::new(&ring, 0, 4, 0, false).is_err());
     }
 
+    #[cfg_attr(
+        ringws_no_uring,
+        ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+    )]
     #[test]
     fn register_lend_recycle_accounting() {
         let ring = ring();
@@ -445,6 +453,10 @@ mod tests {
         again.unregister(&ring).expect("unregister");
     }
 
+    #[cfg_attr(
+        ringws_no_uring,
+        ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+    )]
     #[test]
     fn incremental_pieces_follow_each_other_and_only_the_last_recycles() {
         let ring = ring();
@@ -485,6 +497,10 @@ mod tests {
         bufs.unregister(&ring).expect("unregister");
     }
 
+    #[cfg_attr(
+        ringws_no_uring,
+        ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+    )]
     #[test]
     #[should_panic(expected = "not lent out")]
     fn recycle_unlent_panics() {
@@ -494,6 +510,10 @@ mod tests {
         bufs.recycle(1);
     }
 
+    #[cfg_attr(
+        ringws_no_uring,
+        ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+    )]
     #[test]
     #[should_panic(expected = "exceeds the buffer size")]
     fn get_too_long_panics() {

@@ -205,6 +205,10 @@ mod tests {
         );
     }
 
+    #[cfg_attr(
+        ringws_no_uring,
+        ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+    )]
     #[test]
     fn ring_builds_with_flags_and_ops() {
         let (ring, flags) = build_ring(64, 256).expect("io_uring available");

@@ -206,6 +206,10 @@ fn run_echo(uring: &mut Uring, listener: &TcpListener, clients: Vec<JoinHandle<(
     stats
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn uring_builds_and_reports_flags() {
     let uring = Uring::new(UringConfig::default()).expect("io_uring");
@@ -215,6 +219,10 @@ fn uring_builds_and_reports_flags() {
     assert!(uring.ops().missing().is_empty());
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn wait_with_timeout_returns_when_idle() {
     let mut uring = Uring::new(small_config(4, 64)).unwrap();
@@ -226,6 +234,10 @@ fn wait_with_timeout_returns_when_idle() {
     assert_eq!(uring.next_completion(), None);
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn echo_three_clients_multi_buffer_and_eof() {
     let buf_size = 256;
@@ -246,6 +258,10 @@ fn echo_three_clients_multi_buffer_and_eof() {
     assert_eq!(stats.closed, 3);
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn echo_with_classic_buffers_too() {
     // The path of kernels before 6.12: whole buffers per completion, no incremental pieces.
@@ -266,6 +282,10 @@ fn echo_with_classic_buffers_too() {
     assert!(stats.recvs >= 5, "{stats:?}");
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn large_buffers_are_split_where_they_cannot_be_filled_piecewise() {
     // Without incremental consumption, 64 x 64 KiB becomes 1024 x 4 KiB: the same memory.
@@ -287,6 +307,10 @@ fn large_buffers_are_split_where_they_cannot_be_filled_piecewise() {
     }
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn enobufs_rearm_loses_nothing() {
     // Two 16-byte buffers for four clients of 200 bytes each: the ring runs dry again and again.
@@ -328,6 +352,10 @@ fn accept_one(uring: &mut Uring) -> RawFd {
     }
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn cancel_then_close_and_stale_generation() {
     let mut uring = Uring::new(small_config(4, 64)).unwrap();
@@ -421,6 +449,10 @@ fn cancel_then_close_and_stale_generation() {
     }));
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn full_sq_and_cq_overflow_lose_nothing() {
     let mut uring = Uring::new(UringConfig {
@@ -459,6 +491,10 @@ fn full_sq_and_cq_overflow_lose_nothing() {
     assert_eq!(stats.cq_dropped, 0);
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn timeout_fires() {
     let mut uring = Uring::new(small_config(2, 64)).unwrap();
@@ -481,6 +517,10 @@ fn timeout_fires() {
     );
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn msg_ring_between_two_rings() {
     let mut a = Uring::new(small_config(2, 64)).unwrap();
@@ -505,6 +545,10 @@ fn msg_ring_between_two_rings() {
     );
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn non_blocking_poll_runs_deferred_completions() {
     // With DEFER_TASKRUN the receive below completes as deferred task work, which only an enter
@@ -543,6 +587,10 @@ fn non_blocking_poll_runs_deferred_completions() {
     });
 }
 
+#[cfg_attr(
+    ringws_no_uring,
+    ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+)]
 #[test]
 fn a_failed_msg_ring_comes_back_with_its_tag() {
     // Not a ring: the kernel refuses the message; the sender learns which target it was for
