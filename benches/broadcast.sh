@@ -101,10 +101,7 @@ mkdir -p "$OUT" "$LOGS"
 
 # ------------------------------------------------------------------ build
 if [ "$BUILD" = 1 ]; then
-    (cd "$ROOT" && cargo build --release --bin ringws-load)
-    if ! (cd "$ROOT" && cargo build --release --bin ringws); then
-        note "ringws did not build"
-    fi
+    build_bins
 fi
 [ -x "$LOAD" ] || { echo "no load tool at $LOAD" >&2; exit 1; }
 

@@ -18,24 +18,11 @@ use ringws::proto::deflate::{Deflater, Inflater, TAIL};
 const LEVEL: u8 = 2;
 
 fn chat_messages() -> Vec<Vec<u8>> {
-    let texts = [
-        "good morning everyone!",
-        "has anyone seen the release notes for today's build?",
-        "lunch at noon?",
-        "I'll be five minutes late to the standup, start without me",
-        "thanks, that fixed it",
-        "can someone review my pull request when you have a minute?",
-        "the dashboard is green again",
-        "brb",
-        "does the new room list load for you? it is empty for me",
-        "yes, works here",
-        "ok, restarting the browser",
-        "haha",
-        "meeting moved to 3pm, same link",
-        "who is on call this week?",
-        "me, ping me if anything breaks",
-        "have a nice weekend all",
-    ];
+    // The same texts as `ringws-load --chat-json`.
+    let texts: Vec<&str> = include_str!("data/chat-texts.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     let names = ["alice", "bob", "carol", "dave"];
     texts
         .iter()

@@ -8,6 +8,14 @@
 NOTES=()
 note() { echo "note: $*" >&2; NOTES+=("$*"); }
 
+# Builds the load tool (which must build) and ringws (noted and skipped if it does not).
+build_bins() {
+    (cd "$ROOT" && cargo build --release --bin ringws-load)
+    if ! (cd "$ROOT" && cargo build --release --bin ringws); then
+        note "ringws did not build"
+    fi
+}
+
 wants() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
 drop_server() { # NAME WHY
     note "$1 skipped: $2"

@@ -220,9 +220,13 @@ fn a_slow_subscriber_loses_messages_and_delays_nobody() {
 
 #[test]
 fn a_subscriber_whose_queue_broadcasts_fill_is_still_read() {
-    // Frames of exactly 1,009 bytes and a mark of 64 of them: with drop-oldest the queue sits
-    // exactly at the mark. Broadcasts must not stop the server reading the subscriber: its
-    // requests (and heartbeats) still get through, however busy its rooms.
+    // Broadcasts must not stop the server reading a subscriber: its requests (and heartbeats)
+    // still get through, however busy its rooms. Frames of 1,009 bytes against a mark of 64 of
+    // them, drop-oldest, and heartbeat pings pushed onto the full queue. A liveness check of the
+    // whole server: the socket buffers absorb much of the flood here, so this test did not
+    // reproduce the old pause rule by itself; the unit test
+    // `broadcasts_never_pause_reading_and_a_paused_queue_takes_them_to_the_low_water_mark` in
+    // src/server/conn.rs pins the rule.
     let frame_len = 4 + "00000".len() + 1000;
     let mut cfg = config();
     cfg.max_outbound_bytes = 64 * frame_len;

@@ -19,25 +19,16 @@ pub struct Payload {
     kind: MessageKind,
 }
 
-/// Texts for [`Payload::chat`]: what people type into a chat.
-const CHAT_TEXTS: [&str; 16] = [
-    "good morning everyone!",
-    "has anyone seen the release notes for today's build?",
-    "lunch at noon?",
-    "I'll be five minutes late to the standup, start without me",
-    "thanks, that fixed it",
-    "can someone review my pull request when you have a minute?",
-    "the dashboard is green again",
-    "brb",
-    "does the new room list load for you? it is empty for me",
-    "yes, works here",
-    "ok, restarting the browser",
-    "haha",
-    "meeting moved to 3pm, same link",
-    "who is on call this week?",
-    "me, ping me if anything breaks",
-    "have a nice weekend all",
-];
+/// What people type into a chat, one per line (`#` lines are comments): shared with
+/// `benches/deflate.rs`.
+const CHAT_TEXTS: &str = include_str!("../../../benches/data/chat-texts.txt");
+
+/// The texts of [`CHAT_TEXTS`].
+fn chat_texts() -> impl Iterator<Item = &'static str> {
+    CHAT_TEXTS
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
 
 /// Names for [`Payload::chat`].
 const CHAT_NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
@@ -80,6 +71,7 @@ impl Payload {
     /// from four people in turn, padded with spaces to one length; the stamp is the `id`
     /// field. A realistic stream for compression: the keys repeat, the texts differ.
     pub fn chat() -> Self {
+        let texts: Vec<&str> = chat_texts().collect();
         let message = |i: usize, pad: usize| {
             format!(
                 r#"{{"op":"message","room":"lobby","id":"{}","from":"0.{}.1","name":"{}","ts":{},"seq":{},"text":"{}{}","online":{}}}"#,
@@ -88,18 +80,18 @@ impl Payload {
                 CHAT_NAMES[i % 4],
                 1_764_806_400_000u64 + 1_379 * i as u64,
                 4_100 + i,
-                CHAT_TEXTS[i],
+                texts[i],
                 " ".repeat(pad),
                 37 + i % 3,
             )
             .into_bytes()
         };
         // One length for all: the text is padded with spaces to the longest message.
-        let longest = (0..CHAT_TEXTS.len())
+        let longest = (0..texts.len())
             .map(|i| message(i, 0).len())
             .max()
             .unwrap_or(0);
-        let templates: Vec<Vec<u8>> = (0..CHAT_TEXTS.len())
+        let templates: Vec<Vec<u8>> = (0..texts.len())
             .map(|i| message(i, longest - message(i, 0).len()))
             .collect();
         let stamp_at = templates[0]
