@@ -214,14 +214,18 @@ impl<S> Slot<S> {
         ctx: &Ctx<'_>,
     ) -> Actions {
         let before = self.out.queued();
+        let refused_before = ctx.counters.replies_refused();
         let mut actions = match &mut self.phase {
             Phase::Handshake(_) => self.on_handshake_bytes(data, handler, ctx),
             Phase::Open { .. } => self.on_ws_bytes(data, handler, ctx),
             // Draining after our close: input is read and dropped until EOF.
             Phase::Closing => Actions::default(),
         };
+        // This read asked for replies (queued, or refused because the queue is full: every
+        // send during a read is this connection's reply) with the queue at its mark.
         let after = self.out.queued();
-        if after > before && after >= ctx.cfg.max_outbound_bytes {
+        let replied = after > before || ctx.counters.replies_refused() != refused_before;
+        if replied && after >= ctx.cfg.max_outbound_bytes {
             self.flags.set(Flags::REPLIES_OVER, true);
         }
         self.account(before, ctx, &mut actions);

@@ -136,6 +136,12 @@ impl Counters {
     pub(crate) fn set(c: &AtomicI64, n: i64) {
         c.store(n, Relaxed);
     }
+
+    /// Sends refused so far for a full queue (messages and protocol answers): compared before
+    /// and after a read, it tells whether the read's replies were refused.
+    pub(crate) fn replies_refused(&self) -> u64 {
+        self.dropped.load(Relaxed) + self.answers_dropped.load(Relaxed)
+    }
 }
 
 /// Every worker's counters, for export (`/metrics`). Cheap to clone, `Send` and `Sync`.
