@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod broker;
 pub mod manual;
 pub mod proto;
 #[allow(unsafe_code)]

@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use ringws::app::chat::{AuthHook, Chat, ChatConfig};
 use ringws::app::echo::Echo;
+use ringws::broker::redis::Redis;
+use ringws::broker::{Broker, BrokerConfig};
 use ringws::proto::deflate::Mode as DeflateMode;
 use ringws::proto::handshake::OriginPolicy;
 use ringws::runtime::IoChoice;
@@ -143,6 +145,29 @@ struct Cli {
     /// buffers on kernels before 6.12, which cannot fill a buffer piece by piece].
     #[arg(long, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
     recv_buffer_size: Option<u32>,
+    /// Share rooms with other ringws servers through this Redis, e.g. redis://10.0.0.5:6379
+    /// (README, "Running a cluster") [default: none, the server runs alone].
+    #[arg(long, value_name = "URL", value_parser = parse_broker_url)]
+    broker: Option<String>,
+    /// With --broker: prefix of the rooms' channel names; give each cluster sharing one Redis
+    /// its own [default: ringws:room:].
+    #[arg(long, value_name = "PREFIX", requires = "broker")]
+    broker_prefix: Option<String>,
+    /// With --broker: bytes of publications waiting for Redis before more are dropped (and
+    /// counted) [default: 8388608].
+    #[arg(long, requires = "broker", value_parser = clap::value_parser!(u64).range(65_536..=1 << 32))]
+    broker_max_pending_bytes: Option<u64>,
+}
+
+fn parse_broker_url(s: &str) -> Result<String, String> {
+    if !s.starts_with("redis://") {
+        return Err(format!(
+            "'{s}' is not a redis:// URL, e.g. redis://127.0.0.1:6379"
+        ));
+    }
+    ringws::broker::redis::Redis::new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("'{s}' is not a usable Redis URL: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -371,6 +396,40 @@ impl Cli {
         });
         chat
     }
+
+    /// The broker bridge's configuration, when `--broker` is given.
+    fn broker_config(&self) -> Option<BrokerConfig> {
+        self.broker.as_ref()?;
+        let mut cfg = BrokerConfig::default();
+        if let Some(prefix) = &self.broker_prefix {
+            cfg.channel_prefix = prefix.clone();
+        }
+        if let Some(n) = self.broker_max_pending_bytes {
+            cfg.max_pending_bytes = n as usize;
+        }
+        Some(cfg)
+    }
+}
+
+/// Attaches the `--broker` to a bound server (a URL that parsed when the flags were read).
+fn with_broker<H: Handler>(
+    server: std::io::Result<Server<H>>,
+    url: Option<&str>,
+    cfg: Option<BrokerConfig>,
+) -> std::io::Result<Server<H>> {
+    let server = server?;
+    let (Some(url), Some(cfg)) = (url, cfg) else {
+        return Ok(server);
+    };
+    let redis =
+        Redis::new(url).map_err(|e| std::io::Error::other(format!("--broker {url}: {e}")))?;
+    tracing::info!(
+        "rooms shared through {} as node {} (channels {}*)",
+        redis.describe(),
+        cfg.node,
+        cfg.channel_prefix
+    );
+    Ok(server.with_broker(redis, cfg))
 }
 
 /// The command line with the options of `--config FILE` put in front of it (so the command
@@ -472,12 +531,20 @@ fn main() -> ExitCode {
         cli.mode,
         cfg.compression.mode
     );
+    let broker = cli.broker_config();
+    let url = cli.broker.as_deref();
     match cli.mode {
-        Mode::Echo => serve(Server::bind(cfg, Echo), stop, &summary, |_| {}),
+        Mode::Echo => {
+            let server = with_broker(Server::bind(cfg, Echo), url, broker);
+            serve(server, stop, &summary, |_| {})
+        }
         Mode::Chat => {
-            let chat = Chat::new(cli.chat_config(&cfg));
+            let mut chat_cfg = cli.chat_config(&cfg);
+            chat_cfg.node = broker.as_ref().map(|b| b.node.to_string());
+            let chat = Chat::new(chat_cfg);
             let attach = chat.clone();
-            serve(Server::bind(cfg, chat), stop, &summary, move |handle| {
+            let server = with_broker(Server::bind(cfg, chat), url, broker);
+            serve(server, stop, &summary, move |handle| {
                 attach.attach(handle.publisher(), handle.metrics());
             })
         }

@@ -148,6 +148,8 @@ impl Counters {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pub(crate) workers: std::sync::Arc<Vec<std::sync::Arc<Counters>>>,
+    /// The broker bridge's counters, when one is attached.
+    pub(crate) broker: Option<std::sync::Arc<crate::broker::Link>>,
 }
 
 impl Metrics {
@@ -164,8 +166,17 @@ impl Metrics {
     }
 
     /// The counters in the Prometheus text format: `ringws_NAME{worker="i"} VALUE`, with
-    /// `# HELP` and `# TYPE` lines (counters get the `_total` suffix).
+    /// `# HELP` and `# TYPE` lines (counters get the `_total` suffix); then the broker bridge's
+    /// (`ringws_broker_*{node="..."}`) when one is attached.
     pub fn prometheus(&self) -> String {
+        let mut out = self.workers_prometheus();
+        if let Some(link) = &self.broker {
+            out.push_str(&link.prometheus());
+        }
+        out
+    }
+
+    fn workers_prometheus(&self) -> String {
         use std::fmt::Write;
         let workers = self.per_worker();
         let mut out = String::new();
@@ -203,6 +214,7 @@ mod tests {
         Counters::add(&b.open, 2);
         let m = Metrics {
             workers: Arc::new(vec![a, b]),
+            broker: None,
         };
         let text = m.prometheus();
         assert!(

@@ -217,16 +217,30 @@ impl<S> Conn<'_, S> {
     }
 
     /// Publishes `frame` (from [`encode_frame`] or [`Conn::frame_of`]) to every subscriber of
-    /// `topic`, on every worker: the same bytes for all of them, no copy per subscriber. With
-    /// `include_self` false this connection does not get it even if subscribed ("to everyone
-    /// else"). Each subscriber's queue applies the backpressure policy: a slow subscriber loses
-    /// messages (or is closed), the others and this connection are not delayed.
+    /// `topic`, on every worker, and on every other node when a broker is attached: the same
+    /// bytes for all of them, no copy per subscriber. With `include_self` false this connection
+    /// does not get it even if subscribed ("to everyone else"). Each subscriber's queue applies
+    /// the backpressure policy: a slow subscriber loses messages (or is closed), the others and
+    /// this connection are not delayed.
     pub fn publish(&mut self, topic: &str, frame: Bytes, include_self: bool) {
-        self.op(TopicOp::Publish(Publication {
-            topic: Arc::from(topic),
-            frame,
-            except: (!include_self).then_some(self.id),
-        }));
+        self.publish_to(topic, frame, include_self, true);
+    }
+
+    /// Like [`Conn::publish`], but to this node's subscribers only (never through the broker):
+    /// for what only makes sense here, such as this node's count of members online.
+    pub fn publish_local(&mut self, topic: &str, frame: Bytes, include_self: bool) {
+        self.publish_to(topic, frame, include_self, false);
+    }
+
+    fn publish_to(&mut self, topic: &str, frame: Bytes, include_self: bool, cluster: bool) {
+        self.op(TopicOp::Publish {
+            p: Publication {
+                topic: Arc::from(topic),
+                frame,
+                except: (!include_self).then_some(self.id),
+            },
+            cluster,
+        });
     }
 
     fn op(&mut self, op: TopicOp) {

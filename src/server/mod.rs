@@ -71,12 +71,17 @@ pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
 pub use outbox::SendStatus;
 pub use pubsub::{ConnId, Publisher};
 
+use crate::broker::{Broker, BrokerConfig, Link};
 use crate::runtime::epoll::Epoll;
 use crate::runtime::sys;
 use crate::runtime::uring::{DEFAULT_BACKLOG, RingFlags, Uring, bind_listener};
 use crate::runtime::{IoChoice, probe_uring};
 use counters::Counters;
 use worker::Worker;
+
+/// Starts a broker's bridge thread once the server's inboxes exist.
+type StartBridge =
+    Box<dyn FnOnce(Arc<Link>, Arc<pubsub::Hub>) -> io::Result<JoinHandle<()>> + Send>;
 
 /// A bound server, not yet running.
 pub struct Server<H: Handler> {
@@ -85,6 +90,7 @@ pub struct Server<H: Handler> {
     listeners: Vec<TcpListener>,
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    broker: Option<(Arc<Link>, StartBridge)>,
 }
 
 impl<H: Handler> Server<H> {
@@ -121,7 +127,23 @@ impl<H: Handler> Server<H> {
             listeners,
             local_addr,
             stop: Arc::new(AtomicBool::new(false)),
+            broker: None,
         })
+    }
+
+    /// Links this server to other nodes through `broker` ([`crate::broker`]): publications go
+    /// to the subscribers of every node, and this node subscribes to a topic at the broker
+    /// while it has subscribers. Without it the server runs alone.
+    pub fn with_broker<B: Broker>(mut self, broker: B, cfg: BrokerConfig) -> Self {
+        let link = Arc::new(Link::new(
+            cfg.node,
+            broker.describe(),
+            cfg.max_pending_bytes,
+        ));
+        let start: StartBridge =
+            Box::new(move |link, hub| crate::broker::spawn(broker, cfg, link, hub));
+        self.broker = Some((link, start));
+        self
     }
 
     /// Uses `stop` as the flag that starts a graceful shutdown (see
@@ -162,7 +184,16 @@ impl<H: Handler> Server<H> {
         };
         let cfg = Arc::new(self.cfg);
         let stop = self.stop;
-        let hub = Arc::new(pubsub::Hub::new(self.listeners.len())?);
+        let (link, start_bridge) = match self.broker {
+            Some((link, start)) => (Some(link), Some(start)),
+            None => (None, None),
+        };
+        let hub = Arc::new(pubsub::Hub::new(self.listeners.len(), link.clone())?);
+        // The bridge first: the workers may hand it subscriptions as soon as they run.
+        let bridge = match (start_bridge, &link) {
+            (Some(start), Some(link)) => Some(start(link.clone(), hub.clone())?),
+            _ => None,
+        };
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
         let mut threads = Vec::new();
         let mut counters = Vec::new();
@@ -224,6 +255,7 @@ impl<H: Handler> Server<H> {
         let handle = ServerHandle {
             stop,
             hub,
+            bridge,
             threads,
             counters,
             local_addr: self.local_addr,
@@ -245,6 +277,7 @@ impl<H: Handler> Server<H> {
 pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     hub: Arc<pubsub::Hub>,
+    bridge: Option<JoinHandle<()>>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     counters: Vec<Arc<Counters>>,
     local_addr: SocketAddr,
@@ -275,7 +308,13 @@ impl ServerHandle {
     pub fn metrics(&self) -> Metrics {
         Metrics {
             workers: Arc::new(self.counters.clone()),
+            broker: self.hub.link().cloned(),
         }
+    }
+
+    /// The link to the other nodes (its id, state and counters), when a broker is attached.
+    pub fn broker(&self) -> Option<&Link> {
+        self.hub.link().map(|l| &**l)
     }
 
     /// The counters of every worker, summed.
@@ -317,6 +356,13 @@ impl ServerHandle {
                 .unwrap_or_else(|_| Err(io::Error::other("worker panicked")));
             if result.is_ok() {
                 result = r;
+            }
+        }
+        // The workers are gone: nothing more to carry.
+        if let (Some(bridge), Some(link)) = (self.bridge, self.hub.link()) {
+            link.stop();
+            if bridge.join().is_err() && result.is_ok() {
+                result = Err(io::Error::other("the broker bridge panicked"));
             }
         }
         result

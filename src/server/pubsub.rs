@@ -17,6 +17,11 @@
 //! wake-up already pending covers the rest). [`Publisher`] does the same from any thread, one
 //! publication at a time.
 //!
+//! With a broker ([`crate::broker`]), a publication also goes to the other nodes: the worker
+//! hands it to the bridge at the end of the iteration with the rest of the batch, and the bridge
+//! puts the other nodes' publications into the inboxes of the workers that have subscribers.
+//! `publish_local` keeps a publication on this node (per-node presence counts, for example).
+//!
 //! Per subscriber, delivery follows the backpressure policy
 //! ([`Backpressure`](super::Backpressure)): a slow subscriber's queue fills to the high-water
 //! mark and then loses messages (newest or oldest) or is closed with 1013; it never delays the
@@ -30,6 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::broker::Link;
 use crate::runtime::sys;
 
 /// A topic's name, shared by every map and publication that mentions it.
@@ -66,8 +72,14 @@ pub(crate) enum TopicOp {
     Subscribe(ConnId, Topic),
     /// Unsubscribe the connection from a topic.
     Unsubscribe(ConnId, Topic),
-    /// Publish to a topic.
-    Publish(Publication),
+    /// Publish to a topic: on this node only, or on every node (`cluster`, when a broker is
+    /// attached).
+    Publish {
+        /// The publication.
+        p: Publication,
+        /// Whether it goes to the other nodes too.
+        cluster: bool,
+    },
 }
 
 /// One worker's inbox: publications from the other workers and from [`Publisher`]s.
@@ -85,11 +97,13 @@ struct Inbox {
 #[derive(Debug)]
 pub(crate) struct Hub {
     inboxes: Vec<Inbox>,
+    /// The bridge to the other nodes, when a broker is attached.
+    link: Option<Arc<Link>>,
 }
 
 impl Hub {
-    /// A hub for `workers` workers.
-    pub(crate) fn new(workers: usize) -> std::io::Result<Hub> {
+    /// A hub for `workers` workers, linked to other nodes through `link` if given.
+    pub(crate) fn new(workers: usize, link: Option<Arc<Link>>) -> std::io::Result<Hub> {
         let inboxes = (0..workers)
             .map(|_| {
                 Ok(Inbox {
@@ -99,7 +113,12 @@ impl Hub {
                 })
             })
             .collect::<std::io::Result<_>>()?;
-        Ok(Hub { inboxes })
+        Ok(Hub { inboxes, link })
+    }
+
+    /// The bridge to the other nodes, if any.
+    pub(crate) fn link(&self) -> Option<&Arc<Link>> {
+        self.link.as_ref()
     }
 
     /// The number of workers.
@@ -154,9 +173,26 @@ pub struct Publisher {
 
 impl Publisher {
     /// Sends `frame` (from [`encode_frame`](crate::proto::frame::encode_frame)) to every
-    /// subscriber of `topic` on every worker.
+    /// subscriber of `topic` on every worker, and on every other node when a broker is
+    /// attached.
     pub fn publish(&self, topic: &str, frame: Bytes) {
         let topic: Topic = Arc::from(topic);
+        if let Some(link) = self.hub.link() {
+            link.submit(
+                u16::MAX,
+                &mut vec![(topic.clone(), frame.clone())],
+                &mut Vec::new(),
+            );
+        }
+        self.publish_here(topic, frame);
+    }
+
+    /// Sends `frame` to every subscriber of `topic` on this node's workers only.
+    pub fn publish_local(&self, topic: &str, frame: Bytes) {
+        self.publish_here(Arc::from(topic), frame);
+    }
+
+    fn publish_here(&self, topic: Topic, frame: Bytes) {
         for w in 0..self.hub.workers() {
             let mut one = vec![Publication {
                 topic: topic.clone(),
@@ -180,13 +216,20 @@ pub(crate) struct LocalTopics {
     by_slot: HashMap<u32, (u32, Vec<Topic>)>,
     /// Publications for each other worker, sent at the end of the loop iteration.
     outgoing: Vec<Vec<Publication>>,
+    /// Topics that got their first subscriber (`true`) or lost their last (`false`) on this
+    /// worker since the bridge was last told (kept only when a broker is attached).
+    pub(crate) changes: Vec<(Topic, bool)>,
+    /// Whether to keep `changes`.
+    track: bool,
 }
 
 impl LocalTopics {
-    /// Topics for a worker among `workers`.
-    pub(crate) fn new(workers: usize) -> Self {
+    /// Topics for a worker among `workers`; `track` keeps the changes of interest (for a
+    /// broker).
+    pub(crate) fn new(workers: usize, track: bool) -> Self {
         LocalTopics {
             outgoing: (0..workers).map(|_| Vec::new()).collect(),
+            track,
             ..LocalTopics::default()
         }
     }
@@ -204,10 +247,11 @@ impl LocalTopics {
             return false;
         }
         entry.1.push(topic.clone());
-        self.subscribers
-            .entry(topic)
-            .or_default()
-            .insert((slot, generation));
+        let set = self.subscribers.entry(topic.clone()).or_default();
+        if set.is_empty() && self.track {
+            self.changes.push((topic, true));
+        }
+        set.insert((slot, generation));
         true
     }
 
@@ -250,6 +294,9 @@ impl LocalTopics {
             set.remove(&(slot, generation));
             if set.is_empty() {
                 self.subscribers.remove(topic);
+                if self.track {
+                    self.changes.push((topic.clone(), false));
+                }
             }
         }
     }
@@ -285,7 +332,7 @@ mod tests {
 
     #[test]
     fn subscribe_unsubscribe_and_close() {
-        let mut l = LocalTopics::new(1);
+        let mut l = LocalTopics::new(1, false);
         assert!(l.subscribe(1, 7, t("a")));
         assert!(!l.subscribe(1, 7, t("a")), "twice is once");
         assert!(l.subscribe(1, 7, t("b")));
@@ -311,8 +358,34 @@ mod tests {
     }
 
     #[test]
+    fn first_and_last_subscribers_are_reported_for_the_broker() {
+        let mut l = LocalTopics::new(1, true);
+        l.subscribe(1, 1, t("a"));
+        l.subscribe(2, 1, t("a"));
+        l.subscribe(2, 1, t("b"));
+        assert_eq!(
+            l.changes,
+            vec![(t("a"), true), (t("b"), true)],
+            "first ones only"
+        );
+        l.changes.clear();
+        l.unsubscribe(1, 1, &t("a"));
+        assert!(l.changes.is_empty(), "slot 2 is still in a");
+        l.remove_conn(2, 1);
+        let mut gone = std::mem::take(&mut l.changes);
+        gone.sort();
+        assert_eq!(gone, vec![(t("a"), false), (t("b"), false)]);
+        let mut untracked = LocalTopics::new(1, false);
+        untracked.subscribe(1, 1, t("a"));
+        assert!(
+            untracked.changes.is_empty(),
+            "nothing kept without a broker"
+        );
+    }
+
+    #[test]
     fn a_stale_slot_entry_is_replaced() {
-        let mut l = LocalTopics::new(1);
+        let mut l = LocalTopics::new(1, false);
         l.subscribe(3, 1, t("x"));
         // Slot 3 reused (generation 2) before the old entry was removed: the new occupant is not
         // subscribed to the old topics.
@@ -322,7 +395,7 @@ mod tests {
 
     #[test]
     fn inbox_batches_wake_only_when_empty() {
-        let hub = Hub::new(2).unwrap();
+        let hub = Hub::new(2, None).unwrap();
         let p = |s: &str| Publication {
             topic: t(s),
             frame: Bytes::from_static(b"x"),

@@ -21,7 +21,7 @@ use super::config::ServerConfig;
 use super::conn::{Actions, Ctx, Delivery, Flags, Flow, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
-use super::pubsub::{ConnId, Hub, LocalTopics, Publication, TopicOp};
+use super::pubsub::{ConnId, Hub, LocalTopics, Publication, Topic, TopicOp};
 use super::slab::Slab;
 use super::wheel::Wheel;
 use crate::proto::{CloseCode, Timestamp};
@@ -68,6 +68,8 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     codecs: RefCell<Codecs>,
     /// Publications taken from the inbox (kept to reuse its allocation).
     inbox: Vec<Publication>,
+    /// This iteration's publications for the other nodes (with a broker).
+    to_broker: Vec<(Topic, bytes::Bytes)>,
     /// Input that arrived for a connection after its reading paused, by slot: its generation,
     /// the bytes, and how many were fed already. Replies to it would pass the reply ceiling (a
     /// compressed request can be far smaller than its answer), so it waits for the resume.
@@ -104,12 +106,13 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
-            topics: LocalTopics::new(hub.workers()),
+            topics: LocalTopics::new(hub.workers(), hub.link().is_some()),
             index,
             hub,
             ops: RefCell::new(Vec::new()),
             codecs: RefCell::new(Codecs::default()),
             inbox: Vec::new(),
+            to_broker: Vec::new(),
             held: HashMap::new(),
         }
     }
@@ -739,8 +742,11 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     TopicOp::Unsubscribe(id, topic) => {
                         self.topics.unsubscribe(id.slot, id.generation, &topic);
                     }
-                    TopicOp::Publish(p) => {
+                    TopicOp::Publish { p, cluster } => {
                         Counters::inc(&self.counters.published, 1);
+                        if cluster && self.hub.link().is_some() {
+                            self.to_broker.push((p.topic.clone(), p.frame.clone()));
+                        }
                         for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
                             self.topics.send_to(w, p.clone());
                         }
@@ -805,8 +811,17 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         Ok(())
     }
 
-    /// Moves the publications owed to each other worker into its inbox, waking it if needed.
+    /// Moves the publications owed to each other worker into its inbox, waking it if needed,
+    /// and hands the bridge (if any) this iteration's publications for other nodes and changes
+    /// of interest.
     fn send_publications(&mut self) -> io::Result<()> {
+        if let Some(link) = self.hub.link() {
+            link.submit(
+                self.index as u16,
+                &mut self.to_broker,
+                &mut self.topics.changes,
+            );
+        }
         for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
             let batch = self.topics.outgoing(w);
             if batch.is_empty() {

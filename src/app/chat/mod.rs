@@ -58,6 +58,10 @@ pub struct ChatConfig {
     /// The text heartbeat the server answers (`--text-heartbeat`), told to clients in the
     /// welcome so the browser library uses it: (request, response, interval in ms).
     pub heartbeat: Option<(String, String, u64)>,
+    /// This server's node id when rooms span several servers through a broker (`--broker`):
+    /// connection ids are prefixed with it (unique across nodes), presence stays on each node
+    /// (its counts are per node) and message events carry no count. `None`: a lone server.
+    pub node: Option<String>,
 }
 
 impl Default for ChatConfig {
@@ -71,6 +75,7 @@ impl Default for ChatConfig {
             origins: OriginPolicy::Any,
             auth: None,
             heartbeat: None,
+            node: None,
         }
     }
 }
@@ -82,6 +87,7 @@ impl std::fmt::Debug for ChatConfig {
             .field("max_text", &self.max_text)
             .field("origins", &self.origins)
             .field("auth", &self.auth.is_some())
+            .field("node", &self.node)
             .finish_non_exhaustive()
     }
 }
@@ -152,7 +158,7 @@ impl Chat {
                     std::thread::sleep(PRESENCE_PERIOD);
                     let Some(rooms) = rooms.upgrade() else { return };
                     for (name, room) in rooms.owed(monotonic_ms()) {
-                        publisher.publish(&name, presence_frame(&room, &name));
+                        publisher.publish_local(&name, presence_frame(&room, &name));
                     }
                 }
             });
@@ -172,6 +178,15 @@ impl Chat {
         member.errors = member.errors.saturating_add(1);
         if member.errors > self.cfg.max_errors {
             conn.close(CloseCode::POLICY_VIOLATION, "too many bad requests");
+        }
+    }
+
+    /// The connection's id as members see it: unique on this server, and across the cluster
+    /// (prefixed with the node) when there is one.
+    fn member_id(&self, conn: &Conn<'_, Box<Member>>) -> String {
+        match &self.cfg.node {
+            Some(node) => format!("{node}:{}", conn.id()),
+            None => conn.id().to_string(),
         }
     }
 
@@ -200,7 +215,7 @@ impl Chat {
                 conn.subscribe(name);
                 conn.send_text(&protocol::room_event("joined", name, room.online()));
                 if let Some(frame) = self.presence(&room, name) {
-                    conn.publish(name, frame, false);
+                    conn.publish_local(name, frame, false);
                 }
             }
             Request::Leave { room: name } => {
@@ -213,11 +228,11 @@ impl Chat {
                 conn.unsubscribe(name);
                 conn.send_text(&protocol::room_event("left", name, room.online()));
                 if let Some(frame) = self.presence(&room, name) {
-                    conn.publish(name, frame, false);
+                    conn.publish_local(name, frame, false);
                 }
             }
             Request::Send { room: name, text } => {
-                let from = conn.id().to_string();
+                let from = self.member_id(conn);
                 let member = conn.state();
                 let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
                     return Err(not_joined());
@@ -229,7 +244,8 @@ impl Chat {
                     ts: now_ms(),
                     seq: room.next_seq(),
                     text,
-                    online: room.online(),
+                    // Per-node counts mean nothing to the members of other nodes.
+                    online: self.cfg.node.is_none().then(|| room.online()),
                 };
                 let frame = encode_frame(OpCode::Text, event.to_json().as_bytes());
                 // The sender gets it too: its copy carries the sequence number and time.
@@ -277,7 +293,7 @@ impl Handler for Chat {
     }
 
     fn open(&mut self, conn: &mut Conn<'_, Box<Member>>) {
-        let id = conn.id().to_string();
+        let id = self.member_id(conn);
         conn.send_text(&protocol::welcome(&id, &self.cfg));
     }
 
@@ -307,7 +323,7 @@ impl Handler for Chat {
             if let (Some(frame), Some((publisher, _))) =
                 (self.presence(room, name), self.server.get())
             {
-                publisher.publish(name, frame);
+                publisher.publish_local(name, frame);
             }
         }
     }

@@ -24,6 +24,13 @@
 //! `seq` is unique and increasing per room on one server; two messages sent at the same moment
 //! from connections on different cores may arrive in either order. `ts` is the server's time in
 //! milliseconds since the Unix epoch.
+//!
+//! In a cluster (`--broker`, see [`crate::broker`]) a room's members may be on several servers:
+//! messages reach all of them, each sender's in the order sent. Then ids are prefixed with the
+//! node (`"3f09c2a41b7d6e58:0.12.1"`, unique across nodes, also given as `node` in the
+//! welcome), `seq` increases per room on the sender's server, `online` in `joined`, `left` and
+//! `presence` counts the members on the receiver's own server (counts are per node), and
+//! message events carry no `online` count.
 
 use serde_json::{Map, Value, json};
 
@@ -157,6 +164,9 @@ pub fn error(refusal: &Refusal, room: Option<&str>) -> String {
 pub fn welcome(id: &str, cfg: &ChatConfig) -> String {
     let mut v =
         json!({"op": "welcome", "id": id, "max_rooms": cfg.max_rooms, "max_text": cfg.max_text});
+    if let Some(node) = &cfg.node {
+        v["node"] = node.as_str().into();
+    }
     if let Some((ping, pong, interval_ms)) = &cfg.heartbeat {
         v["heartbeat"] = json!({"ping": ping, "pong": pong, "interval_ms": interval_ms});
     }
@@ -182,18 +192,22 @@ pub struct MessageEvent<'a> {
     pub seq: u64,
     /// The text.
     pub text: &'a str,
-    /// Members online.
-    pub online: i64,
+    /// Members online, on a server that runs alone (`None` in a cluster: counts are per
+    /// node, and a message crosses to members of other nodes).
+    pub online: Option<i64>,
 }
 
 impl MessageEvent<'_> {
     /// The JSON text.
     pub fn to_json(&self) -> String {
-        json!({
+        let mut v = json!({
             "op": "message", "room": self.room, "from": self.from, "name": self.name,
-            "ts": self.ts, "seq": self.seq, "text": self.text, "online": self.online,
-        })
-        .to_string()
+            "ts": self.ts, "seq": self.seq, "text": self.text,
+        });
+        if let Some(online) = self.online {
+            v["online"] = online.into();
+        }
+        v.to_string()
     }
 }
 
@@ -265,7 +279,7 @@ mod tests {
                 ts: 5,
                 seq: 9,
                 text: "\"hi\"",
-                online: 2,
+                online: Some(2),
             }
             .to_json(),
         )
@@ -273,7 +287,22 @@ mod tests {
         assert_eq!(e["op"], "message");
         assert_eq!(e["text"], "\"hi\"");
         assert_eq!(e["seq"], 9);
+        assert_eq!(e["online"], 2);
         assert!(e["name"].is_null());
+        let clustered: Value = serde_json::from_str(
+            &MessageEvent {
+                room: "r",
+                from: "00000000000000ab:0.1.1",
+                name: None,
+                ts: 5,
+                seq: 9,
+                text: "hi",
+                online: None,
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert!(clustered.get("online").is_none(), "no per-node count");
         let err: Value = serde_json::from_str(&error(&refuse("x", "y"), Some("r"))).unwrap();
         assert_eq!(
             (err["code"].as_str(), err["room"].as_str()),

@@ -2,7 +2,7 @@
  * ringws.js: a small browser client for the ringws chat protocol. No dependencies, no build.
  *
  *   const chat = new RingwsChat("ws://" + location.host + "/ws");
- *   chat.addEventListener("message", (e) => show(e.detail));   // {room, from, name, ts, seq, text, online}
+ *   chat.addEventListener("message", (e) => show(e.detail));   // {room, from, name, ts, seq, text, online (lone server only)}
  *   chat.join("lobby");
  *   chat.send("lobby", "hello");
  *

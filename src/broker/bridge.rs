@@ -1,0 +1,357 @@
+//! The bridge thread: one tokio runtime on one thread, between the [`Link`] the workers fill
+//! and the broker.
+//!
+//! ```text
+//!  ┌──────────────┐ connected  ┌──────────────────────────────┐ lost / error / timeout
+//!  │ ExpectSession│ ─────────▶ │ Serving: resubscribe, then   │ ───────────────┐
+//!  │ (connect,    │            │ publish batches, subscribe / │                │
+//!  │  backoff)    │ ◀───────── │ unsubscribe, deliver, ping   │                │
+//!  └──────────────┘  retry     └──────────────────────────────┘                │
+//!         ▲ after backoff (doubling, jittered, at most reconnect_max)          │
+//!         └────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! An outage is logged when it starts and when it ends (with what could not cross), not per
+//! attempt or per message.
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+
+use super::interest::Interest;
+use super::{Broker, BrokerConfig, BrokerError, BrokerRx, BrokerTx, Link, envelope};
+use crate::runtime::sys;
+use crate::server::pubsub::{Hub, Publication, Topic};
+
+/// Most messages delivered to the workers in one batch.
+const MAX_BATCH: usize = 1024;
+/// Most channels named in one subscribe command (Redis accepts more; this bounds one reply).
+const MAX_CHANNELS_PER_COMMAND: usize = 1024;
+
+/// Starts the bridge thread for `broker`. It runs until [`Link::stop`].
+pub(crate) fn spawn<B: Broker>(
+    broker: B,
+    cfg: BrokerConfig,
+    link: Arc<Link>,
+    hub: Arc<Hub>,
+) -> io::Result<JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let bridge = Bridge {
+        interest: Interest::new(cfg.unsubscribe_linger),
+        outage: None,
+        workers: vec![Vec::new(); hub.workers()],
+        broker,
+        cfg,
+        link,
+        hub,
+    };
+    std::thread::Builder::new()
+        .name("ringws-broker".into())
+        .spawn(move || rt.block_on(bridge.run()))
+}
+
+struct Bridge<B> {
+    broker: B,
+    cfg: BrokerConfig,
+    link: Arc<Link>,
+    hub: Arc<Hub>,
+    interest: Interest,
+    /// Since when the broker is unreachable, and the drop count then.
+    outage: Option<(Instant, u64)>,
+    /// Deliveries being gathered for each worker.
+    workers: Vec<Vec<Publication>>,
+}
+
+/// Why a session ended.
+enum End {
+    Stop,
+    Lost(String),
+}
+
+impl<B: Broker> Bridge<B> {
+    async fn run(mut self) {
+        let mut backoff = self.cfg.reconnect_min;
+        while !self.link.stopping() {
+            self.absorb();
+            let started = Instant::now();
+            let end = match tokio::time::timeout(self.cfg.timeout, self.broker.connect()).await {
+                Ok(Ok((mut tx, mut rx))) => self.session(&mut tx, &mut rx).await,
+                Ok(Err(e)) => End::Lost(e.to_string()),
+                Err(_) => End::Lost(format!("no connection within {:?}", self.cfg.timeout)),
+            };
+            match end {
+                End::Stop => break,
+                End::Lost(why) => self.went_down(&why),
+            }
+            if started.elapsed() > self.cfg.reconnect_max * 2 {
+                backoff = self.cfg.reconnect_min; // a session that lasted: start over
+            }
+            self.pause(jitter(backoff)).await;
+            backoff = (backoff * 2).min(self.cfg.reconnect_max);
+        }
+        self.link.set_connected(false);
+    }
+
+    /// Applies what the workers submitted while no session is up: interest is recorded,
+    /// publications are dropped (counted).
+    fn absorb(&mut self) {
+        let pending = self.link.take();
+        let now = Instant::now();
+        for (w, topic, on) in pending.interest {
+            self.interest.apply(w, topic, on, now);
+        }
+        self.link.count_dropped(pending.outbound.len() as u64);
+    }
+
+    /// Waits `d`, or less if asked to stop; what workers submit meanwhile is absorbed.
+    async fn pause(&mut self, d: Duration) {
+        let until = tokio::time::Instant::now() + d;
+        let link = self.link.clone();
+        while !link.stopping() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                _ = link.woken() => self.absorb(),
+            }
+        }
+    }
+
+    fn went_down(&mut self, why: &str) {
+        self.link.set_connected(false);
+        if self.outage.is_none() {
+            self.link.count_outage();
+            self.outage = Some((Instant::now(), self.link.stats().dropped));
+            tracing::warn!(
+                "broker {} unreachable ({why}): rooms are served on this node only, \
+                 publications for other nodes are dropped; reconnecting with backoff",
+                self.link.describe()
+            );
+        } else {
+            tracing::debug!("broker {}: still unreachable ({why})", self.link.describe());
+        }
+    }
+
+    async fn session(&mut self, tx: &mut B::Tx, rx: &mut B::Rx) -> End {
+        // What was submitted before the session counts as not crossed.
+        self.absorb();
+        let all = self.interest.resubscribe();
+        for chunk in all.chunks(MAX_CHANNELS_PER_COMMAND) {
+            let channels = self.channels(chunk);
+            if let Err(e) = self.timed(tx.subscribe(&channels)).await {
+                return End::Lost(format!("resubscribing: {e}"));
+            }
+            self.link.count_command();
+        }
+        self.link.set_subscribed(self.interest.subscribed());
+        self.link.set_connected(true);
+        match self.outage.take() {
+            Some((since, dropped)) => tracing::info!(
+                "broker {} reachable again after {:.1} s: subscribed to {} rooms again; {} \
+                 publications could not cross meanwhile",
+                self.link.describe(),
+                since.elapsed().as_secs_f64(),
+                all.len(),
+                self.link.stats().dropped - dropped
+            ),
+            None => tracing::info!(
+                "broker {}: connected as node {}",
+                self.link.describe(),
+                self.link.node()
+            ),
+        }
+        let mut last_heard = Instant::now();
+        let link = self.link.clone();
+        loop {
+            let ping_at = last_heard + self.cfg.ping_interval;
+            let wake_at = self
+                .interest
+                .next_deadline()
+                .map_or(ping_at, |d| d.min(ping_at));
+            tokio::select! {
+                biased;
+                _ = link.woken() => {
+                    if link.stopping() {
+                        return End::Stop;
+                    }
+                    if let Err(e) = self.forward(tx).await {
+                        return End::Lost(e.to_string());
+                    }
+                }
+                m = rx.next() => {
+                    let Some(first) = m else {
+                        return End::Lost("connection closed".into());
+                    };
+                    last_heard = Instant::now();
+                    if let Some(why) = self.receive(first, rx) {
+                        return End::Lost(why);
+                    }
+                }
+                _ = tokio::time::sleep_until(wake_at.into()) => {
+                    if let Err(e) = self.change_subscriptions(tx).await {
+                        return End::Lost(e.to_string());
+                    }
+                    if Instant::now() >= ping_at {
+                        if let Err(e) = self.timed(tx.ping()).await {
+                            return End::Lost(format!("ping: {e}"));
+                        }
+                        last_heard = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what the workers submitted: interest changes, then publications.
+    async fn forward(&mut self, tx: &mut B::Tx) -> Result<(), BrokerError> {
+        let pending = self.link.take();
+        let now = Instant::now();
+        for (w, topic, on) in pending.interest {
+            self.interest.apply(w, topic, on, now);
+        }
+        self.change_subscriptions(tx).await?;
+        if pending.outbound.is_empty() {
+            return Ok(());
+        }
+        let node = self.link.node();
+        let batch: Vec<(String, Vec<u8>)> = pending
+            .outbound
+            .iter()
+            .map(|(topic, frame)| (self.channel(topic), envelope::encode(node, frame)))
+            .collect();
+        let n = batch.len() as u64;
+        match self.timed(tx.publish(&batch)).await {
+            Ok(()) => {
+                self.link.count_sent(n);
+                Ok(())
+            }
+            Err(e) => {
+                self.link.count_dropped(n);
+                Err(e)
+            }
+        }
+    }
+
+    async fn change_subscriptions(&mut self, tx: &mut B::Tx) -> Result<(), BrokerError> {
+        let (subscribe, unsubscribe) = self.interest.due(Instant::now());
+        for chunk in subscribe.chunks(MAX_CHANNELS_PER_COMMAND) {
+            let channels = self.channels(chunk);
+            self.timed(tx.subscribe(&channels)).await?;
+            self.link.count_command();
+        }
+        for chunk in unsubscribe.chunks(MAX_CHANNELS_PER_COMMAND) {
+            let channels = self.channels(chunk);
+            self.timed(tx.unsubscribe(&channels)).await?;
+            self.link.count_command();
+        }
+        self.link.set_subscribed(self.interest.subscribed());
+        Ok(())
+    }
+
+    /// Delivers `first` and whatever else has already arrived (up to a batch) to the workers
+    /// that want it: one inbox lock and at most one wake-up per worker. Returns why the session
+    /// ended if it did meanwhile.
+    fn receive(&mut self, first: (String, Bytes), rx: &mut B::Rx) -> Option<String> {
+        let mut lost = None;
+        self.take_in(first);
+        for _ in 1..MAX_BATCH {
+            match rx.next().now_or_never() {
+                Some(Some(m)) => self.take_in(m),
+                Some(None) => {
+                    lost = Some("connection closed".to_owned());
+                    break;
+                }
+                None => break,
+            }
+        }
+        for (w, batch) in self.workers.iter_mut().enumerate() {
+            if !batch.is_empty() && self.hub.deliver(w, batch) {
+                sys::eventfd_signal(self.hub.efd(w));
+            }
+        }
+        lost
+    }
+
+    fn take_in(&mut self, (channel, payload): (String, Bytes)) {
+        let Some(topic) = channel.strip_prefix(self.cfg.channel_prefix.as_str()) else {
+            self.link.count_malformed(1);
+            return;
+        };
+        let (origin, frame) = match envelope::decode(&payload) {
+            Ok(m) => m,
+            Err(_) => {
+                self.link.count_malformed(1);
+                return;
+            }
+        };
+        if origin == self.link.node() {
+            self.link.count_own(1);
+            return;
+        }
+        // No worker wants it (the topic lingers before its unsubscribe): nowhere to go.
+        let Some((topic, workers)) = self.interest.workers(topic) else {
+            return;
+        };
+        let frame = payload.slice_ref(frame);
+        for &w in workers {
+            if let Some(batch) = self.workers.get_mut(usize::from(w)) {
+                batch.push(Publication {
+                    topic: topic.clone(),
+                    frame: frame.clone(),
+                    except: None,
+                });
+            }
+        }
+        self.link.count_received(1);
+    }
+
+    fn channel(&self, topic: &str) -> String {
+        format!("{}{topic}", self.cfg.channel_prefix)
+    }
+
+    fn channels(&self, topics: &[Topic]) -> Vec<String> {
+        topics.iter().map(|t| self.channel(t)).collect()
+    }
+
+    /// `f`, or an error after the configured timeout.
+    async fn timed<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, BrokerError>>,
+    ) -> Result<T, BrokerError> {
+        match tokio::time::timeout(self.cfg.timeout, f).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no reply within {:?}", self.cfg.timeout).into()),
+        }
+    }
+}
+
+/// `d` scaled by a random factor in [0.5, 1.0): nodes that lost the broker together do not all
+/// come back in the same millisecond.
+fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let f = 0.5 + (h.finish() % 1000) as f64 / 2000.0;
+    d.mul_f64(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_to_all_of_the_wait() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!((500..1000).contains(&j.as_millis()), "{j:?}");
+        }
+    }
+}

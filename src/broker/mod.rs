@@ -1,0 +1,147 @@
+//! Rooms across machines: a bridge that carries publications between ringws nodes through an
+//! existing message broker (Redis pub/sub today), so a chat outgrows one server without code
+//! changes and without a cluster protocol of our own.
+//!
+//! ```text
+//!   node A (ringws)                                                  node B (ringws)
+//!   worker 0  worker 1                                               worker 0  worker 1
+//!     │ publish  ▲                                                      ▲         ▲
+//!     │ (end of  │ inbox                                                │ inbox   │ (only workers
+//!     │  loop)   │                                                      │         │  with members)
+//!     ▼          │                                                      │         │
+//!   ┌──────────────────┐   PUBLISH ringws:room:lobby    ┌───────┐  message  ┌──────────────────┐
+//!   │ bridge thread A  │ ─────────────────────────────▶ │ Redis │ ────────▶ │ bridge thread B  │
+//!   │ (tokio, 1 thread)│ ◀───────────────────────────── │       │ ◀──────── │ (tokio, 1 thread)│
+//!   └──────────────────┘   SUBSCRIBE while A has members└───────┘ SUBSCRIBE └──────────────────┘
+//! ```
+//!
+//! - **The workers never wait for the broker.** At the end of a loop iteration a worker hands its
+//!   publications for other nodes and its changes of interest to the [`Link`] under one lock and
+//!   wakes the bridge thread; the bridge runs a one-thread tokio runtime with the broker's async
+//!   client. Publications from other nodes go into the same per-worker inboxes the workers use
+//!   between themselves ([`crate::server::pubsub`]), and only to workers with a subscriber.
+//! - **Interest-based.** A node subscribes to a topic's channel while it has a local subscriber
+//!   and unsubscribes a short while ([`BrokerConfig::unsubscribe_linger`]) after the last one
+//!   leaves; changes that pile up while a command is in flight go out as one command.
+//! - **Origin.** Every message carries the node id of its publisher ([`envelope`]): a node gets
+//!   its own publications back from the broker and drops them (its local subscribers had them
+//!   already).
+//! - **Faults.** When the broker is unreachable, local delivery goes on; publications for other
+//!   nodes are dropped and counted (`ringws_broker_dropped_total`); the bridge logs the outage
+//!   once, reconnects with exponential backoff and jitter, and subscribes again to every topic
+//!   with local subscribers. Redis pub/sub delivers at most once: what is published while a node
+//!   is away is not replayed.
+//!
+//! A broker is anything that implements [`Broker`]: connect, publish a batch, subscribe and
+//! unsubscribe channels, and a stream of incoming messages. [`redis::Redis`] is the one there
+//! is; a NATS one (`async-nats`) would implement the same three traits.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`envelope`] | the bytes of one message on the broker: origin node, then the frame |
+//! | `interest` | which workers want which topics; what to subscribe and unsubscribe, when |
+//! | [`link`] | what the workers and the bridge share: queues, state, counters |
+//! | `bridge` | the bridge thread: sessions, backoff, delivery to the workers |
+//! | [`redis`] | the Redis implementation |
+
+mod bridge;
+pub mod envelope;
+mod interest;
+pub mod link;
+pub mod redis;
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub(crate) use bridge::spawn;
+pub use link::{BrokerStats, Link, NodeId};
+
+/// An error from a broker client.
+pub type BrokerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A message broker the nodes share. The bridge calls [`connect`](Broker::connect) at start and
+/// again, with backoff, after a session fails; a session is the pair it returns.
+pub trait Broker: Send + 'static {
+    /// The half of a session that publishes and changes subscriptions.
+    type Tx: BrokerTx;
+    /// The half of a session that receives.
+    type Rx: BrokerRx;
+    /// Opens a session. Subscriptions start empty: the bridge subscribes again to every topic
+    /// it wants.
+    fn connect(&mut self)
+    -> impl Future<Output = Result<(Self::Tx, Self::Rx), BrokerError>> + Send;
+    /// Where the broker is, for logs (without credentials).
+    fn describe(&self) -> String;
+}
+
+/// Publishing and subscribing. Any error ends the session (the bridge connects again).
+pub trait BrokerTx: Send {
+    /// Publishes each `(channel, payload)`, in order (one round trip for the batch).
+    fn publish(
+        &mut self,
+        batch: &[(String, Vec<u8>)],
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+    /// Subscribes to `channels` (one command).
+    fn subscribe(
+        &mut self,
+        channels: &[String],
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+    /// Unsubscribes from `channels` (one command).
+    fn unsubscribe(
+        &mut self,
+        channels: &[String],
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+    /// Checks that the broker still answers (sent when the session has been quiet a while).
+    fn ping(&mut self) -> impl Future<Output = Result<(), BrokerError>> + Send;
+}
+
+/// Receiving.
+pub trait BrokerRx: Send {
+    /// The next message on a subscribed channel: `(channel, payload)`; `None` when the session is
+    /// lost. Must be cancel-safe: the bridge drops the future when something else happens first.
+    fn next(&mut self) -> impl Future<Output = Option<(String, Bytes)>> + Send;
+}
+
+/// The bridge's options. Every bound says what it protects.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// This node's id, carried by its messages (default: random at start).
+    pub node: NodeId,
+    /// Prepended to a topic to name its channel on the broker. Default `ringws:room:`; give
+    /// each cluster sharing one broker its own prefix.
+    pub channel_prefix: String,
+    /// Bytes of publications waiting for the broker; past it they are dropped and counted.
+    /// Default 8 MiB: a broker slower than the publishers must not grow the server's memory,
+    /// and a chat message that waits longer than that is stale anyway.
+    pub max_pending_bytes: usize,
+    /// How long a node stays subscribed to a topic after its last local subscriber left.
+    /// Default 1 s: a member who reloads the page does not cost two commands.
+    pub unsubscribe_linger: Duration,
+    /// First wait before reconnecting; doubled after each failure (with jitter). Default 100 ms.
+    pub reconnect_min: Duration,
+    /// Longest wait between reconnection attempts. Default 5 s: recovery within seconds of the
+    /// broker's return, and a few attempts a minute against a broker that is gone.
+    pub reconnect_max: Duration,
+    /// Longest wait for a connection or a reply before the session counts as lost. Default 3 s.
+    pub timeout: Duration,
+    /// A quiet session is pinged this often, to find a broker that vanished without closing
+    /// the connection. Default 5 s.
+    pub ping_interval: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node: NodeId::random(),
+            channel_prefix: "ringws:room:".to_owned(),
+            max_pending_bytes: 8 << 20,
+            unsubscribe_linger: Duration::from_secs(1),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            timeout: Duration::from_secs(3),
+            ping_interval: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The Redis broker: Redis pub/sub through the `redis` crate's async client.
+//!
+//! A session is two connections: a multiplexed one that publishes (a batch is one pipeline, one
+//! round trip) and answers pings, and a pub/sub one split into its sink (SUBSCRIBE/UNSUBSCRIBE,
+//! many channels per command) and its stream of messages. The bridge reconnects both when
+//! either fails.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+
+use super::{Broker, BrokerError, BrokerRx, BrokerTx};
+
+/// A Redis server (or anything speaking its pub/sub: Valkey, KeyDB).
+pub struct Redis {
+    client: redis::Client,
+    describe: String,
+}
+
+impl Redis {
+    /// A broker at `url` (`redis://host:port`, `redis://:password@host:port/`, `rediss://` is not
+    /// built in). Nothing is connected yet.
+    ///
+    /// # Errors
+    /// The URL is not a Redis URL.
+    pub fn new(url: &str) -> Result<Redis, BrokerError> {
+        let client = redis::Client::open(url)?;
+        let info = client.get_connection_info();
+        Ok(Redis {
+            describe: format!("redis://{}", info.addr()),
+            client,
+        })
+    }
+}
+
+/// Publishes and subscribes.
+pub struct RedisTx {
+    conn: MultiplexedConnection,
+    sink: PubSubSink,
+}
+
+/// Receives.
+pub struct RedisRx {
+    stream: PubSubStream,
+}
+
+impl Broker for Redis {
+    type Tx = RedisTx;
+    type Rx = RedisRx;
+
+    async fn connect(&mut self) -> Result<(RedisTx, RedisRx), BrokerError> {
+        let (sink, stream) = self.client.get_async_pubsub().await?.split();
+        let conn = self.client.get_multiplexed_async_connection().await?;
+        Ok((RedisTx { conn, sink }, RedisRx { stream }))
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+impl BrokerTx for RedisTx {
+    async fn publish(&mut self, batch: &[(String, Vec<u8>)]) -> Result<(), BrokerError> {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in batch {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn).await?;
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
+        Ok(self.sink.subscribe(channels).await?)
+    }
+
+    async fn unsubscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
+        Ok(self.sink.unsubscribe(channels).await?)
+    }
+
+    async fn ping(&mut self) -> Result<(), BrokerError> {
+        redis::cmd("PING").query_async::<()>(&mut self.conn).await?;
+        self.sink.ping::<()>().await?;
+        Ok(())
+    }
+}
+
+impl BrokerRx for RedisRx {
+    async fn next(&mut self) -> Option<(String, Bytes)> {
+        let msg = self.stream.next().await?;
+        Some((
+            msg.get_channel_name().to_owned(),
+            Bytes::copy_from_slice(msg.get_payload_bytes()),
+        ))
+    }
+}
