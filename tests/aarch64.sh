@@ -3,7 +3,8 @@
 # Rust 1.85 (the MSRV: Cargo.toml's rust-version may not pass it) and runs, under qemu-aarch64,
 # the unit and property tests (the NEON unmasking against the scalar reference at every length
 # and phase, and asserted to be the one chosen; simdutf8's NEON validation through the streaming
-# UTF-8 tests) and the integration suite on the epoll backend.
+# UTF-8 tests) and the integration suite on the epoll backend (the cluster tests included: the
+# root's redis-server is amd64 and runs natively, the ringws nodes under qemu).
 #
 #   tests/aarch64.sh            (as root; from anywhere)
 #
@@ -21,7 +22,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 ROOTFS=${RINGWS_AARCH64_ROOT:-$HERE/target/aarch64/trixie}
 MIRROR=${RINGWS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PKGS="rustc cargo libstd-rust-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user procps"
+PKGS="rustc cargo libstd-rust-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user procps redis-server"
 TARGET=aarch64-unknown-linux-gnu
 say() { printf '[aarch64] %s\n' "$*"; }
 die() { printf '[aarch64] ERROR: %s\n' "$*" >&2; exit 2; }
@@ -89,6 +90,7 @@ run_in_root() {
         CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$RUNNER" \
         CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--cfg ringws_no_uring" \
         RINGWS_TEST_RUNNER="$RUNNER" RINGWS_TEST_PATIENCE_SECS=60 RINGWS_TEST_IO=epoll \
+        RINGWS_REQUIRE_REDIS=1 \
         /bin/sh -c "cd /work/ringws && $*"
 }
 COMMON="--offline --locked --release --target $TARGET"

@@ -24,6 +24,9 @@ fn bad_flags_name_the_flag() {
         (&["--mode", "nonsense"][..], "--mode"),
         (&["--text-heartbeat", "ping"][..], "--text-heartbeat"),
         (&["--tick", "5s"][..], "--tick"),
+        (&["--broker", "http://127.0.0.1:6379"][..], "--broker"),
+        (&["--broker", "redis://[::1"][..], "--broker"),
+        (&["--broker-prefix", "x:"][..], "--broker"),
     ] {
         let out = ringws(args);
         let stderr = String::from_utf8_lossy(&out.stderr);

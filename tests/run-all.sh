@@ -21,6 +21,16 @@ for component in clippy rustfmt; do
 done
 cargo --version
 
+step "redis-server for the cluster tests (Debian's, installed when missing)"
+if ! command -v redis-server >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends redis-server \
+    || { apt-get update -q && apt-get install -y -q --no-install-recommends redis-server; }
+fi
+redis-server --version
+# tests/cluster.rs starts its own on free loopback ports; here its absence is a failure.
+export RINGWS_REQUIRE_REDIS=1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

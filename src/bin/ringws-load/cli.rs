@@ -90,6 +90,20 @@ pub struct Common {
     /// message is sent compressed and compressed messages received are inflated (and checked).
     #[arg(long)]
     pub compress: bool,
+    /// Also sample this process's CPU time over the window, reported under NAME (repeat): in a
+    /// cluster, the publishers' node and Redis.
+    #[arg(long, value_name = "NAME=PID", value_parser = parse_also_pid)]
+    pub also_pid: Vec<(String, u32)>,
+}
+
+fn parse_also_pid(s: &str) -> Result<(String, u32), String> {
+    match s.split_once('=') {
+        Some((name, pid)) if !name.is_empty() => pid
+            .parse()
+            .map(|pid| (name.to_owned(), pid))
+            .map_err(|_| format!("'{s}': '{pid}' is not a process id")),
+        _ => Err(format!("'{s}' is not NAME=PID, e.g. redis=1234")),
+    }
 }
 
 /// `pingpong` and `flood` options (and `pipelined`'s, with its depth).
@@ -144,6 +158,10 @@ pub struct BroadcastArgs {
     /// Lost or out-of-order messages fail the run (exit code 1), like any error.
     #[arg(long)]
     pub strict: bool,
+    /// Publishers connect to this HOST:PORT instead of the subscribers' server: another node of
+    /// a ringws cluster (cross-node fan-out through its broker).
+    #[arg(long, value_name = "ADDR")]
+    pub publish_addr: Option<String>,
 }
 
 impl BroadcastArgs {
@@ -250,6 +268,12 @@ impl Common {
             connect_timeout: seconds(self.connect_timeout)?,
             sources,
             server: self.server_pid.map(|pid| Probe { pid }),
+            also: self
+                .also_pid
+                .iter()
+                .map(|(name, pid)| (name.clone(), Probe { pid: *pid }))
+                .collect(),
+            publish_target: None,
             progress: !self.quiet,
         })
     }

@@ -151,6 +151,8 @@ pub struct Engine {
     clients: Vec<Client>,
     rbuf: Box<[u8]>,
     target: Target,
+    /// Where broadcast publishers connect, when not to `target` (another node).
+    pub publish_target: Option<Target>,
     sources: Vec<IpAddr>,
     rng: Rng,
     shared: Shared,
@@ -169,6 +171,7 @@ impl Engine {
             clients: Vec::new(),
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             target,
+            publish_target: None,
             sources,
             rng: Rng::from_os(),
             shared: Shared {
@@ -215,7 +218,12 @@ impl Engine {
         let key = handshake::key_from(self.rng.bytes16());
         let seed = self.rng.next_u64() as u32;
         self.shared.counters.started += 1;
-        let registered = Client::connect(self.target.addr, source, key, seed).and_then(|mut c| {
+        // Broadcast publishers (connections past the subscribers) may go to another node.
+        let addr = match (&self.publish_target, self.shared.bcast.as_ref()) {
+            (Some(t), Some(b)) if matches!(b.plan.role(i), broadcast::Role::Publisher(_)) => t.addr,
+            _ => self.target.addr,
+        };
+        let registered = Client::connect(addr, source, key, seed).and_then(|mut c| {
             if let Some(s) = c.stream.as_mut() {
                 self.poll.registry().register(
                     s,

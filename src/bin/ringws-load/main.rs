@@ -71,6 +71,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let plan = a.plan()?;
             let mut setup = a.common.setup()?;
             setup.connections = plan.connections();
+            if let Some(addr) = &a.publish_addr {
+                let mut t =
+                    target::Target::from_addr(addr).map_err(|e| format!("--publish-addr: {e}"))?;
+                t.compress = setup.target.compress;
+                setup.publish_target = Some(t);
+            }
             let report = run::broadcast(
                 &setup,
                 plan,

@@ -63,6 +63,8 @@ pub struct Report {
     pub server_cpu_ns: Option<u64>,
     /// This process's CPU time over the window, ns.
     pub client_cpu_ns: Option<u64>,
+    /// The CPU time over the window of each `--also-pid` process, ns, by name.
+    pub also_cpu_ns: Vec<(String, u64)>,
     /// Server RSS before connecting (idle), bytes.
     pub server_rss_before: Option<u64>,
     /// Server RSS at the end of the window or hold, bytes.
@@ -285,6 +287,7 @@ impl Report {
             "server_cpu_percent": self.server_cpu_percent(),
             "server_cpu_us_per_msg": self.server_cpu_us_per_msg(),
             "client_cpu_us_per_msg": self.client_cpu_us_per_msg(),
+            "also_cpu_ns": self.also_cpu_ns.iter().map(|(n, ns)| (n.clone(), json!(ns))).collect::<serde_json::Map<_, _>>(),
             "server_rss_before": self.server_rss_before,
             "server_rss_after": self.server_rss_after,
             "rss_per_conn_bytes": self.rss_per_conn(),
@@ -393,6 +396,16 @@ impl Report {
             ));
             rows.push(("server CPU", opt(self.server_cpu_us_per_msg(), "µs/msg")));
             rows.push(("client CPU", opt(self.client_cpu_us_per_msg(), "µs/msg")));
+            for (name, ns) in &self.also_cpu_ns {
+                rows.push((
+                    "also CPU",
+                    format!(
+                        "{name}: {:.1} % of a core, {}",
+                        *ns as f64 / 1e7 / self.window_secs.max(1e-9),
+                        opt(per_msg(Some(*ns), self.messages), "µs/msg")
+                    ),
+                ));
+            }
             if let Some((min, median, max)) = spread(&self.per_second) {
                 rows.push((
                     "msg/s each second",

@@ -31,6 +31,10 @@ pub struct Setup {
     pub sources: Vec<std::net::IpAddr>,
     /// The server process, to sample.
     pub server: Option<Probe>,
+    /// Other processes whose CPU time is sampled over the window, by name.
+    pub also: Vec<(String, Probe)>,
+    /// Where the publishers connect, when not to `target` (broadcast across nodes).
+    pub publish_target: Option<Target>,
     /// Print a progress line per second on stderr.
     pub progress: bool,
 }
@@ -129,6 +133,11 @@ fn measure(
 
     let cpu0 = setup.server.map(|p| p.cpu_ns()).transpose()?;
     let self0 = Probe::this_process().cpu_ns()?;
+    let also0: Vec<u64> = setup
+        .also
+        .iter()
+        .map(|(_, p)| p.cpu_ns())
+        .collect::<io::Result<_>>()?;
     let machine0 = MachineCpu::read().ok();
     engine.open_window();
     let t0 = Instant::now();
@@ -150,9 +159,16 @@ fn measure(
     let window = t0.elapsed();
     let cpu1 = setup.server.map(|p| p.cpu_ns()).transpose()?;
     let self1 = Probe::this_process().cpu_ns()?;
+    report.also_cpu_ns = setup
+        .also
+        .iter()
+        .zip(also0)
+        .map(|((name, p), before)| Ok((name.clone(), p.cpu_ns()?.saturating_sub(before))))
+        .collect::<io::Result<_>>()?;
     if let (Some(m0), Ok(m1)) = (machine0, MachineCpu::read()) {
-        let ours =
-            cpu0.zip(cpu1).map_or(0, |(a, b)| b.saturating_sub(a)) + self1.saturating_sub(self0);
+        let ours = cpu0.zip(cpu1).map_or(0, |(a, b)| b.saturating_sub(a))
+            + self1.saturating_sub(self0)
+            + report.also_cpu_ns.iter().map(|(_, ns)| ns).sum::<u64>();
         report.others = m1.others_since(&m0, ours, window.as_secs_f64());
     }
 
@@ -188,6 +204,7 @@ pub fn broadcast(
         setup.sources.clone(),
         Workload::Broadcast(plan),
     )?;
+    engine.publish_target = setup.publish_target.clone();
     let mut progress = Progress::new(setup.progress, "broadcast");
     let took = establish(
         &mut engine,
