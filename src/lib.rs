@@ -6,14 +6,17 @@
 //! - [`proto`]: RFC 6455, IO-free and clock-free. Handshake, frames, SIMD unmasking, streaming
 //!   UTF-8 validation, the connection state machine, limits and errors. It never touches a
 //!   socket; time is an argument.
-//! - [`runtime`]: what owns syscalls. Today its byte-level io_uring layer (rings, provided-buffer
-//!   rings, multishot accept/recv, gathered sends), which knows nothing of WebSocket; the per-core
-//!   workers that join it to `proto` come next. With `proto::mask`, the only `unsafe` code.
+//! - [`runtime`]: what owns syscalls: the io_uring byte layer (rings, provided-buffer rings,
+//!   multishot accept/recv, gathered sends) and the epoll one, behind one backend trait; they
+//!   know nothing of WebSocket. With `proto::mask`, the only `unsafe` code.
+//! - [`server`]: the per-core workers that join the two: connection slots, outbound queues
+//!   with backpressure, timer wheels, topics across workers, compression, the [`server::Handler`]
+//!   API.
+//! - [`broker`]: topics across servers: a bridge thread between the workers and a message
+//!   broker (Redis pub/sub).
+//! - [`app`]: the applications `--mode` selects (echo, chat).
 //! - [`manual`]: documentation only: the security duties of a WebSocket server and the past
 //!   vulnerabilities of its kind, each mapped to the code and the test that prevents it.
-//!
-//! The per-core workers, timers and the server API sit on top of both and are built in later
-//! steps; see the README.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
