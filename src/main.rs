@@ -147,7 +147,7 @@ struct Cli {
     recv_buffer_size: Option<u32>,
     /// Share rooms with other ringws servers through this Redis, e.g. redis://10.0.0.5:6379
     /// (README, "Running a cluster") [default: none, the server runs alone].
-    #[arg(long, value_name = "URL", value_parser = parse_broker_url)]
+    #[arg(long, value_name = "URL")]
     broker: Option<String>,
     /// With --broker: prefix of the rooms' channel names; give each cluster sharing one Redis
     /// its own [default: ringws:room:].
@@ -159,15 +159,27 @@ struct Cli {
     broker_max_pending_bytes: Option<u64>,
 }
 
-fn parse_broker_url(s: &str) -> Result<String, String> {
+/// Checks `--broker` (after parsing: clap's own message would print the URL, password and all).
+fn check_broker_url(s: &str) -> Result<(), String> {
+    let shown = redact(s);
     if !s.starts_with("redis://") {
         return Err(format!(
-            "'{s}' is not a redis:// URL, e.g. redis://127.0.0.1:6379"
+            "--broker: '{shown}' is not a redis:// URL, e.g. redis://127.0.0.1:6379"
         ));
     }
     ringws::broker::redis::Redis::new(s)
-        .map(|_| s.to_owned())
-        .map_err(|e| format!("'{s}' is not a usable Redis URL: {e}"))
+        .map(drop)
+        .map_err(|e| format!("--broker: '{shown}' is not a usable Redis URL: {e}"))
+}
+
+/// A URL fit for messages: any credentials (`user:password@`) replaced by `***@`.
+fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -421,8 +433,8 @@ fn with_broker<H: Handler>(
     let (Some(url), Some(cfg)) = (url, cfg) else {
         return Ok(server);
     };
-    let redis =
-        Redis::new(url).map_err(|e| std::io::Error::other(format!("--broker {url}: {e}")))?;
+    let redis = Redis::new(url)
+        .map_err(|e| std::io::Error::other(format!("--broker {}: {e}", redact(url))))?;
     tracing::info!(
         "rooms shared through {} as node {} (channels {}*)",
         redis.describe(),
@@ -507,6 +519,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Err(e)) = cli.broker.as_deref().map(check_broker_url) {
+        eprintln!("ringws: {e}");
+        return ExitCode::from(2);
+    }
     if !cli.huge_pages {
         // Before the workers allocate: their memory is then counted in 4 KiB pages.
         if let Err(e) = ringws::runtime::sys::disable_huge_pages() {

@@ -36,6 +36,18 @@ fn bad_flags_name_the_flag() {
 }
 
 #[test]
+fn a_broker_password_is_never_printed() {
+    let out = ringws(&["--broker", "rediss://user:s3cret@10.0.0.5:6379"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--broker") && stderr.contains("***@10.0.0.5"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
 fn a_port_in_use_is_a_one_line_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -29,8 +29,13 @@ use crate::server::pubsub::{Hub, Publication, Topic};
 
 /// Most messages delivered to the workers in one batch.
 const MAX_BATCH: usize = 1024;
-/// Most channels named in one subscribe command (Redis accepts more; this bounds one reply).
-const MAX_CHANNELS_PER_COMMAND: usize = 1024;
+/// Most channels subscribed or unsubscribed in one round trip (a batch is checked for a stop
+/// request between two).
+const MAX_CHANNELS_PER_BATCH: usize = 1024;
+/// Unsubscriptions due within this much of the first one go with it (fewer round trips).
+const UNSUBSCRIBE_WINDOW: Duration = Duration::from_millis(250);
+/// How long a stopping bridge tries to pass on what the workers handed it last.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Starts the bridge thread for `broker`. It runs until [`Link::stop`].
 pub(crate) fn spawn<B: Broker>(
@@ -46,6 +51,7 @@ pub(crate) fn spawn<B: Broker>(
         interest: Interest::new(cfg.unsubscribe_linger),
         outage: None,
         workers: vec![Vec::new(); hub.workers()],
+        unsent: 0,
         broker,
         cfg,
         link,
@@ -53,7 +59,11 @@ pub(crate) fn spawn<B: Broker>(
     };
     std::thread::Builder::new()
         .name("ringws-broker".into())
-        .spawn(move || rt.block_on(bridge.run()))
+        .spawn(move || {
+            rt.block_on(bridge.run());
+            // A name lookup still running in the blocking pool is not waited for.
+            rt.shutdown_timeout(STOP_GRACE);
+        })
 }
 
 struct Bridge<B> {
@@ -66,6 +76,18 @@ struct Bridge<B> {
     outage: Option<(Instant, u64)>,
     /// Deliveries being gathered for each worker.
     workers: Vec<Vec<Publication>>,
+    /// Publications of a batch whose publish failed: counted as dropped with the outage.
+    unsent: u64,
+}
+
+/// Marks the broker unreachable however the bridge ends (a panic included), so the workers
+/// stop handing it publications.
+struct Disconnect(Arc<Link>);
+
+impl Drop for Disconnect {
+    fn drop(&mut self) {
+        self.0.set_connected(false);
+    }
 }
 
 /// Why a session ended.
@@ -76,26 +98,35 @@ enum End {
 
 impl<B: Broker> Bridge<B> {
     async fn run(mut self) {
+        let _disconnect = Disconnect(self.link.clone());
+        let link = self.link.clone();
         let mut backoff = self.cfg.reconnect_min;
-        while !self.link.stopping() {
+        while !link.stopping() {
             self.absorb();
             let started = Instant::now();
-            let end = match tokio::time::timeout(self.cfg.timeout, self.broker.connect()).await {
-                Ok(Ok((mut tx, mut rx))) => self.session(&mut tx, &mut rx).await,
-                Ok(Err(e)) => End::Lost(e.to_string()),
-                Err(_) => End::Lost(format!("no connection within {:?}", self.cfg.timeout)),
+            let timeout = self.cfg.timeout;
+            let connected = tokio::select! {
+                r = tokio::time::timeout(timeout, self.broker.connect()) => Some(r),
+                _ = until_stop(&link) => None,
+            };
+            let end = match connected {
+                None => End::Stop,
+                Some(Ok(Ok((mut tx, mut rx)))) => self.session(&mut tx, &mut rx).await,
+                Some(Ok(Err(e))) => End::Lost(e.to_string()),
+                Some(Err(_)) => End::Lost(format!("no connection within {timeout:?}")),
             };
             match end {
                 End::Stop => break,
                 End::Lost(why) => self.went_down(&why),
             }
-            if started.elapsed() > self.cfg.reconnect_max * 2 {
+            if started.elapsed() > self.cfg.reconnect_max.saturating_mul(2) {
                 backoff = self.cfg.reconnect_min; // a session that lasted: start over
             }
             self.pause(jitter(backoff)).await;
-            backoff = (backoff * 2).min(self.cfg.reconnect_max);
+            backoff = backoff.saturating_mul(2).min(self.cfg.reconnect_max);
         }
-        self.link.set_connected(false);
+        // What the workers handed over last cannot cross any more.
+        self.absorb();
     }
 
     /// Applies what the workers submitted while no session is up: interest is recorded,
@@ -123,9 +154,15 @@ impl<B: Broker> Bridge<B> {
 
     fn went_down(&mut self, why: &str) {
         self.link.set_connected(false);
-        if self.outage.is_none() {
+        self.link.set_subscribed(0);
+        let first = self.outage.is_none();
+        if first {
             self.link.count_outage();
             self.outage = Some((Instant::now(), self.link.stats().dropped));
+        }
+        // The batch whose publish failed belongs to the outage's count.
+        self.link.count_dropped(std::mem::take(&mut self.unsent));
+        if first {
             tracing::warn!(
                 "broker {} unreachable ({why}): rooms are served on this node only, \
                  publications for other nodes are dropped; reconnecting with backoff",
@@ -140,7 +177,10 @@ impl<B: Broker> Bridge<B> {
         // What was submitted before the session counts as not crossed.
         self.absorb();
         let all = self.interest.resubscribe();
-        for chunk in all.chunks(MAX_CHANNELS_PER_COMMAND) {
+        for chunk in all.chunks(MAX_CHANNELS_PER_BATCH) {
+            if self.link.stopping() {
+                return End::Stop;
+            }
             let channels = self.channels(chunk);
             if let Err(e) = self.timed(tx.subscribe(&channels)).await {
                 return End::Lost(format!("resubscribing: {e}"));
@@ -167,19 +207,23 @@ impl<B: Broker> Bridge<B> {
         let mut last_heard = Instant::now();
         let link = self.link.clone();
         loop {
+            if link.stopping() {
+                self.last_forward(tx).await;
+                return End::Stop;
+            }
             let ping_at = last_heard + self.cfg.ping_interval;
             let wake_at = self
                 .interest
                 .next_deadline()
                 .map_or(ping_at, |d| d.min(ping_at));
+            // Not biased: a node whose workers publish all the time (a wake-up always pending)
+            // must still receive.
             tokio::select! {
-                biased;
                 _ = link.woken() => {
-                    if link.stopping() {
-                        return End::Stop;
-                    }
-                    if let Err(e) = self.forward(tx).await {
-                        return End::Lost(e.to_string());
+                    if !link.stopping() {
+                        if let Err(e) = self.forward(tx).await {
+                            return End::Lost(e.to_string());
+                        }
                     }
                 }
                 m = rx.next() => {
@@ -206,44 +250,55 @@ impl<B: Broker> Bridge<B> {
         }
     }
 
-    /// Sends what the workers submitted: interest changes, then publications.
+    /// Stopping: passes on what the workers handed over last, if the broker takes it soon.
+    async fn last_forward(&mut self, tx: &mut B::Tx) {
+        let pending = self.link.take();
+        let n = pending.outbound.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let batch = self.encode(&pending.outbound);
+        match tokio::time::timeout(STOP_GRACE, tx.publish(&batch)).await {
+            Ok(Ok(())) => self.link.count_sent(n),
+            _ => self.link.count_dropped(n),
+        }
+    }
+
+    /// Sends what the workers submitted: publications, then changes of subscriptions.
     async fn forward(&mut self, tx: &mut B::Tx) -> Result<(), BrokerError> {
         let pending = self.link.take();
         let now = Instant::now();
         for (w, topic, on) in pending.interest {
             self.interest.apply(w, topic, on, now);
         }
-        self.change_subscriptions(tx).await?;
-        if pending.outbound.is_empty() {
-            return Ok(());
+        if !pending.outbound.is_empty() {
+            let batch = self.encode(&pending.outbound);
+            let n = batch.len() as u64;
+            if let Err(e) = self.timed(tx.publish(&batch)).await {
+                self.unsent = n;
+                return Err(e);
+            }
+            self.link.count_sent(n);
         }
+        self.change_subscriptions(tx).await
+    }
+
+    fn encode(&self, outbound: &[(Topic, Bytes)]) -> Vec<(String, Vec<u8>)> {
         let node = self.link.node();
-        let batch: Vec<(String, Vec<u8>)> = pending
-            .outbound
+        outbound
             .iter()
             .map(|(topic, frame)| (self.channel(topic), envelope::encode(node, frame)))
-            .collect();
-        let n = batch.len() as u64;
-        match self.timed(tx.publish(&batch)).await {
-            Ok(()) => {
-                self.link.count_sent(n);
-                Ok(())
-            }
-            Err(e) => {
-                self.link.count_dropped(n);
-                Err(e)
-            }
-        }
+            .collect()
     }
 
     async fn change_subscriptions(&mut self, tx: &mut B::Tx) -> Result<(), BrokerError> {
-        let (subscribe, unsubscribe) = self.interest.due(Instant::now());
-        for chunk in subscribe.chunks(MAX_CHANNELS_PER_COMMAND) {
+        let (subscribe, unsubscribe) = self.interest.due(Instant::now(), UNSUBSCRIBE_WINDOW);
+        for chunk in subscribe.chunks(MAX_CHANNELS_PER_BATCH) {
             let channels = self.channels(chunk);
             self.timed(tx.subscribe(&channels)).await?;
             self.link.count_command();
         }
-        for chunk in unsubscribe.chunks(MAX_CHANNELS_PER_COMMAND) {
+        for chunk in unsubscribe.chunks(MAX_CHANNELS_PER_BATCH) {
             let channels = self.channels(chunk);
             self.timed(tx.unsubscribe(&channels)).await?;
             self.link.count_command();
@@ -292,6 +347,7 @@ impl<B: Broker> Bridge<B> {
             self.link.count_own(1);
             return;
         }
+        self.link.count_received(1);
         // No worker wants it (the topic lingers before its unsubscribe): nowhere to go.
         let Some((topic, workers)) = self.interest.workers(topic) else {
             return;
@@ -306,7 +362,6 @@ impl<B: Broker> Bridge<B> {
                 });
             }
         }
-        self.link.count_received(1);
     }
 
     fn channel(&self, topic: &str) -> String {
@@ -326,6 +381,13 @@ impl<B: Broker> Bridge<B> {
             Ok(r) => r,
             Err(_) => Err(format!("no reply within {:?}", self.cfg.timeout).into()),
         }
+    }
+}
+
+/// Resolves once the bridge is asked to stop.
+async fn until_stop(link: &Link) {
+    while !link.stopping() {
+        link.woken().await;
     }
 }
 

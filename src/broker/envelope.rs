@@ -12,7 +12,7 @@
 //! published on our channels (another program, another version) is counted and dropped, never
 //! forwarded to a WebSocket client as a broken frame.
 
-use crate::proto::frame::{HeaderView, OpCode};
+use crate::proto::frame::{Header, HeaderView, OpCode};
 
 use super::NodeId;
 
@@ -28,7 +28,8 @@ pub const FRAME: usize = ORIGIN + 8;
 pub enum Malformed {
     /// Shorter than the header, or another magic (another program or version).
     NotOurs,
-    /// The frame is not one complete, final, unmasked text or binary frame.
+    /// The frame is not one complete, final, unmasked text or binary frame with its length in
+    /// the shortest form (and valid UTF-8 if text).
     BadFrame,
 }
 
@@ -54,6 +55,15 @@ pub fn decode(message: &[u8]) -> Result<(NodeId, &[u8]), Malformed> {
         header.opcode_bits() == OpCode::Text as u8 || header.opcode_bits() == OpCode::Binary as u8;
     let whole = (frame.len() - header.header_len()) as u64 == header.payload_len();
     if !header.fin() || header.masked() || header.rsv() != 0 || !data || !whole {
+        return Err(Malformed::BadFrame);
+    }
+    // RFC 6455 §5.2: the shortest length form; a client may refuse any other.
+    let shortest = Header::from_view(&header).map_err(|_| Malformed::BadFrame)?;
+    if shortest.encoded_len() != header.header_len() {
+        return Err(Malformed::BadFrame);
+    }
+    let text = header.opcode_bits() == OpCode::Text as u8;
+    if text && simdutf8::basic::from_utf8(&frame[header.header_len()..]).is_err() {
         return Err(Malformed::BadFrame);
     }
     Ok((NodeId(u64::from_le_bytes(id)), frame))
@@ -106,5 +116,15 @@ mod tests {
         let mut rsv = frame.to_vec();
         rsv[0] |= 0x40;
         assert_eq!(bad(&encode(NodeId(1), &rsv)), Malformed::BadFrame);
+        // "hello" with its length in the 16-bit form: not the shortest.
+        let long_form = [&[0x81, 126, 0, 5][..], b"hello"].concat();
+        assert_eq!(bad(&encode(NodeId(1), &long_form)), Malformed::BadFrame);
+        let not_utf8 = encode_frame(OpCode::Text, b"\xff\xfe");
+        assert_eq!(bad(&encode(NodeId(1), &not_utf8)), Malformed::BadFrame);
+        let binary = encode_frame(OpCode::Binary, b"\xff\xfe");
+        assert!(
+            decode(&encode(NodeId(1), &binary)).is_ok(),
+            "binary may be anything"
+        );
     }
 }

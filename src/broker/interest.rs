@@ -70,16 +70,18 @@ impl Interest {
             .map(|(t, w)| (t, w.as_slice()))
     }
 
-    /// What to ask the broker at `now`: `(subscribe, unsubscribe)`, each to be sent as one
-    /// command. Counted as done: a failed command ends the session, and a new session starts
-    /// from [`Interest::resubscribe`].
-    pub(crate) fn due(&mut self, now: Instant) -> (Vec<Topic>, Vec<Topic>) {
+    /// What to ask the broker at `now`: `(subscribe, unsubscribe)`, each to be sent in one
+    /// round trip. Unsubscriptions due within `window` after `now` go now too (leaves spread
+    /// over a moment cost one round trip). Counted as done: a failed command ends the session,
+    /// and a new session starts from [`Interest::resubscribe`].
+    pub(crate) fn due(&mut self, now: Instant, window: Duration) -> (Vec<Topic>, Vec<Topic>) {
         let subscribe: Vec<Topic> = self.to_subscribe.drain().collect();
         self.subscribed.extend(subscribe.iter().cloned());
         let linger = self.linger;
+        let horizon = now.checked_add(window).unwrap_or(now);
         let mut unsubscribe = Vec::new();
         self.leaving.retain(|topic, since| {
-            let due = now.saturating_duration_since(*since) >= linger;
+            let due = since.checked_add(linger).is_some_and(|at| at <= horizon);
             if due {
                 unsubscribe.push(topic.clone());
             }
@@ -135,7 +137,7 @@ mod tests {
         i.apply(0, t("a"), true, now);
         i.apply(1, t("a"), true, now);
         i.apply(0, t("b"), true, now);
-        let (subscribe, unsubscribe) = i.due(now);
+        let (subscribe, unsubscribe) = i.due(now, Duration::ZERO);
         assert_eq!(
             sorted(subscribe),
             vec![t("a"), t("b")],
@@ -143,9 +145,13 @@ mod tests {
         );
         assert!(unsubscribe.is_empty());
         assert_eq!(i.workers("a").map(|(_, w)| w.to_vec()), Some(vec![0, 1]));
-        assert_eq!(i.due(now), (vec![], vec![]), "nothing new");
+        assert_eq!(i.due(now, Duration::ZERO), (vec![], vec![]), "nothing new");
         i.apply(1, t("b"), true, now);
-        assert_eq!(i.due(now), (vec![], vec![]), "already subscribed");
+        assert_eq!(
+            i.due(now, Duration::ZERO),
+            (vec![], vec![]),
+            "already subscribed"
+        );
         assert_eq!(i.subscribed(), 2);
     }
 
@@ -156,16 +162,35 @@ mod tests {
         let mut i = Interest::new(linger);
         i.apply(0, t("a"), true, t0);
         i.apply(1, t("a"), true, t0);
-        i.due(t0);
+        i.due(t0, Duration::ZERO);
         i.apply(0, t("a"), false, t0);
         assert!(i.next_deadline().is_none(), "worker 1 still wants it");
         i.apply(1, t("a"), false, t0);
         assert!(i.workers("a").is_none(), "delivered nowhere at once");
         assert_eq!(i.next_deadline(), Some(t0 + linger));
-        assert_eq!(i.due(t0 + linger / 2), (vec![], vec![]), "lingering");
-        assert_eq!(i.due(t0 + linger), (vec![], vec![t("a")]));
+        assert_eq!(
+            i.due(t0 + linger / 2, Duration::ZERO),
+            (vec![], vec![]),
+            "lingering"
+        );
+        assert_eq!(i.due(t0 + linger, Duration::ZERO), (vec![], vec![t("a")]));
         assert_eq!(i.subscribed(), 0);
         assert!(i.next_deadline().is_none());
+    }
+
+    #[test]
+    fn leaves_close_together_are_unsubscribed_together() {
+        let t0 = Instant::now();
+        let linger = Duration::from_secs(1);
+        let mut i = Interest::new(linger);
+        i.apply(0, t("a"), true, t0);
+        i.apply(0, t("b"), true, t0);
+        i.due(t0, Duration::ZERO);
+        i.apply(0, t("a"), false, t0);
+        i.apply(0, t("b"), false, t0 + Duration::from_millis(200));
+        let window = Duration::from_millis(250);
+        let (_, unsubscribe) = i.due(t0 + linger, window);
+        assert_eq!(sorted(unsubscribe), vec![t("a"), t("b")], "one round trip");
     }
 
     #[test]
@@ -173,10 +198,13 @@ mod tests {
         let t0 = Instant::now();
         let mut i = Interest::new(Duration::from_secs(1));
         i.apply(0, t("a"), true, t0);
-        i.due(t0);
+        i.due(t0, Duration::ZERO);
         i.apply(0, t("a"), false, t0);
         i.apply(1, t("a"), true, t0 + Duration::from_millis(300));
-        assert_eq!(i.due(t0 + Duration::from_secs(5)), (vec![], vec![]));
+        assert_eq!(
+            i.due(t0 + Duration::from_secs(5), Duration::ZERO),
+            (vec![], vec![])
+        );
         assert_eq!(i.workers("a").map(|(_, w)| w.to_vec()), Some(vec![1]));
     }
 
@@ -186,7 +214,10 @@ mod tests {
         let mut i = Interest::new(Duration::from_secs(1));
         i.apply(0, t("a"), true, t0);
         i.apply(0, t("a"), false, t0);
-        assert_eq!(i.due(t0 + Duration::from_secs(5)), (vec![], vec![]));
+        assert_eq!(
+            i.due(t0 + Duration::from_secs(5), Duration::ZERO),
+            (vec![], vec![])
+        );
     }
 
     #[test]
@@ -195,11 +226,14 @@ mod tests {
         let mut i = Interest::new(Duration::from_secs(1));
         i.apply(0, t("a"), true, t0);
         i.apply(0, t("b"), true, t0);
-        i.due(t0);
+        i.due(t0, Duration::ZERO);
         i.apply(0, t("b"), false, t0); // lingering
         i.apply(1, t("c"), true, t0); // not yet asked for
         assert_eq!(sorted(i.resubscribe()), vec![t("a"), t("c")]);
-        assert_eq!(i.due(t0 + Duration::from_secs(5)), (vec![], vec![]));
+        assert_eq!(
+            i.due(t0 + Duration::from_secs(5), Duration::ZERO),
+            (vec![], vec![])
+        );
         assert_eq!(i.subscribed(), 2);
     }
 }

@@ -71,7 +71,8 @@ pub struct BrokerStats {
     pub outages: u64,
     /// Publications handed to the broker.
     pub sent: u64,
-    /// Publications from other nodes handed to this node's workers.
+    /// Publications from other nodes that reached this node (those for a topic no worker wants
+    /// any more, while its unsubscription lingers, included).
     pub received: u64,
     /// Publications that could not cross: the broker was unreachable, the queue was full, or
     /// the publish failed.
@@ -83,7 +84,8 @@ pub struct BrokerStats {
     pub malformed: u64,
     /// Channels subscribed now.
     pub subscribed: i64,
-    /// Subscribe and unsubscribe commands sent (each may name many channels).
+    /// Batches of subscribe or unsubscribe commands sent (one round trip each, however many
+    /// channels).
     pub commands: u64,
 }
 
@@ -119,7 +121,7 @@ impl Link {
         self.node
     }
 
-    /// The broker, for logs and `/healthz`.
+    /// The broker, for logs.
     pub fn describe(&self) -> &str {
         &self.describe
     }
@@ -254,7 +256,7 @@ impl Link {
             (
                 "broker_received",
                 false,
-                "publications from other nodes delivered to this node's workers",
+                "publications from other nodes that reached this node",
                 s.received as i64,
             ),
             (
@@ -284,7 +286,7 @@ impl Link {
             (
                 "broker_subscription_commands",
                 false,
-                "subscribe and unsubscribe commands sent (each names many channels)",
+                "batches of subscribe or unsubscribe commands sent (one round trip each)",
                 s.commands as i64,
             ),
         ];

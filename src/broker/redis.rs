@@ -1,12 +1,18 @@
 //! The Redis broker: Redis pub/sub through the `redis` crate's async client.
 //!
 //! A session is two connections: a multiplexed one that publishes (a batch is one pipeline, one
-//! round trip) and answers pings, and a pub/sub one split into its sink (SUBSCRIBE/UNSUBSCRIBE,
-//! many channels per command) and its stream of messages. The bridge reconnects both when
-//! either fails.
+//! round trip) and answers pings, and a pub/sub one split into its sink (SUBSCRIBE/UNSUBSCRIBE)
+//! and its stream of messages. The bridge reconnects both when either fails.
+//!
+//! A batch of channels is subscribed with one command per channel, all sent at once (one round
+//! trip): Redis answers a many-channel SUBSCRIBE with one reply per channel, and the crate
+//! matches each reply to one request, so a many-channel command would answer the requests after
+//! it. The bridge bounds every call with its own timeout; the crate's (500 ms by default) is off.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::try_join_all;
+use redis::AsyncConnectionConfig;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 
 use super::{Broker, BrokerError, BrokerRx, BrokerTx};
@@ -50,7 +56,13 @@ impl Broker for Redis {
 
     async fn connect(&mut self) -> Result<(RedisTx, RedisRx), BrokerError> {
         let (sink, stream) = self.client.get_async_pubsub().await?.split();
-        let conn = self.client.get_multiplexed_async_connection().await?;
+        let no_timeout = AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&no_timeout)
+            .await?;
         Ok((RedisTx { conn, sink }, RedisRx { stream }))
     }
 
@@ -70,11 +82,21 @@ impl BrokerTx for RedisTx {
     }
 
     async fn subscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
-        Ok(self.sink.subscribe(channels).await?)
+        try_join_all(channels.iter().map(|c| {
+            let mut sink = self.sink.clone();
+            async move { sink.subscribe(c).await }
+        }))
+        .await?;
+        Ok(())
     }
 
     async fn unsubscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
-        Ok(self.sink.unsubscribe(channels).await?)
+        try_join_all(channels.iter().map(|c| {
+            let mut sink = self.sink.clone();
+            async move { sink.unsubscribe(c).await }
+        }))
+        .await?;
+        Ok(())
     }
 
     async fn ping(&mut self) -> Result<(), BrokerError> {

@@ -195,6 +195,7 @@ impl<H: Handler> Server<H> {
             _ => None,
         };
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
+        let stop_all = stop.clone();
         let mut threads = Vec::new();
         let mut counters = Vec::new();
         for (i, listener) in self.listeners.into_iter().enumerate() {
@@ -242,7 +243,19 @@ impl<H: Handler> Server<H> {
                         Worker::new(io?, listener, handler, cfg, worker_counters, stop, i, hub)
                             .run()
                     }
-                })?;
+                });
+            let thread = match thread {
+                Ok(thread) => thread,
+                Err(e) => {
+                    // Stop what started: the workers spawned so far and the bridge.
+                    stop_all.store(true, Ordering::Relaxed);
+                    if let (Some(bridge), Some(link)) = (bridge, link.as_ref()) {
+                        link.stop();
+                        let _ = bridge.join();
+                    }
+                    return Err(e);
+                }
+            };
             threads.push(thread);
         }
         drop(ready_tx);

@@ -241,7 +241,12 @@ impl LocalTopics {
             .entry(slot)
             .or_insert_with(|| (generation, Vec::new()));
         if entry.0 != generation {
-            *entry = (generation, Vec::new()); // a stale entry of the slot's previous occupant
+            // A stale entry of the slot's previous occupant: it leaves its topics first.
+            let (old, topics) = std::mem::replace(entry, (generation, Vec::new()));
+            for t in &topics {
+                self.remove_subscriber(t, slot, old);
+            }
+            return self.subscribe(slot, generation, topic);
         }
         if entry.1.contains(&topic) {
             return false;
@@ -391,6 +396,8 @@ mod tests {
         // subscribed to the old topics.
         assert!(l.subscribe(3, 2, t("y")));
         assert_eq!(l.by_slot[&3].1.len(), 1);
+        assert_eq!(l.subscribers(&t("x")).count(), 0, "the old occupant left x");
+        assert_eq!(l.topics(), 1);
     }
 
     #[test]

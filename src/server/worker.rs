@@ -197,6 +197,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 if self.slots.len() == 0 {
                     // Closes of connections accepted while stopping may still be queued.
                     self.io.wait(Some(Duration::ZERO))?;
+                    // The last publications for other nodes (the bridge outlives the workers).
+                    self.hand_to_broker();
                     return Ok(());
                 }
                 if self.now() >= deadline {
@@ -815,13 +817,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     /// and hands the bridge (if any) this iteration's publications for other nodes and changes
     /// of interest.
     fn send_publications(&mut self) -> io::Result<()> {
-        if let Some(link) = self.hub.link() {
-            link.submit(
-                self.index as u16,
-                &mut self.to_broker,
-                &mut self.topics.changes,
-            );
-        }
+        self.hand_to_broker();
         for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
             let batch = self.topics.outgoing(w);
             if batch.is_empty() {
@@ -832,6 +828,18 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
         }
         Ok(())
+    }
+
+    /// Hands the bridge (if any) this iteration's publications for other nodes and changes of
+    /// interest.
+    fn hand_to_broker(&mut self) {
+        if let Some(link) = self.hub.link() {
+            link.submit(
+                self.index as u16,
+                &mut self.to_broker,
+                &mut self.topics.changes,
+            );
+        }
     }
 
     /// Delivers what other workers and publishers put in this worker's inbox.
