@@ -408,6 +408,215 @@ fn jitter(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::NodeId;
+    use crate::proto::frame::{OpCode, encode_frame};
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+    /// An in-memory broker: connections refused on demand, a session the test can cut, what
+    /// was published and subscribed kept for the test to see.
+    #[derive(Default)]
+    struct State {
+        refuse: u32,
+        connects: u32,
+        published: Vec<(String, Vec<u8>)>,
+        subscribed: HashSet<String>,
+        incoming: Option<UnboundedSender<(String, Bytes)>>,
+        publish_delay: Duration,
+    }
+
+    #[derive(Clone, Default)]
+    struct Fake(Arc<Mutex<State>>);
+    struct FakeTx(Arc<Mutex<State>>);
+    struct FakeRx(UnboundedReceiver<(String, Bytes)>);
+
+    impl Fake {
+        fn state(&self) -> std::sync::MutexGuard<'_, State> {
+            self.0.lock().unwrap()
+        }
+        /// A message from another node on `topic`'s channel, if a session is up.
+        fn inject(&self, topic: &str, text: &str) -> bool {
+            let msg = envelope::encode(NodeId(99), &encode_frame(OpCode::Text, text.as_bytes()));
+            let state = self.state();
+            state.incoming.as_ref().is_some_and(|tx| {
+                tx.send((format!("ringws:room:{topic}"), Bytes::from(msg)))
+                    .is_ok()
+            })
+        }
+    }
+
+    impl Broker for Fake {
+        type Tx = FakeTx;
+        type Rx = FakeRx;
+        async fn connect(&mut self) -> Result<(FakeTx, FakeRx), BrokerError> {
+            let mut state = self.state();
+            state.connects += 1;
+            if state.refuse > 0 {
+                state.refuse -= 1;
+                return Err("connection refused".into());
+            }
+            let (tx, rx) = unbounded_channel();
+            state.incoming = Some(tx);
+            state.subscribed.clear();
+            Ok((FakeTx(self.0.clone()), FakeRx(rx)))
+        }
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    impl BrokerTx for FakeTx {
+        async fn publish(&mut self, batch: &[(String, Vec<u8>)]) -> Result<(), BrokerError> {
+            let delay = self.0.lock().unwrap().publish_delay;
+            tokio::time::sleep(delay).await;
+            self.0.lock().unwrap().published.extend_from_slice(batch);
+            Ok(())
+        }
+        async fn subscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
+            let mut state = self.0.lock().unwrap();
+            state.subscribed.extend(channels.iter().cloned());
+            Ok(())
+        }
+        async fn unsubscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
+            let mut state = self.0.lock().unwrap();
+            for c in channels {
+                state.subscribed.remove(c);
+            }
+            Ok(())
+        }
+        async fn ping(&mut self) -> Result<(), BrokerError> {
+            Ok(())
+        }
+    }
+
+    impl BrokerRx for FakeRx {
+        async fn next(&mut self) -> Option<(String, Bytes)> {
+            self.0.recv().await
+        }
+    }
+
+    fn start(fake: &Fake) -> (Arc<Link>, Arc<Hub>, JoinHandle<()>) {
+        let cfg = BrokerConfig {
+            node: NodeId(1),
+            reconnect_min: Duration::from_millis(5),
+            reconnect_max: Duration::from_millis(20),
+            ..BrokerConfig::default()
+        };
+        let link = Arc::new(Link::new(cfg.node, "fake".into(), cfg.max_pending_bytes));
+        let hub = Arc::new(Hub::new(2, Some(link.clone())).unwrap());
+        let thread = spawn(fake.clone(), cfg, link.clone(), hub.clone()).unwrap();
+        (link, hub, thread)
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn topic(s: &str) -> Topic {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn a_node_that_publishes_all_the_time_still_receives() {
+        let fake = Fake::default();
+        fake.state().publish_delay = Duration::from_millis(1);
+        let (link, hub, thread) = start(&fake);
+        link.submit(0, &mut Vec::new(), &mut vec![(topic("t"), true)]);
+        wait_for("subscribed", || {
+            fake.state().subscribed.contains("ringws:room:t")
+        });
+        // A worker publishing without pause: a wake-up is always pending for the bridge.
+        let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let publisher = {
+            let (link, publishing) = (link.clone(), publishing.clone());
+            std::thread::spawn(move || {
+                let frame = encode_frame(OpCode::Text, b"mine");
+                while publishing.load(std::sync::atomic::Ordering::Relaxed) {
+                    link.submit(0, &mut vec![(topic("t"), frame.clone())], &mut Vec::new());
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        };
+        wait_for("publishing", || fake.state().published.len() > 20);
+        // Meanwhile 100 messages from another node wait to be received.
+        for i in 0..100 {
+            assert!(fake.inject("t", &format!("{i}")));
+        }
+        let mut got = Vec::new();
+        let start = Instant::now();
+        while got.len() < 100 && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(1));
+            let mut batch = Vec::new(); // (take swaps: it wants an empty vector)
+            hub.take(0, &mut batch);
+            got.append(&mut batch);
+        }
+        // The bridge was (and still is) publishing all the while.
+        let before = fake.state().published.len();
+        wait_for("still publishing", || {
+            fake.state().published.len() > before + 5
+        });
+        publishing.store(false, std::sync::atomic::Ordering::Relaxed);
+        publisher.join().unwrap();
+        assert_eq!(got.len(), 100, "received while publishing");
+        let texts: Vec<_> = got.iter().map(|p| p.frame[2..].to_vec()).collect();
+        let expected: Vec<_> = (0..100).map(|i| i.to_string().into_bytes()).collect();
+        assert_eq!(texts, expected, "in order");
+        let mut other = Vec::new();
+        hub.take(1, &mut other);
+        assert!(other.is_empty(), "worker 1 has no subscriber");
+        link.stop();
+        thread.join().unwrap();
+        assert!(!fake.state().published.is_empty());
+    }
+
+    #[test]
+    fn unreachable_then_lost_then_back_resubscribes_and_counts() {
+        let fake = Fake::default();
+        fake.state().refuse = 3;
+        let (link, _hub, thread) = start(&fake);
+        link.submit(1, &mut Vec::new(), &mut vec![(topic("a"), true)]);
+        let frame = encode_frame(OpCode::Text, b"x");
+        // Refused at first: publications are dropped (and counted), interest is kept.
+        link.submit(1, &mut vec![(topic("a"), frame.clone())], &mut Vec::new());
+        wait_for("connected", || link.stats().connected);
+        assert!(fake.state().connects >= 4, "three refusals, then a session");
+        assert!(fake.state().subscribed.contains("ringws:room:a"));
+        let s = link.stats();
+        assert_eq!((s.outages, s.dropped, s.subscribed), (1, 1, 1));
+
+        link.submit(1, &mut vec![(topic("a"), frame.clone())], &mut Vec::new());
+        wait_for("published", || fake.state().published.len() == 1);
+        let (channel, payload) = fake.state().published[0].clone();
+        assert_eq!(channel, "ringws:room:a");
+        assert_eq!(envelope::decode(&payload).unwrap(), (NodeId(1), &frame[..]));
+
+        // The session is cut: a second outage, then a new session subscribes again.
+        fake.state().incoming = None;
+        wait_for("reconnected", || {
+            link.stats().outages == 2 && link.stats().connected
+        });
+        wait_for("subscribed again", || {
+            fake.state().subscribed.contains("ringws:room:a")
+        });
+        // Its own publications coming back are skipped.
+        let own = envelope::encode(NodeId(1), &frame);
+        let tx = fake.state().incoming.clone().unwrap();
+        tx.send(("ringws:room:a".into(), Bytes::from(own))).unwrap();
+        tx.send(("ringws:room:a".into(), Bytes::from_static(b"junk")))
+            .unwrap();
+        wait_for("own and malformed counted", || {
+            link.stats().own == 1 && link.stats().malformed == 1
+        });
+        assert_eq!(link.stats().received, 0);
+        link.stop();
+        thread.join().unwrap();
+        assert!(!link.stats().connected, "a stopped bridge is not connected");
+    }
 
     #[test]
     fn jitter_stays_within_half_to_all_of_the_wait() {
