@@ -263,3 +263,60 @@ fn a_config_file_sets_options_and_the_command_line_wins() {
     assert!(stderr.contains("--max-rooms"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_broker_from_the_config_file_that_is_down_is_logged_once_and_the_server_serves() {
+    let (port, dead) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("ringws-cli-broker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("ringws.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nworkers = 1\nbroker = \"redis://127.0.0.1:{dead}\"\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("log");
+    let mut child = support::bin(env!("CARGO_BIN_EXE_ringws"))
+        .args(["--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info,ringws=debug")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < support::patience() * 2,
+            "ringws did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Several reconnection attempts (100 ms, 200 ms, 400 ms... apart) fail meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    let _ = http.read_to_string(&mut reply);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        text.contains(&format!("rooms shared through redis://127.0.0.1:{dead}")),
+        "{text}"
+    );
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("unreachable (") && !l.contains("still unreachable"))
+        .count();
+    assert_eq!(warnings, 1, "warned once:\n{text}");
+    assert!(
+        text.matches("still unreachable").count() >= 2,
+        "retried:\n{text}"
+    );
+}
