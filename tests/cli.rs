@@ -1,11 +1,14 @@
-//! The `ringws` binary: bad flags and a busy port fail at once with a message naming the cause;
-//! SIGTERM stops it cleanly with exit code 0.
+//! The `ringws` binary: bad flags and a busy port fail at once with a message naming the cause
+//! (never printing a broker's password); SIGTERM stops it cleanly with exit code 0; a broker
+//! from the config file that is down leaves the server serving, with the outage warned once.
 
 mod support;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::free_port;
 
 fn ringws(args: &[&str]) -> std::process::Output {
     support::bin(env!("CARGO_BIN_EXE_ringws"))
@@ -94,15 +97,6 @@ fn sigterm_stops_the_server_with_exit_code_0() {
         assert!(start.elapsed() < support::patience(), "did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

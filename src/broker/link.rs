@@ -291,14 +291,7 @@ impl Link {
             ),
         ];
         for (name, gauge, help, value) in rows {
-            let metric = if gauge {
-                format!("ringws_{name}")
-            } else {
-                format!("ringws_{name}_total")
-            };
-            let kind = if gauge { "gauge" } else { "counter" };
-            let _ = writeln!(out, "# HELP {metric} {help}");
-            let _ = writeln!(out, "# TYPE {metric} {kind}");
+            let metric = crate::server::prometheus_head(&mut out, name, gauge, help);
             let _ = writeln!(out, "{metric}{{node=\"{node}\"}} {value}");
         }
         out

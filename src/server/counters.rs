@@ -152,6 +152,20 @@ pub struct Metrics {
     pub(crate) broker: Option<std::sync::Arc<crate::broker::Link>>,
 }
 
+/// Writes a metric's `# HELP` and `# TYPE` lines; returns its name: `ringws_NAME`, with the
+/// `_total` suffix for a counter.
+pub(crate) fn prometheus_head(out: &mut String, name: &str, gauge: bool, help: &str) -> String {
+    use std::fmt::Write;
+    let (metric, kind) = if gauge {
+        (format!("ringws_{name}"), "gauge")
+    } else {
+        (format!("ringws_{name}_total"), "counter")
+    };
+    let _ = writeln!(out, "# HELP {metric} {help}");
+    let _ = writeln!(out, "# TYPE {metric} {kind}");
+    metric
+}
+
 impl Metrics {
     /// A snapshot of each worker's counters, in worker order.
     pub fn per_worker(&self) -> Vec<Snapshot> {
@@ -184,14 +198,7 @@ impl Metrics {
             return out;
         };
         for (i, (name, gauge, help, _)) in first.fields().into_iter().enumerate() {
-            let metric = if gauge {
-                format!("ringws_{name}")
-            } else {
-                format!("ringws_{name}_total")
-            };
-            let kind = if gauge { "gauge" } else { "counter" };
-            let _ = writeln!(out, "# HELP {metric} {help}");
-            let _ = writeln!(out, "# TYPE {metric} {kind}");
+            let metric = prometheus_head(&mut out, name, gauge, help);
             for (w, snapshot) in workers.iter().enumerate() {
                 let value = snapshot.fields()[i].3;
                 let _ = writeln!(out, "{metric}{{worker=\"{w}\"}} {value}");

@@ -66,6 +66,7 @@ use std::thread::JoinHandle;
 
 pub use checks::startup_warnings;
 pub use config::{Backpressure, ServerConfig};
+pub(crate) use counters::prometheus_head;
 pub use counters::{Metrics, Snapshot};
 pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
 pub use outbox::SendStatus;

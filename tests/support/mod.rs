@@ -38,6 +38,15 @@ pub fn bin(path: &str) -> std::process::Command {
     }
 }
 
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A running server, shut down when dropped.
 pub struct TestServer {
     handle: Option<ServerHandle>,
