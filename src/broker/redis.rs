@@ -71,6 +71,24 @@ impl Broker for Redis {
     }
 }
 
+impl RedisTx {
+    /// SUBSCRIBE (or UNSUBSCRIBE) each channel, one command each, all sent at once.
+    async fn each_channel(&self, channels: &[String], subscribe: bool) -> Result<(), BrokerError> {
+        try_join_all(channels.iter().map(|c| {
+            let mut sink = self.sink.clone();
+            async move {
+                if subscribe {
+                    sink.subscribe(c).await
+                } else {
+                    sink.unsubscribe(c).await
+                }
+            }
+        }))
+        .await?;
+        Ok(())
+    }
+}
+
 impl BrokerTx for RedisTx {
     async fn publish(&mut self, batch: &[(String, Vec<u8>)]) -> Result<(), BrokerError> {
         let mut pipe = redis::pipe();
@@ -82,21 +100,11 @@ impl BrokerTx for RedisTx {
     }
 
     async fn subscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
-        try_join_all(channels.iter().map(|c| {
-            let mut sink = self.sink.clone();
-            async move { sink.subscribe(c).await }
-        }))
-        .await?;
-        Ok(())
+        self.each_channel(channels, true).await
     }
 
     async fn unsubscribe(&mut self, channels: &[String]) -> Result<(), BrokerError> {
-        try_join_all(channels.iter().map(|c| {
-            let mut sink = self.sink.clone();
-            async move { sink.unsubscribe(c).await }
-        }))
-        .await?;
-        Ok(())
+        self.each_channel(channels, false).await
     }
 
     async fn ping(&mut self) -> Result<(), BrokerError> {
