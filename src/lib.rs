@@ -6,9 +6,10 @@
 //! - [`proto`]: RFC 6455, IO-free and clock-free. Handshake, frames, SIMD unmasking, streaming
 //!   UTF-8 validation, the connection state machine, limits and errors. It never touches a
 //!   socket; time is an argument.
-//! - [`runtime`]: what owns syscalls: the io_uring byte layer (rings, provided-buffer rings,
-//!   multishot accept/recv, gathered sends) and the epoll one, behind one backend trait; they
-//!   know nothing of WebSocket. With `proto::mask`, the only `unsafe` code.
+//! - `runtime` (crate-private): what owns syscalls: the io_uring byte layer (rings,
+//!   provided-buffer rings, multishot accept/recv, gathered sends) and the epoll one, behind one
+//!   backend trait; they know nothing of WebSocket. With `proto::mask`, the only `unsafe` code.
+//!   Its configuration types are re-exported by [`server`].
 //! - [`server`]: the per-core workers that join the two: connection slots, outbound queues
 //!   with backpressure, timer wheels, topics across workers, compression, the [`server::Handler`]
 //!   API.
@@ -25,5 +26,5 @@ pub mod broker;
 pub mod manual;
 pub mod proto;
 #[allow(unsafe_code)]
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod server;

@@ -13,7 +13,7 @@ use ringws::broker::redis::Redis;
 use ringws::broker::{Broker, BrokerConfig};
 use ringws::proto::deflate::Mode as DeflateMode;
 use ringws::proto::handshake::OriginPolicy;
-use ringws::runtime::IoChoice;
+use ringws::server::IoChoice;
 use ringws::server::{Backpressure, Handler, Server, ServerConfig, ServerHandle, startup_warnings};
 
 #[global_allocator]
@@ -525,7 +525,7 @@ fn main() -> ExitCode {
     }
     if !cli.huge_pages {
         // Before the workers allocate: their memory is then counted in 4 KiB pages.
-        if let Err(e) = ringws::runtime::sys::disable_huge_pages() {
+        if let Err(e) = ringws::server::disable_huge_pages() {
             eprintln!("ringws: cannot turn transparent huge pages off ({e}); continuing");
         }
     }

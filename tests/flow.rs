@@ -279,9 +279,9 @@ impl Binary {
         };
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let io = match io_choice() {
-            ringws::runtime::IoChoice::Epoll => "epoll",
-            ringws::runtime::IoChoice::Uring => "uring",
-            ringws::runtime::IoChoice::Auto => "auto",
+            ringws::server::IoChoice::Epoll => "epoll",
+            ringws::server::IoChoice::Uring => "uring",
+            ringws::server::IoChoice::Auto => "auto",
         };
         let child = support::bin(env!("CARGO_BIN_EXE_ringws"))
             .args(["--mode", "echo", "--listen", &addr.to_string()])

@@ -14,7 +14,7 @@ fn upgrade_answers_101_and_echoes() {
     // The backend in use shows in the counters (two workers in tests).
     let uring_workers = server.counters().io_uring_workers;
     match support::io_choice() {
-        ringws::runtime::IoChoice::Epoll => assert_eq!(uring_workers, 0),
+        ringws::server::IoChoice::Epoll => assert_eq!(uring_workers, 0),
         _ => assert_eq!(uring_workers, 2, "io_uring is available on these machines"),
     }
 }

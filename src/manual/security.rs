@@ -19,8 +19,8 @@
 //!    parser carries at most 14 header bytes and 3 UTF-8 bytes between reads.
 //! 4. **Fail, don't guess.** Every peer error is one [`Error`](crate::proto::Error) variant with
 //!    one answer (an HTTP status or a close code); none panics.
-//! 5. **Fuzz every parser** (`fuzz/`: `handshake`, `frame`, `connection`), with property tests
-//!    in the normal test run covering the same invariants.
+//! 5. **Fuzz every parser** (`fuzz/`: `handshake`, `frame`, `connection`, `inflate`), with
+//!    property tests in the normal test run covering the same invariants.
 //!
 //! ## RFC 6455 §10: what a server must do
 //!
@@ -29,12 +29,39 @@
 //! | 10.1 | Origin is sent by browsers only; never authenticate by it | `proto/handshake/origin.rs` documents it; authentication is the application's upgrade hook | (documentation) |
 //! | 10.2 | check Origin against an allow-list, refuse with 403 | `proto/handshake/origin.rs`: `OriginPolicy` | test: proto/handshake/origin.rs#allow_list_matches_exactly_ignoring_case, test: proto/handshake/origin.rs#missing_origin_follows_allow_missing |
 //! | 10.3 | clients mask every frame; a server fails the connection on an unmasked one (§5.1) | `proto/connection.rs`: `check_header` (`Error::UnmaskedFrame`, 1002). uWebSockets and fastwebsockets accept unmasked frames; ringws does not | test: proto/connection/tests.rs#framing_rules_close_with_1002 |
-//! | 10.4 | limit frame and message size (after inflation, with deflate) | `check_header` on the header, before any payload; the deflate extension will re-check after inflation | test: proto/connection/tests.rs#limits_are_checked_on_the_header_before_any_payload |
+//! | 10.4 | limit frame and message size (after inflation, with deflate) | `check_header` on the header, before any payload; with permessage-deflate the inflater stops at `max_message_bytes` of output, a block at a time, so a small message that inflates past the limit (a zip bomb) closes with 1009 without the memory | test: proto/connection/tests.rs#limits_are_checked_on_the_header_before_any_payload, test: proto/deflate/codec.rs#a_bomb_stops_at_the_limit_with_bounded_memory, test: ../tests/compression.rs#a_small_message_inflating_past_the_limit_is_closed_with_1009_in_bounded_memory |
 //! | 10.5 | authenticate during the handshake | the upgrade request exposes every header (cookies, tokens) to the application before it accepts | test: proto/handshake/request.rs#rfc_example_is_accepted |
 //! | 10.6 | offer TLS | not in ringws yet: terminate TLS in front of it (a load balancer or proxy) | — |
 //! | 10.7 | validate all input; invalid UTF-8 in text or close reason fails with 1007 | `proto/utf8.rs` (streaming, fails on the first invalid piece), `proto/close.rs` | test: proto/connection/tests.rs#invalid_utf8_fails_fast_before_the_message_ends, test: proto/connection/tests.rs#close_frame_rules |
 //! | 10.8 | SHA-1 only builds `Sec-WebSocket-Accept`, exactly as specified | `proto/handshake` with the `sha1` and `base64` crates | test: proto/handshake/response.rs#rfc_accept_key_example, test: proto/handshake/response.rs#accept_response_bytes |
-//! | 10.9 | permessage-deflate side channels (RFC 7692 §8) | deflate is not implemented yet; RSV1 is refused unless an extension negotiated it | test: proto/connection/tests.rs#rsv1_with_a_negotiated_extension_marks_compressed_messages |
+//! | 10.9 | permessage-deflate side channels (RFC 7692 §8) | see "Compression side channels" below; RSV1 is refused unless permessage-deflate was negotiated | test: proto/connection/tests.rs#rsv1_with_a_negotiated_extension_marks_compressed_messages |
+//!
+//! ## Compression side channels (RFC 7692 §8)
+//!
+//! Compression makes a message's length depend on its content. When data an attacker chooses
+//! is compressed together with a secret (in one message, or in one compression context across
+//! messages), the attacker who can see lengths learns the secret byte by byte, as CRIME and
+//! BREACH did against TLS and HTTP compression. What ringws does about it:
+//!
+//! - **Shared mode** (`--compression shared`, the chat's default) negotiates no context
+//!   takeover in either direction: every message is compressed alone, with a fresh window, so
+//!   its length depends on that message only, never on what was sent before on the connection
+//!   or to anyone else. A fan-out compresses a publication once and sends the same bytes to every
+//!   member. The remaining channel is within one message: an application that puts a secret and
+//!   attacker-chosen text in the same message should not compress it (send it below
+//!   `--compression-min-bytes`, or run with compression off).
+//! - **Dedicated mode** (`--compression dedicated`) keeps each connection's window across
+//!   messages (better ratios): a message's length then depends on earlier messages sent on that
+//!   connection. In a chat those are messages from other people to the same reader, so one
+//!   member could, with many tries and a view of the lengths (an on-path observer, since there is
+//!   no TLS in ringws yet), learn about what others sent. Use it where the messages on one
+//!   connection are not secret from each other, or behind TLS.
+//! - Inflating is bounded by the message limit whatever the mode (10.4 above).
+//!
+//! | property | where | proof |
+//! |---|---|---|
+//! | in shared mode a message compresses to the same bytes whatever was sent before it | `Codecs::compress_frame` (a no-context deflater per window, reset per message) | test: server/compress.rs#shared_mode_output_does_not_depend_on_earlier_messages |
+//! | dedicated mode keeps context (the ratio improves with history): the trade-off above is real | `Dedicated` codecs per connection | test: server/compress.rs#dedicated_mode_keeps_context_per_connection |
 //!
 //! ## Vulnerabilities of other implementations, and why ringws does not have them
 //!

@@ -3,7 +3,7 @@
 //! (connection slots, send queues, timers, backpressure, the protocol) is shared.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,12 +15,12 @@ use super::uring::{MAX_IOVECS, RingFlags, Uring, UringConfig};
 /// [`Completion`] from [`Backend::next_completion`], with the same meaning for both backends.
 pub trait Backend {
     /// Starts accepting on `listener`; connections arrive as [`Completion::Accepted`].
-    fn arm_accept(&mut self, listener: RawFd) -> io::Result<()>;
+    fn arm_accept(&mut self, listener: BorrowedFd<'_>) -> io::Result<()>;
     /// Stops accepting ([`Completion::AcceptError`] with `ECANCELED` follows).
     fn cancel_accept(&mut self) -> io::Result<()>;
     /// Starts receiving on `fd` for connection `(slot, generation)`: bytes arrive as
     /// [`Completion::Recv`] in a buffer lent until [`Backend::recycle`].
-    fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
+    fn arm_recv(&mut self, fd: BorrowedFd<'_>, slot: u32, generation: u32) -> io::Result<()>;
     /// Stops the receive of `(slot, generation)` (flow control): it ends with
     /// [`Completion::RecvCancelled`] (bytes already received may still arrive before it), and
     /// [`Completion::CancelDone`] reports whether it was found. Unread bytes stay in the socket.
@@ -37,7 +37,7 @@ pub trait Backend {
     /// [`Completion::Sent`]. Returns the frames taken.
     fn send(
         &mut self,
-        fd: RawFd,
+        fd: BorrowedFd<'_>,
         slot: u32,
         generation: u32,
         frames: &mut dyn Iterator<Item = Bytes>,
@@ -45,18 +45,25 @@ pub trait Backend {
     /// Whether `slot` cannot send yet (a zero-copy send still holds its bytes).
     fn send_busy(&self, slot: u32) -> bool;
     /// Cancels what is in flight on `fd` (the receive ends with [`Completion::RecvCancelled`]).
-    fn cancel(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
-    /// Closes `fd`; [`Completion::Closed`] follows.
-    fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()>;
+    fn cancel(&mut self, fd: BorrowedFd<'_>, slot: u32, generation: u32) -> io::Result<()>;
+    /// Closes `fd`, which the backend owns from here on; [`Completion::Closed`] follows.
+    fn close(&mut self, fd: OwnedFd, slot: u32, generation: u32) -> io::Result<()>;
     /// The io_uring fd other workers can wake this one through (`None` on epoll).
-    fn ring_fd(&self) -> Option<RawFd>;
+    fn ring_fd(&self) -> Option<BorrowedFd<'_>>;
     /// Arms the wake-up `efd` (an eventfd other threads signal): each signal produces a
     /// [`Completion::Wake`].
-    fn arm_wake(&mut self, efd: RawFd) -> io::Result<()>;
+    fn arm_wake(&mut self, efd: BorrowedFd<'_>) -> io::Result<()>;
     /// Wakes another worker: through its ring (`IORING_OP_MSG_RING`: no system call, the target
-    /// sees [`Completion::Message`]) when both run io_uring and `ring_fd` is known, otherwise by
-    /// signalling its eventfd.
-    fn wake_peer(&mut self, ring_fd: Option<RawFd>, efd: RawFd) -> io::Result<()>;
+    /// sees [`Completion::Message`]) when both run io_uring and its `ring` is given, otherwise
+    /// by signalling its eventfd `efd`. `tag` names the target in the
+    /// [`Completion::MsgSent`] that reports a message which could not be posted, so the caller
+    /// can signal its eventfd instead.
+    fn wake_peer(
+        &mut self,
+        ring: Option<BorrowedFd<'_>>,
+        efd: BorrowedFd<'_>,
+        tag: u32,
+    ) -> io::Result<()>;
     /// Submits what is queued and waits up to `timeout` for at least one completion.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()>;
     /// The next completion, without blocking.
@@ -66,13 +73,13 @@ pub trait Backend {
 }
 
 impl Backend for Uring {
-    fn arm_accept(&mut self, listener: RawFd) -> io::Result<()> {
+    fn arm_accept(&mut self, listener: BorrowedFd<'_>) -> io::Result<()> {
         self.arm_accept_multi(listener)
     }
     fn cancel_accept(&mut self) -> io::Result<()> {
         Uring::cancel_accept(self)
     }
-    fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+    fn arm_recv(&mut self, fd: BorrowedFd<'_>, slot: u32, generation: u32) -> io::Result<()> {
         self.arm_recv_multi(fd, slot, generation)
     }
     fn cancel_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
@@ -92,7 +99,7 @@ impl Backend for Uring {
     }
     fn send(
         &mut self,
-        fd: RawFd,
+        fd: BorrowedFd<'_>,
         slot: u32,
         generation: u32,
         frames: &mut dyn Iterator<Item = Bytes>,
@@ -103,24 +110,27 @@ impl Backend for Uring {
     fn send_busy(&self, slot: u32) -> bool {
         Uring::send_busy(self, slot)
     }
-    fn cancel(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+    fn cancel(&mut self, fd: BorrowedFd<'_>, slot: u32, generation: u32) -> io::Result<()> {
         self.cancel_fd(fd, slot, generation)
     }
-    fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+    fn close(&mut self, fd: OwnedFd, slot: u32, generation: u32) -> io::Result<()> {
         Uring::close(self, fd, slot, generation)
     }
-    fn ring_fd(&self) -> Option<RawFd> {
+    fn ring_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(Uring::ring_fd(self))
     }
-    fn arm_wake(&mut self, efd: RawFd) -> io::Result<()> {
+    fn arm_wake(&mut self, efd: BorrowedFd<'_>) -> io::Result<()> {
         self.arm_wake_poll(efd)
     }
-    fn wake_peer(&mut self, ring_fd: Option<RawFd>, efd: RawFd) -> io::Result<()> {
-        match ring_fd {
-            // Tagged with the target's eventfd: if the message cannot be posted, the worker
-            // signals that instead (see `Completion::MsgSent`).
-            Some(ring) if efd >= 0 && efd as u32 <= super::uring::user_data::MAX_SLOT => {
-                self.msg_ring(ring, WAKE_PAYLOAD, 0, efd as u32)
+    fn wake_peer(
+        &mut self,
+        ring: Option<BorrowedFd<'_>>,
+        efd: BorrowedFd<'_>,
+        tag: u32,
+    ) -> io::Result<()> {
+        match ring {
+            Some(ring) if tag <= super::uring::user_data::MAX_SLOT => {
+                self.msg_ring(ring, WAKE_PAYLOAD, 0, tag)
             }
             _ => {
                 super::sys::eventfd_signal(efd);

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -118,8 +118,10 @@ impl Epoll {
             )
         };
         if fd >= 0 {
+            // SAFETY: accept4 just installed `fd` in this process's table; nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             if self.nodelay {
-                let _ = set_nodelay(fd);
+                let _ = set_nodelay(&fd);
             }
             return Some(Completion::Accepted { fd, more: true });
         }
@@ -195,7 +197,8 @@ impl Epoll {
 }
 
 impl super::Backend for Epoll {
-    fn arm_accept(&mut self, listener: RawFd) -> io::Result<()> {
+    fn arm_accept(&mut self, listener: BorrowedFd<'_>) -> io::Result<()> {
+        let listener = listener.as_raw_fd();
         self.poll
             .registry()
             .register(&mut SourceFd(&listener), LISTENER, Interest::READABLE)?;
@@ -216,7 +219,10 @@ impl super::Backend for Epoll {
         Ok(())
     }
 
-    fn arm_recv(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
+    fn arm_recv(&mut self, fd: BorrowedFd<'_>, slot: u32, generation: u32) -> io::Result<()> {
+        // Kept as a number: the worker owns the descriptor until it hands it to `close`, which
+        // forgets this entry's registration first.
+        let fd = fd.as_raw_fd();
         let index = slot as usize;
         if self.conns.len() <= index {
             self.conns.resize(index + 1, ConnIo::default());
@@ -283,7 +289,7 @@ impl super::Backend for Epoll {
 
     fn send(
         &mut self,
-        fd: RawFd,
+        fd: BorrowedFd<'_>,
         slot: u32,
         generation: u32,
         frames: &mut dyn Iterator<Item = Bytes>,
@@ -302,7 +308,7 @@ impl super::Backend for Epoll {
         msg.msg_iovlen = iovecs.len() as _;
         // SAFETY: `msg` points at `iovecs`, which point into `frames`; all outlive this call,
         // and sendmsg only reads them.
-        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
         let result = if n >= 0 {
             n as i32
         } else {
@@ -330,8 +336,11 @@ impl super::Backend for Epoll {
         false
     }
 
-    fn cancel(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
-        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+    fn cancel(&mut self, fd: BorrowedFd<'_>, slot: u32, generation: u32) -> io::Result<()> {
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&fd.as_raw_fd()));
         let mut cancelled = 0;
         if let Some(c) = self.conn(slot, generation) {
             let (armed, want_write) = (c.armed, c.want_write);
@@ -360,34 +369,37 @@ impl super::Backend for Epoll {
         Ok(())
     }
 
-    fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
-        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        // SAFETY: the worker owns `fd` (from accept) and closes it exactly once, here.
-        let rc = unsafe { libc::close(fd) };
-        let result = if rc == 0 {
-            0
-        } else {
-            -errno(&io::Error::last_os_error())
-        };
+    fn close(&mut self, fd: OwnedFd, slot: u32, generation: u32) -> io::Result<()> {
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&fd.as_raw_fd()));
+        // Closed here, once: the descriptor was handed over with its ownership.
+        drop(fd);
         self.done.push_back(Completion::Closed {
             slot,
             generation,
-            result,
+            result: 0,
         });
         Ok(())
     }
 
-    fn ring_fd(&self) -> Option<RawFd> {
+    fn ring_fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
 
-    fn arm_wake(&mut self, efd: RawFd) -> io::Result<()> {
+    fn arm_wake(&mut self, efd: BorrowedFd<'_>) -> io::Result<()> {
         self.poll
             .registry()
-            .register(&mut SourceFd(&efd), WAKE, Interest::READABLE)
+            .register(&mut SourceFd(&efd.as_raw_fd()), WAKE, Interest::READABLE)
     }
 
-    fn wake_peer(&mut self, _ring_fd: Option<RawFd>, efd: RawFd) -> io::Result<()> {
+    fn wake_peer(
+        &mut self,
+        _ring: Option<BorrowedFd<'_>>,
+        efd: BorrowedFd<'_>,
+        _tag: u32,
+    ) -> io::Result<()> {
         super::sys::eventfd_signal(efd);
         Ok(())
     }

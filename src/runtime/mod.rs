@@ -15,12 +15,18 @@
 //! - **Identity in the tag.** Every operation carries `(kind, slot, generation)` in its 64-bit
 //!   `user_data`; a reused slot gets a new generation, so late completions of a closed
 //!   connection are recognised and ignored.
-//! - **Send memory is the caller's.** A queued send points at the worker's header, iovecs and
-//!   bytes until its completion arrives; [`Uring::send`](crate::runtime::uring::Uring::send) is
-//!   `unsafe` for that reason.
+//! - **Send memory is the ring's until the last completion.** A queued send points the kernel at
+//!   a header, iovecs and bytes; `Uring::send_owned` keeps all three (the bytes as `Bytes`
+//!   handles) until the send's last completion has been read.
+//! - **Descriptors have one owner.** An accepted socket arrives as an `OwnedFd`; operations
+//!   borrow it, and `Backend::close` takes it.
+//! - **Teardown waits for the kernel.** Dropping a ring cancels and drains every operation before
+//!   any memory they point at is freed (or leaks it, if the kernel does not finish in time).
 //!
-//! This module and the SIMD unmasking are the only places allowed `unsafe`; every block states
-//! its `// SAFETY:` argument.
+//! The manual's page [`crate::manual::io_uring`] states each of these lifetimes with its test.
+//! This module is private to the crate (nothing outside can hand it a descriptor); with the SIMD
+//! unmasking it is the only place allowed `unsafe`, and every block states its `// SAFETY:`
+//! argument.
 
 mod backend;
 mod completion;

@@ -2,8 +2,10 @@
 //! asking its peer address, reading resource limits for the start-up checks.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::RawFd;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use socket2::SockRef;
 
 /// Shuts down the writing side of a socket: the peer reads EOF after the bytes already queued.
 /// Used when closing, so that unread input does not turn the close into a reset that destroys
@@ -11,58 +13,19 @@ use std::os::fd::RawFd;
 ///
 /// # Errors
 /// The error of `shutdown(2)` (e.g. `ENOTCONN` when the peer is gone).
-pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
-    // SAFETY: shutdown(2) takes plain integers; an invalid fd is an error, not undefined
-    // behaviour.
-    let rc = unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
+    SockRef::from(&fd).shutdown(Shutdown::Write)
 }
 
 /// The address of the peer of a connected socket.
 ///
 /// # Errors
 /// The error of `getpeername(2)`, or `Unsupported` for a non-IP address family.
-pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    // SAFETY: sockaddr_storage is plain data for which all-zero is valid.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `storage` is large enough for any address and `len` holds its size; the kernel
-    // writes at most `len` bytes and updates `len`.
-    let rc = unsafe { libc::getpeername(fd, (&raw mut storage).cast(), &mut len) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    match libc::c_int::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in, which it is large enough for.
-            let a = unsafe { *(&raw const storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Ok(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6, which it is large enough
-            // for.
-            let a = unsafe { *(&raw const storage).cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Ok(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "not an IP socket",
-        )),
-    }
+pub fn peer_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
+    SockRef::from(&fd)
+        .peer_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "not an IP socket"))
 }
 
 /// Pins the calling thread to one CPU.
@@ -185,25 +148,25 @@ pub fn eventfd() -> io::Result<std::os::fd::OwnedFd> {
 }
 
 /// Signals an eventfd (adds 1; a full counter already means "signalled").
-pub fn eventfd_signal(fd: RawFd) {
+pub fn eventfd_signal(fd: BorrowedFd<'_>) {
     let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live local; an error (EAGAIN on a saturated counter, EBADF
-    // after the owner closed it at shutdown) leaves nothing to undo.
-    let _ = unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+    // SAFETY: writes 8 bytes from a live local to a descriptor the borrow keeps open; an error
+    // (EAGAIN on a saturated counter) leaves nothing to undo.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
 }
 
 /// Resets an eventfd after a wake-up (reads its counter; nothing to read is fine).
-pub fn eventfd_drain(fd: RawFd) {
+pub fn eventfd_drain(fd: BorrowedFd<'_>) {
     let mut value: u64 = 0;
-    // SAFETY: reads at most 8 bytes into a live local.
-    let _ = unsafe { libc::read(fd, (&raw mut value).cast(), 8) };
+    // SAFETY: reads at most 8 bytes into a live local from a descriptor the borrow keeps open.
+    let _ = unsafe { libc::read(fd.as_raw_fd(), (&raw mut value).cast(), 8) };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
 
     #[test]
     fn peer_addr_and_half_close() {
@@ -212,13 +175,14 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         assert_eq!(
-            peer_addr(server.as_raw_fd()).unwrap(),
+            peer_addr(server.as_fd()).unwrap(),
             client.local_addr().unwrap()
         );
-        shutdown_write(server.as_raw_fd()).unwrap();
+        shutdown_write(server.as_fd()).unwrap();
         let mut buf = [0u8; 1];
         assert_eq!((&client).read(&mut buf).unwrap(), 0, "the client sees EOF");
-        assert!(peer_addr(-1).is_err());
+        let not_a_socket = eventfd().unwrap();
+        assert!(peer_addr(not_a_socket.as_fd()).is_err());
     }
 
     #[test]

@@ -332,6 +332,48 @@ mod tests {
     }
 
     #[test]
+    fn shared_mode_output_does_not_depend_on_earlier_messages() {
+        // RFC 7692 §8: with no context takeover, a message's compressed bytes (and so its
+        // length) depend on that message alone, not on what was compressed before it.
+        let cfg = DeflateConfig {
+            mode: Mode::Shared,
+            ..DeflateConfig::default()
+        };
+        let secret =
+            "{\"op\":\"message\",\"room\":\"ops\",\"text\":\"the password is hunter2, keep it\"}";
+        let guess =
+            "{\"op\":\"message\",\"room\":\"ops\",\"text\":\"the password is hunter2? no idea\"}";
+        assert!(guess.len() >= cfg.min_bytes, "long enough to be compressed");
+        let fresh = |history: &[&str]| {
+            let mut codecs = Codecs::default();
+            let p = codecs.agree(1, agreement("permessage-deflate", Mode::Shared));
+            for earlier in history {
+                codecs.compress_frame(p, 1, encode_frame(OpCode::Text, earlier.as_bytes()), &cfg);
+                codecs.end_of_batch();
+            }
+            let (frame, packed) =
+                codecs.compress_frame(p, 1, encode_frame(OpCode::Text, guess.as_bytes()), &cfg);
+            assert!(packed);
+            frame
+        };
+        let alone = fresh(&[]);
+        assert_eq!(fresh(&[secret]), alone, "after the secret: the same bytes");
+        assert_eq!(fresh(&[secret, secret, "x"]), alone);
+        // With context takeover the same message is shorter after the secret: the channel.
+        let mut codecs = Codecs::default();
+        let d = codecs.agree(1, agreement("permessage-deflate", Mode::Dedicated));
+        let dedicated = DeflateConfig {
+            mode: Mode::Dedicated,
+            ..DeflateConfig::default()
+        };
+        let frame = |t: &str| encode_frame(OpCode::Text, t.as_bytes());
+        let first = codecs.compress_frame(d, 1, frame(guess), &dedicated).0;
+        codecs.compress_frame(d, 1, frame(secret), &dedicated);
+        let after = codecs.compress_frame(d, 1, frame(guess), &dedicated).0;
+        assert!(after.len() < first.len(), "{} {}", after.len(), first.len());
+    }
+
+    #[test]
     fn dedicated_mode_keeps_context_per_connection() {
         let cfg = DeflateConfig {
             mode: Mode::Dedicated,

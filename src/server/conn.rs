@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::mem;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,7 +42,8 @@ pub(crate) enum Phase<S> {
 
 /// One connection slot.
 pub(crate) struct Slot<S> {
-    pub(crate) fd: RawFd,
+    /// The socket, until its close is handed to the backend.
+    pub(crate) fd: Option<OwnedFd>,
     pub(crate) phase: Phase<S>,
     pub(crate) out: Outbox,
     /// What is in flight and what is due, in one byte (see [`Flags`]).
@@ -194,9 +195,9 @@ impl Ctx<'_> {
 
 impl<S> Slot<S> {
     /// A slot for a socket just accepted: waiting for its request head.
-    pub(crate) fn new(fd: RawFd) -> Self {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
         Slot {
-            fd,
+            fd: Some(fd),
             phase: Phase::Handshake(HeadReader::new()),
             out: Outbox::default(),
             flags: Flags::default(),
@@ -294,7 +295,7 @@ impl<S> Slot<S> {
                         self.pmd,
                         &mut self.out,
                         &mut close,
-                        self.fd,
+                        self.fd.as_ref().map(AsFd::as_fd),
                         ctx,
                         false,
                     );
@@ -620,7 +621,7 @@ impl<S> Slot<S> {
                         self.pmd,
                         &mut self.out,
                         &mut close,
-                        self.fd,
+                        self.fd.as_ref().map(AsFd::as_fd),
                         ctx,
                         true,
                     );
@@ -656,7 +657,7 @@ impl<S> Slot<S> {
             close: &mut close,
             peer_close: None,
             got_message: false,
-            fd: self.fd,
+            fd: self.fd.as_ref().map(AsFd::as_fd),
             ctx,
         };
         let result = ws.handle_read(&ctx.cfg.proto, data, &mut sink);
@@ -776,7 +777,7 @@ fn conn<'a, S>(
     pmd: Pmd,
     out: &'a mut Outbox,
     close: &'a mut Option<(CloseCode, String)>,
-    fd: RawFd,
+    fd: Option<BorrowedFd<'a>>,
     ctx: &'a Ctx<'a>,
     reply: bool,
 ) -> Conn<'a, S> {
@@ -812,7 +813,7 @@ struct ReadSink<'a, H: Handler> {
     peer_close: Option<(CloseCode, String)>,
     /// An application message arrived (the idle timeout restarts).
     got_message: bool,
-    fd: RawFd,
+    fd: Option<BorrowedFd<'a>>,
     ctx: &'a Ctx<'a>,
 }
 
@@ -946,7 +947,7 @@ mod tests {
             ops: &ops,
             codecs: &codecs,
         };
-        let mut s = Slot::<()>::new(-1);
+        let mut s = Slot::<()>::new(crate::runtime::sys::eventfd().unwrap());
         s.out.sendable = true;
         // Broadcasts fill the queue to its mark (and a heartbeat ping past it): still reading.
         while s.push_publication(frame.clone(), &ctx) == Delivery::Queued {}

@@ -101,6 +101,8 @@ counters! {
     buffers_lent: AtomicI64,
     /// Times a receive found the buffer ring empty.
     recv_starved: AtomicU64,
+    /// Receives that named a buffer already lent out (the kernel and the buffer accounting disagree): the connection was failed and the buffer withheld. Should stay 0.
+    ring_faults: AtomicU64,
     /// Workers running on io_uring (the others run on epoll).
     io_uring_workers: AtomicI64,
     /// Connection timers armed in the wheel now (one per connection at most).

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -151,7 +151,7 @@ pub struct Conn<'a, S> {
     pub(crate) limit: usize,
     pub(crate) policy: Backpressure,
     pub(crate) close: &'a mut Option<(CloseCode, String)>,
-    pub(crate) fd: RawFd,
+    pub(crate) fd: Option<BorrowedFd<'a>>,
     pub(crate) counters: &'a Counters,
 }
 
@@ -273,7 +273,8 @@ impl<S> Conn<'_, S> {
     /// # Errors
     /// When the socket is already gone.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.fd)
+        let fd = self.fd.ok_or(io::ErrorKind::NotConnected)?;
+        sys::peer_addr(fd)
     }
 
     fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {

@@ -50,6 +50,8 @@ mod compress;
 mod config;
 mod conn;
 mod counters;
+#[cfg(test)]
+mod fake;
 mod handler;
 mod outbox;
 pub mod pubsub;
@@ -64,6 +66,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+pub use crate::runtime::IoChoice;
+pub use crate::runtime::sys::disable_huge_pages;
+pub use crate::runtime::uring::{RingFlags, UringConfig};
 pub use checks::startup_warnings;
 pub use config::{Backpressure, ServerConfig};
 pub(crate) use counters::prometheus_head;
@@ -74,9 +79,9 @@ pub use pubsub::{ConnId, Publisher};
 
 use crate::broker::{Broker, BrokerConfig, Link};
 use crate::runtime::epoll::Epoll;
+use crate::runtime::probe_uring;
 use crate::runtime::sys;
-use crate::runtime::uring::{DEFAULT_BACKLOG, RingFlags, Uring, bind_listener};
-use crate::runtime::{IoChoice, probe_uring};
+use crate::runtime::uring::{DEFAULT_BACKLOG, Uring, bind_listener};
 use counters::Counters;
 use worker::Worker;
 

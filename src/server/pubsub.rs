@@ -29,9 +29,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
@@ -88,9 +88,15 @@ struct Inbox {
     queue: Mutex<Vec<Publication>>,
     /// Signalled when the queue goes from empty to non-empty.
     efd: OwnedFd,
-    /// The worker's io_uring fd while it runs on io_uring (-1 otherwise): other io_uring workers
-    /// wake it with `IORING_OP_MSG_RING` instead of a system call.
-    ring_fd: AtomicI32,
+    /// A duplicate of the worker's io_uring fd, when it runs on io_uring: other io_uring workers
+    /// wake it with `IORING_OP_MSG_RING` instead of a system call. Owned here, so the number a
+    /// sender read names this ring's file for as long as the hub lives, however the worker's
+    /// own ring is torn down (a number closed and reused by an unrelated file could otherwise
+    /// receive the message).
+    ring: OnceLock<OwnedFd>,
+    /// Whether the worker still reads its ring (cleared when it stops: wake-ups then go to its
+    /// eventfd, which nobody reads either, but costs nothing).
+    ring_live: AtomicBool,
 }
 
 /// The inboxes of all workers, shared by the workers and the publishers.
@@ -109,7 +115,8 @@ impl Hub {
                 Ok(Inbox {
                     queue: Mutex::new(Vec::new()),
                     efd: sys::eventfd()?,
-                    ring_fd: AtomicI32::new(-1),
+                    ring: OnceLock::new(),
+                    ring_live: AtomicBool::new(false),
                 })
             })
             .collect::<std::io::Result<_>>()?;
@@ -127,19 +134,37 @@ impl Hub {
     }
 
     /// Worker `w`'s wake-up eventfd.
-    pub(crate) fn efd(&self, w: usize) -> RawFd {
-        self.inboxes[w].efd.as_raw_fd()
+    pub(crate) fn efd(&self, w: usize) -> BorrowedFd<'_> {
+        self.inboxes[w].efd.as_fd()
     }
 
-    /// Records worker `w`'s ring fd (or -1 when it stops or runs on epoll).
-    pub(crate) fn set_ring_fd(&self, w: usize, fd: RawFd) {
-        self.inboxes[w].ring_fd.store(fd, Ordering::Release);
+    /// Worker `w` runs on io_uring with `ring`: from now on the others wake it through the ring.
+    /// The hub keeps a duplicate of the fd (see [`Inbox::ring`]).
+    ///
+    /// # Errors
+    /// Duplicating the fd failed (out of descriptors); wake-ups then keep using the eventfd.
+    pub(crate) fn set_ring(&self, w: usize, ring: BorrowedFd<'_>) -> std::io::Result<()> {
+        let inbox = &self.inboxes[w];
+        if inbox.ring.get().is_none() {
+            let _ = inbox.ring.set(ring.try_clone_to_owned()?);
+        }
+        inbox.ring_live.store(true, Ordering::Release);
+        Ok(())
     }
 
-    /// Worker `w`'s ring fd, if it runs on io_uring.
-    pub(crate) fn ring_fd(&self, w: usize) -> Option<RawFd> {
-        let fd = self.inboxes[w].ring_fd.load(Ordering::Acquire);
-        (fd >= 0).then_some(fd)
+    /// Worker `w` stopped reading its ring.
+    pub(crate) fn retire_ring(&self, w: usize) {
+        self.inboxes[w].ring_live.store(false, Ordering::Release);
+    }
+
+    /// Worker `w`'s ring, while it runs on io_uring and reads it. The fd stays valid for as
+    /// long as the hub (even if the worker stops meanwhile: the message then waits unread).
+    pub(crate) fn ring(&self, w: usize) -> Option<BorrowedFd<'_>> {
+        let inbox = &self.inboxes[w];
+        if !inbox.ring_live.load(Ordering::Acquire) {
+            return None;
+        }
+        inbox.ring.get().map(AsFd::as_fd)
     }
 
     /// Appends `batch` to worker `w`'s inbox. Returns whether the worker needs a wake-up (its
@@ -419,8 +444,19 @@ mod tests {
         let mut again = Vec::new();
         hub.take(1, &mut again);
         assert!(again.is_empty());
-        assert!(hub.ring_fd(0).is_none());
-        hub.set_ring_fd(0, 5);
-        assert_eq!(hub.ring_fd(0), Some(5));
+        assert!(hub.ring(0).is_none());
+        // Any fd stands in for a ring here: the hub keeps its own duplicate.
+        let stand_in = sys::eventfd().unwrap();
+        hub.set_ring(0, stand_in.as_fd()).unwrap();
+        let dup = hub.ring(0).expect("set");
+        assert_ne!(
+            std::os::fd::AsRawFd::as_raw_fd(&dup),
+            std::os::fd::AsRawFd::as_raw_fd(&stand_in),
+            "a duplicate, not the worker's own number"
+        );
+        drop(stand_in);
+        assert!(hub.ring(0).is_some(), "outlives the worker's fd");
+        hub.retire_ring(0);
+        assert!(hub.ring(0).is_none(), "retired: wake-ups use the eventfd");
     }
 }

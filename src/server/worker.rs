@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -151,13 +151,15 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             &self.counters.io_uring_workers,
             i64::from(self.io.name() == "io_uring"),
         );
-        self.io.arm_accept(self.listener.as_raw_fd())?;
+        self.io.arm_accept(self.listener.as_fd())?;
         self.io.arm_wake(self.hub.efd(self.index))?;
         if let Some(fd) = self.io.ring_fd() {
-            self.hub.set_ring_fd(self.index, fd);
+            if let Err(e) = self.hub.set_ring(self.index, fd) {
+                tracing::warn!("worker {}: wake-ups through the eventfd: {e}", self.index);
+            }
         }
         let result = self.serve();
-        self.hub.set_ring_fd(self.index, -1);
+        self.hub.retire_ring(self.index);
         result
     }
 
@@ -225,7 +227,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             Completion::Accepted { fd, more } => {
                 self.on_accept(fd)?;
                 if !more && self.accepting {
-                    self.io.arm_accept(self.listener.as_raw_fd())?;
+                    self.io.arm_accept(self.listener.as_fd())?;
                 }
             }
             Completion::AcceptError { errno, more } => {
@@ -245,7 +247,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     self.accept_retry_at =
                         Some(self.tick().wrapping_add(self.cfg.ticks_per_second()));
                 } else if !more && self.accepting {
-                    self.io.arm_accept(self.listener.as_raw_fd())?;
+                    self.io.arm_accept(self.listener.as_fd())?;
                 }
             }
             Completion::Recv {
@@ -256,6 +258,29 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 more,
             } => {
                 self.on_recv(slot, generation, bid, len as usize, more)?;
+            }
+            Completion::RecvFault {
+                slot,
+                generation,
+                bid,
+                more,
+            } => {
+                // The kernel named a buffer the accounting says is lent: its bytes cannot be
+                // trusted and the buffer is withheld for good (see the buffer ring's docs).
+                // This connection fails; the others go on.
+                Counters::inc(&self.counters.ring_faults, 1);
+                tracing::error!(
+                    "worker {}: a receive named buffer {bid}, which is lent already: connection {} failed, buffer withheld",
+                    self.index,
+                    self.id(slot, generation)
+                );
+                self.with_slot(slot, generation, |s, h, ctx| {
+                    if !more {
+                        s.recv_ended();
+                    }
+                    s.on_eof(h, ctx, true)
+                })?;
+                self.try_free(slot, generation);
             }
             Completion::RecvEof { slot, generation } => {
                 self.with_slot(slot, generation, |s, h, ctx| {
@@ -296,9 +321,14 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             Completion::RecvError {
                 slot,
                 generation,
+                errno,
                 more,
-                ..
             } => {
+                tracing::debug!(
+                    "connection {}: receive failed: {}",
+                    self.id(slot, generation),
+                    io::Error::from_raw_os_error(errno)
+                );
                 self.with_slot(slot, generation, |s, h, ctx| {
                     if !more {
                         s.recv_ended();
@@ -316,7 +346,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 self.try_free(slot, generation);
             }
             Completion::Wake { more } => {
-                crate::runtime::sys::eventfd_drain(self.hub.efd(self.index));
+                sys::eventfd_drain(self.hub.efd(self.index));
                 if !more {
                     self.io.arm_wake(self.hub.efd(self.index))?;
                 }
@@ -338,39 +368,75 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     "MSG_RING wake failed ({}); using the eventfd",
                     io::Error::from_raw_os_error(-result)
                 );
-                crate::runtime::sys::eventfd_signal(tag as i32);
+                // The tag is the target worker's index (see `send_publications`).
+                if let Some(w) = Some(tag as usize).filter(|&w| w < self.hub.workers()) {
+                    sys::eventfd_signal(self.hub.efd(w));
+                }
             }
             Completion::Closed {
-                slot, generation, ..
+                slot,
+                generation,
+                result,
             } => {
+                if result < 0 {
+                    // The descriptor is released whatever close(2) says; nothing to retry.
+                    tracing::debug!(
+                        "connection {}: close: {}",
+                        self.id(slot, generation),
+                        io::Error::from_raw_os_error(-result)
+                    );
+                }
                 if let Some(s) = self.slots.get_mut(slot, generation) {
                     s.flags.set(Flags::FD_CLOSED, true);
                 }
                 self.try_free(slot, generation);
             }
-            _ => {}
+            Completion::Other {
+                user_data,
+                result,
+                flags,
+            } => {
+                tracing::warn!(
+                    "worker {}: unexpected completion (user_data {user_data:#x}, result {result}, flags {flags:#x}); ignored",
+                    self.index
+                );
+            }
+            // Successful cancels and wake-ups, stale MSG_RING results, zero-copy notifications
+            // (the backend releases the send's memory itself): nothing to do.
+            Completion::CancelDone { .. }
+            | Completion::MsgSent { .. }
+            | Completion::Message { .. }
+            | Completion::SendNotif { .. } => {}
+            // Queued by the ring's own tests only.
+            #[cfg(test)]
+            Completion::Timeout { .. } | Completion::Nop { .. } => {}
         }
         Ok(())
     }
 
-    fn on_accept(&mut self, fd: i32) -> io::Result<()> {
+    fn on_accept(&mut self, fd: OwnedFd) -> io::Result<()> {
         Counters::inc(&self.counters.accepted, 1);
         if !self.accepting {
             return self.io.close(fd, 0, 0);
         }
-        let mut new = Slot::new(fd);
-        new.since = self.tick(); // the handshake deadline counts from here
-        let Some((slot, generation)) = self
-            .slots
-            .insert(new, self.cfg.max_connections_per_worker.min(MAX_SLOT))
-        else {
+        let cap = self.cfg.max_connections_per_worker.min(MAX_SLOT);
+        if self.slots.len() >= cap as usize {
             Counters::inc(&self.counters.refused, 1);
             return self.io.close(fd, 0, 0);
+        }
+        let mut new = Slot::new(fd);
+        new.since = self.tick(); // the handshake deadline counts from here
+        let Some((slot, generation)) = self.slots.insert(new, cap) else {
+            // Not reached (the count was checked); the slot's drop closes the socket.
+            Counters::inc(&self.counters.refused, 1);
+            return Ok(());
         };
         Counters::add(&self.counters.connections, 1);
-        self.io.arm_recv(fd, slot, generation)?;
         if let Some(s) = self.slots.get_mut(slot, generation) {
-            s.flags.set(Flags::RECV_ARMED, true);
+            if let Some(fd) = &s.fd {
+                self.io.arm_recv(fd.as_fd(), slot, generation)?;
+                s.flags.set(Flags::RECV_ARMED, true);
+            }
         }
         self.rearm(slot, generation);
         Ok(())
@@ -479,9 +545,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 && !s.flags.has(Flags::READ_PAUSED)
                 && !s.flags.has(Flags::INPUT_HELD)
             {
-                s.flags.set(Flags::RECV_ARMED, true);
-                let fd = s.fd;
-                self.io.arm_recv(fd, slot, generation)?;
+                if let Some(fd) = &s.fd {
+                    s.flags.set(Flags::RECV_ARMED, true);
+                    self.io.arm_recv(fd.as_fd(), slot, generation)?;
+                }
             }
         }
         Ok(())
@@ -616,8 +683,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     continue;
                 }
                 s.flags.set(Flags::DIRTY, false);
-                let fd = s.fd;
-                let count = self.io.send(fd, slot, generation, &mut s.out.pending())?;
+                let Some(fd) = &s.fd else { continue };
+                let count = self
+                    .io
+                    .send(fd.as_fd(), slot, generation, &mut s.out.pending())?;
                 s.out.sending_started(count);
             } else {
                 s.flags.set(Flags::DIRTY, false);
@@ -625,7 +694,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     closing.push((slot, generation)); // the peer has gone: no lingering
                 } else if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
                     s.flags.set(Flags::SHUT_DOWN, true);
-                    let _ = sys::shutdown_write(s.fd);
+                    if let Some(fd) = &s.fd {
+                        let _ = sys::shutdown_write(fd.as_fd());
+                    }
                     // Linger for the peer's EOF, at most `cfg.linger`.
                     s.since = tick;
                     lingering.push((slot, generation));
@@ -679,16 +750,18 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             return Ok(());
         }
         s.flags.set(Flags::FD_CLOSING, true);
-        let fd = s.fd;
+        let Some(fd) = s.fd.take() else {
+            return Ok(());
+        };
         if s.flags.has(Flags::RECV_ARMED) || s.out.sending() {
-            self.io.cancel(fd, slot, generation)?;
+            self.io.cancel(fd.as_fd(), slot, generation)?;
         }
         self.io.close(fd, slot, generation)
     }
 
     fn resume_accepting(&mut self) -> io::Result<()> {
         if self.accept_retry_at.take().is_some() && self.accepting {
-            self.io.arm_accept(self.listener.as_raw_fd())?;
+            self.io.arm_accept(self.listener.as_fd())?;
         }
         Ok(())
     }
@@ -824,7 +897,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 continue;
             }
             if self.hub.deliver(w, batch) {
-                self.io.wake_peer(self.hub.ring_fd(w), self.hub.efd(w))?;
+                // Tagged with the target's index: should the message fail, its eventfd is
+                // signalled instead (see `Completion::MsgSent` above).
+                self.io
+                    .wake_peer(self.hub.ring(w), self.hub.efd(w), w as u32)?;
             }
         }
         Ok(())
@@ -870,5 +946,86 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             self.with_slot(slot, generation, |s, h, ctx| s.on_eof(h, ctx, true))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::echo::Echo;
+    use crate::server::fake::{Fake, Op};
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn worker() -> Worker<Echo, Fake> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let hub = Arc::new(Hub::new(1, None).unwrap());
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let cfg = Arc::new(ServerConfig::default());
+        Worker::new(Fake::default(), listener, Echo, cfg, counters, stop, 0, hub)
+    }
+
+    /// Feeds the scripted completions and flushes, as one loop iteration does.
+    fn turn(w: &mut Worker<Echo, Fake>) {
+        while let Some(c) = w.io.next_completion() {
+            w.on_completion(c).unwrap();
+        }
+        w.flush().unwrap();
+        while let Some(c) = w.io.next_completion() {
+            w.on_completion(c).unwrap();
+        }
+    }
+
+    /// Accepts a connection (any descriptor stands for its socket) and upgrades it.
+    fn open_one(w: &mut Worker<Echo, Fake>) -> (u32, u32) {
+        let fd = crate::runtime::sys::eventfd().unwrap();
+        w.io.pending
+            .push_back(Completion::Accepted { fd, more: true });
+        turn(w);
+        let Some(&Op::ArmRecv(slot, generation)) = w.io.log.last() else {
+            panic!("no receive armed: {:?}", w.io.log);
+        };
+        w.io.recv(slot, generation, 0, REQUEST);
+        turn(w);
+        let sent = w.io.sent_to(slot, generation);
+        assert!(
+            sent.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&sent)
+        );
+        (slot, generation)
+    }
+
+    #[test]
+    fn a_receive_that_names_a_lent_buffer_fails_its_connection_and_only_that_one() {
+        let mut w = worker();
+        let a = open_one(&mut w);
+        let b = open_one(&mut w);
+        assert_eq!(w.counters.open.load(Ordering::Relaxed), 2);
+        w.io.pending.push_back(Completion::RecvFault {
+            slot: a.0,
+            generation: a.1,
+            bid: 3,
+            more: true,
+        });
+        turn(&mut w);
+        // Hard failure of that connection: its receive cancelled, its socket closed, its slot
+        // freed; counted; the other connection untouched.
+        assert!(w.io.log.contains(&Op::Cancel(a.0, a.1)), "{:?}", w.io.log);
+        assert!(w.io.log.contains(&Op::Close(a.0, a.1)), "{:?}", w.io.log);
+        assert!(w.slots.get_mut(a.0, a.1).is_none(), "slot freed");
+        assert_eq!(w.counters.ring_faults.load(Ordering::Relaxed), 1);
+        assert_eq!(w.counters.closed_abnormal.load(Ordering::Relaxed), 1);
+        assert_eq!(w.counters.open.load(Ordering::Relaxed), 1);
+        assert!(!w.io.log.contains(&Op::Close(b.0, b.1)));
+        // The other one still echoes.
+        let before = w.io.sent_to(b.0, b.1).len();
+        w.io.recv(b.0, b.1, 1, &[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+        turn(&mut w);
+        assert_eq!(&w.io.sent_to(b.0, b.1)[before..], &[0x81, 0x02, b'h', b'i']);
+        assert_eq!(w.io.lent, 0, "every buffer recycled");
     }
 }

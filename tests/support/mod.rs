@@ -10,7 +10,7 @@ use ringws::app::echo::Echo;
 use ringws::proto::frame::{OpCode, encode_masked_frame};
 use ringws::proto::handshake::accept_key;
 use ringws::proto::{Config, Connection, Event, Sink};
-use ringws::runtime::IoChoice;
+use ringws::server::IoChoice;
 use ringws::server::{Handler, Server, ServerConfig, ServerHandle, Snapshot};
 
 /// How long any single wait in a test may take before it fails.

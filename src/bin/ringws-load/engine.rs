@@ -4,7 +4,7 @@
 //! number of messages in flight on each (ping-pong: one; pipelined: the depth), how to write as
 //! fast as the socket accepts (flood), how to join chat rooms and publish to them at a fixed
 //! rate (broadcast) and how to close them; the run drivers in
-//! [`run`](crate::run) decide when. All reads go through one shared buffer: a connection owns no
+//! [`run`](mod@crate::run) decide when. All reads go through one shared buffer: a connection owns no
 //! receive buffer (the protocol core spills only a message that spans reads), which is what lets
 //! one process hold ten thousand idle connections.
 

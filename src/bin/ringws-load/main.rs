@@ -14,7 +14,7 @@
 //! | [`client`] | one connection: socket, phase, protocol state, output buffer |
 //! | [`engine`] | the event loop driving every connection |
 //! | [`broadcast`] | the broadcast plan, its chat requests, the check of each delivery |
-//! | [`run`] | the ping-pong, pipelined, flood, broadcast and idle runs: phases and sampling |
+//! | [`run`](mod@run) | the ping-pong, pipelined, flood, broadcast and idle runs: phases and sampling |
 //! | [`server`] | the server process's CPU time and RSS from `/proc` |
 //! | [`stats`] | counters, latency percentiles, spreads over runs |
 //! | [`report`] | one run's result as JSON or a table |

@@ -53,7 +53,7 @@ impl Inflater {
     /// Inflates one message's `payload` (as received, without the tail) and appends it to
     /// `out`, failing with [`Error::MessageTooLarge`] as soon as it passes `limit` bytes and
     /// with [`Error::BadCompressedData`] if it is not valid DEFLATE. `out` grows a block at a
-    /// time, never beyond `limit` + [`BLOCK`] bytes more than it held. After an error the
+    /// time, never beyond `limit` + `BLOCK` bytes more than it held. After an error the
     /// inflater must be reset or dropped (the connection is failed anyway).
     pub fn inflate(
         &mut self,

@@ -2,7 +2,7 @@
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`negotiate`] | the offer/response grammar of §7: declining malformed offers, choosing the first acceptable one |
+//! | [`negotiate`](mod@negotiate) | the offer/response grammar of §7: declining malformed offers, choosing the first acceptable one |
 //! | [`codec`] | [`Inflater`] and [`Deflater`]: one whole message at a time, the inflated size checked while inflating |
 //!
 //! The protocol core only carries the RSV1 bit: a message whose first frame has it arrives as

@@ -31,6 +31,24 @@
 //! messages (a 20-byte message takes 20 bytes, not a buffer). This ring tracks each buffer's
 //! next piece offset, which mirrors the kernel's; completions are handled one at a time, in
 //! order, so a piece is always the bytes right after the previous piece of its buffer.
+//!
+//! # A completion that names a buffer but carries no bytes
+//! The kernel commits a receive's buffer with the byte count of the result: a classic ring's
+//! head moves one buffer forward whatever the count (0 included), while an incremental ring's
+//! head moves only once a buffer's bytes are used up, so a commit of 0 bytes consumes nothing
+//! and the buffer stays at the head; an error result commits nothing in either kind. Pushing
+//! such a buffer back at the tail would put it in the ring twice, and two receives could then
+//! fill it at once. [`BufRing::returned_empty`] follows those rules. (On the kernels measured,
+//! an end of stream or an error arrives without a buffer at all: the receive gives its
+//! selection back before completing; the rules cover the case where a kernel does not.)
+//!
+//! # When the accounting and the kernel disagree
+//! A completion that names a buffer this ring counts as lent (or an id out of range) means the
+//! kernel and this process disagree about who owns it. [`BufRing::lend`] refuses it and the
+//! completion becomes [`Completion::RecvFault`](crate::runtime::Completion::RecvFault): the
+//! bytes are not handed to anyone, the buffer is never pushed back (the pool is one buffer
+//! smaller from then on), and the worker fails that connection and logs it. In release builds
+//! too: it is a check, not a debug assertion.
 
 use std::io;
 use std::ptr::NonNull;
@@ -212,11 +230,13 @@ impl BufRing {
     }
 
     /// The number of buffers.
+    #[cfg(test)]
     pub fn entries(&self) -> u16 {
         self.entries
     }
 
     /// The size of each buffer in bytes.
+    #[cfg(test)]
     pub fn buf_size(&self) -> u32 {
         self.buf_size
     }
@@ -237,6 +257,7 @@ impl BufRing {
     }
 
     /// Buffers put in the ring so far (see [`BufRing::grow`]).
+    #[cfg(test)]
     pub fn provided(&self) -> u16 {
         self.provided
     }
@@ -264,12 +285,12 @@ impl BufRing {
         bid < self.entries && self.lent_bits[usize::from(bid / 64)] & (1 << (bid % 64)) != 0
     }
 
-    /// Records that a completion handed `len` bytes of buffer `bid` to user space, with the
-    /// completion's flags (`BUF_MORE`: the kernel keeps the buffer for more pieces). Returns
-    /// `false` (and changes nothing) if `bid` is out of range or already lent, which would mean
-    /// the kernel and this accounting disagree.
+    /// Records that a completion handed `len` bytes (at least one) of buffer `bid` to user
+    /// space, with the completion's flags (`BUF_MORE`: the kernel keeps the buffer for more
+    /// pieces). Returns `false` (and changes nothing) if `bid` is out of range or already lent,
+    /// which would mean the kernel and this accounting disagree.
     pub(crate) fn lend(&mut self, bid: u16, len: u32, cqe_flags: u32) -> bool {
-        if bid >= self.entries || self.is_lent(bid) {
+        if bid >= self.entries || self.is_lent(bid) || len == 0 {
             return false;
         }
         self.lent_bits[usize::from(bid / 64)] |= 1 << (bid % 64);
@@ -286,6 +307,23 @@ impl BufRing {
             }
         }
         self.lent += 1;
+        true
+    }
+
+    /// A completion named buffer `bid` with no bytes (`result` 0: an end of stream, or a
+    /// negative errno). Puts the buffer back in the ring if the kernel's commit took it out (a
+    /// classic ring at 0 bytes); leaves it where it is otherwise (an incremental ring at 0
+    /// bytes, or an error: the kernel's head did not move, so the buffer is still in the ring,
+    /// and for an incremental one its next piece starts where it did). Returns `false` (and
+    /// changes nothing) if `bid` is out of range or lent out: the accounting and the kernel
+    /// disagree (see the module docs).
+    pub(crate) fn returned_empty(&mut self, bid: u16, result: i32) -> bool {
+        if bid >= self.entries || self.is_lent(bid) || bid >= self.provided {
+            return false;
+        }
+        if result == 0 && !self.incremental {
+            self.push_entry(bid);
+        }
         true
     }
 
@@ -328,6 +366,12 @@ impl BufRing {
         }
         self.lent -= 1;
         self.push_entry(bid);
+    }
+
+    /// The ring's tail index (what has been pushed, published or not).
+    #[cfg(test)]
+    pub(crate) fn tail_for_tests(&self) -> u16 {
+        self.tail
     }
 
     /// Makes every recycled buffer visible to the kernel with one release store of the tail.
@@ -435,11 +479,15 @@ mod tests {
         assert!(bufs.lend(2, 128, 0));
         assert!(!bufs.lend(2, 128, 0), "double lend is refused");
         assert!(!bufs.lend(4, 128, 0), "out of range bid is refused");
-        assert!(bufs.lend(0, 0, 0));
+        assert!(
+            !bufs.lend(1, 0, 0),
+            "a loan carries bytes (see returned_empty)"
+        );
+        assert!(bufs.lend(0, 1, 0));
         assert_eq!((bufs.lent(), bufs.available()), (2, 2));
         bufs.get(2, 128).fill(0xab);
         assert!(bufs.get(2, 3).iter().all(|&b| b == 0xab));
-        assert_eq!(bufs.get(0, 0).len(), 0);
+        assert_eq!(bufs.get(0, 1).len(), 1);
 
         bufs.recycle(2);
         bufs.recycle(0);
@@ -495,6 +543,51 @@ mod tests {
         assert_eq!(base(&mut bufs), first);
         bufs.recycle(0);
         bufs.unregister(&ring).expect("unregister");
+    }
+
+    #[cfg_attr(
+        ringws_no_uring,
+        ignore = "io_uring is not emulated (qemu-user): tests/aarch64.sh"
+    )]
+    #[test]
+    fn a_buffer_named_with_no_bytes_goes_back_only_if_the_kernel_consumed_it() {
+        let ring = ring();
+        // Classic ring: a commit of 0 bytes still moves the kernel's head past the buffer, so
+        // it must be pushed back; an error commits nothing, so it must not.
+        let mut classic = BufRing::new(&ring, 4, 8, 64, false).expect("register");
+        let tail = classic.tail;
+        assert!(classic.returned_empty(0, 0));
+        assert_eq!(classic.tail, tail + 1, "pushed back once");
+        assert!(classic.returned_empty(0, -libc::ECONNRESET));
+        assert_eq!(classic.tail, tail + 1, "an error leaves it in the ring");
+        assert!(classic.lend(0, 10, 0));
+        assert!(
+            !classic.returned_empty(0, 0),
+            "lent: the kernel and we disagree"
+        );
+        assert!(!classic.returned_empty(7, 0), "never provided yet");
+        assert!(!classic.returned_empty(8, 0), "out of range");
+        assert_eq!(classic.tail, tail + 1, "nothing pushed by a refusal");
+        classic.recycle(0);
+        classic.unregister(&ring).expect("unregister");
+
+        let Ok(mut inc) = BufRing::new(&ring, 5, 2, 100, true) else {
+            eprintln!("skipped the incremental half: no IOU_PBUF_RING_INC here (kernel 6.12+)");
+            return;
+        };
+        let tail = inc.tail;
+        let start = |b: &mut BufRing| b.get(0, 1).as_ptr() as usize;
+        assert!(inc.lend(0, 10, CQE_F_BUF_MORE));
+        let first = start(&mut inc);
+        inc.recycle(0);
+        // Incremental ring: 0 bytes consumed nothing; the buffer stays at the kernel's head and
+        // its next piece starts where it would have.
+        assert!(inc.returned_empty(0, 0));
+        assert_eq!(inc.tail, tail, "not pushed back");
+        assert!(inc.lend(0, 5, CQE_F_BUF_MORE));
+        assert_eq!(start(&mut inc), first + 10);
+        inc.recycle(0);
+        inc.unregister(&ring).expect("unregister");
     }
 
     #[cfg_attr(

@@ -2,9 +2,9 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::RawFd;
+use std::os::fd::AsFd;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 /// The default listen backlog: large enough for connection bursts of load tests; the kernel
 /// clamps it to `net.core.somaxconn`.
@@ -33,31 +33,14 @@ pub fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> 
 /// only add latency.
 ///
 /// # Errors
-/// The error of `setsockopt` (e.g. `EBADF` for a closed fd).
-pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: `one` is a live c_int and the length passed is its size; setsockopt only reads it.
-    // An invalid `fd` is reported by the kernel as an error, not undefined behaviour.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&raw const one).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// The error of `setsockopt` (e.g. `ENOTSOCK`).
+pub fn set_nodelay(fd: &impl AsFd) -> io::Result<()> {
+    SockRef::from(fd).set_tcp_nodelay(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn two_listeners_share_a_port() {
@@ -74,8 +57,9 @@ mod tests {
     fn nodelay_on_connected_socket() {
         let l = bind_listener("127.0.0.1:0".parse().unwrap(), 16).expect("bind");
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        set_nodelay(c.as_raw_fd()).expect("nodelay");
+        set_nodelay(&c).expect("nodelay");
         assert!(c.nodelay().unwrap());
-        assert!(set_nodelay(-1).is_err());
+        let not_a_socket = crate::runtime::sys::eventfd().unwrap();
+        assert!(set_nodelay(&not_a_socket).is_err());
     }
 }

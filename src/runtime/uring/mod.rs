@@ -9,8 +9,8 @@
 //!     while let Some(c) = uring.next_completion() {
 //!         match c {
 //!             Completion::Accepted { fd, .. } => {
-//!                 /* take a slot, bump its generation */
-//!                 uring.arm_recv_multi(fd, slot, generation)?;
+//!                 /* take a slot, bump its generation; the slot owns `fd` (an OwnedFd) */
+//!                 uring.arm_recv_multi(fd.as_fd(), slot, generation)?;
 //!             }
 //!             Completion::Recv { slot, generation, bid, len, .. } => {
 //!                 let bytes = uring.bufs().get(bid, len as usize); // &mut [u8], unmask in place
@@ -21,7 +21,7 @@
 //!             _ => {}
 //!         }
 //!     }
-//!     /* one gathered send per connection with pending data: unsafe { uring.send(..) } */
+//!     /* one gathered send per connection with pending data: uring.send_owned(..) */
 //! }
 //! ```
 //!
@@ -42,16 +42,17 @@
 //! Completions of operations queued for an earlier connection (a cancelled receive, a send that
 //! raced with the close) carry the old generation and must be ignored, after recycling any
 //! buffer they carry. Closing is: [`Uring::cancel_recv`] or [`Uring::cancel_fd`], then
-//! [`Uring::close`]; the slot can be reused at once thanks to the generation, or after the last
-//! completion if the worker prefers to count them.
+//! [`Uring::close`], which takes the `OwnedFd`; the slot can be reused at once thanks to the
+//! generation, or after the last completion if the worker prefers to count them.
 //!
 //! # Ownership of send buffers
-//! [`Uring::send`] queues a `sendmsg` that points at caller memory: a [`SendHeader`], the
-//! iovec array it names and the bytes those iovecs point to. The kernel may read all three at
-//! any time until the matching [`Completion::Sent`] is returned by [`Uring::next_completion`];
-//! until then they must stay alive, unmoved and unmodified. That is why `send` is `unsafe`: the
-//! worker keeps them in the connection's send queue (e.g. a boxed header plus `Bytes`) and
-//! releases them on `Sent`. One send in flight per connection keeps the byte order.
+//! A `sendmsg` points at memory: a [`SendHeader`], the iovec array it names and the bytes those
+//! iovecs point to. The kernel may read all three at any time until the send's last completion
+//! ([`Completion::Sent`], or for a zero-copy send [`Completion::SendNotif`]) is returned by
+//! [`Uring::next_completion`]; until then they must stay alive, unmoved and unmodified.
+//! [`Uring::send_owned`] keeps them in a boxed record that is released by that completion (see
+//! `send.rs`); the raw, `unsafe` `Uring::send` that leaves the duty to its caller is compiled
+//! for tests only. One send in flight per connection keeps the byte order.
 //!
 //! # Submission and completion queues
 //! Queueing never drops an entry: when the submission queue is full, the queued entries are
@@ -63,6 +64,23 @@
 //!
 //! With `DEFER_TASKRUN` (see [`RingFlags`]), completions are only produced while this thread
 //! enters the kernel with `GETEVENTS`, which [`Uring::submit_and_wait`] always does.
+//!
+//! # Teardown
+//! Closing a ring's fd does not stop the kernel: it tears the ring down asynchronously (a
+//! workqueue cancels and reaps what is in flight), and not at all while another reference to
+//! the ring's file exists (the server's hub keeps a duplicate of each worker's ring fd, so that
+//! a wake-up sent by another worker can never reach a reused fd number). Memory an operation
+//! points at must therefore outlive the operation itself, not the fd. Dropping a [`Uring`]:
+//!
+//! 1. cancels every operation (`IORING_ASYNC_CANCEL_ANY`) and reads completions, recycling
+//!    buffers and releasing send records as usual, until a cancel finds nothing left (it
+//!    reports 0 requests) and no send waits for its last completion (bounded: 32 rounds of at
+//!    most 250 ms);
+//! 2. then unregisters the buffer ring and frees the send records and the buffer mapping.
+//!
+//! If the bound is reached first, the send records and the buffer mapping are leaked (logged)
+//! rather than freed under the kernel. Either way nothing the kernel may still read or write is
+//! freed, whatever the order in which it finishes its own teardown.
 
 mod buf_ring;
 mod completion;
@@ -75,9 +93,9 @@ pub mod user_data;
 mod tests;
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
@@ -86,11 +104,12 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 pub use crate::runtime::Completion;
 pub use buf_ring::{BufRing, MAX_ENTRIES};
 pub use listener::{DEFAULT_BACKLOG, bind_listener, set_nodelay};
-pub use ring::{OpSupport, RingFlags, build_ring, probe_ops};
+pub use ring::{RingFlags, build_ring, probe_ops};
 pub use send::MAX_IOVECS;
 pub use user_data::{OpKind, UserData};
 
-/// Sizes of a [`Uring`]. Every field is a limit with a default and a reason.
+/// Sizes of each worker's io_uring (`Uring`) and its receive buffers. Every field is a limit
+/// with a default and a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UringConfig {
     /// Submission queue entries. Default 256: one loop iteration queues about one send per
@@ -148,7 +167,8 @@ pub struct UringStats {
     pub cq_dropped: u32,
 }
 
-/// A `msghdr` for [`Uring::send`], owned by the caller (see the module docs on ownership).
+/// A `msghdr` for a send, kept alive with its iovecs until the send completes (see the module
+/// docs on ownership).
 #[derive(Debug)]
 pub struct SendHeader {
     /// The header the kernel reads; only `msg_iov` and `msg_iovlen` are set.
@@ -164,16 +184,9 @@ impl SendHeader {
         SendHeader { msg }
     }
 
-    /// Points the header at `iovecs` (`IoSlice` has the layout of `iovec`). The slices are not
-    /// borrowed beyond this call: keeping them alive until the send completes is the duty stated
-    /// on [`Uring::send`].
-    pub fn set_iovecs(&mut self, iovecs: &[IoSlice<'_>]) {
-        self.msg.msg_iov = iovecs.as_ptr().cast_mut().cast::<libc::iovec>();
-        self.msg.msg_iovlen = iovecs.len() as _;
-    }
-
-    /// Points the header at raw `iovecs`, for callers that keep `libc::iovec` arrays. The same
-    /// duty as for [`SendHeader::set_iovecs`] applies.
+    /// Points the header at raw `iovecs`. The array is not borrowed beyond this call: keeping
+    /// it (and the bytes it names) alive until the send completes is the duty of whoever queues
+    /// the send (see [`Uring::send_owned`], which keeps both in its records).
     pub fn set_raw_iovecs(&mut self, iovecs: &[libc::iovec]) {
         self.msg.msg_iov = iovecs.as_ptr().cast_mut();
         self.msg.msg_iovlen = iovecs.len() as _;
@@ -197,8 +210,6 @@ pub struct Uring {
     ring: IoUring,
     /// The setup flags in use.
     flags: RingFlags,
-    /// The opcodes the kernel knows.
-    ops: OpSupport,
     /// Whether accepted sockets get `TCP_NODELAY`.
     nodelay: bool,
     /// Sends of at least this many bytes are zero-copy.
@@ -206,13 +217,19 @@ pub struct Uring {
     /// CQEs copied out of the completion queue and not yet decoded.
     backlog: VecDeque<cqueue::Entry>,
     /// The timespec of the queued timeout; boxed so its address is stable until submitted.
+    #[cfg(test)]
     timeout_ts: Box<Timespec>,
     /// Whether a timeout SQE pointing at `timeout_ts` may not have been submitted yet.
+    #[cfg(test)]
     timeout_queued: bool,
+    /// Every CQE decoded, raw `(user_data, res, flags)`, for tests that look at what the kernel
+    /// sent.
+    #[cfg(test)]
+    raw_seen: Vec<(u64, i32, u32)>,
     /// Edge-case counters.
     stats: UringStats,
-    /// Records of [`Uring::send_owned`] sends in flight. Declared after `ring`, so the ring is
-    /// closed before the memory the kernel may read is freed.
+    /// Records of [`Uring::send_owned`] sends in flight: the memory the kernel reads until each
+    /// send's last completion. Freed only once the ring is quiet (see "Teardown").
     sends: send::OwnedSends,
     /// Keeps the type `!Send` (single issuer).
     _single_thread: PhantomData<*const ()>,
@@ -264,11 +281,14 @@ impl Uring {
             backlog: VecDeque::with_capacity(flags.cq_entries as usize),
             ring,
             flags,
-            ops,
             nodelay: config.nodelay,
             send_zc_min_bytes: config.send_zc_min_bytes,
+            #[cfg(test)]
             timeout_ts: Box::new(Timespec::new()),
+            #[cfg(test)]
             timeout_queued: false,
+            #[cfg(test)]
+            raw_seen: Vec::new(),
             stats: UringStats::default(),
             sends: send::OwnedSends::default(),
             _single_thread: PhantomData,
@@ -306,19 +326,17 @@ impl Uring {
         }
     }
 
-    /// The opcodes the kernel knows.
-    pub fn ops(&self) -> OpSupport {
-        self.ops
-    }
-
     /// Edge-case counters.
+    #[cfg(test)]
     pub fn stats(&self) -> UringStats {
         self.stats
     }
 
     /// The ring's file descriptor, the target other workers give to [`Uring::msg_ring`].
-    pub fn ring_fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
+    pub fn ring_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the ring's fd stays open for as long as `self.ring`, which the returned borrow
+        // of `self` cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) }
     }
 
     /// The provided-buffer ring, for counters.
@@ -335,8 +353,8 @@ impl Uring {
     ///
     /// # Errors
     /// Only if making room in a full submission queue fails.
-    pub fn arm_accept_multi(&mut self, listener: RawFd) -> io::Result<()> {
-        let entry = opcode::AcceptMulti::new(Fd(listener))
+    pub fn arm_accept_multi(&mut self, listener: BorrowedFd<'_>) -> io::Result<()> {
+        let entry = opcode::AcceptMulti::new(Fd(listener.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
             .user_data(UserData::new(OpKind::Accept, 0, 0).raw());
@@ -364,8 +382,13 @@ impl Uring {
     ///
     /// # Panics
     /// If `slot` exceeds [`user_data::MAX_SLOT`].
-    pub fn arm_recv_multi(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
-        let entry = opcode::RecvMulti::new(Fd(fd), self.bufs.bgid())
+    pub fn arm_recv_multi(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        slot: u32,
+        generation: u32,
+    ) -> io::Result<()> {
+        let entry = opcode::RecvMulti::new(Fd(fd.as_raw_fd()), self.bufs.bgid())
             .build()
             .user_data(UserData::new(OpKind::Recv, slot, generation).raw());
         self.push(&entry)
@@ -373,7 +396,8 @@ impl Uring {
 
     /// Queues a gathered `sendmsg` (with `MSG_NOSIGNAL`) of the iovecs in `header` on `fd`.
     /// Its result comes back as [`Completion::Sent`]; a short send leaves the rest to the
-    /// caller.
+    /// caller. Test-only: the server sends through [`Uring::send_owned`], which keeps the memory
+    /// itself.
     ///
     /// # Errors
     /// Only if making room in a full submission queue fails; nothing was queued then.
@@ -382,7 +406,8 @@ impl Uring {
     /// Until [`Uring::next_completion`] has returned the `Sent` completion of this send (or the
     /// `Uring` has been dropped), `header`, the iovec array it points to and every byte those
     /// iovecs name must stay alive at the same address and must not be modified.
-    pub unsafe fn send(
+    #[cfg(test)]
+    pub(crate) unsafe fn send(
         &mut self,
         fd: RawFd,
         slot: u32,
@@ -441,23 +466,28 @@ impl Uring {
     ///
     /// # Errors
     /// Only if making room in a full submission queue fails.
-    pub fn cancel_fd(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
-        let entry = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+    pub fn cancel_fd(&mut self, fd: BorrowedFd<'_>, slot: u32, generation: u32) -> io::Result<()> {
+        let entry = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd.as_raw_fd())).all())
             .build()
             .user_data(UserData::new(OpKind::Cancel, slot, generation).raw());
         self.push(&entry)
     }
 
-    /// Queues an asynchronous `close(fd)`, answered by [`Completion::Closed`]. Operations still
-    /// in flight on `fd` keep the socket open until they end: cancel them first.
+    /// Queues an asynchronous `close(fd)`, answered by [`Completion::Closed`]: the descriptor
+    /// is the ring's from here on. Operations still in flight on `fd` keep the socket open until
+    /// they end: cancel them first.
     ///
     /// # Errors
-    /// Only if making room in a full submission queue fails.
-    pub fn close(&mut self, fd: RawFd, slot: u32, generation: u32) -> io::Result<()> {
-        let entry = opcode::Close::new(Fd(fd))
+    /// Only if making room in a full submission queue fails; `fd` is then closed at once (the
+    /// close is never lost).
+    pub fn close(&mut self, fd: OwnedFd, slot: u32, generation: u32) -> io::Result<()> {
+        let entry = opcode::Close::new(Fd(fd.as_raw_fd()))
             .build()
             .user_data(UserData::new(OpKind::Close, slot, generation).raw());
-        self.push(&entry)
+        self.push(&entry)?;
+        // Queued: the ring closes it. (On error `fd` is dropped above, which closes it now.)
+        let _ = fd.into_raw_fd();
+        Ok(())
     }
 
     /// Queues a timeout that completes with [`Completion::Timeout`] after `after`. Meant for the
@@ -466,6 +496,7 @@ impl Uring {
     ///
     /// # Errors
     /// A submission error.
+    #[cfg(test)]
     pub fn arm_timeout(&mut self, after: Duration, token: u32) -> io::Result<()> {
         if self.timeout_queued {
             // The queued timeout still points at `timeout_ts`: let the kernel read it first.
@@ -484,7 +515,8 @@ impl Uring {
     }
 
     /// Queues a message into another ring (`target` from its [`Uring::ring_fd`]): the target
-    /// gets [`Completion::Message`] `{ payload, value }`, this ring [`Completion::MsgSent`]
+    /// gets [`Completion::Message`] `{ payload }` (with `value` as its result), this ring
+    /// [`Completion::MsgSent`]
     /// `{ payload, tag, result }` (`tag`, at most [`MAX_SLOT`](user_data::MAX_SLOT), names the
     /// target for whoever must act on a failure).
     ///
@@ -492,13 +524,13 @@ impl Uring {
     /// Only if making room in a full submission queue fails.
     pub fn msg_ring(
         &mut self,
-        target: RawFd,
+        target: BorrowedFd<'_>,
         payload: u32,
         value: i32,
         tag: u32,
     ) -> io::Result<()> {
         let theirs = UserData::new(OpKind::Message, 0, payload).raw();
-        let entry = opcode::MsgRingData::new(Fd(target), value, theirs, None)
+        let entry = opcode::MsgRingData::new(Fd(target.as_raw_fd()), value, theirs, None)
             .build()
             .user_data(UserData::new(OpKind::MsgSent, tag, payload).raw());
         self.push(&entry)
@@ -509,8 +541,8 @@ impl Uring {
     ///
     /// # Errors
     /// Only if making room in a full submission queue fails.
-    pub fn arm_wake_poll(&mut self, efd: RawFd) -> io::Result<()> {
-        let entry = opcode::PollAdd::new(Fd(efd), libc::POLLIN as u32)
+    pub fn arm_wake_poll(&mut self, efd: BorrowedFd<'_>) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(Fd(efd.as_raw_fd()), libc::POLLIN as u32)
             .multi(true)
             .build()
             .user_data(UserData::new(OpKind::Wake, 0, 0).raw());
@@ -521,6 +553,7 @@ impl Uring {
     ///
     /// # Errors
     /// Only if making room in a full submission queue fails.
+    #[cfg(test)]
     pub fn nop(&mut self, token: u32) -> io::Result<()> {
         let entry = opcode::Nop::new()
             .build()
@@ -555,7 +588,16 @@ impl Uring {
             self.refill();
         }
         let cqe = self.backlog.pop_front()?;
-        let completion = completion::decode(&cqe, &mut self.bufs, self.nodelay);
+        #[cfg(test)]
+        self.raw_seen
+            .push((cqe.user_data(), cqe.result(), cqe.flags()));
+        let completion = completion::decode(
+            cqe.user_data(),
+            cqe.result(),
+            cqe.flags(),
+            &mut self.bufs,
+            self.nodelay,
+        );
         match completion {
             // A zero-copy send's result comes with `more`: its bytes stay in use until the
             // notification.
@@ -649,6 +691,7 @@ impl Uring {
                 _ => Err(e),
             },
         };
+        #[cfg(test)]
         if self.ring.submission().is_empty() {
             self.timeout_queued = false;
         }
@@ -656,10 +699,69 @@ impl Uring {
     }
 }
 
+impl Uring {
+    /// Cancels every operation in flight and reads completions until the kernel has none left,
+    /// so that no operation still points at memory this value owns (send records, receive
+    /// buffers). Returns whether it got there within its bound (see "Teardown").
+    fn quiesce(&mut self) -> bool {
+        /// The tag of the teardown's own cancels (no connection has this slot).
+        const QUIESCE: UserData = UserData::new(OpKind::Cancel, user_data::MAX_SLOT, u32::MAX);
+        const ROUNDS: usize = 32;
+        const ROUND_WAIT: Duration = Duration::from_millis(250);
+        for _ in 0..ROUNDS {
+            let entry = opcode::AsyncCancel2::new(CancelBuilder::any())
+                .build()
+                .user_data(QUIESCE.raw());
+            if self.push(&entry).is_err() {
+                return false;
+            }
+            let mut cancel_result = None;
+            let started = std::time::Instant::now();
+            while cancel_result.is_none() && started.elapsed() < ROUND_WAIT {
+                if self.enter(1, Some(Duration::from_millis(10))).is_err() {
+                    return false;
+                }
+                while let Some(c) = self.next_completion() {
+                    match c {
+                        Completion::CancelDone {
+                            slot: user_data::MAX_SLOT,
+                            generation: u32::MAX,
+                            result,
+                        } => cancel_result = Some(result),
+                        // A lent buffer goes back; an accepted socket is closed by its drop.
+                        Completion::Recv { bid, .. } => self.bufs.recycle(bid),
+                        _ => {}
+                    }
+                }
+            }
+            // Nothing left to cancel (a cancel of any request reports how many it found: 0; older
+            // kernels say -ENOENT) and no send waiting for its last completion: quiet.
+            let none_left = matches!(cancel_result, Some(r) if r == 0 || r == -libc::ENOENT);
+            if none_left && !self.sends.any_in_flight() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 impl Drop for Uring {
     fn drop(&mut self) {
-        // Unregister the buffer ring while the ring is open, so the kernel stops writing into it
-        // before its memory is unmapped; on failure BufRing leaks the mapping instead.
-        let _ = self.bufs.unregister(&self.ring);
+        // See "Teardown" in the module docs: closing the ring's fd would not stop the kernel
+        // (it tears a ring down asynchronously, and another process-wide reference, such as the
+        // duplicate other workers send wake-ups through, keeps it alive), so operations are
+        // cancelled and drained here, while everything they point at is still alive.
+        if self.quiesce() {
+            // The kernel stops using the buffer ring before its memory is unmapped; should the
+            // unregistration fail, BufRing leaks the mapping instead.
+            let _ = self.bufs.unregister(&self.ring);
+        } else {
+            // Operations may still be in flight: leak what they may read or write rather than
+            // free it (the buffer ring stays registered, so BufRing leaks its mapping too).
+            tracing::error!(
+                "io_uring teardown: operations still in flight after cancelling; their memory is leaked, not freed"
+            );
+            self.sends.leak();
+        }
     }
 }

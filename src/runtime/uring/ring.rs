@@ -13,7 +13,7 @@ use io_uring::{IoUring, Probe, opcode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingFlags {
     /// `IORING_SETUP_SINGLE_ISSUER`: only the creating thread submits; the kernel skips some
-    /// locking. The ring (and so [`super::Uring`]) must stay on the thread that built it.
+    /// locking. The ring (and so the worker's `Uring`) must stay on the thread that built it.
     pub single_issuer: bool,
     /// `IORING_SETUP_DEFER_TASKRUN`: completion work runs only when this thread waits with
     /// `GETEVENTS` (every wait here does), not by interrupting it. Fewer context switches, and
@@ -28,7 +28,7 @@ pub struct RingFlags {
     /// The submission queue size the kernel granted.
     pub sq_entries: u32,
     /// Receive buffers are consumed incrementally (`IOU_PBUF_RING_INC`, kernel 6.12+); set by
-    /// [`super::Uring::flags`] once the buffer ring is registered.
+    /// `Uring::flags` once the buffer ring is registered.
     pub incremental_bufs: bool,
 }
 

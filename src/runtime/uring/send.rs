@@ -11,7 +11,7 @@
 //! state of sends allocates nothing.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use bytes::Bytes;
 
@@ -43,6 +43,19 @@ impl OwnedSends {
     /// Whether `slot` has a send in flight.
     pub(super) fn in_flight(&self, slot: u32) -> bool {
         self.by_slot.get(slot as usize).is_some_and(Option::is_some)
+    }
+
+    /// Whether any send is in flight.
+    pub(super) fn any_in_flight(&self) -> bool {
+        self.by_slot.iter().any(Option::is_some)
+    }
+
+    /// Gives up the records of the sends still in flight without freeing them (the kernel may
+    /// still read their memory): for a teardown that could not wait for their completions.
+    pub(super) fn leak(&mut self) {
+        for send in self.by_slot.drain(..).flatten() {
+            std::mem::forget(send);
+        }
     }
 
     /// Drops the record of `(slot, generation)` once its completion has been read.
@@ -79,7 +92,7 @@ impl Uring {
     /// queued on error.
     pub fn send_owned(
         &mut self,
-        fd: RawFd,
+        fd: BorrowedFd<'_>,
         slot: u32,
         generation: u32,
         frames: impl IntoIterator<Item = Bytes>,
@@ -127,7 +140,9 @@ impl Uring {
         // last completion of this send (the result, or for a zero-copy send its notification)
         // is returned by `next_completion` (see `release`), or until the ring is dropped;
         // `Bytes` never changes its bytes, and the vectors are not touched while in flight.
-        let queued = unsafe { self.queue_sendmsg(fd, slot, generation, &send.header, zero_copy) };
+        let queued = unsafe {
+            self.queue_sendmsg(fd.as_raw_fd(), slot, generation, &send.header, zero_copy)
+        };
         if let Err(e) = queued {
             send.bufs.clear();
             send.iovecs.clear();
