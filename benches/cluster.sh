@@ -75,7 +75,7 @@ if ! command -v redis-server >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server >&2
 fi
 if [ "$BUILD" = 1 ]; then
-    (cd "$ROOT" && cargo build --release --bin ringws --bin ringws-load)
+    (cd "$ROOT" && cargo build --release --bin ringws && cargo build --release -p ringws-load)
 fi
 [ -x "$LOAD" ] && [ -x "$RINGWS" ] || { echo "build ringws and ringws-load first" >&2; exit 1; }
 

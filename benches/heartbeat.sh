@@ -76,7 +76,7 @@ note() { echo "note: $*" >&2; NOTES+=("$*"); }
 
 # ------------------------------------------------------------------ build
 if [ "$BUILD" = 1 ]; then
-    (cd "$ROOT" && cargo build --release --bin ringws-load --bin ringws)
+    (cd "$ROOT" && cargo build --release -p ringws-load && cargo build --release --bin ringws)
 fi
 [ -x "$LOAD" ] && [ -x "$SERVER_BIN" ] || { echo "build ringws and ringws-load first" >&2; exit 1; }
 

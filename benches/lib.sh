@@ -10,7 +10,7 @@ note() { echo "note: $*" >&2; NOTES+=("$*"); }
 
 # Builds the load tool (which must build) and ringws (noted and skipped if it does not).
 build_bins() {
-    (cd "$ROOT" && cargo build --release --bin ringws-load)
+    (cd "$ROOT" && cargo build --release -p ringws-load)
     if ! (cd "$ROOT" && cargo build --release --bin ringws); then
         note "ringws did not build"
     fi

@@ -13,8 +13,9 @@
 //! - [`server`]: the per-core workers that join the two: connection slots, outbound queues
 //!   with backpressure, timer wheels, topics across workers, compression, the [`server::Handler`]
 //!   API.
-//! - [`broker`]: topics across servers: a bridge thread between the workers and a message
-//!   broker (Redis pub/sub).
+//! - `broker` (Cargo feature `broker`, on by default): topics across servers: a bridge thread
+//!   between the workers and a message broker (Redis pub/sub), implementing the server's
+//!   [`server::Relay`]. It sits above the server: the server never names it.
 //! - [`app`]: the applications `--mode` selects (echo, chat).
 //! - [`manual`]: documentation only: the security duties of a WebSocket server and the past
 //!   vulnerabilities of its kind, each mapped to the code and the test that prevents it.
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+#[cfg(feature = "broker")]
 pub mod broker;
 pub mod manual;
 pub mod proto;

@@ -95,9 +95,9 @@ run_in_root() {
 }
 COMMON="--offline --locked --release --target $TARGET"
 say "cross-building (release) with the root's Rust: the MSRV check"
-run_in_root cargo build $COMMON --lib --bins --tests
+run_in_root cargo build $COMMON --workspace --lib --bins --tests
 say "unit and property tests under qemu-aarch64"
 run_in_root cargo test $COMMON --lib
 say "integration tests under qemu-aarch64, epoll backend"
-run_in_root cargo test $COMMON --test "'*'"
+run_in_root cargo test $COMMON --workspace --test "'*'"
 say "aarch64: all tests passed"

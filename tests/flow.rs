@@ -341,26 +341,3 @@ fn the_servers_memory_stays_bounded_while_100_mib_wait_to_be_echoed() {
         "RSS grew by {growth} bytes (from {before}) while 100 MiB were echoed"
     );
 }
-
-#[test]
-fn the_load_tools_flood_mode_gets_every_echo() {
-    let server = Binary::start(&[]);
-    let out = support::bin(env!("CARGO_BIN_EXE_ringws-load"))
-        .args(["flood", "--addr", &server.addr.to_string()])
-        .args([
-            "-c", "8", "--size", "1024", "--binary", "-d", "2", "-w", "0.5",
-        ])
-        .args(["--json", "--quiet"])
-        .output()
-        .expect("run ringws-load");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    let errors = &report["errors"];
-    assert!(
-        errors.as_object().unwrap().values().all(|v| v == 0),
-        "{errors}"
-    );
-    assert!(report["messages"].as_u64().unwrap_or(0) > 0, "{report}");
-}

@@ -34,14 +34,20 @@ export RINGWS_REQUIRE_REDIS=1
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --all-targets --locked -- -D warnings
+step "cargo clippy (the workspace, all targets; warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, property, integration, doc tests)"
-cargo test --locked
+step "the library alone builds and lints without its default features (no broker, no CLI)"
+cargo clippy --locked --lib --no-default-features -- -D warnings
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "cargo test (the workspace: unit, property, integration, doc tests; the load tool)"
+cargo test --workspace --locked
 
 step "integration tests again on the epoll backend"
-RINGWS_TEST_IO=epoll cargo test --locked --test '*'
+RINGWS_TEST_IO=epoll cargo test --workspace --locked --test '*'
 
 step "Autobahn|Testsuite 1-7, 9, 10, 12, 13 against ringws --mode echo --compression shared (diffed with the expected results)"
 RINGWS_IO=uring bash tests/autobahn/ci.sh "1.*" "2.*" "3.*" "4.*" "5.*" "6.*" "7.*" "9.*" "10.*" "12.*" "13.*"
@@ -56,7 +62,7 @@ step "tuning/check against fake /proc trees"
 bash tests/tuning/check_test.sh
 
 step "benchmarks compile"
-cargo bench --no-run --locked
+cargo bench --workspace --no-run --locked
 
 step "fuzz targets compile (stable; running them needs cargo-fuzz, see fuzz/README.md)"
 cargo check --manifest-path fuzz/Cargo.toml --bins

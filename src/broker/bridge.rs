@@ -24,8 +24,7 @@ use futures_util::FutureExt;
 
 use super::interest::Interest;
 use super::{Broker, BrokerConfig, BrokerError, BrokerRx, BrokerTx, Link, envelope};
-use crate::runtime::sys;
-use crate::server::pubsub::{Hub, Publication, Topic};
+use crate::server::{Inbound, Topic};
 
 /// Most messages delivered to the workers in one batch.
 const MAX_BATCH: usize = 1024;
@@ -37,12 +36,13 @@ const UNSUBSCRIBE_WINDOW: Duration = Duration::from_millis(250);
 /// How long a stopping bridge tries to pass on what the workers handed it last.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
-/// Starts the bridge thread for `broker`. It runs until [`Link::stop`].
+/// Starts the bridge thread for `broker`, delivering what other nodes publish into `inbound`.
+/// It runs until [`Link::stop`].
 pub(crate) fn spawn<B: Broker>(
     broker: B,
     cfg: BrokerConfig,
     link: Arc<Link>,
-    hub: Arc<Hub>,
+    inbound: Inbound,
 ) -> io::Result<JoinHandle<()>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -50,12 +50,12 @@ pub(crate) fn spawn<B: Broker>(
     let bridge = Bridge {
         interest: Interest::new(cfg.unsubscribe_linger),
         outage: None,
-        workers: vec![Vec::new(); hub.workers()],
+        workers: vec![Vec::new(); inbound.workers()],
         unsent: 0,
         broker,
         cfg,
         link,
-        hub,
+        inbound,
     };
     std::thread::Builder::new()
         .name("ringws-broker".into())
@@ -70,12 +70,12 @@ struct Bridge<B> {
     broker: B,
     cfg: BrokerConfig,
     link: Arc<Link>,
-    hub: Arc<Hub>,
+    inbound: Inbound,
     interest: Interest,
     /// Since when the broker is unreachable, and the drop count then.
     outage: Option<(Instant, u64)>,
     /// Deliveries being gathered for each worker.
-    workers: Vec<Vec<Publication>>,
+    workers: Vec<Vec<(Topic, Bytes)>>,
     /// Publications of a batch whose publish failed: counted as dropped with the outage.
     unsent: u64,
 }
@@ -324,9 +324,7 @@ impl<B: Broker> Bridge<B> {
             }
         }
         for (w, batch) in self.workers.iter_mut().enumerate() {
-            if !batch.is_empty() && self.hub.deliver(w, batch) {
-                sys::eventfd_signal(self.hub.efd(w));
-            }
+            self.inbound.deliver(w, batch);
         }
         lost
     }
@@ -355,11 +353,7 @@ impl<B: Broker> Bridge<B> {
         let frame = payload.slice_ref(frame);
         for &w in workers {
             if let Some(batch) = self.workers.get_mut(usize::from(w)) {
-                batch.push(Publication {
-                    topic: topic.clone(),
-                    frame: frame.clone(),
-                    except: None,
-                });
+                batch.push((topic.clone(), frame.clone()));
             }
         }
     }
@@ -410,6 +404,7 @@ mod tests {
     use super::*;
     use crate::broker::NodeId;
     use crate::proto::frame::{OpCode, encode_frame};
+    use crate::server::pubsub::Hub;
     use std::collections::HashSet;
     use std::sync::Mutex;
     use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -504,8 +499,9 @@ mod tests {
             ..BrokerConfig::default()
         };
         let link = Arc::new(Link::new(cfg.node, "fake".into(), cfg.max_pending_bytes));
-        let hub = Arc::new(Hub::new(2, Some(link.clone())).unwrap());
-        let thread = spawn(fake.clone(), cfg, link.clone(), hub.clone()).unwrap();
+        let hub = Arc::new(Hub::new(2, None).unwrap());
+        let inbound = Inbound { hub: hub.clone() };
+        let thread = spawn(fake.clone(), cfg, link.clone(), inbound).unwrap();
         (link, hub, thread)
     }
 

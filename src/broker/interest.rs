@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::server::pubsub::Topic;
+use crate::server::Topic;
 
 /// The interest of one node's workers.
 #[derive(Debug)]

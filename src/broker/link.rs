@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::server::pubsub::Topic;
+use crate::server::Topic;
 
 /// A node's identity on the broker (random per process unless configured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -36,6 +36,25 @@
 //! unsubscribe channels, and a stream of incoming messages. [`redis::Redis`] is the one there
 //! is; a NATS one (`async-nats`) would implement the same three traits.
 //!
+//! This module sits above the server: the server defines what it needs from a relay to other
+//! servers ([`Relay`]), and [`BrokerRelay`] implements it for any broker. A program attaches it:
+//!
+//! ```no_run
+//! # use ringws::{app::echo::Echo, server::{Server, ServerConfig}};
+//! use ringws::broker::{BrokerConfig, BrokerRelay, redis::Redis};
+//!
+//! let redis = Redis::new("redis://127.0.0.1:6379")?;
+//! let relay = BrokerRelay::new(redis, BrokerConfig::default());
+//! let server = Server::bind(ServerConfig::default(), Echo)?.with_relay(relay.clone());
+//! let handle = server.start()?;
+//! println!("node {} connected: {}", relay.link().node(), relay.link().stats().connected);
+//! # handle.shutdown(); handle.join()?;
+//! # Ok::<(), ringws::broker::BrokerError>(())
+//! ```
+//!
+//! Built with the `broker` Cargo feature (on by default); an embedder that needs no broker
+//! turns it off and builds neither Redis's client nor tokio.
+//!
 //! | module | concept |
 //! |---|---|
 //! | [`envelope`] | the bytes of one message on the broker: origin node, then the frame |
@@ -51,12 +70,16 @@ pub mod link;
 pub mod redis;
 
 use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-pub(crate) use bridge::spawn;
 pub use link::{BrokerStats, Link, NodeId};
+
+use crate::server::{Inbound, Relay, Topic};
 
 /// An error from a broker client.
 pub type BrokerError = Box<dyn std::error::Error + Send + Sync>;
@@ -142,6 +165,71 @@ impl Default for BrokerConfig {
             reconnect_max: Duration::from_secs(5),
             timeout: Duration::from_secs(3),
             ping_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A broker bridge as the server's [`Relay`] (see the module docs): made with
+/// [`BrokerRelay::new`], attached with [`Server::with_relay`](crate::server::Server::with_relay).
+/// Its [`Link`] tells the node's id, the broker's state and the counters.
+pub struct BrokerRelay<B: Broker> {
+    link: Arc<Link>,
+    /// The broker and its options until the server starts the bridge.
+    idle: Mutex<Option<(B, BrokerConfig)>>,
+    /// The bridge thread while it runs.
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<B: Broker> BrokerRelay<B> {
+    /// A relay through `broker`; its thread starts with the server.
+    pub fn new(broker: B, cfg: BrokerConfig) -> Arc<Self> {
+        let link = Arc::new(Link::new(
+            cfg.node,
+            broker.describe(),
+            cfg.max_pending_bytes,
+        ));
+        Arc::new(BrokerRelay {
+            link,
+            idle: Mutex::new(Some((broker, cfg))),
+            thread: Mutex::new(None),
+        })
+    }
+
+    /// The node's id, the broker's state and the bridge's counters.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+}
+
+impl<B: Broker> Relay for BrokerRelay<B> {
+    fn start(&self, inbound: Inbound) -> io::Result<()> {
+        let Some((broker, cfg)) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Err(io::Error::other("this broker relay was started already"));
+        };
+        let thread = bridge::spawn(broker, cfg, self.link.clone(), inbound)?;
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        Ok(())
+    }
+
+    fn submit(
+        &self,
+        worker: u16,
+        publications: &mut Vec<(Topic, Bytes)>,
+        interest: &mut Vec<(Topic, bool)>,
+    ) {
+        self.link.submit(worker, publications, interest);
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        out.push_str(&self.link.prometheus());
+    }
+
+    fn stop(&self) -> io::Result<()> {
+        self.link.stop();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match thread.map(JoinHandle::join) {
+            Some(Err(_)) => Err(io::Error::other("the broker bridge panicked")),
+            _ => Ok(()),
         }
     }
 }

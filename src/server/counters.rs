@@ -147,16 +147,26 @@ impl Counters {
 }
 
 /// Every worker's counters, for export (`/metrics`). Cheap to clone, `Send` and `Sync`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Metrics {
     pub(crate) workers: std::sync::Arc<Vec<std::sync::Arc<Counters>>>,
-    /// The broker bridge's counters, when one is attached.
-    pub(crate) broker: Option<std::sync::Arc<crate::broker::Link>>,
+    /// The relay to other servers, when one is attached (it writes its own metrics).
+    pub(crate) relay: Option<std::sync::Arc<dyn super::Relay>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("workers", &self.workers.len())
+            .field("relay", &self.relay.is_some())
+            .finish()
+    }
 }
 
 /// Writes a metric's `# HELP` and `# TYPE` lines; returns its name: `ringws_NAME`, with the
-/// `_total` suffix for a counter.
-pub(crate) fn prometheus_head(out: &mut String, name: &str, gauge: bool, help: &str) -> String {
+/// `_total` suffix for a counter. (For relays and applications that add their own metrics to
+/// the same page.)
+pub fn prometheus_head(out: &mut String, name: &str, gauge: bool, help: &str) -> String {
     use std::fmt::Write;
     let (metric, kind) = if gauge {
         (format!("ringws_{name}"), "gauge")
@@ -186,8 +196,8 @@ impl Metrics {
     /// (`ringws_broker_*{node="..."}`) when one is attached.
     pub fn prometheus(&self) -> String {
         let mut out = self.workers_prometheus();
-        if let Some(link) = &self.broker {
-            out.push_str(&link.prometheus());
+        if let Some(relay) = &self.relay {
+            relay.write_metrics(&mut out);
         }
         out
     }
@@ -223,7 +233,7 @@ mod tests {
         Counters::add(&b.open, 2);
         let m = Metrics {
             workers: Arc::new(vec![a, b]),
-            broker: None,
+            relay: None,
         };
         let text = m.prometheus();
         assert!(

@@ -55,6 +55,7 @@ mod fake;
 mod handler;
 mod outbox;
 pub mod pubsub;
+pub mod relay;
 mod slab;
 pub mod wheel;
 mod worker;
@@ -71,23 +72,19 @@ pub use crate::runtime::sys::disable_huge_pages;
 pub use crate::runtime::uring::{RingFlags, UringConfig};
 pub use checks::startup_warnings;
 pub use config::{Backpressure, ServerConfig};
-pub(crate) use counters::prometheus_head;
+pub use counters::prometheus_head;
 pub use counters::{Metrics, Snapshot};
 pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
 pub use outbox::SendStatus;
-pub use pubsub::{ConnId, Publisher};
+pub use pubsub::{ConnId, Publisher, Topic};
+pub use relay::{Inbound, Relay};
 
-use crate::broker::{Broker, BrokerConfig, Link};
 use crate::runtime::epoll::Epoll;
 use crate::runtime::probe_uring;
 use crate::runtime::sys;
 use crate::runtime::uring::{DEFAULT_BACKLOG, Uring, bind_listener};
 use counters::Counters;
 use worker::Worker;
-
-/// Starts a broker's bridge thread once the server's inboxes exist.
-type StartBridge =
-    Box<dyn FnOnce(Arc<Link>, Arc<pubsub::Hub>) -> io::Result<JoinHandle<()>> + Send>;
 
 /// A bound server, not yet running.
 pub struct Server<H: Handler> {
@@ -96,7 +93,7 @@ pub struct Server<H: Handler> {
     listeners: Vec<TcpListener>,
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    broker: Option<(Arc<Link>, StartBridge)>,
+    relay: Option<Arc<dyn Relay>>,
 }
 
 impl<H: Handler> Server<H> {
@@ -133,22 +130,15 @@ impl<H: Handler> Server<H> {
             listeners,
             local_addr,
             stop: Arc::new(AtomicBool::new(false)),
-            broker: None,
+            relay: None,
         })
     }
 
-    /// Links this server to other nodes through `broker` ([`crate::broker`]): publications go
-    /// to the subscribers of every node, and this node subscribes to a topic at the broker
-    /// while it has subscribers. Without it the server runs alone.
-    pub fn with_broker<B: Broker>(mut self, broker: B, cfg: BrokerConfig) -> Self {
-        let link = Arc::new(Link::new(
-            cfg.node,
-            broker.describe(),
-            cfg.max_pending_bytes,
-        ));
-        let start: StartBridge =
-            Box::new(move |link, hub| crate::broker::spawn(broker, cfg, link, hub));
-        self.broker = Some((link, start));
+    /// Links this server to other servers through `relay` (see [`relay`]; the Redis bridge of
+    /// `ringws::broker` is one): publications also go to the subscribers on the other servers,
+    /// and theirs come here. Without it the server runs alone.
+    pub fn with_relay(mut self, relay: Arc<dyn Relay>) -> Self {
+        self.relay = Some(relay);
         self
     }
 
@@ -190,16 +180,12 @@ impl<H: Handler> Server<H> {
         };
         let cfg = Arc::new(self.cfg);
         let stop = self.stop;
-        let (link, start_bridge) = match self.broker {
-            Some((link, start)) => (Some(link), Some(start)),
-            None => (None, None),
-        };
-        let hub = Arc::new(pubsub::Hub::new(self.listeners.len(), link.clone())?);
-        // The bridge first: the workers may hand it subscriptions as soon as they run.
-        let bridge = match (start_bridge, &link) {
-            (Some(start), Some(link)) => Some(start(link.clone(), hub.clone())?),
-            _ => None,
-        };
+        let relay = self.relay;
+        let hub = Arc::new(pubsub::Hub::new(self.listeners.len(), relay.clone())?);
+        // The relay first: the workers may hand it subscriptions as soon as they run.
+        if let Some(relay) = &relay {
+            relay.start(Inbound { hub: hub.clone() })?;
+        }
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
         let stop_all = stop.clone();
         let mut threads = Vec::new();
@@ -253,11 +239,10 @@ impl<H: Handler> Server<H> {
             let thread = match thread {
                 Ok(thread) => thread,
                 Err(e) => {
-                    // Stop what started: the workers spawned so far and the bridge.
+                    // Stop what started: the workers spawned so far and the relay.
                     stop_all.store(true, Ordering::Relaxed);
-                    if let (Some(bridge), Some(link)) = (bridge, link.as_ref()) {
-                        link.stop();
-                        let _ = bridge.join();
+                    if let Some(relay) = &relay {
+                        let _ = relay.stop();
                     }
                     return Err(e);
                 }
@@ -274,7 +259,6 @@ impl<H: Handler> Server<H> {
         let handle = ServerHandle {
             stop,
             hub,
-            bridge,
             threads,
             counters,
             local_addr: self.local_addr,
@@ -296,7 +280,6 @@ impl<H: Handler> Server<H> {
 pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     hub: Arc<pubsub::Hub>,
-    bridge: Option<JoinHandle<()>>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     counters: Vec<Arc<Counters>>,
     local_addr: SocketAddr,
@@ -327,13 +310,8 @@ impl ServerHandle {
     pub fn metrics(&self) -> Metrics {
         Metrics {
             workers: Arc::new(self.counters.clone()),
-            broker: self.hub.link().cloned(),
+            relay: self.hub.relay().cloned(),
         }
-    }
-
-    /// The link to the other nodes (its id, state and counters), when a broker is attached.
-    pub fn broker(&self) -> Option<&Link> {
-        self.hub.link().map(|l| &**l)
     }
 
     /// The counters of every worker, summed.
@@ -377,11 +355,11 @@ impl ServerHandle {
                 result = r;
             }
         }
-        // The workers are gone: nothing more to carry.
-        if let (Some(bridge), Some(link)) = (self.bridge, self.hub.link()) {
-            link.stop();
-            if bridge.join().is_err() && result.is_ok() {
-                result = Err(io::Error::other("the broker bridge panicked"));
+        // The workers are gone: the relay passes on what they handed over last, and stops.
+        if let Some(relay) = self.hub.relay() {
+            let stopped = relay.stop();
+            if result.is_ok() {
+                result = stopped;
             }
         }
         result

@@ -17,9 +17,10 @@
 //! wake-up already pending covers the rest). [`Publisher`] does the same from any thread, one
 //! publication at a time.
 //!
-//! With a broker ([`crate::broker`]), a publication also goes to the other nodes: the worker
-//! hands it to the bridge at the end of the iteration with the rest of the batch, and the bridge
-//! puts the other nodes' publications into the inboxes of the workers that have subscribers.
+//! With a relay to other servers ([`Relay`], e.g. the Redis bridge), a
+//! publication also goes to the other nodes: the worker hands it to the relay at the end of the
+//! iteration with the rest of the batch, and the relay puts the other nodes' publications into
+//! the inboxes of the workers that have subscribers ([`Inbound`](super::Inbound)).
 //! `publish_local` keeps a publication on this node (per-node presence counts, for example).
 //!
 //! Per subscriber, delivery follows the backpressure policy
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
-use crate::broker::Link;
+use super::relay::Relay;
 use crate::runtime::sys;
 
 /// A topic's name, shared by every map and publication that mentions it.
@@ -100,16 +101,24 @@ struct Inbox {
 }
 
 /// The inboxes of all workers, shared by the workers and the publishers.
-#[derive(Debug)]
 pub(crate) struct Hub {
     inboxes: Vec<Inbox>,
-    /// The bridge to the other nodes, when a broker is attached.
-    link: Option<Arc<Link>>,
+    /// The relay to the other servers, when one is attached.
+    relay: Option<Arc<dyn Relay>>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("inboxes", &self.inboxes)
+            .field("relay", &self.relay.is_some())
+            .finish()
+    }
 }
 
 impl Hub {
-    /// A hub for `workers` workers, linked to other nodes through `link` if given.
-    pub(crate) fn new(workers: usize, link: Option<Arc<Link>>) -> std::io::Result<Hub> {
+    /// A hub for `workers` workers, linked to other servers through `relay` if given.
+    pub(crate) fn new(workers: usize, relay: Option<Arc<dyn Relay>>) -> std::io::Result<Hub> {
         let inboxes = (0..workers)
             .map(|_| {
                 Ok(Inbox {
@@ -120,12 +129,12 @@ impl Hub {
                 })
             })
             .collect::<std::io::Result<_>>()?;
-        Ok(Hub { inboxes, link })
+        Ok(Hub { inboxes, relay })
     }
 
-    /// The bridge to the other nodes, if any.
-    pub(crate) fn link(&self) -> Option<&Arc<Link>> {
-        self.link.as_ref()
+    /// The relay to the other servers, if any.
+    pub(crate) fn relay(&self) -> Option<&Arc<dyn Relay>> {
+        self.relay.as_ref()
     }
 
     /// The number of workers.
@@ -202,8 +211,8 @@ impl Publisher {
     /// attached.
     pub fn publish(&self, topic: &str, frame: Bytes) {
         let topic: Topic = Arc::from(topic);
-        if let Some(link) = self.hub.link() {
-            link.submit(
+        if let Some(relay) = self.hub.relay() {
+            relay.submit(
                 u16::MAX,
                 &mut vec![(topic.clone(), frame.clone())],
                 &mut Vec::new(),

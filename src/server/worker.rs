@@ -106,7 +106,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
-            topics: LocalTopics::new(hub.workers(), hub.link().is_some()),
+            topics: LocalTopics::new(hub.workers(), hub.relay().is_some()),
             index,
             hub,
             ops: RefCell::new(Vec::new()),
@@ -819,7 +819,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     }
                     TopicOp::Publish { p, cluster } => {
                         Counters::inc(&self.counters.published, 1);
-                        if cluster && self.hub.link().is_some() {
+                        if cluster && self.hub.relay().is_some() {
                             self.to_broker.push((p.topic.clone(), p.frame.clone()));
                         }
                         for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
@@ -909,8 +909,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     /// Hands the bridge (if any) this iteration's publications for other nodes and changes of
     /// interest.
     fn hand_to_broker(&mut self) {
-        if let Some(link) = self.hub.link() {
-            link.submit(
+        if let Some(relay) = self.hub.relay() {
+            relay.submit(
                 self.index as u16,
                 &mut self.to_broker,
                 &mut self.topics.changes,

@@ -25,7 +25,7 @@
 //! from connections on different cores may arrive in either order. `ts` is the server's time in
 //! milliseconds since the Unix epoch.
 //!
-//! In a cluster (`--broker`, see [`crate::broker`]) a room's members may be on several servers:
+//! In a cluster (`--broker`, see `ringws::broker`) a room's members may be on several servers:
 //! messages reach all of them, each sender's in the order sent. Then ids are prefixed with the
 //! node (`"3f09c2a41b7d6e58:0.12.1"`, unique across nodes, also given as `node` in the
 //! welcome), `seq` increases per room on the sender's server, `online` in `joined`, `left` and

@@ -1,23 +1,17 @@
-//! The `ringws` binary: command line, logging, signals; the server and its applications live in
-//! the library.
+//! The command line: every flag, its parser and its check, and how the flags map onto the
+//! library's configuration (`ServerConfig`, `ChatConfig`, `BrokerConfig`). Every limit left out
+//! keeps the library's documented default.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use ringws::app::chat::{AuthHook, Chat, ChatConfig};
-use ringws::app::echo::Echo;
-use ringws::broker::redis::Redis;
-use ringws::broker::{Broker, BrokerConfig};
+use ringws::app::chat::{AuthHook, ChatConfig};
+use ringws::broker::BrokerConfig;
 use ringws::proto::deflate::Mode as DeflateMode;
 use ringws::proto::handshake::OriginPolicy;
-use ringws::server::IoChoice;
-use ringws::server::{Backpressure, Handler, Server, ServerConfig, ServerHandle, startup_warnings};
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use ringws::server::{Backpressure, IoChoice, ServerConfig};
 
 /// A WebSocket server for Linux: thread per core, io_uring, strict RFC 6455.
 ///
@@ -25,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `proto::Limits`).
 #[derive(Debug, Parser)]
 #[command(name = "ringws", version, args_override_self = true)]
-struct Cli {
+pub(crate) struct Cli {
     /// A TOML file of options: the flags' long names as keys, e.g. `listen = "0.0.0.0:9001"`,
     /// `max-rooms = 32`, `allow-origin = ["https://chat.example.com"]`, `pin = true`. Flags on
     /// the command line win over the file.
@@ -46,7 +40,7 @@ struct Cli {
     io: IoArg,
     /// The application to run.
     #[arg(long, value_enum, default_value_t = Mode::Chat)]
-    mode: Mode,
+    pub(crate) mode: Mode,
     /// Largest message accepted, in bytes (close 1009 beyond) [default: 65536].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_message_bytes: Option<u32>,
@@ -140,7 +134,7 @@ struct Cli {
     /// resident memory then grows with what connections use, 4 KiB at a time, instead of in
     /// 2 MiB steps (tuning/README.md, "Transparent huge pages").
     #[arg(long)]
-    huge_pages: bool,
+    pub(crate) huge_pages: bool,
     /// Size of each receive buffer in bytes, 256 to 1048576 [default: 65536; split into 4 KiB
     /// buffers on kernels before 6.12, which cannot fill a buffer piece by piece].
     #[arg(long, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
@@ -148,7 +142,7 @@ struct Cli {
     /// Share rooms with other ringws servers through this Redis, e.g. redis://10.0.0.5:6379
     /// (README, "Running a cluster") [default: none, the server runs alone].
     #[arg(long, value_name = "URL")]
-    broker: Option<String>,
+    pub(crate) broker: Option<String>,
     /// With --broker: prefix of the rooms' channel names; give each cluster sharing one Redis
     /// its own [default: ringws:room:].
     #[arg(long, value_name = "PREFIX", requires = "broker")]
@@ -160,7 +154,7 @@ struct Cli {
 }
 
 /// Checks `--broker` (after parsing: clap's own message would print the URL, password and all).
-fn check_broker_url(s: &str) -> Result<(), String> {
+pub(crate) fn check_broker_url(s: &str) -> Result<(), String> {
     let shown = redact(s);
     if !s.starts_with("redis://") {
         return Err(format!(
@@ -173,7 +167,7 @@ fn check_broker_url(s: &str) -> Result<(), String> {
 }
 
 /// A URL fit for messages: any credentials (`user:password@`) replaced by `***@`.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
@@ -183,7 +177,7 @@ fn redact(url: &str) -> String {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Mode {
+pub(crate) enum Mode {
     /// Every message back to its sender (Autobahn, benchmarks).
     Echo,
     /// The chat backend: rooms, a JSON protocol, the demo page on /, /metrics.
@@ -262,7 +256,7 @@ fn parse_power_of_two(s: &str) -> Result<u16, String> {
 }
 
 impl Cli {
-    fn config(&self) -> ServerConfig {
+    pub(crate) fn config(&self) -> ServerConfig {
         let mut cfg = ServerConfig::default();
         if let Some(listen) = self.listen {
             cfg.listen = listen;
@@ -386,7 +380,7 @@ fn token_hook(token: String) -> AuthHook {
 
 impl Cli {
     /// The chat's configuration from the flags (and the heartbeat the server answers).
-    fn chat_config(&self, server: &ServerConfig) -> ChatConfig {
+    pub(crate) fn chat_config(&self, server: &ServerConfig) -> ChatConfig {
         let mut chat = ChatConfig::default();
         if let Some(n) = self.max_rooms {
             chat.max_rooms = n as usize;
@@ -410,7 +404,7 @@ impl Cli {
     }
 
     /// The broker bridge's configuration, when `--broker` is given.
-    fn broker_config(&self) -> Option<BrokerConfig> {
+    pub(crate) fn broker_config(&self) -> Option<BrokerConfig> {
         self.broker.as_ref()?;
         let mut cfg = BrokerConfig::default();
         if let Some(prefix) = &self.broker_prefix {
@@ -420,198 +414,5 @@ impl Cli {
             cfg.max_pending_bytes = n as usize;
         }
         Some(cfg)
-    }
-}
-
-/// Attaches the `--broker` to a bound server (a URL that parsed when the flags were read).
-fn with_broker<H: Handler>(
-    server: std::io::Result<Server<H>>,
-    url: Option<&str>,
-    cfg: Option<BrokerConfig>,
-) -> std::io::Result<Server<H>> {
-    let server = server?;
-    let (Some(url), Some(cfg)) = (url, cfg) else {
-        return Ok(server);
-    };
-    let redis = Redis::new(url)
-        .map_err(|e| std::io::Error::other(format!("--broker {}: {e}", redact(url))))?;
-    tracing::info!(
-        "rooms shared through {} as node {} (channels {}*)",
-        redis.describe(),
-        cfg.node,
-        cfg.channel_prefix
-    );
-    Ok(server.with_broker(redis, cfg))
-}
-
-/// The command line with the options of `--config FILE` put in front of it (so the command
-/// line wins: later occurrences override earlier ones), each checked by the same parser as the
-/// flag it names.
-fn args_with_config_file() -> Result<Vec<std::ffi::OsString>, String> {
-    use clap::CommandFactory;
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let mut path = None;
-    for (i, arg) in argv.iter().enumerate() {
-        let arg = arg.to_string_lossy();
-        if arg == "--config" {
-            path = argv.get(i + 1).map(|p| p.to_string_lossy().into_owned());
-        } else if let Some(p) = arg.strip_prefix("--config=") {
-            path = Some(p.to_owned());
-        }
-    }
-    let Some(path) = path else {
-        return Ok(argv);
-    };
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| format!("--config: cannot read {path}: {e}"))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| format!("--config: {path} is not valid TOML: {e}"))?;
-    let command = Cli::command();
-    let mut args = vec![argv[0].clone()];
-    for (key, value) in table {
-        let known = command
-            .get_arguments()
-            .any(|a| a.get_long() == Some(key.as_str()) && key != "config");
-        if !known {
-            return Err(format!(
-                "--config: {path}: unknown option '{key}' (keys are the long flag names, see --help)"
-            ));
-        }
-        let flag = format!("--{key}");
-        let values = match value {
-            toml::Value::Array(items) => items,
-            one => vec![one],
-        };
-        for value in values {
-            match value {
-                toml::Value::Boolean(true) => args.push(flag.clone().into()),
-                toml::Value::Boolean(false) => {}
-                toml::Value::String(s) => args.extend([flag.clone().into(), s.into()]),
-                toml::Value::Integer(n) => args.extend([flag.clone().into(), n.to_string().into()]),
-                other => {
-                    return Err(format!(
-                        "--config: {path}: '{key}' must be a string, a number or a boolean, not {}",
-                        other.type_str()
-                    ));
-                }
-            }
-        }
-    }
-    args.extend(argv.into_iter().skip(1));
-    Ok(args)
-}
-
-fn main() -> ExitCode {
-    // Signals first: a SIGTERM at any later moment (even before the workers run) is a graceful
-    // stop with exit code 0, never the default kill.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("ringws: cannot handle signal {signal}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    let cli = match args_with_config_file() {
-        Ok(args) => Cli::parse_from(args),
-        Err(e) => {
-            eprintln!("ringws: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(Err(e)) = cli.broker.as_deref().map(check_broker_url) {
-        eprintln!("ringws: {e}");
-        return ExitCode::from(2);
-    }
-    if !cli.huge_pages {
-        // Before the workers allocate: their memory is then counted in 4 KiB pages.
-        if let Err(e) = ringws::server::disable_huge_pages() {
-            eprintln!("ringws: cannot turn transparent huge pages off ({e}); continuing");
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .init();
-    let cfg = cli.config();
-    for warning in startup_warnings(&cfg) {
-        tracing::warn!("{warning}");
-    }
-    let (workers, bufs, buf_size) = (cfg.workers, cfg.uring.buf_entries, cfg.uring.buf_size);
-    let summary = format!(
-        "ringws {} ({:?} mode) listening on ws://{{addr}}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each, permessage-deflate {:?}",
-        env!("CARGO_PKG_VERSION"),
-        cli.mode,
-        cfg.compression.mode
-    );
-    let broker = cli.broker_config();
-    let url = cli.broker.as_deref();
-    match cli.mode {
-        Mode::Echo => {
-            let server = with_broker(Server::bind(cfg, Echo), url, broker);
-            serve(server, stop, &summary, |_| {})
-        }
-        Mode::Chat => {
-            let mut chat_cfg = cli.chat_config(&cfg);
-            chat_cfg.node = broker.as_ref().map(|b| b.node.to_string());
-            let chat = Chat::new(chat_cfg);
-            let attach = chat.clone();
-            let server = with_broker(Server::bind(cfg, chat), url, broker);
-            serve(server, stop, &summary, move |handle| {
-                attach.attach(handle.publisher(), handle.metrics());
-            })
-        }
-    }
-}
-
-/// Starts a bound server, runs until SIGTERM or SIGINT, and stops it gracefully.
-fn serve<H: Handler>(
-    server: std::io::Result<Server<H>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    summary: &str,
-    started: impl FnOnce(&ServerHandle),
-) -> ExitCode {
-    let server = match server {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("ringws: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = server.local_addr();
-    let handle = match server.with_stop_flag(stop).start() {
-        Ok(handle) => handle,
-        Err(e) => {
-            eprintln!("ringws: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    started(&handle);
-    match handle.ring_flags() {
-        Some(f) => tracing::info!(
-            "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={} incremental_bufs={}",
-            f.single_issuer,
-            f.defer_taskrun,
-            f.coop_taskrun,
-            f.submit_all,
-            f.sq_entries,
-            f.cq_entries,
-            f.incremental_bufs
-        ),
-        None => tracing::info!("backend epoll"),
-    }
-    tracing::info!("{}", summary.replace("{addr}", &addr.to_string()));
-    match handle.join() {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ringws: worker failed: {e}");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -21,7 +21,7 @@ pub struct Payload {
 
 /// What people type into a chat, one per line (`#` lines are comments): shared with
 /// `benches/deflate.rs`.
-const CHAT_TEXTS: &str = include_str!("../../../benches/data/chat-texts.txt");
+const CHAT_TEXTS: &str = include_str!("../../data/chat-texts.txt");
 
 /// The texts of [`CHAT_TEXTS`].
 fn chat_texts() -> impl Iterator<Item = &'static str> {
