@@ -499,7 +499,7 @@ mod tests {
             ..BrokerConfig::default()
         };
         let link = Arc::new(Link::new(cfg.node, "fake".into(), cfg.max_pending_bytes));
-        let hub = Arc::new(Hub::new(2, None).unwrap());
+        let hub = Arc::new(Hub::new(2).unwrap());
         let inbound = Inbound { hub: hub.clone() };
         let thread = spawn(fake.clone(), cfg, link.clone(), inbound).unwrap();
         (link, hub, thread)

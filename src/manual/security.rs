@@ -33,7 +33,7 @@
 //! | 10.5 | authenticate during the handshake | the upgrade request exposes every header (cookies, tokens) to the application before it accepts | test: proto/handshake/request.rs#rfc_example_is_accepted |
 //! | 10.6 | offer TLS | not in ringws yet: terminate TLS in front of it (a load balancer or proxy) | — |
 //! | 10.7 | validate all input; invalid UTF-8 in text or close reason fails with 1007 | `proto/utf8.rs` (streaming, fails on the first invalid piece), `proto/close.rs` | test: proto/connection/tests.rs#invalid_utf8_fails_fast_before_the_message_ends, test: proto/connection/tests.rs#close_frame_rules |
-//! | 10.8 | SHA-1 only builds `Sec-WebSocket-Accept`, exactly as specified | `proto/handshake` with the `sha1` and `base64` crates | test: proto/handshake/response.rs#rfc_accept_key_example, test: proto/handshake/response.rs#accept_response_bytes |
+//! | 10.8 | SHA-1 only builds `Sec-WebSocket-Accept`, exactly as specified | `proto/handshake` with the `sha1` and `base64` crates | test: proto/handshake/key.rs#rfc_accept_key_example, test: proto/handshake/response.rs#accept_response_bytes |
 //! | 10.9 | permessage-deflate side channels (RFC 7692 §8) | see "Compression side channels" below; RSV1 is refused unless permessage-deflate was negotiated | test: proto/connection/tests.rs#rsv1_with_a_negotiated_extension_marks_compressed_messages |
 //!
 //! ## Compression side channels (RFC 7692 §8)

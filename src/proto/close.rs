@@ -1,7 +1,6 @@
 //! Close codes (RFC 6455 §7.4 and the IANA "WebSocket Close Code Number" registry) and the
 //! payload of a close frame.
 
-use super::error::Error;
 use super::utf8;
 
 /// A close status code.
@@ -47,6 +46,18 @@ impl CloseCode {
     }
 }
 
+/// Why a received close frame's payload is refused (each is one [`Error`](super::Error) variant:
+/// see its `From` conversion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadClose {
+    /// One byte: half a code (§5.5.1).
+    TooShort,
+    /// A code that may not be sent on the wire (§7.4).
+    Code,
+    /// The reason is not UTF-8 (§5.5.1).
+    Reason,
+}
+
 /// The parsed payload of a received close frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClosePayload<'a> {
@@ -58,19 +69,19 @@ pub struct ClosePayload<'a> {
 
 impl<'a> ClosePayload<'a> {
     /// Parses and validates a close frame's payload (already unmasked, at most 125 bytes).
-    pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
+    pub fn parse(payload: &'a [u8]) -> Result<Self, BadClose> {
         match payload {
             [] => Ok(Self {
                 code: None,
                 reason: "",
             }),
-            [_] => Err(Error::CloseFrameTooShort),
+            [_] => Err(BadClose::TooShort),
             [hi, lo, reason @ ..] => {
                 let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
                 if !code.is_sendable() {
-                    return Err(Error::InvalidCloseCode);
+                    return Err(BadClose::Code);
                 }
-                let reason = utf8::validate(reason).map_err(|_| Error::InvalidCloseReason)?;
+                let reason = utf8::validate(reason).map_err(|_| BadClose::Reason)?;
                 Ok(Self {
                     code: Some(code),
                     reason,
@@ -120,18 +131,12 @@ mod tests {
     #[test]
     fn close_payload_rules() {
         assert_eq!(ClosePayload::parse(&[]).unwrap().code, None);
-        assert_eq!(ClosePayload::parse(&[3]), Err(Error::CloseFrameTooShort));
-        assert_eq!(
-            ClosePayload::parse(&[0x03, 0xed]),
-            Err(Error::InvalidCloseCode)
-        ); // 1005
+        assert_eq!(ClosePayload::parse(&[3]), Err(BadClose::TooShort));
+        assert_eq!(ClosePayload::parse(&[0x03, 0xed]), Err(BadClose::Code)); // 1005
         let p = ClosePayload::parse(b"\x03\xe8bye").unwrap();
         assert_eq!(p.code, Some(CloseCode::NORMAL));
         assert_eq!(p.reason, "bye");
-        assert_eq!(
-            ClosePayload::parse(b"\x03\xe8\xff"),
-            Err(Error::InvalidCloseReason)
-        );
+        assert_eq!(ClosePayload::parse(b"\x03\xe8\xff"), Err(BadClose::Reason));
     }
 
     #[test]

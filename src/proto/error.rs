@@ -38,7 +38,7 @@
 
 use core::fmt;
 
-use super::close::CloseCode;
+use super::close::{BadClose, CloseCode};
 
 /// A peer error, during the handshake or on an open connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,6 +248,16 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<BadClose> for Error {
+    fn from(bad: BadClose) -> Error {
+        match bad {
+            BadClose::TooShort => Error::CloseFrameTooShort,
+            BadClose::Code => Error::InvalidCloseCode,
+            BadClose::Reason => Error::InvalidCloseReason,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

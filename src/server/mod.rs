@@ -54,6 +54,7 @@ mod counters;
 mod fake;
 mod handler;
 mod outbox;
+mod publisher;
 pub mod pubsub;
 pub mod relay;
 mod slab;
@@ -76,15 +77,16 @@ pub use counters::prometheus_head;
 pub use counters::{Metrics, Snapshot};
 pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
 pub use outbox::SendStatus;
-pub use pubsub::{ConnId, Publisher, Topic};
-pub use relay::{Inbound, Relay};
+pub use publisher::Publisher;
+pub use pubsub::{ConnId, Inbound, Topic};
+pub use relay::Relay;
 
 use crate::runtime::epoll::Epoll;
 use crate::runtime::probe_uring;
 use crate::runtime::sys;
 use crate::runtime::uring::{DEFAULT_BACKLOG, Uring, bind_listener};
 use counters::Counters;
-use worker::Worker;
+use worker::{Shared, Worker};
 
 /// A bound server, not yet running.
 pub struct Server<H: Handler> {
@@ -178,32 +180,30 @@ impl<H: Handler> Server<H> {
                 }
             },
         };
-        let cfg = Arc::new(self.cfg);
-        let stop = self.stop;
-        let relay = self.relay;
-        let hub = Arc::new(pubsub::Hub::new(self.listeners.len(), relay.clone())?);
+        let shared = Shared {
+            cfg: Arc::new(self.cfg),
+            stop: self.stop,
+            hub: Arc::new(pubsub::Hub::new(self.listeners.len())?),
+            relay: self.relay,
+        };
         // The relay first: the workers may hand it subscriptions as soon as they run.
-        if let Some(relay) = &relay {
-            relay.start(Inbound { hub: hub.clone() })?;
+        if let Some(relay) = &shared.relay {
+            relay.start(Inbound {
+                hub: shared.hub.clone(),
+            })?;
         }
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
-        let stop_all = stop.clone();
         let mut threads = Vec::new();
         let mut counters = Vec::new();
         for (i, listener) in self.listeners.into_iter().enumerate() {
             let worker_counters = Arc::new(Counters::default());
             counters.push(worker_counters.clone());
-            let (cfg, stop, ready, handler, hub) = (
-                cfg.clone(),
-                stop.clone(),
-                ready_tx.clone(),
-                self.handler.clone(),
-                hub.clone(),
-            );
+            let (theirs, ready, handler) = (shared.clone(), ready_tx.clone(), self.handler.clone());
             let uring = flags.is_some();
             let thread = std::thread::Builder::new()
                 .name(format!("ringws-worker-{i}"))
                 .spawn(move || -> io::Result<()> {
+                    let cfg = theirs.cfg.clone();
                     if cfg.pin_workers {
                         if let Err(e) = sys::pin_to_cpu(i) {
                             tracing::warn!("worker {i}: cannot pin to CPU {i}: {e}");
@@ -223,8 +223,7 @@ impl<H: Handler> Server<H> {
                                 .map(drop)
                                 .map_err(|e| io::Error::new(e.kind(), e.to_string())),
                         );
-                        Worker::new(io?, listener, handler, cfg, worker_counters, stop, i, hub)
-                            .run()
+                        Worker::new(io?, listener, handler, theirs, worker_counters, i).run()
                     } else {
                         let io = Epoll::new(cfg.uring.buf_size as usize, cfg.uring.nodelay);
                         report(
@@ -232,16 +231,15 @@ impl<H: Handler> Server<H> {
                                 .map(drop)
                                 .map_err(|e| io::Error::new(e.kind(), e.to_string())),
                         );
-                        Worker::new(io?, listener, handler, cfg, worker_counters, stop, i, hub)
-                            .run()
+                        Worker::new(io?, listener, handler, theirs, worker_counters, i).run()
                     }
                 });
             let thread = match thread {
                 Ok(thread) => thread,
                 Err(e) => {
                     // Stop what started: the workers spawned so far and the relay.
-                    stop_all.store(true, Ordering::Relaxed);
-                    if let Some(relay) = &relay {
+                    shared.stop.store(true, Ordering::Relaxed);
+                    if let Some(relay) = &shared.relay {
                         let _ = relay.stop();
                     }
                     return Err(e);
@@ -257,8 +255,9 @@ impl<H: Handler> Server<H> {
             }
         }
         let handle = ServerHandle {
-            stop,
-            hub,
+            stop: shared.stop,
+            hub: shared.hub,
+            relay: shared.relay,
             threads,
             counters,
             local_addr: self.local_addr,
@@ -280,6 +279,7 @@ impl<H: Handler> Server<H> {
 pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     hub: Arc<pubsub::Hub>,
+    relay: Option<Arc<dyn Relay>>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     counters: Vec<Arc<Counters>>,
     local_addr: SocketAddr,
@@ -310,7 +310,7 @@ impl ServerHandle {
     pub fn metrics(&self) -> Metrics {
         Metrics {
             workers: Arc::new(self.counters.clone()),
-            relay: self.hub.relay().cloned(),
+            relay: self.relay.clone(),
         }
     }
 
@@ -327,6 +327,7 @@ impl ServerHandle {
     pub fn publisher(&self) -> Publisher {
         Publisher {
             hub: self.hub.clone(),
+            relay: self.relay.clone(),
         }
     }
 
@@ -356,7 +357,7 @@ impl ServerHandle {
             }
         }
         // The workers are gone: the relay passes on what they handed over last, and stops.
-        if let Some(relay) = self.hub.relay() {
+        if let Some(relay) = &self.relay {
             let stopped = relay.stop();
             if result.is_ok() {
                 result = stopped;

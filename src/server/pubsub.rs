@@ -36,7 +36,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
-use super::relay::Relay;
 use crate::runtime::sys;
 
 /// A topic's name, shared by every map and publication that mentions it.
@@ -101,24 +100,14 @@ struct Inbox {
 }
 
 /// The inboxes of all workers, shared by the workers and the publishers.
+#[derive(Debug)]
 pub(crate) struct Hub {
     inboxes: Vec<Inbox>,
-    /// The relay to the other servers, when one is attached.
-    relay: Option<Arc<dyn Relay>>,
-}
-
-impl fmt::Debug for Hub {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub")
-            .field("inboxes", &self.inboxes)
-            .field("relay", &self.relay.is_some())
-            .finish()
-    }
 }
 
 impl Hub {
-    /// A hub for `workers` workers, linked to other servers through `relay` if given.
-    pub(crate) fn new(workers: usize, relay: Option<Arc<dyn Relay>>) -> std::io::Result<Hub> {
+    /// A hub for `workers` workers.
+    pub(crate) fn new(workers: usize) -> std::io::Result<Hub> {
         let inboxes = (0..workers)
             .map(|_| {
                 Ok(Inbox {
@@ -129,12 +118,7 @@ impl Hub {
                 })
             })
             .collect::<std::io::Result<_>>()?;
-        Ok(Hub { inboxes, relay })
-    }
-
-    /// The relay to the other servers, if any.
-    pub(crate) fn relay(&self) -> Option<&Arc<dyn Relay>> {
-        self.relay.as_ref()
+        Ok(Hub { inboxes })
     }
 
     /// The number of workers.
@@ -198,44 +182,38 @@ impl Hub {
     }
 }
 
-/// Publishes to topics from outside the workers: another thread, a timer, a broker bridge.
-/// Cheap to clone; `Send` and `Sync`.
+/// How a relay ([`Relay`](super::Relay)) hands the workers what arrived from other servers. Cheap to clone, `Send` and
+/// `Sync`.
 #[derive(Debug, Clone)]
-pub struct Publisher {
+pub struct Inbound {
     pub(crate) hub: Arc<Hub>,
 }
 
-impl Publisher {
-    /// Sends `frame` (from [`encode_frame`](crate::proto::frame::encode_frame)) to every
-    /// subscriber of `topic` on every worker, and on every other node when a broker is
-    /// attached.
-    pub fn publish(&self, topic: &str, frame: Bytes) {
-        let topic: Topic = Arc::from(topic);
-        if let Some(relay) = self.hub.relay() {
-            relay.submit(
-                u16::MAX,
-                &mut vec![(topic.clone(), frame.clone())],
-                &mut Vec::new(),
-            );
+impl Inbound {
+    /// The number of workers (valid indexes for [`Inbound::deliver`]).
+    pub fn workers(&self) -> usize {
+        self.hub.workers()
+    }
+
+    /// Delivers `batch` to worker `worker`'s subscribers of each topic: one lock, and a wake-up
+    /// only if the worker's inbox was empty. These publications came from elsewhere, so they are
+    /// never relayed again. Takes the contents of `batch`. An index out of range delivers
+    /// nothing.
+    pub fn deliver(&self, worker: usize, batch: &mut Vec<(Topic, Bytes)>) {
+        if worker >= self.hub.workers() {
+            batch.clear();
+            return;
         }
-        self.publish_here(topic, frame);
-    }
-
-    /// Sends `frame` to every subscriber of `topic` on this node's workers only.
-    pub fn publish_local(&self, topic: &str, frame: Bytes) {
-        self.publish_here(Arc::from(topic), frame);
-    }
-
-    fn publish_here(&self, topic: Topic, frame: Bytes) {
-        for w in 0..self.hub.workers() {
-            let mut one = vec![Publication {
-                topic: topic.clone(),
-                frame: frame.clone(),
+        let mut publications: Vec<Publication> = batch
+            .drain(..)
+            .map(|(topic, frame)| Publication {
+                topic,
+                frame,
                 except: None,
-            }];
-            if self.hub.deliver(w, &mut one) {
-                sys::eventfd_signal(self.hub.efd(w));
-            }
+            })
+            .collect();
+        if !publications.is_empty() && self.hub.deliver(worker, &mut publications) {
+            sys::eventfd_signal(self.hub.efd(worker));
         }
     }
 }
@@ -436,7 +414,7 @@ mod tests {
 
     #[test]
     fn inbox_batches_wake_only_when_empty() {
-        let hub = Hub::new(2, None).unwrap();
+        let hub = Hub::new(2).unwrap();
         let p = |s: &str| Publication {
             topic: t(s),
             frame: Bytes::from_static(b"x"),

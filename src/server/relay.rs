@@ -14,11 +14,10 @@
 //! [`Relay::write_metrics`] from anyone; [`Relay::stop`] once, after the workers have stopped.
 
 use std::io;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::pubsub::{Hub, Publication, Topic};
+use super::pubsub::{Inbound, Topic};
 
 /// Carries publications between this server and the others. Implementations must be cheap to
 /// call from the workers: [`Relay::submit`] must never block on the network (hand the batch to a
@@ -51,40 +50,4 @@ pub trait Relay: Send + Sync + 'static {
     /// # Errors
     /// The relay failed while running (its thread panicked).
     fn stop(&self) -> io::Result<()>;
-}
-
-/// How a relay hands the workers what arrived from other servers. Cheap to clone, `Send` and
-/// `Sync`.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    pub(crate) hub: Arc<Hub>,
-}
-
-impl Inbound {
-    /// The number of workers (valid indexes for [`Inbound::deliver`]).
-    pub fn workers(&self) -> usize {
-        self.hub.workers()
-    }
-
-    /// Delivers `batch` to worker `worker`'s subscribers of each topic: one lock, and a wake-up
-    /// only if the worker's inbox was empty. These publications came from elsewhere, so they are
-    /// never relayed again. Takes the contents of `batch`. An index out of range delivers
-    /// nothing.
-    pub fn deliver(&self, worker: usize, batch: &mut Vec<(Topic, Bytes)>) {
-        if worker >= self.hub.workers() {
-            batch.clear();
-            return;
-        }
-        let mut publications: Vec<Publication> = batch
-            .drain(..)
-            .map(|(topic, frame)| Publication {
-                topic,
-                frame,
-                except: None,
-            })
-            .collect();
-        if !publications.is_empty() && self.hub.deliver(worker, &mut publications) {
-            crate::runtime::sys::eventfd_signal(self.hub.efd(worker));
-        }
-    }
 }

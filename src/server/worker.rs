@@ -22,12 +22,25 @@ use super::conn::{Actions, Ctx, Delivery, Flags, Flow, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
 use super::pubsub::{ConnId, Hub, LocalTopics, Publication, Topic, TopicOp};
+use super::relay::Relay;
 use super::slab::Slab;
 use super::wheel::Wheel;
 use crate::proto::{CloseCode, Timestamp};
 use crate::runtime::sys;
 use crate::runtime::uring::user_data::MAX_SLOT;
 use crate::runtime::{Backend, Completion, WAKE_PAYLOAD};
+
+/// What every worker of a running server shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) cfg: Arc<ServerConfig>,
+    /// Set to start a graceful shutdown.
+    pub(crate) stop: Arc<AtomicBool>,
+    /// Every worker's inbox.
+    pub(crate) hub: Arc<Hub>,
+    /// The relay to other servers, when one is attached.
+    pub(crate) relay: Option<Arc<dyn Relay>>,
+}
 
 /// A worker's state. Built on its own thread (the ring is single-issuer).
 pub(crate) struct Worker<H: Handler, B: Backend> {
@@ -60,6 +73,8 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     index: usize,
     /// Every worker's inbox, for publications to topics.
     hub: Arc<Hub>,
+    /// The relay to other servers, if any.
+    relay: Option<Arc<dyn Relay>>,
     /// Subscribers on this worker, and publications owed to the others.
     topics: LocalTopics,
     /// Topic operations asked for by handlers during the current callback.
@@ -77,17 +92,20 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
 }
 
 impl<H: Handler, B: Backend> Worker<H, B> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         io: B,
         listener: TcpListener,
         handler: H,
-        cfg: Arc<ServerConfig>,
+        shared: Shared,
         counters: Arc<Counters>,
-        stop: Arc<AtomicBool>,
         index: usize,
-        hub: Arc<Hub>,
     ) -> Self {
+        let Shared {
+            cfg,
+            stop,
+            hub,
+            relay,
+        } = shared;
         let ids = cfg.max_connections_per_worker.min(MAX_SLOT) as usize;
         Worker {
             io,
@@ -106,9 +124,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
-            topics: LocalTopics::new(hub.workers(), hub.relay().is_some()),
+            topics: LocalTopics::new(hub.workers(), relay.is_some()),
             index,
             hub,
+            relay,
             ops: RefCell::new(Vec::new()),
             codecs: RefCell::new(Codecs::default()),
             inbox: Vec::new(),
@@ -819,7 +838,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     }
                     TopicOp::Publish { p, cluster } => {
                         Counters::inc(&self.counters.published, 1);
-                        if cluster && self.hub.relay().is_some() {
+                        if cluster && self.relay.is_some() {
                             self.to_broker.push((p.topic.clone(), p.frame.clone()));
                         }
                         for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
@@ -909,7 +928,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     /// Hands the bridge (if any) this iteration's publications for other nodes and changes of
     /// interest.
     fn hand_to_broker(&mut self) {
-        if let Some(relay) = self.hub.relay() {
+        if let Some(relay) = &self.relay {
             relay.submit(
                 self.index as u16,
                 &mut self.to_broker,
@@ -961,11 +980,14 @@ mod tests {
 
     fn worker() -> Worker<Echo, Fake> {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let hub = Arc::new(Hub::new(1, None).unwrap());
+        let shared = Shared {
+            cfg: Arc::new(ServerConfig::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            hub: Arc::new(Hub::new(1).unwrap()),
+            relay: None,
+        };
         let counters = Arc::new(Counters::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let cfg = Arc::new(ServerConfig::default());
-        Worker::new(Fake::default(), listener, Echo, cfg, counters, stop, 0, hub)
+        Worker::new(Fake::default(), listener, Echo, shared, counters, 0)
     }
 
     /// Feeds the scripted completions and flushes, as one loop iteration does.

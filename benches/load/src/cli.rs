@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::broadcast::Plan;
-use crate::run::Setup;
 use crate::server::Probe;
+use crate::target::Setup;
 use crate::target::Target;
 
 /// Load generator for WebSocket echo servers (ringws and its peers), on this machine only.

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::run::Setup;
 use crate::stats::{ErrorCounts, LatencySummary, LatenessSummary};
+use crate::target::Setup;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Default)]

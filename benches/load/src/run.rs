@@ -10,34 +10,11 @@ use crate::broadcast::Plan;
 use crate::engine::{Engine, Workload};
 use crate::report::{BroadcastFigures, Report};
 use crate::server::{MachineCpu, Probe};
-use crate::target::Target;
+use crate::target::Setup;
 use crate::verify::Payload;
 
 /// How long the connections get to answer our close frames at the end.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// What every run needs.
-#[derive(Debug, Clone)]
-pub struct Setup {
-    /// The server.
-    pub target: Target,
-    /// Connections to open.
-    pub connections: usize,
-    /// Most connections being set up at once.
-    pub concurrency: usize,
-    /// How long the setup may take in all.
-    pub connect_timeout: Duration,
-    /// Source addresses to spread connections over (empty: the kernel picks).
-    pub sources: Vec<std::net::IpAddr>,
-    /// The server process, to sample.
-    pub server: Option<Probe>,
-    /// Other processes whose CPU time is sampled over the window, by name.
-    pub also: Vec<(String, Probe)>,
-    /// Where the publishers connect, when not to `target` (broadcast across nodes).
-    pub publish_target: Option<Target>,
-    /// Print a progress line per second on stderr.
-    pub progress: bool,
-}
 
 /// The message load of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,13 @@
-//! Where the load goes: a `ws://` URL or a bare address, parsed without DNS.
+//! Where the load goes: a `ws://` URL or a bare address, parsed without DNS, and the
+//! [`Setup`] every run shares (connections, timeouts, the processes to watch).
 //!
 //! Only literal IP addresses (and `localhost`, read as 127.0.0.1) are accepted: the tool is meant
 //! for servers on this machine, and a name lookup would hide which address is really loaded.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::server::Probe;
 
 /// The server to load: its socket address and what the upgrade request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,29 @@ fn parse_authority(authority: &str, default_port: u16) -> Result<SocketAddr, Str
             .map_err(|_| format!("{host:?} is not an IP address (no DNS here)"))?
     };
     Ok(SocketAddr::new(ip, port))
+}
+
+/// What every run needs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The server.
+    pub target: Target,
+    /// Connections to open.
+    pub connections: usize,
+    /// Most connections being set up at once.
+    pub concurrency: usize,
+    /// How long the setup may take in all.
+    pub connect_timeout: Duration,
+    /// Source addresses to spread connections over (empty: the kernel picks).
+    pub sources: Vec<std::net::IpAddr>,
+    /// The server process, to sample.
+    pub server: Option<Probe>,
+    /// Other processes whose CPU time is sampled over the window, by name.
+    pub also: Vec<(String, Probe)>,
+    /// Where the publishers connect, when not to `target` (broadcast across nodes).
+    pub publish_target: Option<Target>,
+    /// Print a progress line per second on stderr.
+    pub progress: bool,
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@
 )]
 
 mod extensions;
+mod key;
 mod origin;
 mod reader;
 mod request;
@@ -81,7 +82,8 @@ mod response;
 mod tokens;
 
 pub use extensions::{ExtensionOffer, ExtensionParams, Extensions};
+pub use key::accept_key;
 pub use origin::OriginPolicy;
 pub use reader::{Head, HeadReader};
 pub use request::{Headers, HttpRequest, Protocols, Request, UpgradeRequest};
-pub use response::{AcceptError, accept, accept_key, error_response, reject};
+pub use response::{AcceptError, accept, error_response, reject};

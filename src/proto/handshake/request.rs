@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::extensions::{self, Extensions};
-use super::response;
+use super::key;
 use super::tokens::{HeaderListItems, is_token, list_contains, trim_ows};
 use crate::proto::config::Limits;
 use crate::proto::error::Error;
@@ -227,7 +227,7 @@ impl<'a> UpgradeRequest<'a> {
 
     /// The `Sec-WebSocket-Accept` value answering this key: base64(SHA-1(key + GUID)).
     pub fn accept_key(&self) -> [u8; 28] {
-        response::accept_key(self.key.as_bytes())
+        key::accept_key(self.key.as_bytes())
     }
 }
 

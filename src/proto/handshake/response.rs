@@ -7,31 +7,9 @@
 
 use core::fmt::{self, Write as _};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use sha1::{Digest as _, Sha1};
-
 use super::extensions;
 use super::request::UpgradeRequest;
 use crate::proto::error::Error;
-
-/// The GUID that RFC 6455 §1.3 appends to the client's key.
-const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)), 28 ASCII bytes.
-///
-/// `key` is the header value as sent (trimmed), not its decoded bytes.
-pub fn accept_key(key: &[u8]) -> [u8; 28] {
-    let mut sha1 = Sha1::new();
-    sha1.update(key);
-    sha1.update(WEBSOCKET_GUID);
-    let digest = sha1.finalize();
-    let mut out = [0u8; 28];
-    // 20 bytes always encode to exactly 28 characters, so this cannot fail.
-    let written = BASE64.encode_slice(digest, &mut out).unwrap_or(0);
-    debug_assert_eq!(written, 28);
-    out
-}
 
 /// Why [`accept`] refused to write a `101` response. Both are mistakes of the server's own code
 /// (the subprotocol choice or the extension negotiator), not of the peer; the caller should log
@@ -235,14 +213,6 @@ mod tests {
 
     fn text(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap()
-    }
-
-    #[test]
-    fn rfc_accept_key_example() {
-        assert_eq!(
-            &accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
     }
 
     #[test]
