@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::mem;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,13 +22,14 @@ use bytes::Bytes;
 use super::compress::{self, Codecs, Pmd};
 use super::config::ServerConfig;
 use super::counters::Counters;
-use super::handler::{Conn, Decision, Handler, HttpResponse, Message};
+use super::dispatch::{ReadSink, conn};
+use super::handler::{Decision, Handler, HttpResponse};
 use super::outbox::{Outbox, Refused};
 use super::pubsub::{ConnId, TopicOp};
 use crate::proto::deflate;
-use crate::proto::frame::{OpCode, RSV1, encode_frame};
+use crate::proto::frame::RSV1;
 use crate::proto::handshake::{self, Head, HeadReader, Request};
-use crate::proto::{Assembled, CloseCode, Connection, Error, Event, Sink, Timestamp};
+use crate::proto::{CloseCode, Connection, Error, Timestamp};
 
 /// Where a connection is in its life.
 pub(crate) enum Phase<S> {
@@ -769,150 +770,10 @@ fn handshake_error<S>(e: Error, ctx: &Ctx<'_>) -> Outcome<S> {
     Outcome::Respond(handshake::error_response(e))
 }
 
-/// The handler's view of a connection. `reply`: the callback answers the connection's own
-/// input (`open`, `message`), so its sends are bounded by flow control and the reply ceiling
-/// rather than by the policy at the high-water mark.
-fn conn<'a, S>(
-    state: &'a mut S,
-    pmd: Pmd,
-    out: &'a mut Outbox,
-    close: &'a mut Option<(CloseCode, String)>,
-    fd: Option<BorrowedFd<'a>>,
-    ctx: &'a Ctx<'a>,
-    reply: bool,
-) -> Conn<'a, S> {
-    Conn {
-        state,
-        pmd,
-        slot: ctx.id.slot,
-        codecs: ctx.codecs,
-        deflate: &ctx.cfg.compression,
-        out,
-        assembled: None,
-        id: ctx.id,
-        ops: ctx.ops,
-        limit: if reply {
-            ctx.cfg.reply_ceiling()
-        } else {
-            ctx.cfg.max_outbound_bytes
-        },
-        policy: ctx.cfg.backpressure,
-        close,
-        fd,
-        counters: ctx.counters,
-    }
-}
-
-/// The protocol core's output during one read: messages to the handler, frames to the queue.
-struct ReadSink<'a, H: Handler> {
-    handler: &'a mut H,
-    state: &'a mut H::State,
-    pmd: Pmd,
-    out: &'a mut Outbox,
-    close: &'a mut Option<(CloseCode, String)>,
-    peer_close: Option<(CloseCode, String)>,
-    /// An application message arrived (the idle timeout restarts).
-    got_message: bool,
-    fd: Option<BorrowedFd<'a>>,
-    ctx: &'a Ctx<'a>,
-}
-
-impl<H: Handler> ReadSink<'_, H> {
-    /// A message for the handler; `assembled` is its owned buffer when the core assembled it.
-    fn message(&mut self, msg: Message<'_>, assembled: Option<&Assembled>) {
-        if let (Some((ping, pong)), Message::Text(text)) = (&self.ctx.cfg.text_heartbeat, msg) {
-            if text == ping {
-                // A browser's heartbeat (browsers cannot send ping frames): answered here,
-                // liveness only, never the application's business.
-                Counters::inc(&self.ctx.counters.text_heartbeats, 1);
-                if self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
-                    Counters::inc(&self.ctx.counters.answers_dropped, 1);
-                } else {
-                    self.out.push(encode_frame(OpCode::Text, pong.as_bytes()));
-                }
-                return;
-            }
-        }
-        Counters::inc(&self.ctx.counters.messages_in, 1);
-        self.got_message = true;
-        if self.close.is_some() {
-            return; // the handler is closing this connection: later messages are dropped
-        }
-        let mut conn = conn(
-            self.state, self.pmd, self.out, self.close, self.fd, self.ctx, true,
-        );
-        conn.assembled = assembled;
-        self.handler.message(&mut conn, msg);
-    }
-}
-
-impl<H: Handler> Sink for ReadSink<'_, H> {
-    fn event(&mut self, event: Event<'_>) {
-        match event {
-            Event::Text(text) => self.message(Message::Text(text), None),
-            Event::Binary(bytes) => self.message(Message::Binary(bytes), None),
-            Event::Close { code, reason } => {
-                self.peer_close = Some((code.unwrap_or(CloseCode::NO_STATUS), reason.to_owned()));
-            }
-            Event::Pong(_) => Counters::inc(&self.ctx.counters.pongs_received, 1),
-            // Pings are answered by the core; compressed messages come through `compressed`.
-            Event::Compressed { .. } | Event::Ping(_) => {}
-        }
-    }
-
-    fn compressed(&mut self, text: bool, payload: &[u8]) -> Result<(), Error> {
-        let limit = self.ctx.cfg.proto.limits.max_message_bytes as usize;
-        // The codecs are released before the handler runs (its sends compress).
-        let plain =
-            self.ctx
-                .codecs
-                .borrow_mut()
-                .inflate(self.pmd, self.ctx.id.slot, payload, limit)?;
-        Counters::inc(&self.ctx.counters.compressed_in, 1);
-        let result = if text {
-            match crate::proto::utf8::validate(&plain) {
-                Ok(text) => {
-                    self.message(Message::Text(text), None);
-                    Ok(())
-                }
-                Err(_) => Err(Error::InvalidUtf8),
-            }
-        } else {
-            self.message(Message::Binary(&plain), None);
-            Ok(())
-        };
-        self.ctx.codecs.borrow_mut().recycle(plain);
-        result
-    }
-
-    fn assembled(&mut self, msg: Assembled) {
-        // The handler may send this very buffer on (`Conn::frame_of`): no copy of a large
-        // message between its assembly and the socket.
-        let borrowed = match msg.text() {
-            Some(text) => Message::Text(text),
-            None => Message::Binary(msg.payload()),
-        };
-        self.message(borrowed, Some(&msg));
-    }
-
-    fn transmit(&mut self, frame: &[u8]) {
-        // A peer that pings without reading must not grow our queue: past the limit its pongs
-        // are dropped (RFC 6455 §5.5.3 lets an endpoint answer only the most recent ping).
-        // Close frames always go.
-        let pong = frame
-            .first()
-            .is_some_and(|b| b & 0x0F == OpCode::Pong as u8);
-        if pong && self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
-            Counters::inc(&self.ctx.counters.answers_dropped, 1);
-            return;
-        }
-        self.out.push(Bytes::copy_from_slice(frame));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::frame::{OpCode, encode_frame};
 
     #[test]
     fn an_idle_connection_slot_stays_small() {

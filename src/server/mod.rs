@@ -36,6 +36,7 @@
 //! | `config` | [`ServerConfig`]: every runtime limit with its default and reason |
 //! | `handler` | [`Handler`], [`Conn`], [`Decision`], [`Message`]: the application's side |
 //! | `conn` | a connection slot: handshake → open → closing, independent of the I/O backend |
+//! | `dispatch` | the adapter between the protocol core and the handler: `Conn` for a callback, the core's output of one read |
 //! | `outbox` | a connection's outbound queue of shared frames, in bytes, with backpressure |
 //! | `compress` | permessage-deflate per connection and the worker's shared codecs |
 //! | [`pubsub`] | topics (rooms) across workers: subscribe, publish, per-worker inboxes |
@@ -50,6 +51,7 @@ mod compress;
 mod config;
 mod conn;
 mod counters;
+mod dispatch;
 #[cfg(test)]
 mod fake;
 mod handler;

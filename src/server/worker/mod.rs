@@ -18,13 +18,16 @@ use std::time::{Duration, Instant};
 
 use super::compress::Codecs;
 use super::config::ServerConfig;
-use super::conn::{Actions, Ctx, Delivery, Flags, Flow, Slot};
+use super::conn::{Actions, Ctx, Flags, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
 use super::pubsub::{ConnId, Hub, LocalTopics, Publication, Topic, TopicOp};
 use super::relay::Relay;
 use super::slab::Slab;
 use super::wheel::Wheel;
+
+mod fanout;
+mod flow;
 use crate::proto::{CloseCode, Timestamp};
 use crate::runtime::sys;
 use crate::runtime::uring::user_data::MAX_SLOT;
@@ -527,36 +530,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         Ok(())
     }
 
-    /// Arms the slot's multishot receive again, unless it is armed, paused by flow control or
-    /// the slot is closing.
-    /// Reading resumes: input held since the pause is fed first, a receive buffer's worth at a
-    /// time with flow control checked in between (it may pause again), then reading is
-    /// re-armed.
-    fn resume_reading(&mut self, slot: u32, generation: u32) -> io::Result<()> {
-        while let Some((g, buf, fed)) = self.held.remove(&slot) {
-            let paused = self
-                .slots
-                .get_mut(slot, generation)
-                .is_none_or(|s| s.flags.has(Flags::READ_PAUSED));
-            if g != generation || paused {
-                if g == generation {
-                    self.held.insert(slot, (g, buf, fed));
-                }
-                break;
-            }
-            let n = (buf.len() - fed).min(self.cfg.uring.buf_size as usize);
-            let mut chunk = buf[fed..fed + n].to_vec();
-            Counters::add(&self.counters.input_held, -(n as i64));
-            if fed + n < buf.len() {
-                self.held.insert(slot, (g, buf, fed + n));
-            } else if let Some(s) = self.slots.get_mut(slot, generation) {
-                s.flags.set(Flags::INPUT_HELD, false);
-            }
-            self.with_slot(slot, generation, |s, h, ctx| s.on_bytes(&mut chunk, h, ctx))?;
-        }
-        self.rearm_recv(slot, generation)
-    }
-
     fn rearm_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
         if let Some(s) = self.slots.get_mut(slot, generation) {
             if !s.flags.has(Flags::RECV_ARMED)
@@ -625,36 +598,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             self.dirty.push((slot, generation));
         }
         self.flow_control(slot, generation)
-    }
-
-    /// Stops or restarts reading a connection by its queue (see `ServerConfig::max_outbound_bytes`).
-    /// A receive armed while paused is cancelled; the bytes it delivers before the cancel lands
-    /// are still handled (replies to them are bounded by the reply ceiling).
-    fn flow_control(&mut self, slot: u32, generation: u32) -> io::Result<()> {
-        let Some(s) = self.slots.get_mut(slot, generation) else {
-            return Ok(());
-        };
-        match s.flow(&self.cfg) {
-            Flow::Keep => {}
-            Flow::Pause => {
-                Counters::inc(&self.counters.read_pauses, 1);
-                Counters::add(&self.counters.reading_paused, 1);
-            }
-            Flow::Resume => {
-                Counters::add(&self.counters.reading_paused, -1);
-                return self.resume_reading(slot, generation);
-            }
-        }
-        let f = s.flags;
-        if f.has(Flags::READ_PAUSED)
-            && f.has(Flags::RECV_ARMED)
-            && !f.has(Flags::RECV_STOPPING)
-            && !f.has(Flags::FD_CLOSING)
-        {
-            s.flags.set(Flags::RECV_STOPPING, true);
-            self.io.cancel_recv(slot, generation)?;
-        }
-        Ok(())
     }
 
     /// Arms the slot's one timer at its earliest deadline (or disarms it).
@@ -811,143 +754,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         }
     }
 
-    // ------------------------------------------------------------------ topics
-
-    /// Applies the topic operations handlers asked for (subscribe, unsubscribe, publish).
-    fn run_topic_ops(&mut self) -> io::Result<()> {
-        loop {
-            let ops = std::mem::take(&mut *self.ops.borrow_mut());
-            if ops.is_empty() {
-                return Ok(());
-            }
-            for op in ops {
-                match op {
-                    TopicOp::Subscribe(id, topic) => {
-                        // Only an open connection joins (one that closed meanwhile would never
-                        // leave again).
-                        let open = self
-                            .slots
-                            .get_mut(id.slot, id.generation)
-                            .is_some_and(|s| s.out.sendable);
-                        if open {
-                            self.topics.subscribe(id.slot, id.generation, topic);
-                        }
-                    }
-                    TopicOp::Unsubscribe(id, topic) => {
-                        self.topics.unsubscribe(id.slot, id.generation, &topic);
-                    }
-                    TopicOp::Publish { p, cluster } => {
-                        Counters::inc(&self.counters.published, 1);
-                        if cluster && self.relay.is_some() {
-                            self.to_broker.push((p.topic.clone(), p.frame.clone()));
-                        }
-                        for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
-                            self.topics.send_to(w, p.clone());
-                        }
-                        self.deliver_local(&p)?;
-                    }
-                }
-            }
-            Counters::set(&self.counters.topics, self.topics.topics() as i64);
-        }
-    }
-
-    /// Queues a publication on this worker's subscribers of its topic.
-    fn deliver_local(&mut self, p: &Publication) -> io::Result<()> {
-        let (now, tick) = (self.now(), self.tick());
-        let mut close = Vec::new();
-        let Worker {
-            slots,
-            topics,
-            dirty,
-            cfg,
-            counters,
-            ops,
-            codecs,
-            index,
-            ..
-        } = self;
-        for (slot, generation) in topics.subscribers(&p.topic) {
-            let id = ConnId {
-                worker: *index as u16,
-                slot,
-                generation,
-            };
-            if p.except == Some(id) {
-                continue;
-            }
-            let Some(s) = slots.get_mut(slot, generation) else {
-                continue;
-            };
-            let ctx = Ctx {
-                cfg,
-                counters,
-                now,
-                tick,
-                id,
-                ops,
-                codecs,
-            };
-            match s.push_publication(p.frame.clone(), &ctx) {
-                Delivery::Queued if !s.flags.has(Flags::DIRTY) => {
-                    s.flags.set(Flags::DIRTY, true);
-                    dirty.push((slot, generation));
-                }
-                Delivery::Close => close.push((slot, generation)),
-                _ => {}
-            }
-        }
-        for (slot, generation) in close {
-            self.with_slot(slot, generation, |s, _, ctx| {
-                s.begin_close(CloseCode::TRY_AGAIN_LATER, "send queue full", ctx)
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Moves the publications owed to each other worker into its inbox, waking it if needed,
-    /// and hands the bridge (if any) this iteration's publications for other nodes and changes
-    /// of interest.
-    fn send_publications(&mut self) -> io::Result<()> {
-        self.hand_to_broker();
-        for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
-            let batch = self.topics.outgoing(w);
-            if batch.is_empty() {
-                continue;
-            }
-            if self.hub.deliver(w, batch) {
-                // Tagged with the target's index: should the message fail, its eventfd is
-                // signalled instead (see `Completion::MsgSent` above).
-                self.io
-                    .wake_peer(self.hub.ring(w), self.hub.efd(w), w as u32)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Hands the bridge (if any) this iteration's publications for other nodes and changes of
-    /// interest.
-    fn hand_to_broker(&mut self) {
-        if let Some(relay) = &self.relay {
-            relay.submit(
-                self.index as u16,
-                &mut self.to_broker,
-                &mut self.topics.changes,
-            );
-        }
-    }
-
-    /// Delivers what other workers and publishers put in this worker's inbox.
-    fn take_inbox(&mut self) -> io::Result<()> {
-        let mut batch = std::mem::take(&mut self.inbox);
-        self.hub.take(self.index, &mut batch);
-        for p in batch.drain(..) {
-            self.deliver_local(&p)?;
-        }
-        self.inbox = batch;
-        Ok(())
-    }
-
     fn begin_shutdown(&mut self) -> io::Result<()> {
         self.accepting = false;
         self.io.cancel_accept()?;
@@ -969,85 +775,4 @@ impl<H: Handler, B: Backend> Worker<H, B> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::app::echo::Echo;
-    use crate::server::fake::{Fake, Op};
-
-    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
-        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-        Sec-WebSocket-Version: 13\r\n\r\n";
-
-    fn worker() -> Worker<Echo, Fake> {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let shared = Shared {
-            cfg: Arc::new(ServerConfig::default()),
-            stop: Arc::new(AtomicBool::new(false)),
-            hub: Arc::new(Hub::new(1).unwrap()),
-            relay: None,
-        };
-        let counters = Arc::new(Counters::default());
-        Worker::new(Fake::default(), listener, Echo, shared, counters, 0)
-    }
-
-    /// Feeds the scripted completions and flushes, as one loop iteration does.
-    fn turn(w: &mut Worker<Echo, Fake>) {
-        while let Some(c) = w.io.next_completion() {
-            w.on_completion(c).unwrap();
-        }
-        w.flush().unwrap();
-        while let Some(c) = w.io.next_completion() {
-            w.on_completion(c).unwrap();
-        }
-    }
-
-    /// Accepts a connection (any descriptor stands for its socket) and upgrades it.
-    fn open_one(w: &mut Worker<Echo, Fake>) -> (u32, u32) {
-        let fd = crate::runtime::sys::eventfd().unwrap();
-        w.io.pending
-            .push_back(Completion::Accepted { fd, more: true });
-        turn(w);
-        let Some(&Op::ArmRecv(slot, generation)) = w.io.log.last() else {
-            panic!("no receive armed: {:?}", w.io.log);
-        };
-        w.io.recv(slot, generation, 0, REQUEST);
-        turn(w);
-        let sent = w.io.sent_to(slot, generation);
-        assert!(
-            sent.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&sent)
-        );
-        (slot, generation)
-    }
-
-    #[test]
-    fn a_receive_that_names_a_lent_buffer_fails_its_connection_and_only_that_one() {
-        let mut w = worker();
-        let a = open_one(&mut w);
-        let b = open_one(&mut w);
-        assert_eq!(w.counters.open.load(Ordering::Relaxed), 2);
-        w.io.pending.push_back(Completion::RecvFault {
-            slot: a.0,
-            generation: a.1,
-            bid: 3,
-            more: true,
-        });
-        turn(&mut w);
-        // Hard failure of that connection: its receive cancelled, its socket closed, its slot
-        // freed; counted; the other connection untouched.
-        assert!(w.io.log.contains(&Op::Cancel(a.0, a.1)), "{:?}", w.io.log);
-        assert!(w.io.log.contains(&Op::Close(a.0, a.1)), "{:?}", w.io.log);
-        assert!(w.slots.get_mut(a.0, a.1).is_none(), "slot freed");
-        assert_eq!(w.counters.ring_faults.load(Ordering::Relaxed), 1);
-        assert_eq!(w.counters.closed_abnormal.load(Ordering::Relaxed), 1);
-        assert_eq!(w.counters.open.load(Ordering::Relaxed), 1);
-        assert!(!w.io.log.contains(&Op::Close(b.0, b.1)));
-        // The other one still echoes.
-        let before = w.io.sent_to(b.0, b.1).len();
-        w.io.recv(b.0, b.1, 1, &[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
-        turn(&mut w);
-        assert_eq!(&w.io.sent_to(b.0, b.1)[before..], &[0x81, 0x02, b'h', b'i']);
-        assert_eq!(w.io.lent, 0, "every buffer recycled");
-    }
-}
+mod tests;
