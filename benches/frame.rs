@@ -16,7 +16,7 @@ impl Sink for Count {
             self.0 += black_box(t).len();
         }
     }
-    fn transmit(&mut self, frame: &[u8]) {
+    fn transmit(&mut self, _opcode: OpCode, frame: &[u8]) {
         black_box(frame);
     }
 }

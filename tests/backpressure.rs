@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ringws::proto::handshake::UpgradeRequest;
+use ringws::server::Upgrade;
 use ringws::server::{Backpressure, Conn, Decision, Handler, Message, SendStatus};
 use support::{Client, Got, TestServer, config};
 
@@ -21,7 +21,7 @@ struct Flood {
 impl Handler for Flood {
     type State = ();
 
-    fn upgrade<'r>(&mut self, _req: &UpgradeRequest<'r>) -> Decision<'r, ()> {
+    fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
         Decision::Accept {
             state: (),
             protocol: None,

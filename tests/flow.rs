@@ -77,7 +77,7 @@ impl Sink for InOrder {
             other => self.bad = Some(format!("unexpected {other:?}")),
         }
     }
-    fn transmit(&mut self, _frame: &[u8]) {}
+    fn transmit(&mut self, _opcode: ringws::proto::frame::OpCode, _frame: &[u8]) {}
 }
 
 /// Reads and checks `count` echoes; calls `sample` after every read.
@@ -240,7 +240,7 @@ fn a_paused_connection_still_reads_the_close_reply_at_shutdown() {
                 _ => {}
             }
         }
-        fn transmit(&mut self, _frame: &[u8]) {}
+        fn transmit(&mut self, _opcode: ringws::proto::frame::OpCode, _frame: &[u8]) {}
     }
     let mut close = None;
     while close.is_none() {

@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ringws::proto::frame::OpCode;
-use ringws::proto::handshake::UpgradeRequest;
+use ringws::server::Upgrade;
 use ringws::server::{Conn, Decision, Handler, Message, ServerConfig};
 use support::{Client, Got, TestServer, config};
 
@@ -196,7 +196,7 @@ struct CloseOnBye;
 
 impl Handler for CloseOnBye {
     type State = ();
-    fn upgrade<'r>(&mut self, _req: &UpgradeRequest<'r>) -> Decision<'r, ()> {
+    fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
         Decision::Accept {
             state: (),
             protocol: None,

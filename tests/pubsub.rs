@@ -7,8 +7,8 @@ mod support;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use ringws::proto::frame::{OpCode, encode_frame};
-use ringws::proto::handshake::UpgradeRequest;
+use ringws::server::Frame;
+use ringws::server::Upgrade;
 use ringws::server::{Conn, Decision, Handler, Message};
 use support::{Client, Got, TestServer, config, patience};
 
@@ -20,7 +20,7 @@ struct Rooms;
 impl Handler for Rooms {
     type State = ();
 
-    fn upgrade<'r>(&mut self, _req: &UpgradeRequest<'r>) -> Decision<'r, ()> {
+    fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
         Decision::Accept {
             state: (),
             protocol: None,
@@ -42,11 +42,7 @@ impl Handler for Rooms {
                 conn.send_text(&format!("left {topic}"));
             }
             (Some(op @ ("pub" | "all")), Some(topic), Some(text)) => {
-                conn.publish(
-                    topic,
-                    encode_frame(OpCode::Text, text.as_bytes()),
-                    op == "all",
-                );
+                conn.publish(topic, Frame::text(text), op == "all");
             }
             _ => {
                 conn.send_text("?");
@@ -128,10 +124,7 @@ fn a_publisher_handle_reaches_every_worker_from_another_thread() {
     let publisher = server.publisher();
     std::thread::spawn(move || {
         for i in 0..20 {
-            publisher.publish(
-                "news",
-                encode_frame(OpCode::Text, format!("n{i}").as_bytes()),
-            );
+            publisher.publish("news", Frame::text(&format!("n{i}")));
         }
     })
     .join()

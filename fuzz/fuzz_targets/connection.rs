@@ -33,9 +33,10 @@ impl Sink for Check {
         }
     }
 
-    fn transmit(&mut self, frame: &[u8]) {
+    fn transmit(&mut self, opcode: OpCode, frame: &[u8]) {
         let (h, n) = Header::parse(frame).expect("valid").expect("complete");
         assert!(h.fin && h.mask.is_none() && h.rsv == 0 && h.opcode.is_control());
+        assert_eq!(h.opcode, opcode, "the frame is what the core says it is");
         assert_eq!(frame.len() as u64, n as u64 + h.payload_len);
         if h.opcode == OpCode::Close {
             let code = CloseCode(u16::from_be_bytes([frame[n], frame[n + 1]]));

@@ -1,8 +1,8 @@
 //! The echo application: every message goes back to its sender, as the same kind. What the
 //! Autobahn suite and the benchmarks run against. Also answers `GET /healthz`.
 
-use crate::proto::handshake::{HttpRequest, UpgradeRequest};
-use crate::server::{Conn, Decision, Handler, HttpResponse, Message};
+use crate::proto::handshake::HttpRequest;
+use crate::server::{Conn, Decision, Handler, HttpResponse, Message, Upgrade};
 
 /// Echoes every message; accepts every upgrade on any path.
 #[derive(Debug, Clone, Default)]
@@ -11,7 +11,7 @@ pub struct Echo;
 impl Handler for Echo {
     type State = ();
 
-    fn upgrade<'r>(&mut self, _req: &UpgradeRequest<'r>) -> Decision<'r, ()> {
+    fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
         Decision::Accept {
             state: (),
             protocol: None,

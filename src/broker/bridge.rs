@@ -24,7 +24,7 @@ use futures_util::FutureExt;
 
 use super::interest::Interest;
 use super::{Broker, BrokerConfig, BrokerError, BrokerRx, BrokerTx, Link, envelope};
-use crate::server::{Inbound, Topic};
+use crate::server::{Frame, Inbound, Topic};
 
 /// Most messages delivered to the workers in one batch.
 const MAX_BATCH: usize = 1024;
@@ -75,7 +75,7 @@ struct Bridge<B> {
     /// Since when the broker is unreachable, and the drop count then.
     outage: Option<(Instant, u64)>,
     /// Deliveries being gathered for each worker.
-    workers: Vec<Vec<(Topic, Bytes)>>,
+    workers: Vec<Vec<(Topic, Frame)>>,
     /// Publications of a batch whose publish failed: counted as dropped with the outage.
     unsent: u64,
 }
@@ -283,7 +283,7 @@ impl<B: Broker> Bridge<B> {
         self.change_subscriptions(tx).await
     }
 
-    fn encode(&self, outbound: &[(Topic, Bytes)]) -> Vec<(String, Vec<u8>)> {
+    fn encode(&self, outbound: &[(Topic, Frame)]) -> Vec<(String, Vec<u8>)> {
         let node = self.link.node();
         outbound
             .iter()
@@ -350,7 +350,6 @@ impl<B: Broker> Bridge<B> {
         let Some((topic, workers)) = self.interest.workers(topic) else {
             return;
         };
-        let frame = payload.slice_ref(frame);
         for &w in workers {
             if let Some(batch) = self.workers.get_mut(usize::from(w)) {
                 batch.push((topic.clone(), frame.clone()));
@@ -403,7 +402,6 @@ fn jitter(d: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::broker::NodeId;
-    use crate::proto::frame::{OpCode, encode_frame};
     use crate::server::pubsub::Hub;
     use std::collections::HashSet;
     use std::sync::Mutex;
@@ -432,7 +430,7 @@ mod tests {
         }
         /// A message from another node on `topic`'s channel, if a session is up.
         fn inject(&self, topic: &str, text: &str) -> bool {
-            let msg = envelope::encode(NodeId(99), &encode_frame(OpCode::Text, text.as_bytes()));
+            let msg = envelope::encode(NodeId(99), &Frame::text(text));
             let state = self.state();
             state.incoming.as_ref().is_some_and(|tx| {
                 tx.send((format!("ringws:room:{topic}"), Bytes::from(msg)))
@@ -531,7 +529,7 @@ mod tests {
         let publisher = {
             let (link, publishing) = (link.clone(), publishing.clone());
             std::thread::spawn(move || {
-                let frame = encode_frame(OpCode::Text, b"mine");
+                let frame = Frame::text("mine");
                 while publishing.load(std::sync::atomic::Ordering::Relaxed) {
                     link.submit(0, &mut vec![(topic("t"), frame.clone())], &mut Vec::new());
                     std::thread::sleep(Duration::from_micros(100));
@@ -559,7 +557,7 @@ mod tests {
         publishing.store(false, std::sync::atomic::Ordering::Relaxed);
         publisher.join().unwrap();
         assert_eq!(got.len(), 100, "received while publishing");
-        let texts: Vec<_> = got.iter().map(|p| p.frame[2..].to_vec()).collect();
+        let texts: Vec<_> = got.iter().map(|p| p.frame.payload().to_vec()).collect();
         let expected: Vec<_> = (0..100).map(|i| i.to_string().into_bytes()).collect();
         assert_eq!(texts, expected, "in order");
         let mut other = Vec::new();
@@ -576,7 +574,7 @@ mod tests {
         fake.state().refuse = 3;
         let (link, _hub, thread) = start(&fake);
         link.submit(1, &mut Vec::new(), &mut vec![(topic("a"), true)]);
-        let frame = encode_frame(OpCode::Text, b"x");
+        let frame = Frame::text("x");
         // Refused at first: publications are dropped (and counted), interest is kept.
         link.submit(1, &mut vec![(topic("a"), frame.clone())], &mut Vec::new());
         wait_for("connected", || link.stats().connected);
@@ -589,7 +587,11 @@ mod tests {
         wait_for("published", || fake.state().published.len() == 1);
         let (channel, payload) = fake.state().published[0].clone();
         assert_eq!(channel, "ringws:room:a");
-        assert_eq!(envelope::decode(&payload).unwrap(), (NodeId(1), &frame[..]));
+        let payload = Bytes::from(payload);
+        assert_eq!(
+            envelope::decode(&payload).unwrap(),
+            (NodeId(1), frame.clone())
+        );
 
         // The session is cut: a second outage, then a new session subscribes again.
         fake.state().incoming = None;

@@ -10,9 +10,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use bytes::Bytes;
-
-use crate::server::Topic;
+use crate::server::{Frame, Topic};
 
 /// A node's identity on the broker (random per process unless configured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,7 +39,7 @@ impl fmt::Display for NodeId {
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     /// Publications for the other nodes, in order.
-    pub(crate) outbound: Vec<(Topic, Bytes)>,
+    pub(crate) outbound: Vec<(Topic, Frame)>,
     /// Their frames' bytes.
     pub(crate) bytes: usize,
     /// `(worker, topic, subscribed)`: a worker's first subscriber of a topic came or its last
@@ -131,7 +129,7 @@ impl Link {
     pub(crate) fn submit(
         &self,
         worker: u16,
-        outbound: &mut Vec<(Topic, Bytes)>,
+        outbound: &mut Vec<(Topic, Frame)>,
         interest: &mut Vec<(Topic, bool)>,
     ) {
         if outbound.is_empty() && interest.is_empty() {
@@ -145,11 +143,11 @@ impl Link {
             p.interest
                 .extend(interest.drain(..).map(|(t, on)| (worker, t, on)));
             for (topic, frame) in outbound.drain(..) {
-                if !connected || p.bytes + frame.len() > self.max_pending_bytes {
+                if !connected || p.bytes + frame.wire().len() > self.max_pending_bytes {
                     dropped += 1;
                     continue;
                 }
-                p.bytes += frame.len();
+                p.bytes += frame.wire().len();
                 p.outbound.push((topic, frame));
                 wake = true;
             }
@@ -310,7 +308,7 @@ mod tests {
     #[test]
     fn publications_cross_only_while_connected_and_within_the_bound() {
         let link = Link::new(NodeId(1), "test".into(), 10);
-        let frame = Bytes::from_static(b"12345");
+        let frame = Frame::binary(b"123"); // 5 bytes on the wire
         let mut out = vec![(t("a"), frame.clone())];
         let mut interest = vec![(t("a"), true)];
         link.submit(3, &mut out, &mut interest);

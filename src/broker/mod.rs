@@ -79,7 +79,7 @@ use bytes::Bytes;
 
 pub use link::{BrokerStats, Link, NodeId};
 
-use crate::server::{Inbound, Relay, Topic};
+use crate::server::{Frame, Inbound, Relay, Topic};
 
 /// An error from a broker client.
 pub type BrokerError = Box<dyn std::error::Error + Send + Sync>;
@@ -214,7 +214,7 @@ impl<B: Broker> Relay for BrokerRelay<B> {
     fn submit(
         &self,
         worker: u16,
-        publications: &mut Vec<(Topic, Bytes)>,
+        publications: &mut Vec<(Topic, Frame)>,
         interest: &mut Vec<(Topic, bool)>,
     ) {
         self.link.submit(worker, publications, interest);

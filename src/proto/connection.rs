@@ -31,7 +31,7 @@ use super::close::{self, CloseCode, ClosePayload};
 use super::config::{Config, Role};
 use super::error::Error;
 use super::frame::{
-    Header, HeaderBuf, HeaderView, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1,
+    Frame, Header, HeaderBuf, HeaderView, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1,
 };
 use super::mask;
 use super::state::State;
@@ -72,8 +72,9 @@ pub enum Event<'a> {
 pub trait Sink {
     /// An event for the application.
     fn event(&mut self, event: Event<'_>);
-    /// A frame (at most [`MAX_CONTROL_FRAME`] bytes) the protocol itself sends: queue it in order.
-    fn transmit(&mut self, frame: &[u8]);
+    /// A frame (at most [`MAX_CONTROL_FRAME`] bytes) the protocol itself sends, a pong or a
+    /// close frame as `opcode` says: queue it in order.
+    fn transmit(&mut self, opcode: OpCode, frame: &[u8]);
     /// A whole text or binary message that was assembled from several reads (fragments, or a
     /// frame spanning receive buffers), handed over in its own buffer: see [`Assembled`].
     /// By default it is delivered as a borrowed [`Event::Text`] or [`Event::Binary`].
@@ -103,30 +104,24 @@ pub const ASSEMBLY_HEADROOM: usize = 10;
 /// message is assembled once and sent from the same memory).
 #[derive(Debug, Clone)]
 pub struct Assembled {
-    frame: bytes::Bytes,
-    header_len: u8,
-    text: bool,
+    frame: Frame,
 }
 
 impl Assembled {
     /// The payload (validated UTF-8 for text).
     pub fn payload(&self) -> &[u8] {
-        &self.frame[usize::from(self.header_len)..]
+        self.frame.payload()
     }
 
     /// Whether it is a text message.
     pub fn is_text(&self) -> bool {
-        self.text
+        self.frame.is_text()
     }
 
     /// The text, for a text message.
     pub fn text(&self) -> Option<&str> {
-        if self.text {
-            // Validated before this value was made; this pass only converts (no unsafe here).
-            utf8::validate(self.payload()).ok()
-        } else {
-            None
-        }
+        // Validated before this value was made; this pass only converts (no unsafe here).
+        self.frame.as_text()
     }
 
     /// The message as a borrowed event.
@@ -138,7 +133,7 @@ impl Assembled {
     }
 
     /// The unmasked frame (header and payload) carrying this message, sharing its buffer.
-    pub fn frame(&self) -> bytes::Bytes {
+    pub fn frame(&self) -> Frame {
         self.frame.clone()
     }
 }
@@ -614,9 +609,7 @@ impl Connection {
         spill[start..ASSEMBLY_HEADROOM].copy_from_slice(&header);
         let frame = bytes::Bytes::from(spill).slice(start..);
         sink.assembled(Assembled {
-            frame,
-            header_len: header.len() as u8,
-            text: m.text,
+            frame: Frame::from_trusted(frame, header.len() as u8, m.text),
         });
         Ok(())
     }
@@ -654,7 +647,7 @@ impl Connection {
             OpCode::Ping => {
                 if self.state.can_send() {
                     let pong = self.control_frame(cfg, OpCode::Pong, &[payload]);
-                    sink.transmit(&pong);
+                    sink.transmit(OpCode::Pong, &pong);
                 }
                 sink.event(Event::Ping(payload));
             }
@@ -665,7 +658,7 @@ impl Connection {
                     // Echo the peer's code; an empty close is answered with 1000 (§7.1.5, §5.5.1).
                     let code = close.code.unwrap_or(CloseCode::NORMAL);
                     let reply = self.close_frame(cfg, code, "");
-                    sink.transmit(&reply);
+                    sink.transmit(OpCode::Close, &reply);
                 }
                 self.set_closed();
                 sink.event(Event::Close {
@@ -684,7 +677,7 @@ impl Connection {
         if self.state.can_send() {
             let code = e.close_code().unwrap_or(CloseCode::PROTOCOL_ERROR);
             let frame = self.close_frame(cfg, code, e.reason());
-            sink.transmit(&frame);
+            sink.transmit(OpCode::Close, &frame);
         }
         self.set_closed();
     }

@@ -1,12 +1,13 @@
 //! permessage-deflate on the server: what each connection agreed ([`Pmd`], a few bytes unless it
 //! keeps its own context) and the worker's shared codecs ([`Codecs`]).
 //!
-//! Outbound, compression happens where a frame is queued ([`Codecs::compress_frame`]): a reply,
-//! an echo of the message being handled, or a publication for a subscriber. A publication is
-//! the same `Bytes` for every subscriber of a worker, so in shared mode its compressed frame is
-//! made once per worker (and window size) and shared too: the cache below holds it for the
-//! rest of the worker's loop iteration. Inbound, [`Codecs::inflate`] turns a compressed message
-//! into plain bytes under the message limit.
+//! Outbound, compression happens where a message is queued, before it is framed: a reply's
+//! payload is deflated straight into its frame ([`message`]); a [`Frame`] (an echo, a
+//! publication) is compressed from its payload, which the checked frame hands over without
+//! being parsed again ([`frame`]). A publication is the same `Frame` for every subscriber of a
+//! worker, so in shared mode its compressed frame is made once per worker (and window size) and
+//! shared too: the cache below holds it for the rest of the worker's loop iteration. Inbound,
+//! [`Codecs::inflate`] turns a compressed message into plain bytes under the message limit.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::counters::Counters;
 use crate::proto::Error;
 use crate::proto::deflate::{Agreement, DeflateConfig, Deflater, Inflater};
-use crate::proto::frame::{FIN, Header, OpCode, RSV1};
+use crate::proto::frame::{FIN, Frame, Header, OpCode, RSV1, encode_frame};
 
 /// One connection's side of the agreement, in one byte of its slot: 0 when not negotiated;
 /// the window bits of our deflater (8 to 15) when neither side takes over context (the worker's
@@ -53,7 +54,7 @@ impl Pmd {
 
 /// Frames compressed for the current fan-out, one per window size: (the plain frame, kept so
 /// its address cannot be reused while cached; the compressed frame).
-type FanOutCache = [Option<(Bytes, Bytes)>; 8];
+type FanOutCache = [Option<(Frame, Bytes)>; 8];
 
 /// A worker's codecs, used for every connection without context of its own.
 #[derive(Debug, Default)]
@@ -161,31 +162,23 @@ impl Codecs {
         }
     }
 
-    /// `frame` as this connection should send it: compressed (RSV1) when the connection
-    /// negotiated permessage-deflate and `frame` is an unfragmented, unmasked text or binary
-    /// frame of at least `cfg.min_bytes` of payload; otherwise `frame` itself.
-    pub(crate) fn compress_frame(
+    /// The compressed frame (RSV1) of a message for the connection `pmd` (in `slot`), or `None`
+    /// when it goes uncompressed: permessage-deflate not negotiated, or a payload shorter than
+    /// `cfg.min_bytes`. `fan_out` is the message's frame when the same one goes to many
+    /// connections: in shared mode it is compressed once per window and loop iteration.
+    pub(crate) fn compress(
         &mut self,
         pmd: Pmd,
         slot: u32,
-        frame: Bytes,
+        text: bool,
+        payload: &[u8],
+        fan_out: Option<&Frame>,
         cfg: &DeflateConfig,
-    ) -> (Bytes, bool) {
-        if !pmd.is_on() {
-            return (frame, false);
+    ) -> Option<Bytes> {
+        if !pmd.is_on() || payload.len() < cfg.min_bytes {
+            return None;
         }
-        let Ok(Some((h, header_len))) = Header::parse(&frame) else {
-            return (frame, false);
-        };
-        if !h.fin
-            || h.rsv != 0
-            || h.mask.is_some()
-            || !matches!(h.opcode, OpCode::Text | OpCode::Binary)
-            || (frame.len() - header_len) < cfg.min_bytes
-        {
-            return (frame, false);
-        }
-        let payload = &frame[header_len..];
+        let opcode = if text { OpCode::Text } else { OpCode::Binary };
         // Our window, and our own deflater when we keep context.
         let (bits, own) = match pmd.shared_bits() {
             Some(bits) => (bits, None),
@@ -201,45 +194,79 @@ impl Codecs {
                     )
                 }
                 Some(d) => (d.agreement.server_max_window_bits, None),
-                None => return (frame, false), // unreachable: agreed connections have an entry
+                None => return None, // unreachable: agreed connections have an entry
             },
         };
         if let Some(deflater) = own {
-            return (encode(h.opcode, payload, deflater, &mut self.buf), true);
+            return Some(encode(opcode, payload, deflater, &mut self.buf));
         }
         // The worker's deflater for this window; a fan-out's frame is compressed once.
         let i = usize::from(bits.clamp(8, 15) - 8);
-        if let Some((plain, packed)) = &self.cache[i] {
-            if plain.as_ptr() == frame.as_ptr() && plain.len() == frame.len() {
-                return (packed.clone(), true);
+        if let (Some(frame), Some((plain, packed))) = (fan_out, &self.cache[i]) {
+            if plain.wire().as_ptr() == frame.wire().as_ptr()
+                && plain.wire().len() == frame.wire().len()
+            {
+                return Some(packed.clone());
             }
         }
         let deflater =
             self.deflaters[i].get_or_insert_with(|| Deflater::new(cfg.level, bits, true));
-        let packed = encode(h.opcode, payload, deflater, &mut self.buf);
-        self.cache[i] = Some((frame, packed.clone()));
-        (packed, true)
+        let packed = encode(opcode, payload, deflater, &mut self.buf);
+        if let Some(frame) = fan_out {
+            self.cache[i] = Some((frame.clone(), packed.clone()));
+        }
+        Some(packed)
     }
 }
 
-/// `frame` as the connection `pmd` (in `slot`) sends it, counted in `compressed_out` when
-/// compressed: what every path that queues a data frame calls.
-pub(crate) fn outbound(
+/// The bytes to queue for `frame` on the connection `pmd` (in `slot`): compressed when it
+/// should be (see [`Codecs::compress`]; counted in `compressed_out`), else the frame itself.
+pub(crate) fn frame(
     codecs: &RefCell<Codecs>,
     pmd: Pmd,
     slot: u32,
-    frame: Bytes,
+    frame: &Frame,
     cfg: &DeflateConfig,
     counters: &Counters,
 ) -> Bytes {
-    if !pmd.is_on() {
-        return frame;
+    if pmd.is_on() {
+        let packed = codecs.borrow_mut().compress(
+            pmd,
+            slot,
+            frame.is_text(),
+            frame.payload(),
+            Some(frame),
+            cfg,
+        );
+        if let Some(packed) = packed {
+            Counters::inc(&counters.compressed_out, 1);
+            return packed;
+        }
     }
-    let (frame, packed) = codecs.borrow_mut().compress_frame(pmd, slot, frame, cfg);
-    if packed {
-        Counters::inc(&counters.compressed_out, 1);
+    frame.wire().clone()
+}
+
+/// The bytes to queue for a message written from `payload` (a reply): compressed straight into
+/// its frame when it should be, else framed as it is. One frame is built either way.
+pub(crate) fn message(
+    codecs: &RefCell<Codecs>,
+    pmd: Pmd,
+    slot: u32,
+    text: bool,
+    payload: &[u8],
+    cfg: &DeflateConfig,
+    counters: &Counters,
+) -> Bytes {
+    if pmd.is_on() {
+        let packed = codecs
+            .borrow_mut()
+            .compress(pmd, slot, text, payload, None, cfg);
+        if let Some(packed) = packed {
+            Counters::inc(&counters.compressed_out, 1);
+            return packed;
+        }
     }
-    frame
+    encode_frame(if text { OpCode::Text } else { OpCode::Binary }, payload)
 }
 
 /// A compressed frame (RSV1, FIN) of `payload`, deflated through the scratch `buf`.
@@ -268,7 +295,6 @@ fn encode(opcode: OpCode, payload: &[u8], deflater: &mut Deflater, buf: &mut Vec
 mod tests {
     use super::*;
     use crate::proto::deflate::{Mode, negotiate};
-    use crate::proto::frame::encode_frame;
     use crate::proto::handshake::Extensions;
 
     fn agreement(offer: &str, mode: Mode) -> Option<Agreement> {
@@ -281,6 +307,26 @@ mod tests {
             ..DeflateConfig::default()
         };
         negotiate(Extensions::new(&headers), &cfg)
+    }
+
+    impl Codecs {
+        /// [`Codecs::compress`] for a frame that goes to many connections.
+        fn compress_frame(
+            &mut self,
+            pmd: Pmd,
+            slot: u32,
+            frame: &Frame,
+            cfg: &DeflateConfig,
+        ) -> Option<Bytes> {
+            self.compress(
+                pmd,
+                slot,
+                frame.is_text(),
+                frame.payload(),
+                Some(frame),
+                cfg,
+            )
+        }
     }
 
     fn inflate_frame(frame: &[u8]) -> Vec<u8> {
@@ -309,26 +355,24 @@ mod tests {
             "shared mode keeps nothing per connection"
         );
         let text = "{\"op\":\"message\",\"text\":\"hello hello hello hello hello\"}".repeat(4);
-        let frame = encode_frame(OpCode::Text, text.as_bytes());
-        let (fa, ca) = codecs.compress_frame(a, 1, frame.clone(), &cfg);
-        let (fb, cb) = codecs.compress_frame(b, 2, frame.clone(), &cfg);
-        assert!(ca && cb);
+        let frame = Frame::text(&text);
+        let fa = codecs.compress_frame(a, 1, &frame, &cfg).unwrap();
+        let fb = codecs.compress_frame(b, 2, &frame, &cfg).unwrap();
         assert_eq!(fa.as_ptr(), fb.as_ptr(), "the same compressed bytes");
-        assert!(fa.len() < frame.len() / 2);
+        assert!(fa.len() < frame.wire().len() / 2);
         assert_eq!(inflate_frame(&fa), text.as_bytes());
-        // A new batch compresses again.
+        // A new batch compresses again; so does a reply's payload (not a fan-out).
         codecs.end_of_batch();
-        let (fc, _) = codecs.compress_frame(a, 1, frame.clone(), &cfg);
+        let fc = codecs.compress_frame(a, 1, &frame, &cfg).unwrap();
         assert_ne!(fc.as_ptr(), fa.as_ptr());
-        // Short frames, control frames and connections without the extension are left alone.
-        let short = encode_frame(OpCode::Text, b"hi");
-        assert_eq!(codecs.compress_frame(a, 1, short.clone(), &cfg).0, short);
-        let ping = encode_frame(OpCode::Ping, &[0; 100]);
-        assert_eq!(codecs.compress_frame(a, 1, ping.clone(), &cfg).0, ping);
-        assert_eq!(
-            codecs.compress_frame(Pmd::OFF, 3, frame.clone(), &cfg).0,
-            frame
-        );
+        let reply = codecs
+            .compress(a, 1, true, text.as_bytes(), None, &cfg)
+            .unwrap();
+        assert_eq!(reply, fc, "the same bytes, compressed on their own");
+        assert_ne!(reply.as_ptr(), fc.as_ptr());
+        // Short messages and connections without the extension are left alone.
+        assert_eq!(codecs.compress_frame(a, 1, &Frame::text("hi"), &cfg), None);
+        assert_eq!(codecs.compress_frame(Pmd::OFF, 3, &frame, &cfg), None);
     }
 
     #[test]
@@ -348,13 +392,12 @@ mod tests {
             let mut codecs = Codecs::default();
             let p = codecs.agree(1, agreement("permessage-deflate", Mode::Shared));
             for earlier in history {
-                codecs.compress_frame(p, 1, encode_frame(OpCode::Text, earlier.as_bytes()), &cfg);
+                codecs.compress_frame(p, 1, &Frame::text(earlier), &cfg);
                 codecs.end_of_batch();
             }
-            let (frame, packed) =
-                codecs.compress_frame(p, 1, encode_frame(OpCode::Text, guess.as_bytes()), &cfg);
-            assert!(packed);
-            frame
+            codecs
+                .compress_frame(p, 1, &Frame::text(guess), &cfg)
+                .expect("compressed")
         };
         let alone = fresh(&[]);
         assert_eq!(fresh(&[secret]), alone, "after the secret: the same bytes");
@@ -366,10 +409,10 @@ mod tests {
             mode: Mode::Dedicated,
             ..DeflateConfig::default()
         };
-        let frame = |t: &str| encode_frame(OpCode::Text, t.as_bytes());
-        let first = codecs.compress_frame(d, 1, frame(guess), &dedicated).0;
-        codecs.compress_frame(d, 1, frame(secret), &dedicated);
-        let after = codecs.compress_frame(d, 1, frame(guess), &dedicated).0;
+        let mut send = |t: &str| codecs.compress_frame(d, 1, &Frame::text(t), &dedicated);
+        let first = send(guess).unwrap();
+        send(secret);
+        let after = send(guess).unwrap();
         assert!(after.len() < first.len(), "{} {}", after.len(), first.len());
     }
 
@@ -390,10 +433,10 @@ mod tests {
         assert_eq!(codecs.dedicated(), 1);
         let text = "{\"op\":\"message\",\"room\":\"lobby\",\"text\":\"good morning everyone, \
                     how is everyone doing?\"}";
-        let frame = encode_frame(OpCode::Text, text.as_bytes());
-        let (first, _) = codecs.compress_frame(p, 7, frame.clone(), &cfg);
+        let frame = Frame::text(text);
+        let first = codecs.compress_frame(p, 7, &frame, &cfg).unwrap();
         codecs.end_of_batch();
-        let (second, _) = codecs.compress_frame(p, 7, frame.clone(), &cfg);
+        let second = codecs.compress_frame(p, 7, &frame, &cfg).unwrap();
         assert!(
             second.len() < first.len() / 2,
             "{} {}",

@@ -112,6 +112,11 @@ pub struct ServerConfig {
     /// second by the server, without reaching the handler (browsers cannot send ping frames).
     /// Default `None`; e.g. `Some(("ping".into(), "pong".into()))`.
     pub text_heartbeat: Option<(String, String)>,
+    /// Timers handlers may have pending on one worker ([`Conn::set_timer`](super::Conn::set_timer));
+    /// more are refused and counted. Default 1,048,576 (40 bytes each: at most 40 MiB per
+    /// worker): a reminder per connection for a million connections, while a handler that sets
+    /// timers in a loop cannot grow the worker's memory without bound.
+    pub max_handler_timers: usize,
     /// The I/O backend. Default [`IoChoice::Auto`]: io_uring when the kernel offers what it
     /// needs, otherwise epoll, with one log line naming the cause.
     pub io: IoChoice,
@@ -164,6 +169,7 @@ impl Default for ServerConfig {
             pong_timeout: Duration::from_secs(20),
             idle_timeout: None,
             text_heartbeat: None,
+            max_handler_timers: 1 << 20,
             io: IoChoice::Auto,
             proto: proto::Config::default(),
             compression: proto::deflate::DeflateConfig::default(),

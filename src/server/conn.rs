@@ -2,15 +2,8 @@
 //! protocol core: the handshake, messages to the handler, the outbound queue, closing.
 //!
 //! Nothing here touches a socket: the worker's I/O backend hands bytes in and reads back what
-//! to do ([`Actions`]). That is the seam another backend (epoll) plugs into.
-//!
-//! Life of a slot:
-//!
-//! ```text
-//! Handshake ──101──► Open ──close frame in/out, error──► Closing ──queue flushed──► (shut down,
-//!     │                                                    ▲          drained or lingered,
-//!     └── HTTP response / 4xx ─────────────────────────────┘          fd closed, slot freed)
-//! ```
+//! to do ([`Actions`]). That is the seam another backend (epoll) plugs into. The life of a slot
+//! is drawn on [`Phase`].
 
 use std::cell::RefCell;
 use std::mem;
@@ -23,18 +16,51 @@ use super::compress::{self, Codecs, Pmd};
 use super::config::ServerConfig;
 use super::counters::Counters;
 use super::dispatch::{ReadSink, conn};
-use super::handler::{Decision, Handler, HttpResponse};
+use super::handler::{Decision, Handler, HttpResponse, Upgrade};
+use super::ops::Op;
+use super::outbox::Kind;
 use super::outbox::{Outbox, Refused};
-use super::pubsub::{ConnId, TopicOp};
+use super::pubsub::ConnId;
 use crate::proto::deflate;
-use crate::proto::frame::RSV1;
+use crate::proto::frame::{Frame, RSV1};
 use crate::proto::handshake::{self, Head, HeadReader, Request};
 use crate::proto::{CloseCode, Connection, Error, Timestamp};
 
-/// Where a connection is in its life.
+/// Where a connection is in its life: the one state of a slot, with [`Flags`] for what is in
+/// flight and what it waits for. Phases are named for what they wait for.
+///
+/// ```text
+///  accepted ──► AwaitHead ──head complete, upgrade accepted (101 queued)──► Open ─────────────┐
+///               (the request head,               ws: the protocol core's    (messages both    │
+///                for handshake_timeout)          State; the handler's state  ways)            │
+///                   │                                                          │               │
+///                   │ HTTP request answered, bad head (4xx), refused (401...)  │ close frame   │
+///                   ▼                                                          │ in or out,    │
+///               Closing ◄─────────────────────────────────────────────────────┘ protocol     │
+///   nothing more for the application; the flags say what it waits for:          error, EOF,   │
+///                                                                                timeouts,     │
+///     CLOSE_AFTER_FLUSH: its queue to go out (at most close_timeout)             shutdown      │
+///        │ queue empty                                                                         │
+///        ▼                                                                                     │
+///     SHUT_DOWN: our side is shut (FIN sent); input drained until the peer's                  │
+///        │       EOF (at most linger), so unread input cannot turn into a reset                │
+///        │ EOF, reset or the deadline                                                          │
+///        ▼                                                                                     │
+///     FD_CLOSING: receive cancelled, close queued in the backend  ◄── reset, pong timeout, ────┘
+///        │ close completed, nothing armed, no send in flight           handshake timeout
+///        ▼
+///     FD_CLOSED: the slot is freed; its generation changes, so late completions are ignored
+/// ```
+///
+/// Beside the phase, the reading side while open: `RECV_ARMED` (a receive is armed) →
+/// `READ_PAUSED` once replies to a read bring the queue to `max_outbound_bytes` (with
+/// `RECV_STOPPING` while the cancel is in flight, and `INPUT_HELD` if bytes arrived meanwhile:
+/// they are fed on resume) → `RECV_ARMED` again at the low-water mark, or once closing (a close
+/// reply must be read). `DIRTY`: listed for the next flush. `PING_OUTSTANDING`: a heartbeat
+/// ping is unanswered. `PEER_EOF`: the peer's stream ended (no lingering then).
 pub(crate) enum Phase<S> {
     /// Reading the HTTP request head.
-    Handshake(HeadReader),
+    AwaitHead(HeadReader),
     /// Upgraded: the protocol state and the handler's state.
     Open { ws: Connection, state: S },
     /// Nothing more is read for the application: flushing what is queued, then closing.
@@ -88,13 +114,9 @@ impl Flags {
     pub(crate) const READ_PAUSED: u16 = 1 << 8;
     /// A cancel of the armed receive is in flight (reading is pausing).
     pub(crate) const RECV_STOPPING: u16 = 1 << 9;
-    /// Replies to what was just read brought the queue to its high-water mark: reading must
-    /// pause. (Broadcasts filling the queue do not pause reading: a slow subscriber must still
-    /// be heard, its requests and heartbeats read.)
-    pub(crate) const REPLIES_OVER: u16 = 1 << 10;
     /// The worker holds input of this connection that arrived after reading paused (before
     /// the cancel landed): it is fed before reading is re-armed.
-    pub(crate) const INPUT_HELD: u16 = 1 << 11;
+    pub(crate) const INPUT_HELD: u16 = 1 << 10;
 
     /// Whether `flag` is set.
     pub(crate) fn has(self, flag: u16) -> bool {
@@ -120,6 +142,10 @@ pub(crate) struct Actions {
     pub(crate) rearm: bool,
     /// Close the socket now, without flushing (peer gone, or nothing left to say).
     pub(crate) close_now: bool,
+    /// Replies to what was just read brought the queue to its high-water mark: reading must
+    /// pause (see [`Slot::flow`]). Broadcasts filling the queue never set it: a slow
+    /// subscriber must still be heard, its requests and heartbeats read.
+    pub(crate) replies_over: bool,
 }
 
 /// What became of a publication for one subscriber.
@@ -158,7 +184,7 @@ pub(crate) struct Ctx<'a> {
     /// The connection this event is for.
     pub(crate) id: ConnId,
     /// Topic operations the handler asks for, applied by the worker after the callback.
-    pub(crate) ops: &'a RefCell<Vec<TopicOp>>,
+    pub(crate) ops: &'a RefCell<Vec<Op>>,
     /// The worker's permessage-deflate codecs.
     pub(crate) codecs: &'a RefCell<Codecs>,
 }
@@ -199,7 +225,7 @@ impl<S> Slot<S> {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         Slot {
             fd: Some(fd),
-            phase: Phase::Handshake(HeadReader::new()),
+            phase: Phase::AwaitHead(HeadReader::new()),
             out: Outbox::default(),
             flags: Flags::default(),
             since: 0,
@@ -216,20 +242,17 @@ impl<S> Slot<S> {
         ctx: &Ctx<'_>,
     ) -> Actions {
         let before = self.out.queued();
-        let refused_before = ctx.counters.replies_refused();
+        self.out.take_offered();
         let mut actions = match &mut self.phase {
-            Phase::Handshake(_) => self.on_handshake_bytes(data, handler, ctx),
+            Phase::AwaitHead(_) => self.on_handshake_bytes(data, handler, ctx),
             Phase::Open { .. } => self.on_ws_bytes(data, handler, ctx),
             // Draining after our close: input is read and dropped until EOF.
             Phase::Closing => Actions::default(),
         };
-        // This read asked for replies (queued, or refused because the queue is full: every
-        // send during a read is this connection's reply) with the queue at its mark.
-        let after = self.out.queued();
-        let replied = after > before || ctx.counters.replies_refused() != refused_before;
-        if replied && after >= ctx.cfg.max_outbound_bytes {
-            self.flags.set(Flags::REPLIES_OVER, true);
-        }
+        // Whatever was offered to the queue during a read (queued, or refused because the
+        // queue is full) was a reply to it: with the queue at its mark, reading must pause.
+        actions.replies_over =
+            self.out.take_offered() && self.out.queued() >= ctx.cfg.max_outbound_bytes;
         self.account(before, ctx, &mut actions);
         actions
     }
@@ -309,13 +332,44 @@ impl<S> Slot<S> {
         actions
     }
 
+    /// A timer the handler set for this connection is due: the handler's `timer` runs if the
+    /// connection is still open (its sends there are not replies: the backpressure policy
+    /// applies at the high-water mark).
+    pub(crate) fn on_handler_timer<H: Handler<State = S>>(
+        &mut self,
+        handler: &mut H,
+        ctx: &Ctx<'_>,
+        token: u64,
+    ) -> Actions {
+        let before = self.out.queued();
+        let mut actions = Actions::default();
+        let mut close = None;
+        if let Phase::Open { state, .. } = &mut self.phase {
+            if self.out.sendable {
+                let mut conn = conn(
+                    state,
+                    self.pmd,
+                    &mut self.out,
+                    &mut close,
+                    self.fd.as_ref().map(AsFd::as_fd),
+                    ctx,
+                    false,
+                );
+                handler.timer(&mut conn, token);
+            }
+        }
+        self.apply_close_request(close, ctx, &mut actions);
+        self.account(before, ctx, &mut actions);
+        actions
+    }
+
     /// When this slot's timer must fire next, in ticks: the handshake deadline, the next
     /// heartbeat ping or pong deadline, the idle timeout, the close-handshake deadline or the end
     /// of lingering, whichever comes first for its phase.
     pub(crate) fn next_deadline(&self, ctx: &Ctx<'_>) -> Option<u32> {
         let cfg = ctx.cfg;
         match &self.phase {
-            Phase::Handshake(_) => Some(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))),
+            Phase::AwaitHead(_) => Some(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))),
             Phase::Open { ws, .. } => {
                 if let Some(deadline) = ws.poll_timeout() {
                     return Some(ctx.tick_of(deadline));
@@ -359,7 +413,7 @@ impl<S> Slot<S> {
             ..Actions::default()
         };
         match &mut self.phase {
-            Phase::Handshake(_) => {
+            Phase::AwaitHead(_) => {
                 if ctx.reached(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))) {
                     // Slowloris, or a client that connected and said nothing.
                     Counters::inc(&counters.handshake_timeouts, 1);
@@ -407,7 +461,7 @@ impl<S> Slot<S> {
                     let _ = ping_at;
                     if ws.state().can_send() {
                         // One static frame for every heartbeat: no allocation per ping.
-                        self.out.push(HEARTBEAT_PING.clone());
+                        self.out.push(HEARTBEAT_PING.clone(), Kind::Control);
                         self.flags.set(Flags::PING_OUTSTANDING, true);
                         Counters::inc(&counters.pings_sent, 1);
                         actions.flush = true;
@@ -445,7 +499,7 @@ impl<S> Slot<S> {
             Phase::Open { .. } => {
                 self.apply_close_request(Some((code, reason.to_owned())), ctx, &mut actions)
             }
-            Phase::Handshake(_) => {
+            Phase::AwaitHead(_) => {
                 self.phase = Phase::Closing;
                 actions.close_now = true;
             }
@@ -458,20 +512,19 @@ impl<S> Slot<S> {
     /// A publication for this connection (a topic's subscriber): queued under the
     /// backpressure policy at the high-water mark. Returns whether the connection must now
     /// close (policy `Close`, 1013).
-    pub(crate) fn push_publication(&mut self, frame: Bytes, ctx: &Ctx<'_>) -> Delivery {
+    pub(crate) fn push_publication(&mut self, frame: &Frame, ctx: &Ctx<'_>) -> Delivery {
         let cfg = ctx.cfg;
-        let frame = if self.out.sendable {
-            compress::outbound(
-                ctx.codecs,
-                self.pmd,
-                ctx.id.slot,
-                frame,
-                &cfg.compression,
-                ctx.counters,
-            )
-        } else {
-            frame
-        };
+        if !self.out.sendable {
+            return Delivery::Closed;
+        }
+        let frame = compress::frame(
+            ctx.codecs,
+            self.pmd,
+            ctx.id.slot,
+            frame,
+            &cfg.compression,
+            ctx.counters,
+        );
         let before = self.out.queued();
         // A paused connection takes broadcasts only up to the low-water mark, so that its queue
         // can drain there and reading resume even while its rooms are busy.
@@ -501,12 +554,11 @@ impl<S> Slot<S> {
     }
 
     /// Flow control, after anything that changed the queue: pause reading when replies to what
-    /// was read brought the queue to the high-water mark (while replies can still be queued),
-    /// resume at the low-water mark or once closing.
-    pub(crate) fn flow(&mut self, cfg: &ServerConfig) -> Flow {
+    /// was read brought the queue to the high-water mark (`replies_over`, from the read's
+    /// [`Actions`]; while replies can still be queued), resume at the low-water mark or once
+    /// closing.
+    pub(crate) fn flow(&mut self, cfg: &ServerConfig, replies_over: bool) -> Flow {
         let queued = self.out.queued();
-        let replies_over = self.flags.has(Flags::REPLIES_OVER);
-        self.flags.set(Flags::REPLIES_OVER, false);
         if self.flags.has(Flags::READ_PAUSED) {
             if queued <= cfg.low_water() || !self.out.sendable {
                 self.flags.set(Flags::READ_PAUSED, false);
@@ -540,7 +592,7 @@ impl<S> Slot<S> {
         handler: &mut H,
         ctx: &Ctx<'_>,
     ) -> Actions {
-        let Phase::Handshake(reader) = &mut self.phase else {
+        let Phase::AwaitHead(reader) = &mut self.phase else {
             return Actions::default();
         };
         let limits = &ctx.cfg.proto.limits;
@@ -554,7 +606,10 @@ impl<S> Slot<S> {
                     Counters::inc(&ctx.counters.http_requests, 1);
                     Outcome::Respond(handler.http(&req).to_bytes())
                 }
-                Ok(Request::Upgrade(req)) => match handler.upgrade(&req) {
+                Ok(Request::Upgrade(req)) => match handler.upgrade(&Upgrade {
+                    req: &req,
+                    fd: self.fd.as_ref().map(AsFd::as_fd),
+                }) {
                     Decision::Reject { status, reason } => {
                         Counters::inc(&ctx.counters.handshake_errors, 1);
                         Outcome::Respond(handshake::reject(status, reason))
@@ -583,7 +638,7 @@ impl<S> Slot<S> {
         match outcome {
             Outcome::Incomplete => Actions::default(),
             Outcome::Respond(response) => {
-                self.out.push(Bytes::from(response));
+                self.out.push(Bytes::from(response), Kind::Response);
                 self.phase = Phase::Closing;
                 self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
                 self.since = ctx.tick;
@@ -599,7 +654,7 @@ impl<S> Slot<S> {
                 agreement,
                 mut rest,
             } => {
-                self.out.push(Bytes::from(response));
+                self.out.push(Bytes::from(response), Kind::Response);
                 self.out.sendable = true;
                 self.phase = Phase::Open {
                     // RSV1 marks a compressed message once permessage-deflate is agreed.
@@ -707,7 +762,7 @@ impl<S> Slot<S> {
             CloseCode::INTERNAL_ERROR
         };
         if let Ok(frame) = ws.close(&ctx.cfg.proto, code, &reason, ctx.now) {
-            self.out.push(Bytes::copy_from_slice(&frame));
+            self.out.push(Bytes::copy_from_slice(&frame), Kind::Control);
             actions.flush = true;
             actions.rearm = true;
         }
@@ -773,7 +828,6 @@ fn handshake_error<S>(e: Error, ctx: &Ctx<'_>) -> Outcome<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::frame::{OpCode, encode_frame};
 
     #[test]
     fn an_idle_connection_slot_stays_small() {
@@ -788,9 +842,9 @@ mod tests {
 
     #[test]
     fn broadcasts_never_pause_reading_and_a_paused_queue_takes_them_to_the_low_water_mark() {
-        let frame = encode_frame(OpCode::Text, &[b'x'; 1000]);
+        let frame = Frame::text(&"x".repeat(1000));
         let cfg = ServerConfig {
-            max_outbound_bytes: 100 * frame.len(),
+            max_outbound_bytes: 100 * frame.wire().len(),
             ..ServerConfig::default()
         };
         let counters = Counters::default();
@@ -811,20 +865,24 @@ mod tests {
         let mut s = Slot::<()>::new(crate::runtime::sys::eventfd().unwrap());
         s.out.sendable = true;
         // Broadcasts fill the queue to its mark (and a heartbeat ping past it): still reading.
-        while s.push_publication(frame.clone(), &ctx) == Delivery::Queued {}
-        s.out.push(HEARTBEAT_PING);
+        while s.push_publication(&frame, &ctx) == Delivery::Queued {}
+        s.out.push(HEARTBEAT_PING, Kind::Control);
         assert!(s.out.queued() > cfg.max_outbound_bytes);
-        assert_eq!(s.flow(&cfg), Flow::Keep);
+        assert_eq!(s.flow(&cfg, false), Flow::Keep);
         // Replies to a read that reach the mark pause reading.
-        s.flags.set(Flags::REPLIES_OVER, true);
-        assert_eq!(s.flow(&cfg), Flow::Pause);
-        assert_eq!(s.flow(&cfg), Flow::Keep, "paused once");
+        assert_eq!(s.flow(&cfg, true), Flow::Pause);
+        assert_eq!(s.flow(&cfg, true), Flow::Keep, "paused once");
         // While paused, broadcasts are refused above the low-water mark...
-        assert_eq!(s.push_publication(frame.clone(), &ctx), Delivery::Dropped);
+        assert_eq!(s.push_publication(&frame, &ctx), Delivery::Dropped);
         s.out.clear();
-        while s.push_publication(frame.clone(), &ctx) == Delivery::Queued {}
+        s.out.sendable = true;
+        let mut queued = 0;
+        while s.push_publication(&frame, &ctx) == Delivery::Queued {
+            queued += 1;
+        }
+        assert!(queued > 1, "{queued}");
         assert!(s.out.queued() <= cfg.low_water(), "{}", s.out.queued());
         // ... so the queue reaches it and reading resumes.
-        assert_eq!(s.flow(&cfg), Flow::Resume);
+        assert_eq!(s.flow(&cfg, false), Flow::Resume);
     }
 }

@@ -107,6 +107,10 @@ counters! {
     io_uring_workers: AtomicI64,
     /// Connection timers armed in the wheel now (one per connection at most).
     timers: AtomicI64,
+    /// Timers handlers set (`Conn::set_timer`) pending now.
+    handler_timers: AtomicI64,
+    /// Timers handlers set that were refused: the worker held `max_handler_timers` already.
+    handler_timers_refused: AtomicU64,
     /// Heartbeat pings sent.
     pings_sent: AtomicU64,
     /// Pongs received (answers to our pings, or unsolicited).
@@ -137,12 +141,6 @@ impl Counters {
     /// Sets a gauge.
     pub(crate) fn set(c: &AtomicI64, n: i64) {
         c.store(n, Relaxed);
-    }
-
-    /// Sends refused so far for a full queue (messages and protocol answers): compared before
-    /// and after a read, it tells whether the read's replies were refused.
-    pub(crate) fn replies_refused(&self) -> u64 {
-        self.dropped.load(Relaxed) + self.answers_dropped.load(Relaxed)
     }
 }
 

@@ -11,7 +11,7 @@ use super::compress::Pmd;
 use super::conn::Ctx;
 use super::counters::Counters;
 use super::handler::{Conn, Handler, Message};
-use super::outbox::Outbox;
+use super::outbox::{Kind, Outbox};
 use crate::proto::frame::{OpCode, encode_frame};
 use crate::proto::{Assembled, CloseCode, Error, Event, Sink};
 
@@ -30,7 +30,6 @@ pub(crate) fn conn<'a, S>(
     Conn {
         state,
         pmd,
-        slot: ctx.id.slot,
         codecs: ctx.codecs,
         deflate: &ctx.cfg.compression,
         out,
@@ -73,8 +72,10 @@ impl<H: Handler> ReadSink<'_, H> {
                 Counters::inc(&self.ctx.counters.text_heartbeats, 1);
                 if self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
                     Counters::inc(&self.ctx.counters.answers_dropped, 1);
+                    self.out.refused_answer();
                 } else {
-                    self.out.push(encode_frame(OpCode::Text, pong.as_bytes()));
+                    let answer = encode_frame(OpCode::Text, pong.as_bytes());
+                    self.out.push(answer, Kind::Control);
                 }
                 return;
             }
@@ -141,17 +142,15 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
         self.message(borrowed, Some(&msg));
     }
 
-    fn transmit(&mut self, frame: &[u8]) {
+    fn transmit(&mut self, opcode: OpCode, frame: &[u8]) {
         // A peer that pings without reading must not grow our queue: past the limit its pongs
         // are dropped (RFC 6455 §5.5.3 lets an endpoint answer only the most recent ping).
         // Close frames always go.
-        let pong = frame
-            .first()
-            .is_some_and(|b| b & 0x0F == OpCode::Pong as u8);
-        if pong && self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
+        if opcode == OpCode::Pong && self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
             Counters::inc(&self.ctx.counters.answers_dropped, 1);
+            self.out.refused_answer();
             return;
         }
-        self.out.push(Bytes::copy_from_slice(frame));
+        self.out.push(Bytes::copy_from_slice(frame), Kind::Control);
     }
 }

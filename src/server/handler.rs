@@ -8,18 +8,19 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-
-use bytes::{BufMut, Bytes, BytesMut};
+use std::time::Duration;
 
 use super::compress::{self, Codecs, Pmd};
 use super::config::Backpressure;
 use super::counters::Counters;
-use super::outbox::{Outbox, Refused, SendStatus};
-use super::pubsub::{ConnId, Publication, TopicOp};
+use super::ops::Op;
+use super::outbox::{Kind, Outbox, Refused, SendStatus};
+use super::pubsub::{ConnId, Publication, Target};
 use crate::proto::deflate::DeflateConfig;
-use crate::proto::frame::{Header, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
+use crate::proto::frame::{Frame, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
 use crate::proto::handshake::{HttpRequest, UpgradeRequest};
 use crate::proto::{Assembled, CloseCode};
 use crate::runtime::sys;
@@ -110,8 +111,9 @@ pub trait Handler: Clone + Send + 'static {
 
     /// Decides an upgrade request: route by path, check Origin
     /// ([`OriginPolicy`](crate::proto::handshake::OriginPolicy)), authenticate from headers
-    /// (cookies, tokens), choose a subprotocol.
-    fn upgrade<'r>(&mut self, req: &UpgradeRequest<'r>) -> Decision<'r, Self::State>;
+    /// (cookies, tokens) or from the peer's address ([`Upgrade::peer_addr`]), choose a
+    /// subprotocol. `req` dereferences to the [`UpgradeRequest`]: every header is there.
+    fn upgrade<'r>(&mut self, req: &Upgrade<'_, 'r>) -> Decision<'r, Self::State>;
 
     /// The connection is open (the 101 response is queued).
     fn open(&mut self, _conn: &mut Conn<'_, Self::State>) {}
@@ -121,6 +123,10 @@ pub trait Handler: Clone + Send + 'static {
 
     /// The outbound queue is back under its limit after a send was dropped.
     fn drain(&mut self, _conn: &mut Conn<'_, Self::State>) {}
+
+    /// A timer set with [`Conn::set_timer`] is due (`token` is the one given then). Runs only
+    /// while the connection is open: a closing connection's timers are dropped.
+    fn timer(&mut self, _conn: &mut Conn<'_, Self::State>, _token: u64) {}
 
     /// The connection is over: `code` is the peer's close code (1005 if its close frame had
     /// none), the code we failed it with, or 1006 if it ended without a close handshake.
@@ -132,12 +138,43 @@ pub trait Handler: Clone + Send + 'static {
     }
 }
 
+/// An upgrade request as a handler sees it: the request itself (every header, through
+/// `Deref`), and the connection it came on.
+pub struct Upgrade<'a, 'r> {
+    pub(crate) req: &'a UpgradeRequest<'r>,
+    pub(crate) fd: Option<BorrowedFd<'a>>,
+}
+
+impl<'r> Deref for Upgrade<'_, 'r> {
+    type Target = UpgradeRequest<'r>;
+    fn deref(&self) -> &UpgradeRequest<'r> {
+        self.req
+    }
+}
+
+impl<'r> Upgrade<'_, 'r> {
+    /// The request.
+    pub fn request(&self) -> &UpgradeRequest<'r> {
+        self.req
+    }
+
+    /// The address of the peer that sent the request (one `getpeername` call, made only when
+    /// asked): for allow-lists by address, rate limits, logs. Behind a proxy this is the
+    /// proxy's address; the client's is then in a header the proxy sets (`X-Forwarded-For`).
+    ///
+    /// # Errors
+    /// When the socket is already gone.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        let fd = self.fd.ok_or(io::ErrorKind::NotConnected)?;
+        sys::peer_addr(fd)
+    }
+}
+
 /// A connection, as a handler sees it during a callback.
 pub struct Conn<'a, S> {
     pub(crate) state: &'a mut S,
     /// permessage-deflate: what this connection agreed, the worker's codecs, the settings.
     pub(crate) pmd: Pmd,
-    pub(crate) slot: u32,
     pub(crate) codecs: &'a RefCell<Codecs>,
     pub(crate) deflate: &'a DeflateConfig,
     pub(crate) out: &'a mut Outbox,
@@ -145,7 +182,7 @@ pub struct Conn<'a, S> {
     /// [`Conn::frame_of`]).
     pub(crate) assembled: Option<&'a Assembled>,
     pub(crate) id: ConnId,
-    pub(crate) ops: &'a RefCell<Vec<TopicOp>>,
+    pub(crate) ops: &'a RefCell<Vec<Op>>,
     /// The queue limit for this callback's sends: the reply ceiling in `open` and `message`
     /// (flow control bounds replies), the high-water mark elsewhere.
     pub(crate) limit: usize,
@@ -161,41 +198,53 @@ impl<S> Conn<'_, S> {
         self.state
     }
 
-    /// Queues a text message.
+    /// Queues a text message. With permessage-deflate the text is compressed straight into its
+    /// frame.
     pub fn send_text(&mut self, text: &str) -> SendStatus {
-        self.send_message(OpCode::Text, text.as_bytes())
+        self.send_message(true, text.as_bytes())
     }
 
     /// Queues a binary message.
     pub fn send_binary(&mut self, bytes: &[u8]) -> SendStatus {
-        self.send_message(OpCode::Binary, bytes)
+        self.send_message(false, bytes)
     }
 
-    /// Queues a frame encoded once with [`encode_frame`] and shared by many connections (a
-    /// room's broadcast): only its reference count changes per connection.
-    pub fn send_frame(&mut self, frame: Bytes) -> SendStatus {
-        self.queue(frame)
+    /// Queues a message framed once ([`Frame::text`], [`Frame::binary`], or
+    /// [`Conn::frame_of`]) and shared by as many connections as it is sent to: only its
+    /// reference count changes per connection. Only whole text and binary messages can be
+    /// frames: a handler cannot queue a control frame or a broken one.
+    pub fn send_frame(&mut self, frame: Frame) -> SendStatus {
+        if self.close.is_some() || !self.out.sendable {
+            return SendStatus::Closed;
+        }
+        let bytes = compress::frame(
+            self.codecs,
+            self.pmd,
+            self.id.slot,
+            &frame,
+            self.deflate,
+            self.counters,
+        );
+        self.queue(bytes)
     }
 
     /// The frame that carries `msg`, the message being handled, to a peer: for echoing or
     /// relaying it, to this connection with [`Conn::send_frame`] or to others (a room). A message
     /// the server assembled from several reads (a large one, or fragments) is not copied: the
     /// frame is its assembly buffer, with the header written in front. Otherwise the payload is
-    /// copied once, as by [`Conn::send_binary`].
-    pub fn frame_of(&self, msg: Message<'_>) -> Bytes {
-        let (opcode, payload) = match msg {
-            Message::Text(t) => (OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => (OpCode::Binary, b),
+    /// copied once, as by [`Frame::text`] or [`Frame::binary`].
+    pub fn frame_of(&self, msg: Message<'_>) -> Frame {
+        let (text, payload) = match msg {
+            Message::Text(t) => (true, t.as_bytes()),
+            Message::Binary(b) => (false, b),
         };
         match self.assembled {
             // The same bytes (not merely equal ones) and the same kind.
-            Some(a)
-                if std::ptr::eq(a.payload(), payload)
-                    && a.is_text() == (opcode == OpCode::Text) =>
-            {
-                a.frame()
-            }
-            _ => encode_frame(opcode, payload),
+            Some(a) if std::ptr::eq(a.payload(), payload) && a.is_text() == text => a.frame(),
+            _ => match msg {
+                Message::Text(t) => Frame::text(t),
+                Message::Binary(b) => Frame::binary(b),
+            },
         }
     }
 
@@ -208,34 +257,34 @@ impl<S> Conn<'_, S> {
     /// any worker). Applied when this callback returns; subscribing twice is subscribing once.
     /// A closing connection leaves all its topics by itself.
     pub fn subscribe(&mut self, topic: &str) {
-        self.op(TopicOp::Subscribe(self.id, Arc::from(topic)));
+        self.op(Op::Subscribe(self.id, Arc::from(topic)));
     }
 
     /// Unsubscribes this connection from `topic` (when this callback returns).
     pub fn unsubscribe(&mut self, topic: &str) {
-        self.op(TopicOp::Unsubscribe(self.id, Arc::from(topic)));
+        self.op(Op::Unsubscribe(self.id, Arc::from(topic)));
     }
 
-    /// Publishes `frame` (from [`encode_frame`] or [`Conn::frame_of`]) to every subscriber of
-    /// `topic`, on every worker, and on every other node when a broker is attached: the same
-    /// bytes for all of them, no copy per subscriber. With `include_self` false this connection
-    /// does not get it even if subscribed ("to everyone else"). Each subscriber's queue applies
-    /// the backpressure policy: a slow subscriber loses messages (or is closed), the others and
-    /// this connection are not delayed.
-    pub fn publish(&mut self, topic: &str, frame: Bytes, include_self: bool) {
+    /// Publishes `frame` to every subscriber of `topic`, on every worker, and on every other
+    /// server when a relay is attached: the same bytes for all of them, no copy per subscriber.
+    /// With `include_self` false this connection does not get it even if subscribed ("to
+    /// everyone else"). Each subscriber's queue applies the backpressure policy: a slow
+    /// subscriber loses messages (or is closed), the others and this connection are not
+    /// delayed.
+    pub fn publish(&mut self, topic: &str, frame: Frame, include_self: bool) {
         self.publish_to(topic, frame, include_self, true);
     }
 
-    /// Like [`Conn::publish`], but to this node's subscribers only (never through the broker):
-    /// for what only makes sense here, such as this node's count of members online.
-    pub fn publish_local(&mut self, topic: &str, frame: Bytes, include_self: bool) {
+    /// Like [`Conn::publish`], but to this server's subscribers only (never through the relay):
+    /// for what only makes sense here, such as this server's count of members online.
+    pub fn publish_local(&mut self, topic: &str, frame: Frame, include_self: bool) {
         self.publish_to(topic, frame, include_self, false);
     }
 
-    fn publish_to(&mut self, topic: &str, frame: Bytes, include_self: bool, cluster: bool) {
-        self.op(TopicOp::Publish {
+    fn publish_to(&mut self, topic: &str, frame: Frame, include_self: bool, cluster: bool) {
+        self.op(Op::Publish {
             p: Publication {
-                topic: Arc::from(topic),
+                target: Target::Topic(Arc::from(topic)),
                 frame,
                 except: (!include_self).then_some(self.id),
             },
@@ -243,7 +292,37 @@ impl<S> Conn<'_, S> {
         });
     }
 
-    fn op(&mut self, op: TopicOp) {
+    /// Sends `frame` to the connection `to`, on whichever worker of this server it is (a
+    /// private message, an answer computed for someone else): queued under its backpressure
+    /// policy when this callback returns. Nothing happens if `to` is closed by then (ids are
+    /// never reused while open, so it never reaches another connection).
+    pub fn send_to(&mut self, to: ConnId, frame: Frame) {
+        self.op(Op::Publish {
+            p: Publication {
+                target: Target::Conn(to),
+                frame,
+                except: None,
+            },
+            cluster: false,
+        });
+    }
+
+    /// Calls [`Handler::timer`] for this connection with `token` once `after` has passed (on
+    /// this worker, like every callback): for reminders, batching, retries. A zero `after` runs
+    /// it in the next loop iteration, after the current batch of events: deferred work. Timers
+    /// are not cancelled: a handler that changes its mind ignores the token. A connection that
+    /// closes first never gets them. A worker holds at most
+    /// [`ServerConfig::max_handler_timers`](super::ServerConfig::max_handler_timers) pending
+    /// (counted in `ringws_handler_timers_refused_total` beyond).
+    pub fn set_timer(&mut self, after: Duration, token: u64) {
+        self.op(Op::Timer {
+            id: self.id,
+            after,
+            token,
+        });
+    }
+
+    fn op(&mut self, op: Op) {
         self.ops.borrow_mut().push(op);
     }
 
@@ -252,7 +331,16 @@ impl<S> Conn<'_, S> {
         if payload.len() > MAX_CONTROL_PAYLOAD {
             return SendStatus::Dropped;
         }
-        self.queue(encode_frame(OpCode::Ping, payload))
+        if self.close.is_some() || !self.out.sendable {
+            return SendStatus::Closed;
+        }
+        // Bounded like the protocol's own answers: by bytes and by frame count.
+        if self.out.is_full(self.limit) {
+            return SendStatus::Dropped;
+        }
+        self.out
+            .push(encode_frame(OpCode::Ping, payload), Kind::Control);
+        SendStatus::Queued
     }
 
     /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes) once this
@@ -277,42 +365,24 @@ impl<S> Conn<'_, S> {
         sys::peer_addr(fd)
     }
 
-    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> SendStatus {
+    fn send_message(&mut self, text: bool, payload: &[u8]) -> SendStatus {
         if self.close.is_some() || !self.out.sendable {
             return SendStatus::Closed;
         }
-        let header = Header {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        }
-        .encode();
-        let mut frame = BytesMut::with_capacity(header.len() + payload.len());
-        frame.put_slice(&header);
-        frame.put_slice(payload);
-        self.queue(frame.freeze())
+        let bytes = compress::message(
+            self.codecs,
+            self.pmd,
+            self.id.slot,
+            text,
+            payload,
+            self.deflate,
+            self.counters,
+        );
+        self.queue(bytes)
     }
 
-    fn queue(&mut self, frame: Bytes) -> SendStatus {
-        if self.close.is_some() {
-            return SendStatus::Closed;
-        }
-        // With permessage-deflate a data frame goes compressed (a large enough one; see
-        // `DeflateConfig::min_bytes`).
-        let frame = if self.out.sendable {
-            compress::outbound(
-                self.codecs,
-                self.pmd,
-                self.slot,
-                frame,
-                self.deflate,
-                self.counters,
-            )
-        } else {
-            frame
-        };
+    /// Queues a data frame (compressed already if it should be) under the limit and policy.
+    fn queue(&mut self, frame: bytes::Bytes) -> SendStatus {
         match self.out.push_data(frame, self.limit, self.policy) {
             Ok(dropped_older) => {
                 Counters::inc(&self.counters.messages_out, 1);

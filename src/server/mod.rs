@@ -2,15 +2,14 @@
 //! connections, running a [`Handler`].
 //!
 //! ```
-//! use ringws::server::{Conn, Decision, Handler, Message, Server, ServerConfig};
-//! use ringws::proto::handshake::UpgradeRequest;
+//! use ringws::server::{Conn, Decision, Handler, Message, Server, ServerConfig, Upgrade};
 //!
 //! #[derive(Clone)]
 //! struct Echo;
 //!
 //! impl Handler for Echo {
 //!     type State = ();
-//!     fn upgrade<'r>(&mut self, _req: &UpgradeRequest<'r>) -> Decision<'r, ()> {
+//!     fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
 //!         Decision::Accept { state: (), protocol: None }
 //!     }
 //!     fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
@@ -55,6 +54,7 @@ mod dispatch;
 #[cfg(test)]
 mod fake;
 mod handler;
+mod ops;
 mod outbox;
 mod publisher;
 pub mod pubsub;
@@ -70,6 +70,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+pub use crate::proto::frame::Frame;
 pub use crate::runtime::IoChoice;
 pub use crate::runtime::sys::disable_huge_pages;
 pub use crate::runtime::uring::{RingFlags, UringConfig};
@@ -77,7 +78,7 @@ pub use checks::startup_warnings;
 pub use config::{Backpressure, ServerConfig};
 pub use counters::prometheus_head;
 pub use counters::{Metrics, Snapshot};
-pub use handler::{Conn, Decision, Handler, HttpResponse, Message};
+pub use handler::{Conn, Decision, Handler, HttpResponse, Message, Upgrade};
 pub use outbox::SendStatus;
 pub use publisher::Publisher;
 pub use pubsub::{ConnId, Inbound, Topic};

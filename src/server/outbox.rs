@@ -1,4 +1,5 @@
-//! A connection's outbound queue: encoded frames waiting to be sent, counted in bytes.
+//! A connection's outbound queue: encoded frames waiting to be sent, counted in bytes, each
+//! tagged with its [`Kind`] when queued (the queue never guesses a frame's kind from its bytes).
 //!
 //! Frames are `Bytes`: a frame encoded once for a room is the same allocation on every member's
 //! queue. The queue holds no allocation while empty (it is released after each flush), so an
@@ -23,26 +24,49 @@ pub enum SendStatus {
     Closed,
 }
 
+/// What a queued frame is, said by whoever queues it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A message (text or binary, compressed or not): the backpressure policy may drop it.
+    Data,
+    /// The protocol's own frames (pong, ping, close): never dropped once queued.
+    Control,
+    /// The HTTP response of the handshake: never dropped.
+    Response,
+}
+
+/// One queued frame.
+#[derive(Debug, Clone)]
+struct Entry {
+    bytes: Bytes,
+    kind: Kind,
+}
+
 /// The outbound queue of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     /// Boxed on purpose: a pointer in every slot instead of a 32-byte `VecDeque` (one more
     /// small allocation while the queue is in use, none while it is empty).
     #[allow(clippy::box_collection)]
-    frames: Option<Box<VecDeque<Bytes>>>,
+    frames: Option<Box<VecDeque<Entry>>>,
     /// Bytes in `frames`, including those of the send in flight (32 bits: the slot stays small;
     /// the limit is far below 4 GiB).
     queued: u32,
-    /// Frames at the front that belong to the send in flight (at most `MAX_IOVECS`, 64: one
-    /// byte keeps the queue at 40 bytes).
+    /// Frames at the front that belong to the send in flight (at most `MAX_IOVECS`, 64).
     in_flight: u8,
-    /// The front frame was partly sent (a short send): it must go out whole, never dropped.
-    front_started: bool,
+    /// [`FRONT_STARTED`] and [`OFFERED`], in one byte (the queue stays at 16 bytes).
+    marks: u8,
     /// Whether data frames may still be queued (open, no close started).
     pub(crate) sendable: bool,
     /// A data frame was refused for space: `drain` is due when the queue has room again.
     pub(crate) wants_drain: bool,
 }
+
+/// The front frame was partly sent (a short send): it must go out whole, never dropped.
+const FRONT_STARTED: u8 = 1 << 0;
+/// Something was offered to the queue (queued, or refused for space) since the last
+/// [`Outbox::take_offered`]: while a read is handled, that is a reply to it.
+const OFFERED: u8 = 1 << 1;
 
 /// Why a data frame was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +109,7 @@ impl Outbox {
         if !self.sendable {
             return Err(Refused::Closed);
         }
+        self.marks |= OFFERED;
         let mut dropped = 0;
         if self.queued > 0 && self.queued() + frame.len() > limit {
             self.wants_drain = true;
@@ -97,7 +122,7 @@ impl Outbox {
                 return Err(Refused::Full(policy));
             }
         }
-        self.push(frame);
+        self.push(frame, Kind::Data);
         Ok(dropped)
     }
 
@@ -105,8 +130,8 @@ impl Outbox {
     /// bytes are freed (or none is left to drop); returns how many were dropped. Control frames
     /// (pongs, our close), the upgrade response and a partly sent frame always stay.
     fn drop_oldest(&mut self, need: usize) -> usize {
-        let first =
-            usize::from(self.in_flight) + usize::from(self.front_started && self.in_flight == 0);
+        let first = usize::from(self.in_flight)
+            + usize::from(self.marks & FRONT_STARTED != 0 && self.in_flight == 0);
         let mut freed = 0;
         let mut dropped = 0;
         let mut i = first;
@@ -114,11 +139,11 @@ impl Outbox {
             return 0;
         };
         while freed < need && i < frames.len() {
-            if is_data_frame(&frames[i]) {
+            if frames[i].kind == Kind::Data {
                 let Some(frame) = frames.remove(i) else {
                     break;
                 };
-                freed += frame.len();
+                freed += frame.bytes.len();
                 dropped += 1;
             } else {
                 i += 1;
@@ -140,21 +165,41 @@ impl Outbox {
     }
 
     /// Queues a frame regardless of the limit: the protocol's own frames (pong, close) and the
-    /// HTTP response of the handshake.
-    pub(crate) fn push(&mut self, frame: Bytes) {
+    /// HTTP response of the handshake (and, from [`Outbox::push_data`], a data frame that fits).
+    pub(crate) fn push(&mut self, frame: Bytes, kind: Kind) {
+        self.marks |= OFFERED;
         if frame.is_empty() {
             return; // nothing to send (an empty shared frame): it would never leave the queue
         }
         self.queued = self
             .queued
             .saturating_add(u32::try_from(frame.len()).unwrap_or(u32::MAX));
-        self.frames.get_or_insert_default().push_back(frame);
+        self.frames
+            .get_or_insert_default()
+            .push_back(Entry { bytes: frame, kind });
+    }
+
+    /// Records a protocol answer (a pong, a heartbeat answer) that was not queued because the
+    /// queue is full: an offer all the same (see [`Outbox::take_offered`]).
+    pub(crate) fn refused_answer(&mut self) {
+        self.marks |= OFFERED;
+    }
+
+    /// Whether anything was offered to the queue since the last call (and forgets it). Flow
+    /// control asks after each read: an offer then was a reply to what was read.
+    pub(crate) fn take_offered(&mut self) -> bool {
+        let offered = self.marks & OFFERED != 0;
+        self.marks &= !OFFERED;
+        offered
     }
 
     /// The frames of the next send (the caller sends at most as many as it can and reports the
     /// count with [`Outbox::sending_started`]).
     pub(crate) fn pending(&self) -> impl Iterator<Item = Bytes> + '_ {
-        self.frames.iter().flat_map(|f| f.iter()).cloned()
+        self.frames
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|e| e.bytes.clone())
     }
 
     /// Records that the first `count` frames are in flight.
@@ -168,7 +213,7 @@ impl Outbox {
     pub(crate) fn sent(&mut self, mut sent: usize) {
         self.in_flight = 0;
         if sent > 0 {
-            self.front_started = false;
+            self.marks &= !FRONT_STARTED;
         }
         self.queued -= (sent as u32).min(self.queued);
         let Some(frames) = self.frames.as_mut() else {
@@ -178,12 +223,12 @@ impl Outbox {
             let Some(front) = frames.front_mut() else {
                 break;
             };
-            if front.len() <= sent {
-                sent -= front.len();
+            if front.bytes.len() <= sent {
+                sent -= front.bytes.len();
                 frames.pop_front();
             } else {
-                front.advance(sent);
-                self.front_started = true;
+                front.bytes.advance(sent);
+                self.marks |= FRONT_STARTED;
                 sent = 0;
             }
         }
@@ -197,15 +242,9 @@ impl Outbox {
         self.frames = None;
         self.queued = 0;
         self.in_flight = 0;
-        self.front_started = false;
+        self.marks &= !FRONT_STARTED;
         self.sendable = false;
     }
-}
-
-/// Whether a queued frame is a whole data frame (text, binary or continuation) by its first
-/// byte. The upgrade response starts with `H` (0x48: opcode 8) and so counts as control.
-fn is_data_frame(frame: &Bytes) -> bool {
-    frame.first().is_some_and(|b| b & 0x0F <= 0x2)
 }
 
 #[cfg(test)]
@@ -232,7 +271,7 @@ mod tests {
             Err(Refused::Full(Backpressure::DropNewest))
         );
         assert!(o.wants_drain);
-        o.push(b("pong")); // protocol frames ignore the limit
+        o.push(b("pong"), Kind::Control); // protocol frames ignore the limit
         assert_eq!(o.queued(), 14);
         o.sendable = false;
         assert_eq!(
@@ -254,10 +293,13 @@ mod tests {
             ..Outbox::default()
         };
         let policy = Backpressure::DropOldest;
-        o.push(b("HTTP/1.1 101 Switching Protocols\r\n\r\n")); // the upgrade response
+        o.push(
+            b("HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+            Kind::Response,
+        );
         let response = o.queued();
         o.push_data(data(1, 10), 100, policy).unwrap();
-        o.push(Bytes::from_static(&[0x8A, 0x00])); // a pong
+        o.push(Bytes::from_static(&[0x8A, 0x00]), Kind::Control); // a pong
         o.push_data(data(2, 10), 100, policy).unwrap();
         o.push_data(data(3, 10), 100, policy).unwrap();
         // Over the limit: frames 1 and 2 go (oldest first), the response and the pong stay.
@@ -290,13 +332,63 @@ mod tests {
     }
 
     #[test]
+    fn kinds_are_what_the_caller_said_not_what_the_bytes_look_like() {
+        let mut o = Outbox {
+            sendable: true,
+            ..Outbox::default()
+        };
+        let policy = Backpressure::DropOldest;
+        // A control frame whose first byte looks like a text frame's, and a data frame (say,
+        // compressed, RSV1 set) whose first byte looks like a close frame's.
+        o.push(Bytes::from_static(&[0x81, 0x02, b'h', b'i']), Kind::Control);
+        o.push_data(Bytes::from_static(&[0xC8, 0x02, 1, 2]), 100, policy)
+            .unwrap();
+        assert_eq!(
+            o.push_data(data(3, 4), 8, policy),
+            Ok(1),
+            "the data frame goes"
+        );
+        let left: Vec<u8> = o.pending().map(|f| f[0]).collect();
+        assert_eq!(left, vec![0x81, 0x82], "the control frame stays");
+    }
+
+    #[test]
+    fn offers_are_seen_once_whatever_became_of_them() {
+        let mut o = Outbox {
+            sendable: true,
+            ..Outbox::default()
+        };
+        assert!(!o.take_offered());
+        o.push_data(data(1, 10), 10, Backpressure::DropNewest)
+            .unwrap();
+        assert!(o.take_offered(), "queued");
+        assert!(!o.take_offered(), "seen once");
+        assert!(
+            o.push_data(data(2, 10), 10, Backpressure::DropNewest)
+                .is_err()
+        );
+        assert!(o.take_offered(), "refused for space is an offer too");
+        o.refused_answer();
+        assert!(o.take_offered(), "an answer dropped is an offer too");
+        o.sendable = false;
+        assert!(
+            o.push_data(data(3, 10), 10, Backpressure::DropNewest)
+                .is_err()
+        );
+        assert!(
+            !o.take_offered(),
+            "closing: nothing can be queued, nothing to pause for"
+        );
+    }
+
+    #[test]
     fn empty_frames_are_not_queued() {
         // An empty frame would never leave the queue (a send of 0 bytes pops nothing).
         let mut o = Outbox {
             sendable: true,
             ..Outbox::default()
         };
-        o.push(Bytes::new());
+        o.push(Bytes::new(), Kind::Control);
         assert_eq!(
             o.push_data(Bytes::new(), 10, Backpressure::DropNewest),
             Ok(0)
@@ -310,8 +402,8 @@ mod tests {
             sendable: true,
             ..Outbox::default()
         };
-        o.push(b("abc"));
-        o.push(b("defg"));
+        o.push(b("abc"), Kind::Data);
+        o.push(b("defg"), Kind::Data);
         o.sending_started(2);
         assert!(o.sending());
         o.sent(5);

@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use super::pubsub::{Hub, Publication, Topic};
+use super::pubsub::{ConnId, Hub, Publication, Target, Topic};
 use super::relay::Relay;
+use crate::proto::frame::Frame;
 use crate::runtime::sys;
 
 /// Publishes to topics from outside the workers: another thread, a timer, a broker bridge.
@@ -27,10 +26,9 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    /// Sends `frame` (from [`encode_frame`](crate::proto::frame::encode_frame)) to every
-    /// subscriber of `topic` on every worker, and on every other node when a relay is
-    /// attached.
-    pub fn publish(&self, topic: &str, frame: Bytes) {
+    /// Sends `frame` to every subscriber of `topic` on every worker, and on every other server
+    /// when a relay is attached.
+    pub fn publish(&self, topic: &str, frame: Frame) {
         let topic: Topic = Arc::from(topic);
         if let Some(relay) = &self.relay {
             relay.submit(
@@ -42,21 +40,37 @@ impl Publisher {
         self.publish_here(topic, frame);
     }
 
-    /// Sends `frame` to every subscriber of `topic` on this node's workers only.
-    pub fn publish_local(&self, topic: &str, frame: Bytes) {
+    /// Sends `frame` to every subscriber of `topic` on this server's workers only.
+    pub fn publish_local(&self, topic: &str, frame: Frame) {
         self.publish_here(Arc::from(topic), frame);
     }
 
-    fn publish_here(&self, topic: Topic, frame: Bytes) {
+    /// Sends `frame` to the connection `to` of this server (see
+    /// [`Conn::send_to`](super::Conn::send_to)): from any thread, e.g. a backend's notification
+    /// for one user. Nothing happens if it is closed by then.
+    pub fn send_to(&self, to: ConnId, frame: Frame) {
+        let w = usize::from(to.worker);
+        if w < self.hub.workers() {
+            self.deliver(
+                w,
+                Publication {
+                    target: Target::Conn(to),
+                    frame,
+                    except: None,
+                },
+            );
+        }
+    }
+
+    fn publish_here(&self, topic: Topic, frame: Frame) {
         for w in 0..self.hub.workers() {
-            let mut one = vec![Publication {
-                topic: topic.clone(),
-                frame: frame.clone(),
-                except: None,
-            }];
-            if self.hub.deliver(w, &mut one) {
-                sys::eventfd_signal(self.hub.efd(w));
-            }
+            self.deliver(w, Publication::topic(topic.clone(), frame.clone()));
+        }
+    }
+
+    fn deliver(&self, w: usize, p: Publication) {
+        if self.hub.deliver(w, &mut vec![p]) {
+            sys::eventfd_signal(self.hub.efd(w));
         }
     }
 }

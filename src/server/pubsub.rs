@@ -34,7 +34,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bytes::Bytes;
+use crate::proto::frame::Frame;
 
 use crate::runtime::sys;
 
@@ -56,30 +56,33 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// One publication: a topic, the frame for its subscribers, and optionally a connection that
-/// does not get it (the publisher, for "to everyone else").
+/// Where a publication goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// Every subscriber of a topic.
+    Topic(Topic),
+    /// One connection (on the worker its id names).
+    Conn(ConnId),
+}
+
+/// One publication: where it goes, the frame, and optionally a connection that does not get it
+/// (the publisher, for "to everyone else").
 #[derive(Debug, Clone)]
 pub(crate) struct Publication {
-    pub(crate) topic: Topic,
-    pub(crate) frame: Bytes,
+    pub(crate) target: Target,
+    pub(crate) frame: Frame,
     pub(crate) except: Option<ConnId>,
 }
 
-/// What a handler asked for during a callback; the worker applies it when the callback returns.
-#[derive(Debug)]
-pub(crate) enum TopicOp {
-    /// Subscribe the connection to a topic.
-    Subscribe(ConnId, Topic),
-    /// Unsubscribe the connection from a topic.
-    Unsubscribe(ConnId, Topic),
-    /// Publish to a topic: on this node only, or on every node (`cluster`, when a broker is
-    /// attached).
-    Publish {
-        /// The publication.
-        p: Publication,
-        /// Whether it goes to the other nodes too.
-        cluster: bool,
-    },
+impl Publication {
+    /// To every subscriber of `topic`.
+    pub(crate) fn topic(topic: Topic, frame: Frame) -> Publication {
+        Publication {
+            target: Target::Topic(topic),
+            frame,
+            except: None,
+        }
+    }
 }
 
 /// One worker's inbox: publications from the other workers and from [`Publisher`]s.
@@ -199,18 +202,14 @@ impl Inbound {
     /// only if the worker's inbox was empty. These publications came from elsewhere, so they are
     /// never relayed again. Takes the contents of `batch`. An index out of range delivers
     /// nothing.
-    pub fn deliver(&self, worker: usize, batch: &mut Vec<(Topic, Bytes)>) {
+    pub fn deliver(&self, worker: usize, batch: &mut Vec<(Topic, Frame)>) {
         if worker >= self.hub.workers() {
             batch.clear();
             return;
         }
         let mut publications: Vec<Publication> = batch
             .drain(..)
-            .map(|(topic, frame)| Publication {
-                topic,
-                frame,
-                except: None,
-            })
+            .map(|(topic, frame)| Publication::topic(topic, frame))
             .collect();
         if !publications.is_empty() && self.hub.deliver(worker, &mut publications) {
             sys::eventfd_signal(self.hub.efd(worker));
@@ -415,11 +414,7 @@ mod tests {
     #[test]
     fn inbox_batches_wake_only_when_empty() {
         let hub = Hub::new(2).unwrap();
-        let p = |s: &str| Publication {
-            topic: t(s),
-            frame: Bytes::from_static(b"x"),
-            except: None,
-        };
+        let p = |s: &str| Publication::topic(t(s), Frame::text("x"));
         let mut batch = vec![p("a"), p("b")];
         assert!(hub.deliver(1, &mut batch), "empty inbox: wake");
         assert!(batch.is_empty(), "the batch moved");

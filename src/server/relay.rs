@@ -15,9 +15,8 @@
 
 use std::io;
 
-use bytes::Bytes;
-
 use super::pubsub::{Inbound, Topic};
+use crate::proto::frame::Frame;
 
 /// Carries publications between this server and the others. Implementations must be cheap to
 /// call from the workers: [`Relay::submit`] must never block on the network (hand the batch to a
@@ -38,7 +37,7 @@ pub trait Relay: Send + Sync + 'static {
     fn submit(
         &self,
         worker: u16,
-        publications: &mut Vec<(Topic, Bytes)>,
+        publications: &mut Vec<(Topic, Frame)>,
         interest: &mut Vec<(Topic, bool)>,
     );
 

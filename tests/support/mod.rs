@@ -172,7 +172,7 @@ impl Sink for Collect {
         });
     }
     // The client does not answer on its own: tests say what to send.
-    fn transmit(&mut self, _frame: &[u8]) {}
+    fn transmit(&mut self, _opcode: OpCode, _frame: &[u8]) {}
 }
 
 /// A raw client.

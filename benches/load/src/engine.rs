@@ -910,7 +910,7 @@ impl Sink for Inbox<'_> {
         }
     }
 
-    fn transmit(&mut self, frame: &[u8]) {
+    fn transmit(&mut self, _opcode: ringws::proto::frame::OpCode, frame: &[u8]) {
         self.out.extend_from_slice(frame);
     }
 }

@@ -21,9 +21,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::proto::CloseCode;
-use crate::proto::frame::{OpCode, encode_frame};
+use crate::proto::frame::Frame;
 use crate::proto::handshake::{HttpRequest, OriginPolicy, UpgradeRequest};
-use crate::server::{Conn, Decision, Handler, HttpResponse, Message, Metrics, Publisher};
+use crate::server::{Conn, Decision, Handler, HttpResponse, Message, Metrics, Publisher, Upgrade};
 use protocol::{MessageEvent, Refusal, Request};
 use rooms::{Room, Rooms};
 
@@ -117,9 +117,9 @@ fn monotonic_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
-fn presence_frame(room: &Room, name: &str) -> bytes::Bytes {
+fn presence_frame(room: &Room, name: &str) -> Frame {
     let event = protocol::room_event("presence", name, room.online());
-    encode_frame(OpCode::Text, event.as_bytes())
+    Frame::text(&event)
 }
 
 /// How often owed presence updates are looked for.
@@ -190,7 +190,7 @@ impl Chat {
         }
     }
 
-    fn presence(&self, room: &Room, name: &str) -> Option<bytes::Bytes> {
+    fn presence(&self, room: &Room, name: &str) -> Option<Frame> {
         room.presence_due(monotonic_ms())
             .then(|| presence_frame(room, name))
     }
@@ -247,7 +247,7 @@ impl Chat {
                     // Per-node counts mean nothing to the members of other nodes.
                     online: self.cfg.node.is_none().then(|| room.online()),
                 };
-                let frame = encode_frame(OpCode::Text, event.to_json().as_bytes());
+                let frame = Frame::text(&event.to_json());
                 // The sender gets it too: its copy carries the sequence number and time.
                 conn.publish(name, frame, true);
             }
@@ -269,7 +269,7 @@ fn not_joined() -> Refusal {
 impl Handler for Chat {
     type State = Box<Member>;
 
-    fn upgrade<'r>(&mut self, req: &UpgradeRequest<'r>) -> Decision<'r, Box<Member>> {
+    fn upgrade<'r>(&mut self, req: &Upgrade<'_, 'r>) -> Decision<'r, Box<Member>> {
         if self.cfg.origins.check(req).is_err() {
             return Decision::Reject {
                 status: 403,

@@ -41,7 +41,7 @@ impl Sink for Rec {
             Event::Close { code, reason } => Ev::Close(code.map(|c| c.0), reason.to_owned()),
         });
     }
-    fn transmit(&mut self, frame: &[u8]) {
+    fn transmit(&mut self, _opcode: OpCode, frame: &[u8]) {
         assert!(frame.len() <= MAX_CONTROL_FRAME);
         self.sent.push(frame.to_vec());
     }
@@ -545,7 +545,7 @@ impl Sink for Keep {
     fn event(&mut self, event: Event<'_>) {
         panic!("unexpected borrowed event {event:?}");
     }
-    fn transmit(&mut self, _frame: &[u8]) {}
+    fn transmit(&mut self, _opcode: OpCode, _frame: &[u8]) {}
     fn assembled(&mut self, msg: Assembled) {
         self.0.push(msg);
     }
@@ -577,7 +577,7 @@ fn an_assembled_message_is_handed_over_with_the_header_of_its_frame() {
         assert_eq!(msg.payload(), &payload[..]);
         assert_eq!(msg.text().is_some(), opcode == OpCode::Text);
         // The frame is exactly what the encoder makes, and it shares the payload's memory.
-        let frame = msg.frame();
+        let frame = msg.frame().wire().clone();
         assert_eq!(frame, frame::encode_frame(opcode, &payload));
         let header_len = frame.len() - payload.len();
         assert_eq!(frame[header_len..].as_ptr(), msg.payload().as_ptr());

@@ -1,6 +1,7 @@
-//! Fan-out: the topic operations handlers ask for (subscribe, unsubscribe, publish), delivery of
-//! a publication to this worker's subscribers, the batches owed to the other workers and to the
-//! relay, and what arrives in this worker's inbox.
+//! Fan-out: what handlers asked for during their callbacks (subscribe, unsubscribe, publish, a
+//! message to one connection, a timer), delivery of a publication to this worker's connections,
+//! the batches owed to the other workers and to the relay, and what arrives in this worker's
+//! inbox.
 
 use std::io;
 
@@ -10,11 +11,13 @@ use crate::runtime::Backend;
 use crate::server::conn::{Ctx, Delivery, Flags};
 use crate::server::counters::Counters;
 use crate::server::handler::Handler;
-use crate::server::pubsub::{ConnId, Publication, TopicOp};
+use crate::server::ops::Op;
+use crate::server::pubsub::{ConnId, Publication, Target};
 
 impl<H: Handler, B: Backend> Worker<H, B> {
-    /// Applies the topic operations handlers asked for (subscribe, unsubscribe, publish).
-    pub(super) fn run_topic_ops(&mut self) -> io::Result<()> {
+    /// Carries out what handlers asked for, in order, until nothing is left (delivering a
+    /// publication can run callbacks that ask for more).
+    pub(super) fn run_ops(&mut self) -> io::Result<()> {
         loop {
             let ops = std::mem::take(&mut *self.ops.borrow_mut());
             if ops.is_empty() {
@@ -22,7 +25,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             for op in ops {
                 match op {
-                    TopicOp::Subscribe(id, topic) => {
+                    Op::Subscribe(id, topic) => {
                         // Only an open connection joins (one that closed meanwhile would never
                         // leave again).
                         let open = self
@@ -33,18 +36,15 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                             self.topics.subscribe(id.slot, id.generation, topic);
                         }
                     }
-                    TopicOp::Unsubscribe(id, topic) => {
+                    Op::Unsubscribe(id, topic) => {
                         self.topics.unsubscribe(id.slot, id.generation, &topic);
                     }
-                    TopicOp::Publish { p, cluster } => {
-                        Counters::inc(&self.counters.published, 1);
-                        if cluster && self.relay.is_some() {
-                            self.to_broker.push((p.topic.clone(), p.frame.clone()));
+                    Op::Publish { p, cluster } => self.publish(p, cluster)?,
+                    Op::Timer { id, after, token } => {
+                        let due = self.now().after(after);
+                        if !self.handler_timers.set(due, id, token) {
+                            Counters::inc(&self.counters.handler_timers_refused, 1);
                         }
-                        for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
-                            self.topics.send_to(w, p.clone());
-                        }
-                        self.deliver_local(&p)?;
                     }
                 }
             }
@@ -52,7 +52,33 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         }
     }
 
-    /// Queues a publication on this worker's subscribers of its topic.
+    /// A publication from a handler on this worker: to the relay (a topic's, when it crosses
+    /// servers), to the other workers that may have its connections, and to this worker's.
+    fn publish(&mut self, p: Publication, cluster: bool) -> io::Result<()> {
+        match &p.target {
+            Target::Topic(topic) => {
+                Counters::inc(&self.counters.published, 1);
+                if cluster && self.relay.is_some() {
+                    self.to_relay.push((topic.clone(), p.frame.clone()));
+                }
+                for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
+                    self.topics.send_to(w, p.clone());
+                }
+                self.deliver_local(&p)
+            }
+            Target::Conn(id) if usize::from(id.worker) == self.index => self.deliver_local(&p),
+            Target::Conn(id) => {
+                let w = usize::from(id.worker);
+                if w < self.hub.workers() {
+                    self.topics.send_to(w, p);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues a publication on this worker's connections it is for: the subscribers of its
+    /// topic, or the one connection it names.
     pub(super) fn deliver_local(&mut self, p: &Publication) -> io::Result<()> {
         let (now, tick) = (self.now(), self.tick());
         let mut close = Vec::new();
@@ -67,7 +93,15 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             index,
             ..
         } = self;
-        for (slot, generation) in topics.subscribers(&p.topic) {
+        let subscribers = match &p.target {
+            Target::Topic(topic) => Some(topics.subscribers(topic)),
+            Target::Conn(_) => None,
+        };
+        let one = match &p.target {
+            Target::Conn(id) if usize::from(id.worker) == *index => Some((id.slot, id.generation)),
+            _ => None,
+        };
+        for (slot, generation) in subscribers.into_iter().flatten().chain(one) {
             let id = ConnId {
                 worker: *index as u16,
                 slot,
@@ -88,7 +122,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 ops,
                 codecs,
             };
-            match s.push_publication(p.frame.clone(), &ctx) {
+            match s.push_publication(&p.frame, &ctx) {
                 Delivery::Queued if !s.flags.has(Flags::DIRTY) => {
                     s.flags.set(Flags::DIRTY, true);
                     dirty.push((slot, generation));
@@ -106,10 +140,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     }
 
     /// Moves the publications owed to each other worker into its inbox, waking it if needed,
-    /// and hands the bridge (if any) this iteration's publications for other nodes and changes
+    /// and hands the relay (if any) this iteration's publications for other servers and changes
     /// of interest.
     pub(super) fn send_publications(&mut self) -> io::Result<()> {
-        self.hand_to_broker();
+        self.hand_to_relay();
         for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
             let batch = self.topics.outgoing(w);
             if batch.is_empty() {
@@ -117,7 +151,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             if self.hub.deliver(w, batch) {
                 // Tagged with the target's index: should the message fail, its eventfd is
-                // signalled instead (see `Completion::MsgSent` above).
+                // signalled instead (see `Completion::MsgSent`).
                 self.io
                     .wake_peer(self.hub.ring(w), self.hub.efd(w), w as u32)?;
             }
@@ -125,13 +159,13 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         Ok(())
     }
 
-    /// Hands the bridge (if any) this iteration's publications for other nodes and changes of
+    /// Hands the relay (if any) this iteration's publications for other servers and changes of
     /// interest.
-    pub(super) fn hand_to_broker(&mut self) {
+    pub(super) fn hand_to_relay(&mut self) {
         if let Some(relay) = &self.relay {
             relay.submit(
                 self.index as u16,
-                &mut self.to_broker,
+                &mut self.to_relay,
                 &mut self.topics.changes,
             );
         }
@@ -145,6 +179,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             self.deliver_local(&p)?;
         }
         self.inbox = batch;
-        Ok(())
+        self.run_ops()
     }
 }

@@ -1,48 +1,16 @@
-//! Flow control: a connection whose replies filled its queue to the high-water mark stops being
-//! read until the queue drains to the low-water mark; input that arrived before the pause took
-//! effect is held and fed, a receive buffer at a time, when reading resumes.
+//! Flow control, the worker's side: reading resumes. (Pausing is settled with the event that
+//! caused it: see `settle`.) Input that arrived before a pause took effect was held; it is fed,
+//! a receive buffer at a time, before the receive is armed again.
 
 use std::io;
 
-use super::Worker;
+use super::{Worker, rearm_recv};
 use crate::runtime::Backend;
-use crate::server::conn::{Flags, Flow};
+use crate::server::conn::Flags;
 use crate::server::counters::Counters;
 use crate::server::handler::Handler;
 
 impl<H: Handler, B: Backend> Worker<H, B> {
-    /// Stops or restarts reading a connection by its queue (see `ServerConfig::max_outbound_bytes`).
-    /// A receive armed while paused is cancelled; the bytes it delivers before the cancel lands
-    /// are still handled (replies to them are bounded by the reply ceiling).
-    pub(super) fn flow_control(&mut self, slot: u32, generation: u32) -> io::Result<()> {
-        let Some(s) = self.slots.get_mut(slot, generation) else {
-            return Ok(());
-        };
-        match s.flow(&self.cfg) {
-            Flow::Keep => {}
-            Flow::Pause => {
-                Counters::inc(&self.counters.read_pauses, 1);
-                Counters::add(&self.counters.reading_paused, 1);
-            }
-            Flow::Resume => {
-                Counters::add(&self.counters.reading_paused, -1);
-                return self.resume_reading(slot, generation);
-            }
-        }
-        let f = s.flags;
-        if f.has(Flags::READ_PAUSED)
-            && f.has(Flags::RECV_ARMED)
-            && !f.has(Flags::RECV_STOPPING)
-            && !f.has(Flags::FD_CLOSING)
-        {
-            s.flags.set(Flags::RECV_STOPPING, true);
-            self.io.cancel_recv(slot, generation)?;
-        }
-        Ok(())
-    }
-
-    /// Arms the slot's multishot receive again, unless it is armed, paused by flow control or
-    /// the slot is closing.
     /// Reading resumes: input held since the pause is fed first, a receive buffer's worth at a
     /// time with flow control checked in between (it may pause again), then reading is
     /// re-armed.
@@ -68,6 +36,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             self.with_slot(slot, generation, |s, h, ctx| s.on_bytes(&mut chunk, h, ctx))?;
         }
-        self.rearm_recv(slot, generation)
+        match self.slots.get_mut(slot, generation) {
+            Some(s) => rearm_recv(s, slot, generation, &mut self.io),
+            None => Ok(()),
+        }
     }
 }

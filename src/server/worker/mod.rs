@@ -4,8 +4,19 @@
 //! The loop, once per iteration: flush every connection with queued frames (one gathered send
 //! each), re-arm receives that found the buffer ring empty, then one `io_uring_enter` that
 //! submits all of it and waits for completions (or the next deadline), then handle the
-//! completions. No locks and no cross-thread traffic: the only shared things are the stop flag
-//! and the counters, both relaxed atomics.
+//! completions. No locks on the way of a message: the only shared things are the stop flag, the
+//! counters (relaxed atomics) and, for publications between workers, one inbox lock per batch.
+//!
+//! A completion looks its connection's slot up once: the event is handled and what it leaves to
+//! do (the slot's timer, its place in the flush list, closing, flow control, re-arming its
+//! receive) is settled with the slot still in hand ([`settle`]). What handlers asked for
+//! (publications, subscriptions, timers) runs after that, once the slot is let go.
+//!
+//! | module | concept |
+//! |---|---|
+//! | `flow` | flow control: pausing and resuming a connection's reading, held input |
+//! | `fanout` | topic operations, delivery to this worker's subscribers, inboxes and the relay |
+//! | `timers` | timers handlers set ([`Conn::set_timer`](crate::server::Conn::set_timer)) |
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,20 +29,25 @@ use std::time::{Duration, Instant};
 
 use super::compress::Codecs;
 use super::config::ServerConfig;
-use super::conn::{Actions, Ctx, Flags, Slot};
+use super::conn::{Actions, Ctx, Flags, Flow, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
-use super::pubsub::{ConnId, Hub, LocalTopics, Publication, Topic, TopicOp};
+use super::ops::Op;
+use super::pubsub::{ConnId, Hub, LocalTopics, Publication, Topic};
 use super::relay::Relay;
 use super::slab::Slab;
 use super::wheel::Wheel;
-
-mod fanout;
-mod flow;
+use crate::proto::frame::Frame;
 use crate::proto::{CloseCode, Timestamp};
 use crate::runtime::sys;
 use crate::runtime::uring::user_data::MAX_SLOT;
 use crate::runtime::{Backend, Completion, WAKE_PAYLOAD};
+
+mod fanout;
+mod flow;
+mod timers;
+
+use timers::HandlerTimers;
 
 /// What every worker of a running server shares.
 #[derive(Clone)]
@@ -63,6 +79,8 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     wheel: Wheel,
     /// Timers fired in this iteration (kept to reuse its allocation).
     fired: Vec<u32>,
+    /// Timers handlers set, by due time.
+    handler_timers: HandlerTimers,
     epoch: Instant,
     /// Milliseconds since `epoch`, read once per loop iteration (after the wait): events of one
     /// batch share it, and the clock is not read per completion.
@@ -80,18 +98,27 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     relay: Option<Arc<dyn Relay>>,
     /// Subscribers on this worker, and publications owed to the others.
     topics: LocalTopics,
-    /// Topic operations asked for by handlers during the current callback.
-    ops: RefCell<Vec<TopicOp>>,
+    /// What handlers asked for during the current callback.
+    ops: RefCell<Vec<Op>>,
     /// permessage-deflate codecs shared by the worker's connections.
     codecs: RefCell<Codecs>,
     /// Publications taken from the inbox (kept to reuse its allocation).
     inbox: Vec<Publication>,
-    /// This iteration's publications for the other nodes (with a broker).
-    to_broker: Vec<(Topic, bytes::Bytes)>,
+    /// This iteration's publications for the other servers (with a relay).
+    to_relay: Vec<(Topic, Frame)>,
     /// Input that arrived for a connection after its reading paused, by slot: its generation,
     /// the bytes, and how many were fed already. Replies to it would pass the reply ceiling (a
     /// compressed request can be far smaller than its answer), so it waits for the resume.
     held: HashMap<u32, (u32, Vec<u8>, usize)>,
+}
+
+/// What settling an event left for after the slot is let go.
+#[derive(Debug, Default, Clone, Copy)]
+struct Settled {
+    /// Reading resumes: feed held input, re-arm the receive.
+    resume: bool,
+    /// The slot is done: free it.
+    finished: bool,
 }
 
 impl<H: Handler, B: Backend> Worker<H, B> {
@@ -115,6 +142,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             listener,
             slots: Slab::new(),
             handler,
+            handler_timers: HandlerTimers::new(cfg.max_handler_timers),
             cfg,
             counters,
             stop,
@@ -134,7 +162,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             ops: RefCell::new(Vec::new()),
             codecs: RefCell::new(Codecs::default()),
             inbox: Vec::new(),
-            to_broker: Vec::new(),
+            to_relay: Vec::new(),
             held: HashMap::new(),
         }
     }
@@ -200,6 +228,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 self.on_completion(completion)?;
             }
             self.run_timers()?;
+            self.run_handler_timers()?;
             if let Some(at) = self.accept_retry_at {
                 if self.tick().wrapping_sub(at) as i32 >= 0 {
                     self.resume_accepting()?;
@@ -211,6 +240,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             );
             Counters::set(&self.counters.timers, self.wheel.len() as i64);
             Counters::set(
+                &self.counters.handler_timers,
+                self.handler_timers.len() as i64,
+            );
+            Counters::set(
                 &self.counters.deflate_contexts,
                 self.codecs.get_mut().dedicated() as i64,
             );
@@ -221,8 +254,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 if self.slots.len() == 0 {
                     // Closes of connections accepted while stopping may still be queued.
                     self.io.wait(Some(Duration::ZERO))?;
-                    // The last publications for other nodes (the bridge outlives the workers).
-                    self.hand_to_broker();
+                    // The last publications for other servers (the relay outlives the workers).
+                    self.hand_to_relay();
                     return Ok(());
                 }
                 if self.now() >= deadline {
@@ -233,14 +266,17 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     }
 
     /// How long the loop may sleep: until the wheel's next due tick, at most one tick (the
-    /// shutdown flag is looked at every tick).
+    /// shutdown flag is looked at every tick), and no later than the next handler timer.
     fn wait_time(&self) -> Duration {
         let tick_ms = self.tick_ms();
         let until_next_tick = tick_ms - self.now().0 % tick_ms;
-        let wait = match self.wheel.next_wake() {
+        let mut wait = match self.wheel.next_wake() {
             Some(t) if t.wrapping_sub(self.wheel.now()) <= 1 => until_next_tick,
             _ => tick_ms,
         };
+        if let Some(due) = self.handler_timers.next_due() {
+            wait = wait.min(due.0.saturating_sub(self.now().0));
+        }
         Duration::from_millis(wait.max(1))
     }
 
@@ -302,32 +338,35 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     }
                     s.on_eof(h, ctx, true)
                 })?;
-                self.try_free(slot, generation);
             }
             Completion::RecvEof { slot, generation } => {
                 self.with_slot(slot, generation, |s, h, ctx| {
                     s.recv_ended();
                     s.on_eof(h, ctx, false)
                 })?;
-                self.try_free(slot, generation);
             }
             Completion::RecvNoBufs { slot, generation } => {
                 Counters::inc(&self.counters.recv_starved, 1);
-                if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.recv_ended();
-                    if !s.flags.has(Flags::FD_CLOSING) {
-                        self.starved.push((slot, generation));
-                    }
+                let Some(s) = self.slots.get_mut(slot, generation) else {
+                    return Ok(());
+                };
+                s.recv_ended();
+                if s.is_finished() {
+                    self.free(slot, generation);
+                } else if !s.flags.has(Flags::FD_CLOSING) {
+                    self.starved.push((slot, generation));
                 }
-                self.try_free(slot, generation);
             }
             Completion::RecvCancelled { slot, generation } => {
-                if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.recv_ended();
-                }
+                let Some(s) = self.slots.get_mut(slot, generation) else {
+                    return Ok(());
+                };
+                s.recv_ended();
                 // Cancelled by flow control and resumed since: read again.
-                self.rearm_recv(slot, generation)?;
-                self.try_free(slot, generation);
+                rearm_recv(s, slot, generation, &mut self.io)?;
+                if s.is_finished() {
+                    self.free(slot, generation);
+                }
             }
             Completion::CancelDone {
                 slot,
@@ -357,7 +396,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     }
                     s.on_eof(h, ctx, true)
                 })?;
-                self.try_free(slot, generation);
             }
             Completion::Sent {
                 slot,
@@ -365,7 +403,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 result,
             } => {
                 self.with_slot(slot, generation, |s, h, ctx| s.on_sent(result, h, ctx))?;
-                self.try_free(slot, generation);
             }
             Completion::Wake { more } => {
                 sys::eventfd_drain(self.hub.efd(self.index));
@@ -376,7 +413,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             Completion::Message {
                 payload: WAKE_PAYLOAD,
-                ..
             } => self.take_inbox()?,
             Completion::MsgSent {
                 payload: WAKE_PAYLOAD,
@@ -408,10 +444,13 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                         io::Error::from_raw_os_error(-result)
                     );
                 }
-                if let Some(s) = self.slots.get_mut(slot, generation) {
-                    s.flags.set(Flags::FD_CLOSED, true);
+                let Some(s) = self.slots.get_mut(slot, generation) else {
+                    return Ok(());
+                };
+                s.flags.set(Flags::FD_CLOSED, true);
+                if s.is_finished() {
+                    self.free(slot, generation);
                 }
-                self.try_free(slot, generation);
             }
             Completion::Other {
                 user_data,
@@ -455,15 +494,18 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         };
         Counters::add(&self.counters.connections, 1);
         if let Some(s) = self.slots.get_mut(slot, generation) {
-            if let Some(fd) = &s.fd {
-                self.io.arm_recv(fd.as_fd(), slot, generation)?;
-                s.flags.set(Flags::RECV_ARMED, true);
-            }
+            rearm_recv(s, slot, generation, &mut self.io)?;
         }
-        self.rearm(slot, generation);
-        Ok(())
+        // Its timer: the handshake deadline.
+        let actions = Actions {
+            rearm: true,
+            ..Actions::default()
+        };
+        self.settle_now(slot, generation, actions)
     }
 
+    /// A receive: the bytes go to the connection's protocol state (or are held while its reading
+    /// pauses), then the event is settled, all on one look-up of the slot.
     fn on_recv(
         &mut self,
         slot: u32,
@@ -482,71 +524,54 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             counters,
             ops,
             codecs,
+            held,
+            wheel,
+            dirty,
             ..
         } = self;
-        let actions = match slots.get_mut(slot, generation) {
-            Some(s) => {
-                if !more {
-                    s.recv_ended();
-                }
-                if s.flags.has(Flags::SHUT_DOWN) || s.flags.has(Flags::FD_CLOSING) {
-                    None // draining after our close: the bytes are dropped
-                } else if s.flags.has(Flags::READ_PAUSED) || s.flags.has(Flags::INPUT_HELD) {
-                    // Arrived before the pause took effect: held, fed when reading resumes.
-                    s.seen(tick);
-                    s.flags.set(Flags::INPUT_HELD, true);
-                    Counters::inc(&counters.bytes_received, len as u64);
-                    Counters::add(&counters.input_held, len as i64);
-                    let data = io.recv_buf(bid, len);
-                    let held = self.held.entry(slot).or_insert((generation, Vec::new(), 0));
-                    held.1.extend_from_slice(data);
-                    None
-                } else {
-                    s.seen(tick);
-                    let ctx = Ctx {
-                        cfg,
-                        counters,
-                        now,
-                        tick,
-                        id,
-                        ops,
-                        codecs,
-                    };
-                    Counters::inc(&counters.bytes_received, len as u64);
-                    let data = io.recv_buf(bid, len);
-                    Some(s.on_bytes(data, handler, &ctx))
-                }
-            }
-            None => None,
+        let Some(s) = slots.get_mut(slot, generation) else {
+            io.recycle(bid); // a stale generation: the buffer goes back all the same
+            return Ok(());
         };
-        self.io.recycle(bid);
-        if let Some(actions) = actions {
-            self.apply(slot, generation, actions)?;
+        if !more {
+            s.recv_ended();
+        }
+        let ctx = Ctx {
+            cfg,
+            counters,
+            now,
+            tick,
+            id,
+            ops,
+            codecs,
+        };
+        let mut settled = Settled::default();
+        if s.flags.has(Flags::SHUT_DOWN) || s.flags.has(Flags::FD_CLOSING) {
+            io.recycle(bid); // draining after our close: the bytes are dropped
+        } else if s.flags.has(Flags::READ_PAUSED) || s.flags.has(Flags::INPUT_HELD) {
+            // Arrived before the pause took effect: held, fed when reading resumes.
+            s.seen(tick);
+            s.flags.set(Flags::INPUT_HELD, true);
+            Counters::inc(&counters.bytes_received, len as u64);
+            Counters::add(&counters.input_held, len as i64);
+            let held = held.entry(slot).or_insert((generation, Vec::new(), 0));
+            held.1.extend_from_slice(io.recv_buf(bid, len));
+            io.recycle(bid);
+        } else {
+            s.seen(tick);
+            Counters::inc(&counters.bytes_received, len as u64);
+            let actions = s.on_bytes(io.recv_buf(bid, len), handler, &ctx);
+            io.recycle(bid);
+            settled = settle(s, slot, generation, actions, io, wheel, dirty, &ctx)?;
         }
         if !more {
             // The multishot receive ended (the kernel's choice): arm it again if still reading.
-            self.rearm_recv(slot, generation)?;
+            rearm_recv(s, slot, generation, io)?;
         }
-        Ok(())
+        self.after(slot, generation, settled)
     }
 
-    fn rearm_recv(&mut self, slot: u32, generation: u32) -> io::Result<()> {
-        if let Some(s) = self.slots.get_mut(slot, generation) {
-            if !s.flags.has(Flags::RECV_ARMED)
-                && !s.flags.has(Flags::FD_CLOSING)
-                && !s.flags.has(Flags::READ_PAUSED)
-                && !s.flags.has(Flags::INPUT_HELD)
-            {
-                if let Some(fd) = &s.fd {
-                    s.flags.set(Flags::RECV_ARMED, true);
-                    self.io.arm_recv(fd.as_fd(), slot, generation)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs `f` on a live slot with the handler and context, then applies its actions.
+    /// Runs `f` on a live slot with the handler and context, then settles its actions.
     fn with_slot(
         &mut self,
         slot: u32,
@@ -555,81 +580,59 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     ) -> io::Result<()> {
         let (now, tick, id) = (self.now(), self.tick(), self.id(slot, generation));
         let Worker {
+            io,
             slots,
             handler,
             cfg,
             counters,
             ops,
             codecs,
+            wheel,
+            dirty,
             ..
         } = self;
         let Some(s) = slots.get_mut(slot, generation) else {
             return Ok(());
         };
-        let actions = f(
-            s,
-            handler,
-            &Ctx {
-                cfg,
-                counters,
-                now,
-                tick,
-                id,
-                ops,
-                codecs,
-            },
-        );
-        self.apply(slot, generation, actions)
-    }
-
-    fn apply(&mut self, slot: u32, generation: u32, actions: Actions) -> io::Result<()> {
-        self.run_topic_ops()?;
-        if actions.rearm && !actions.close_now {
-            self.rearm(slot, generation);
-        }
-        if actions.close_now {
-            return self.close_fd(slot, generation);
-        }
-        let Some(s) = self.slots.get_mut(slot, generation) else {
-            return Ok(());
-        };
-        if (actions.flush || s.flags.has(Flags::CLOSE_AFTER_FLUSH)) && !s.flags.has(Flags::DIRTY) {
-            s.flags.set(Flags::DIRTY, true);
-            self.dirty.push((slot, generation));
-        }
-        self.flow_control(slot, generation)
-    }
-
-    /// Arms the slot's one timer at its earliest deadline (or disarms it).
-    fn rearm(&mut self, slot: u32, generation: u32) {
-        let (now, tick, id) = (self.now(), self.tick(), self.id(slot, generation));
-        let Some(s) = self.slots.get_mut(slot, generation) else {
-            return;
-        };
         let ctx = Ctx {
-            cfg: &self.cfg,
-            counters: &self.counters,
+            cfg,
+            counters,
             now,
             tick,
             id,
-            ops: &self.ops,
-            codecs: &self.codecs,
+            ops,
+            codecs,
         };
-        match s.next_deadline(&ctx) {
-            Some(deadline) => self.wheel.insert(slot, deadline),
-            None => self.wheel.cancel(slot),
-        }
+        let actions = f(s, handler, &ctx);
+        let settled = settle(s, slot, generation, actions, io, wheel, dirty, &ctx)?;
+        self.after(slot, generation, settled)
     }
 
-    /// One gathered send per connection with queued frames and none in flight; closes the
-    /// connections that asked to close once flushed.
+    /// Settles `actions` on a live slot (for events that did not go through a handler).
+    fn settle_now(&mut self, slot: u32, generation: u32, actions: Actions) -> io::Result<()> {
+        self.with_slot(slot, generation, |_, _, _| actions)
+    }
+
+    /// What is left once the slot is let go: feed held input if reading resumed, free the slot
+    /// if it is done, and carry out what the handlers asked for.
+    fn after(&mut self, slot: u32, generation: u32, settled: Settled) -> io::Result<()> {
+        if settled.resume {
+            self.resume_reading(slot, generation)?;
+        }
+        if settled.finished {
+            self.free(slot, generation);
+        }
+        self.run_ops()
+    }
+
+    /// One gathered send per connection with queued frames and none in flight; shuts down or
+    /// closes the connections that asked to close once flushed.
     fn flush(&mut self) -> io::Result<()> {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
         let mut busy = Vec::new();
-        let mut lingering = Vec::new();
-        let mut closing = Vec::new();
-        let tick = self.tick();
+        let (now, tick) = (self.now(), self.tick());
         for &(slot, generation) in &dirty {
+            let id = self.id(slot, generation);
             let Some(s) = self.slots.get_mut(slot, generation) else {
                 continue;
             };
@@ -650,30 +653,33 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     .io
                     .send(fd.as_fd(), slot, generation, &mut s.out.pending())?;
                 s.out.sending_started(count);
-            } else {
-                s.flags.set(Flags::DIRTY, false);
-                if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && s.flags.has(Flags::PEER_EOF) {
-                    closing.push((slot, generation)); // the peer has gone: no lingering
-                } else if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
-                    s.flags.set(Flags::SHUT_DOWN, true);
-                    if let Some(fd) = &s.fd {
-                        let _ = sys::shutdown_write(fd.as_fd());
-                    }
-                    // Linger for the peer's EOF, at most `cfg.linger`.
-                    s.since = tick;
-                    lingering.push((slot, generation));
+                continue;
+            }
+            s.flags.set(Flags::DIRTY, false);
+            if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && s.flags.has(Flags::PEER_EOF) {
+                close_fd(s, slot, generation, &mut self.io)?; // the peer has gone: no lingering
+            } else if s.flags.has(Flags::CLOSE_AFTER_FLUSH) && !s.flags.has(Flags::SHUT_DOWN) {
+                s.flags.set(Flags::SHUT_DOWN, true);
+                if let Some(fd) = &s.fd {
+                    let _ = sys::shutdown_write(fd.as_fd());
                 }
+                // Linger for the peer's EOF, at most `cfg.linger`.
+                s.since = tick;
+                let ctx = Ctx {
+                    cfg: &self.cfg,
+                    counters: &self.counters,
+                    now,
+                    tick,
+                    id,
+                    ops: &self.ops,
+                    codecs: &self.codecs,
+                };
+                rearm_timer(s, slot, &mut self.wheel, &ctx);
             }
         }
+        dirty.clear();
+        dirty.extend(busy);
         self.dirty = dirty;
-        self.dirty.clear();
-        self.dirty.extend(busy);
-        for (slot, generation) in lingering {
-            self.rearm(slot, generation);
-        }
-        for (slot, generation) in closing {
-            self.close_fd(slot, generation)?;
-        }
         Ok(())
     }
 
@@ -682,12 +688,14 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             return Ok(());
         }
         for (slot, generation) in std::mem::take(&mut self.starved) {
-            self.rearm_recv(slot, generation)?;
+            if let Some(s) = self.slots.get_mut(slot, generation) {
+                rearm_recv(s, slot, generation, &mut self.io)?;
+            }
         }
         Ok(())
     }
 
-    /// Fires the timers whose tick has come; each slot does what is due and re-arms.
+    /// Fires the connection timers whose tick has come; each slot does what is due and re-arms.
     fn run_timers(&mut self) -> io::Result<()> {
         let tick = self.tick();
         let mut fired = std::mem::take(&mut self.fired);
@@ -702,25 +710,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         Ok(())
     }
 
-    /// Cancels what is armed on the slot's fd and closes it; the slot is freed when both are
-    /// done.
-    fn close_fd(&mut self, slot: u32, generation: u32) -> io::Result<()> {
-        let Some(s) = self.slots.get_mut(slot, generation) else {
-            return Ok(());
-        };
-        if s.flags.has(Flags::FD_CLOSING) {
-            return Ok(());
-        }
-        s.flags.set(Flags::FD_CLOSING, true);
-        let Some(fd) = s.fd.take() else {
-            return Ok(());
-        };
-        if s.flags.has(Flags::RECV_ARMED) || s.out.sending() {
-            self.io.cancel(fd.as_fd(), slot, generation)?;
-        }
-        self.io.close(fd, slot, generation)
-    }
-
     fn resume_accepting(&mut self) -> io::Result<()> {
         if self.accept_retry_at.take().is_some() && self.accepting {
             self.io.arm_accept(self.listener.as_fd())?;
@@ -728,29 +717,25 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         Ok(())
     }
 
-    fn try_free(&mut self, slot: u32, generation: u32) {
-        let finished = self
-            .slots
-            .get_mut(slot, generation)
-            .is_some_and(|s| s.is_finished());
-        if finished {
-            if let Some(s) = self.slots.remove(slot, generation) {
-                self.wheel.cancel(slot);
-                self.codecs.get_mut().forget(slot, s.pmd);
-                if let Some((_, buf, fed)) = self.held.remove(&slot) {
-                    Counters::add(&self.counters.input_held, -((buf.len() - fed) as i64));
-                }
-                self.topics.remove_conn(slot, generation);
-                Counters::set(&self.counters.topics, self.topics.topics() as i64);
-                if s.flags.has(Flags::READ_PAUSED) {
-                    Counters::add(&self.counters.reading_paused, -1);
-                }
-                Counters::add(&self.counters.bytes_queued, -(s.out.queued() as i64));
-                Counters::add(&self.counters.connections, -1);
-                if self.accept_retry_at.is_some() {
-                    let _ = self.resume_accepting();
-                }
-            }
+    /// Frees a finished slot (its fd closed, nothing in flight) and what it held.
+    fn free(&mut self, slot: u32, generation: u32) {
+        let Some(s) = self.slots.remove(slot, generation) else {
+            return;
+        };
+        self.wheel.cancel(slot);
+        self.codecs.get_mut().forget(slot, s.pmd);
+        if let Some((_, buf, fed)) = self.held.remove(&slot) {
+            Counters::add(&self.counters.input_held, -((buf.len() - fed) as i64));
+        }
+        self.topics.remove_conn(slot, generation);
+        Counters::set(&self.counters.topics, self.topics.topics() as i64);
+        if s.flags.has(Flags::READ_PAUSED) {
+            Counters::add(&self.counters.reading_paused, -1);
+        }
+        Counters::add(&self.counters.bytes_queued, -(s.out.queued() as i64));
+        Counters::add(&self.counters.connections, -1);
+        if self.accept_retry_at.is_some() {
+            let _ = self.resume_accepting();
         }
     }
 
@@ -772,6 +757,110 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         }
         Ok(())
     }
+}
+
+/// Applies what an event on slot `s` left to do, with the slot still in hand: its timer, its
+/// place in the flush list, closing, and flow control (pausing cancels the armed receive).
+/// Returns what must wait until the slot is let go.
+#[allow(clippy::too_many_arguments)]
+fn settle<S, B: Backend>(
+    s: &mut Slot<S>,
+    slot: u32,
+    generation: u32,
+    actions: Actions,
+    io: &mut B,
+    wheel: &mut Wheel,
+    dirty: &mut Vec<(u32, u32)>,
+    ctx: &Ctx<'_>,
+) -> io::Result<Settled> {
+    let mut settled = Settled::default();
+    if actions.close_now {
+        close_fd(s, slot, generation, io)?;
+    } else {
+        if actions.rearm {
+            rearm_timer(s, slot, wheel, ctx);
+        }
+        if (actions.flush || s.flags.has(Flags::CLOSE_AFTER_FLUSH)) && !s.flags.has(Flags::DIRTY) {
+            s.flags.set(Flags::DIRTY, true);
+            dirty.push((slot, generation));
+        }
+        match s.flow(ctx.cfg, actions.replies_over) {
+            Flow::Keep => {}
+            Flow::Pause => {
+                Counters::inc(&ctx.counters.read_pauses, 1);
+                Counters::add(&ctx.counters.reading_paused, 1);
+            }
+            Flow::Resume => {
+                Counters::add(&ctx.counters.reading_paused, -1);
+                settled.resume = true;
+            }
+        }
+        // A receive armed while paused is cancelled; the bytes it delivers before the cancel
+        // lands are held (see `on_recv`).
+        let f = s.flags;
+        if f.has(Flags::READ_PAUSED)
+            && f.has(Flags::RECV_ARMED)
+            && !f.has(Flags::RECV_STOPPING)
+            && !f.has(Flags::FD_CLOSING)
+        {
+            s.flags.set(Flags::RECV_STOPPING, true);
+            io.cancel_recv(slot, generation)?;
+        }
+    }
+    settled.finished = s.is_finished();
+    Ok(settled)
+}
+
+/// Arms the slot's one timer at its earliest deadline (or disarms it).
+fn rearm_timer<S>(s: &Slot<S>, slot: u32, wheel: &mut Wheel, ctx: &Ctx<'_>) {
+    match s.next_deadline(ctx) {
+        Some(deadline) => wheel.insert(slot, deadline),
+        None => wheel.cancel(slot),
+    }
+}
+
+/// Arms the slot's multishot receive again, unless it is armed, paused by flow control, holding
+/// input, or closing.
+fn rearm_recv<S, B: Backend>(
+    s: &mut Slot<S>,
+    slot: u32,
+    generation: u32,
+    io: &mut B,
+) -> io::Result<()> {
+    let f = s.flags;
+    if f.has(Flags::RECV_ARMED)
+        || f.has(Flags::FD_CLOSING)
+        || f.has(Flags::READ_PAUSED)
+        || f.has(Flags::INPUT_HELD)
+    {
+        return Ok(());
+    }
+    if let Some(fd) = &s.fd {
+        s.flags.set(Flags::RECV_ARMED, true);
+        io.arm_recv(fd.as_fd(), slot, generation)?;
+    }
+    Ok(())
+}
+
+/// Cancels what is armed on the slot's fd and hands the fd to the backend to close; the slot is
+/// freed when both are done.
+fn close_fd<S, B: Backend>(
+    s: &mut Slot<S>,
+    slot: u32,
+    generation: u32,
+    io: &mut B,
+) -> io::Result<()> {
+    if s.flags.has(Flags::FD_CLOSING) {
+        return Ok(());
+    }
+    s.flags.set(Flags::FD_CLOSING, true);
+    let Some(fd) = s.fd.take() else {
+        return Ok(());
+    };
+    if s.flags.has(Flags::RECV_ARMED) || s.out.sending() {
+        io.cancel(fd.as_fd(), slot, generation)?;
+    }
+    io.close(fd, slot, generation)
 }
 
 #[cfg(test)]

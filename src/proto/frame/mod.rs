@@ -24,13 +24,18 @@
 //! negotiated RSV bits, continuation order, limits) live in [`connection`](super::connection).
 //!
 //! Server frames are never masked, so a frame to send is a header from [`Header::encode`] followed
-//! by the payload bytes, which can stay in a shared `Bytes` untouched: one encoded frame
-//! ([`encode_frame`]) can be queued on many connections.
+//! by the payload bytes, which can stay in a shared `Bytes` untouched: one encoded frame can be
+//! queued on many connections. [`Frame`] is such a frame for a whole message, checked once when
+//! made: what an application sends and publishes.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::Error;
 use super::mask;
+
+mod message;
+
+pub use message::{BadFrame, Frame};
 
 /// FIN bit, in byte 0.
 pub const FIN: u8 = 0x80;
