@@ -10,7 +10,8 @@
 #
 # Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
 # --send-zc-min-bytes 16384), ringws-4k (1024 x 4 KiB receive buffers, as on kernels before 6.12), ringws-base (the binary
-# named by RINGWS_BASE_BIN, e.g. a build of an earlier commit, for A/B runs), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
+# named by RINGWS_BASE_BIN, e.g. a build of an earlier commit, for A/B runs; ringws-base-z the
+# same with --compression shared), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
 # ws 8.x), uws (uWebSockets.js 20.30), bun (Bun 1.4.5) (benches/peers-js, npm registry: installed
 # by this script when missing; a JS server whose install fails is skipped with a note).
 # Scenarios: pp100, pp1000 (ping-pong, 20 B text), pp1k (100 conns, 1 KiB binary), pp10x64k
@@ -132,6 +133,9 @@ server_cmd() { # NAME PORT -> the command, one word per line
         # RINGWS_BASE_BIN=/path/to/ringws benches/compare.sh --servers "ringws ringws-base".
         ringws-base) printf '%s\n' "${RINGWS_BASE_BIN:-/nonexistent}" --mode echo \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
+        # The baseline build with compression (against ringws-z, in the z* scenarios).
+        ringws-base-z) printf '%s\n' "${RINGWS_BASE_BIN:-/nonexistent}" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" --compression shared ;;
         fastwebsockets) printf '%s\n' "$PEERS/fastwebsockets-echo" --listen "127.0.0.1:$2" ;;
         tungstenite) printf '%s\n' "$PEERS/tungstenite-echo" --listen "127.0.0.1:$2" ;;
         ws) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" ;;

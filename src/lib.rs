@@ -30,3 +30,8 @@ pub mod proto;
 #[allow(unsafe_code)]
 pub(crate) mod runtime;
 pub mod server;
+
+/// The README's Rust snippets, compiled by the doc tests so they cannot fall behind the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -170,7 +170,7 @@ pub enum IoChoice {
 const FAKE_FAILURE_ENV: &str = "RINGWS_TEST_URING_ERRNO";
 
 /// Checks that io_uring works here with everything the server needs, by building (and
-/// dropping) one ring as a worker would. The error names the cause: `ENOSYS` (kernel without
+/// dropping) one ring as a worker would, on a short-lived thread of its own. The error names the cause: `ENOSYS` (kernel without
 /// io_uring, or a seccomp filter answering ENOSYS), `EPERM` (seccomp, as in Docker's default
 /// profile, or `kernel.io_uring_disabled`), or a missing operation or feature.
 pub fn probe_uring(config: UringConfig) -> Result<RingFlags, String> {
@@ -179,7 +179,15 @@ pub fn probe_uring(config: UringConfig) -> Result<RingFlags, String> {
         .and_then(|e| e.parse().ok())
     {
         Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-        None => Uring::new(config).map(|ring| ring.flags()),
+        // On a thread of its own: the kernel tears a ring down asynchronously and may notify
+        // the thread that made it (TIF_NOTIFY_SIGNAL), which interrupts a blocking socket call
+        // with a timeout on that thread with EINTR. The caller's thread (an application's,
+        // which may go on to block on sockets) never owns a ring.
+        None => std::thread::scope(|s| {
+            s.spawn(|| Uring::new(config).map(|ring| ring.flags()))
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the io_uring probe panicked")))
+        }),
     };
     result.map_err(|e| {
         let disabled = super::sys::sysctl("kernel/io_uring_disabled").unwrap_or(0);

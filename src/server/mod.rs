@@ -1,45 +1,201 @@
 //! The server: one worker per core, each with its own `SO_REUSEPORT` listener, io_uring and
 //! connections, running a [`Handler`].
 //!
+//! An application implements [`Handler`]: it decides each upgrade ([`Handler::upgrade`], with
+//! the whole request and the peer's address in hand), and reacts to messages, timers it set,
+//! drained queues and closes. Through [`Conn`] it sends (text, binary, or a [`Frame`] encoded
+//! once and shared by many connections), joins and leaves topics, publishes to them, sends to
+//! any connection by its [`ConnId`], and sets timers. Nothing a handler does blocks, and a
+//! handler cannot queue a control frame or a broken one: [`Frame`] is checked when made.
+//!
+//! # A chat with rooms
+//!
+//! The path names the room; every text goes to everyone in it, on every worker. The clients
+//! here are [tungstenite](https://docs.rs/tungstenite)'s, an independent implementation.
+//!
 //! ```
-//! use ringws::server::{Conn, Decision, Handler, Message, Server, ServerConfig, Upgrade};
+//! use ringws::server::{Conn, Decision, Frame, Handler, Message, Server, ServerConfig, Upgrade};
+//! use tungstenite::{Error, HandshakeError};
+//! # use std::{net::TcpStream, time::Duration};
 //!
 //! #[derive(Clone)]
-//! struct Echo;
+//! struct Rooms;
 //!
-//! impl Handler for Echo {
-//!     type State = ();
-//!     fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
-//!         Decision::Accept { state: (), protocol: None }
+//! impl Handler for Rooms {
+//!     type State = String; // the connection's room
+//!
+//!     fn upgrade<'r>(&mut self, req: &Upgrade<'_, 'r>) -> Decision<'r, String> {
+//!         match req.path().strip_prefix("/rooms/") {
+//!             Some(room) if !room.is_empty() => Decision::Accept {
+//!                 state: room.to_owned(),
+//!                 protocol: None,
+//!             },
+//!             _ => Decision::Reject { status: 404, reason: "no such room" },
+//!         }
 //!     }
-//!     fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
-//!         match msg {
-//!             Message::Text(t) => conn.send_text(t),
-//!             Message::Binary(b) => conn.send_binary(b),
-//!         };
+//!
+//!     fn open(&mut self, conn: &mut Conn<'_, String>) {
+//!         let room = conn.state().clone();
+//!         conn.subscribe(&room);
+//!     }
+//!
+//!     fn message(&mut self, conn: &mut Conn<'_, String>, msg: Message<'_>) {
+//!         if let Message::Text(text) = msg {
+//!             let room = conn.state().clone();
+//!             // Encoded once; every member's queue gets the same bytes.
+//!             conn.publish(&room, Frame::text(&format!("{}: {text}", conn.id())), true);
+//!         }
 //!     }
 //! }
 //!
-//! let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
-//! let server = Server::bind(config, Echo)?;
-//! println!("listening on ws://{}/", server.local_addr());
+//! let config = ServerConfig {
+//!     listen: "127.0.0.1:0".parse().unwrap(),
+//!     workers: 2,
+//!     ..ServerConfig::default()
+//! };
+//! let server = Server::bind(config, Rooms)?;
+//! let addr = server.local_addr();
 //! let handle = server.start()?;
-//! // ... serve until, e.g., SIGTERM (`handle.stop_flag()` can be given to a signal handler):
+//!
+//! let join = |room: &str| {
+//!     let stream = TcpStream::connect(addr).unwrap();
+//! #   stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+//!     let url = format!("ws://{addr}/rooms/{room}");
+//!     tungstenite::client(url, stream).expect("upgraded").0
+//! };
+//! let (mut alice, mut bob, mut carol) = (join("lobby"), join("lobby"), join("kitchen"));
+//! alice.send("hello".into())?;
+//! let heard = bob.read()?.into_text()?;
+//! assert!(heard.ends_with(": hello"), "{heard}");
+//! assert_eq!(alice.read()?.into_text()?, heard, "to everyone in the room, alice too");
+//! carol.send("anyone?".into())?;
+//! assert!(carol.read()?.into_text()?.ends_with(": anyone?"), "alone in the kitchen");
+//! // A room that does not exist: refused with 404 before any WebSocket exists.
+//! let stream = TcpStream::connect(addr)?;
+//! match tungstenite::client(format!("ws://{addr}/elsewhere"), stream) {
+//!     Err(HandshakeError::Failure(Error::Http(response))) => assert_eq!(response.status(), 404),
+//!     other => panic!("{other:?}"),
+//! }
+//!
+//! drop((alice, bob, carol)); // they leave (a graceful shutdown waits for open connections)
+//! handle.shutdown(); // e.g. on SIGTERM: `handle.stop_flag()` can be given to a signal handler
+//! handle.join()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Deciding who may connect
+//!
+//! The upgrade is where a server authenticates (RFC 6455 §10.5): the request's headers are all
+//! there (cookies, tokens, `Origin`), and so is the peer's address. The handler below admits
+//! loopback clients with a known bearer token, greets them by name, and answers each message a
+//! moment later from a timer (a handler never blocks, so "later" is a timer).
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use ringws::server::{Conn, Decision, Handler, Message, Server, ServerConfig, Upgrade};
+//! use tungstenite::client::IntoClientRequest;
+//! use tungstenite::{Error, HandshakeError};
+//! # use std::net::TcpStream;
+//!
+//! #[derive(Clone)]
+//! struct Members {
+//!     tokens: Arc<HashMap<&'static str, &'static str>>, // token -> name
+//! }
+//!
+//! struct Member {
+//!     name: &'static str,
+//!     last: String,
+//! }
+//!
+//! impl Handler for Members {
+//!     type State = Member;
+//!
+//!     fn upgrade<'r>(&mut self, req: &Upgrade<'_, 'r>) -> Decision<'r, Member> {
+//!         if !req.peer_addr().is_ok_and(|a| a.ip().is_loopback()) {
+//!             return Decision::Reject { status: 403, reason: "from this host only" };
+//!         }
+//!         let token = req
+//!             .header("authorization")
+//!             .and_then(|v| v.strip_prefix(b"Bearer "))
+//!             .and_then(|t| std::str::from_utf8(t).ok());
+//!         match token.and_then(|t| self.tokens.get(t)) {
+//!             Some(&name) => Decision::Accept {
+//!                 state: Member { name, last: String::new() },
+//!                 protocol: None,
+//!             },
+//!             None => Decision::Reject { status: 401, reason: "a valid token is required" },
+//!         }
+//!     }
+//!
+//!     fn open(&mut self, conn: &mut Conn<'_, Member>) {
+//!         let greeting = format!("hello {}", conn.state().name);
+//!         conn.send_text(&greeting);
+//!     }
+//!
+//!     fn message(&mut self, conn: &mut Conn<'_, Member>, msg: Message<'_>) {
+//!         if let Message::Text(text) = msg {
+//!             conn.state().last = text.to_owned();
+//!             conn.set_timer(Duration::from_millis(20), 1);
+//!         }
+//!     }
+//!
+//!     fn timer(&mut self, conn: &mut Conn<'_, Member>, _token: u64) {
+//!         let member = conn.state();
+//!         let answer = format!("{} said {}", member.name, member.last);
+//!         conn.send_text(&answer);
+//!     }
+//! }
+//!
+//! let tokens = Arc::new(HashMap::from([("s3cret", "alice")]));
+//! let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+//! let server = Server::bind(config, Members { tokens })?;
+//! let addr = server.local_addr();
+//! let handle = server.start()?;
+//!
+//! let connect = |token: Option<&str>| {
+//!     let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+//!     if let Some(token) = token {
+//!         let value = format!("Bearer {token}").parse().unwrap();
+//!         request.headers_mut().insert("authorization", value);
+//!     }
+//!     let stream = TcpStream::connect(addr).unwrap();
+//! #   stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+//!     tungstenite::client(request, stream)
+//! };
+//! let (mut alice, _) = connect(Some("s3cret"))?;
+//! assert_eq!(alice.read()?.into_text()?, "hello alice");
+//! alice.send("hi".into())?;
+//! assert_eq!(alice.read()?.into_text()?, "alice said hi");
+//! for token in [None, Some("guess")] {
+//!     match connect(token) {
+//!         Err(HandshakeError::Failure(Error::Http(response))) => {
+//!             assert_eq!(response.status(), 401)
+//!         }
+//!         other => panic!("{other:?}"),
+//!     }
+//! }
+//! drop(alice);
 //! handle.shutdown();
 //! handle.join()?;
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! | module | concept |
 //! |---|---|
 //! | `config` | [`ServerConfig`]: every runtime limit with its default and reason |
-//! | `handler` | [`Handler`], [`Conn`], [`Decision`], [`Message`]: the application's side |
+//! | `handler` | [`Handler`], [`Upgrade`], [`Conn`], [`Decision`], [`Message`]: the application's side |
+//! | `ops` | what a handler asks for during a callback (topics, messages to a connection, timers), carried out after it |
 //! | `conn` | a connection slot: handshake → open → closing, independent of the I/O backend |
 //! | `dispatch` | the adapter between the protocol core and the handler: `Conn` for a callback, the core's output of one read |
 //! | `outbox` | a connection's outbound queue of shared frames, in bytes, with backpressure |
 //! | `compress` | permessage-deflate per connection and the worker's shared codecs |
-//! | [`pubsub`] | topics (rooms) across workers: subscribe, publish, per-worker inboxes |
-//! | `worker` | the per-core io_uring loop |
+//! | [`pubsub`] | topics (rooms) across workers: subscribe, publish, per-worker inboxes, [`Inbound`] |
+//! | `publisher` | [`Publisher`]: publishing and sending from outside the workers |
+//! | [`relay`] | [`Relay`]: what a bridge to other servers implements (the server never names a broker) |
+//! | `worker` | the per-core loop: completions, flow control, fan-out, handler timers |
 //! | `slab` | connection slots with generations |
 //! | `wheel` | the per-worker hierarchical timer wheel |
 //! | `counters` | per-worker counters, summed on demand |
@@ -81,7 +237,7 @@ pub use counters::{Metrics, Snapshot};
 pub use handler::{Conn, Decision, Handler, HttpResponse, Message, Upgrade};
 pub use outbox::SendStatus;
 pub use publisher::Publisher;
-pub use pubsub::{ConnId, Inbound, Topic};
+pub use pubsub::{BadConnId, ConnId, Inbound, Topic};
 pub use relay::Relay;
 
 use crate::runtime::epoll::Epoll;

@@ -14,13 +14,13 @@
 //!
 //! Nothing is locked per message: a worker moves a whole iteration's publications for another
 //! worker into that worker's inbox under one lock, and wakes it only if the inbox was empty (a
-//! wake-up already pending covers the rest). [`Publisher`] does the same from any thread, one
+//! wake-up already pending covers the rest). [`Publisher`](super::Publisher) does the same from any thread, one
 //! publication at a time.
 //!
-//! With a relay to other servers ([`Relay`], e.g. the Redis bridge), a
+//! With a relay to other servers ([`Relay`](super::Relay), e.g. the Redis bridge), a
 //! publication also goes to the other nodes: the worker hands it to the relay at the end of the
 //! iteration with the rest of the batch, and the relay puts the other nodes' publications into
-//! the inboxes of the workers that have subscribers ([`Inbound`](super::Inbound)).
+//! the inboxes of the workers that have subscribers ([`Inbound`]).
 //! `publish_local` keeps a publication on this node (per-node presence counts, for example).
 //!
 //! Per subscriber, delivery follows the backpressure policy
@@ -53,6 +53,46 @@ pub struct ConnId {
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}.{}", self.worker, self.slot, self.generation)
+    }
+}
+
+impl ConnId {
+    /// The index of the worker the connection is on.
+    pub fn worker(&self) -> usize {
+        usize::from(self.worker)
+    }
+}
+
+/// Why a string is not a [`ConnId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadConnId;
+
+impl fmt::Display for BadConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a connection id (WORKER.SLOT.GENERATION)")
+    }
+}
+
+impl std::error::Error for BadConnId {}
+
+/// Reads an id back from its [`Display`](fmt::Display) form, `WORKER.SLOT.GENERATION` (for an
+/// application that handed ids out, e.g. to a backend that later sends to one).
+impl std::str::FromStr for ConnId {
+    type Err = BadConnId;
+    fn from_str(s: &str) -> Result<ConnId, BadConnId> {
+        let mut parts = s.split('.');
+        let mut next = || parts.next().ok_or(BadConnId);
+        let worker = next()?.parse().map_err(|_| BadConnId)?;
+        let slot = next()?.parse().map_err(|_| BadConnId)?;
+        let generation = next()?.parse().map_err(|_| BadConnId)?;
+        if parts.next().is_some() {
+            return Err(BadConnId);
+        }
+        Ok(ConnId {
+            worker,
+            slot,
+            generation,
+        })
     }
 }
 
@@ -344,6 +384,28 @@ mod tests {
 
     fn t(s: &str) -> Topic {
         Arc::from(s)
+    }
+
+    #[test]
+    fn ids_read_back_what_they_print() {
+        let id = ConnId {
+            worker: 3,
+            slot: 70_000,
+            generation: u32::MAX,
+        };
+        assert_eq!(id.to_string().parse(), Ok(id));
+        assert_eq!(id.worker(), 3);
+        for bad in [
+            "",
+            "1.2",
+            "1.2.3.4",
+            "a.2.3",
+            "70000.1.1",
+            "1.-2.3",
+            " 1.2.3",
+        ] {
+            assert_eq!(bad.parse::<ConnId>(), Err(BadConnId), "{bad:?}");
+        }
     }
 
     #[test]
