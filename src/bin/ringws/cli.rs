@@ -225,7 +225,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        // Zero needs no unit (`--ping-interval 0` turns heartbeats off, as its help says).
+        "" if n == 0 => Ok(Duration::ZERO),
         _ => Err(format!("'{s}' is not a duration like 5s or 500ms")),
     }
 }
@@ -414,5 +416,251 @@ impl Cli {
             cfg.max_pending_bytes = n as usize;
         }
         Some(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringws::proto::handshake::OriginPolicy;
+    use ringws::server::UringConfig;
+
+    /// What a command line configures: the server, the chat, the broker bridge.
+    struct Effective {
+        server: ServerConfig,
+        chat: ChatConfig,
+        broker: Option<BrokerConfig>,
+    }
+
+    fn effective(args: &[&str]) -> Effective {
+        let cli = Cli::try_parse_from(std::iter::once("ringws").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let server = cli.config();
+        let chat = cli.chat_config(&server);
+        Effective {
+            broker: cli.broker_config(),
+            server,
+            chat,
+        }
+    }
+
+    type Check = fn(&Effective) -> bool;
+
+    /// Every flag, with a value other than its default, and where it lands.
+    #[test]
+    fn every_flag_reaches_the_configuration() {
+        let rows: &[(&[&str], Check)] = &[
+            (&["--listen", "0.0.0.0:9100"], |e| {
+                e.server.listen == "0.0.0.0:9100".parse().unwrap()
+            }),
+            (&["--workers", "3"], |e| e.server.workers == 3),
+            (&["--pin"], |e| e.server.pin_workers),
+            (&["--io", "epoll"], |e| e.server.io == IoChoice::Epoll),
+            (&["--io", "uring"], |e| e.server.io == IoChoice::Uring),
+            (&["--max-message-bytes", "1000"], |e| {
+                let l = &e.server.proto.limits;
+                (l.max_message_bytes, l.max_frame_bytes) == (1000, 1000)
+            }),
+            (
+                &["--max-message-bytes", "1000", "--max-frame-bytes", "100"],
+                |e| {
+                    let l = &e.server.proto.limits;
+                    (l.max_message_bytes, l.max_frame_bytes) == (1000, 100)
+                },
+            ),
+            (&["--max-fragments", "7"], |e| {
+                e.server.proto.limits.max_fragments == 7
+            }),
+            (&["--max-header-bytes", "4096"], |e| {
+                e.server.proto.limits.max_header_bytes == 4096
+            }),
+            (&["--max-headers", "20"], |e| {
+                e.server.proto.limits.max_headers == 20
+            }),
+            (&["--max-outbound-bytes", "5000"], |e| {
+                e.server.max_outbound_bytes == 5000
+            }),
+            (&["--outbound-low-water", "1000"], |e| {
+                e.server.outbound_low_water == 1000
+            }),
+            (&["--backpressure", "drop-oldest"], |e| {
+                e.server.backpressure == Backpressure::DropOldest
+            }),
+            (&["--backpressure", "close"], |e| {
+                e.server.backpressure == Backpressure::Close
+            }),
+            (&["--backpressure", "drop"], |e| {
+                e.server.backpressure == Backpressure::DropNewest
+            }),
+            (&["--close-timeout", "750ms"], |e| {
+                e.server.proto.close_timeout == Duration::from_millis(750)
+            }),
+            (&["--shutdown-timeout", "2m"], |e| {
+                e.server.shutdown_timeout == Duration::from_secs(120)
+            }),
+            (&["--recv-buffers", "256"], |e| {
+                e.server.uring.buf_entries == 256
+            }),
+            (&["--recv-buffer-size", "8192"], |e| {
+                e.server.uring.buf_size == 8192
+            }),
+            (&["--handshake-timeout", "3s"], |e| {
+                e.server.handshake_timeout == Duration::from_secs(3)
+            }),
+            (&["--ping-interval", "7s"], |e| {
+                e.server.ping_interval == Some(Duration::from_secs(7))
+            }),
+            (&["--ping-interval", "0"], |e| {
+                e.server.ping_interval.is_none()
+            }),
+            (&["--pong-timeout", "4s"], |e| {
+                e.server.pong_timeout == Duration::from_secs(4)
+            }),
+            (&["--idle-timeout", "90s"], |e| {
+                e.server.idle_timeout == Some(Duration::from_secs(90))
+            }),
+            (&["--text-heartbeat", "hb:ok", "--mode", "echo"], |e| {
+                e.server.text_heartbeat == Some(("hb".into(), "ok".into()))
+            }),
+            (&["--tick", "50ms"], |e| {
+                e.server.tick == Duration::from_millis(50)
+            }),
+            (&["--send-zc-min-bytes", "16384"], |e| {
+                e.server.uring.send_zc_min_bytes == Some(16384)
+            }),
+            (&["--compression", "dedicated"], |e| {
+                e.server.compression.mode == DeflateMode::Dedicated
+            }),
+            (&["--compression", "off"], |e| {
+                e.server.compression.mode == DeflateMode::Off
+            }),
+            (&["--compression-level", "6"], |e| {
+                e.server.compression.level == 6
+            }),
+            (&["--compression-min-bytes", "200"], |e| {
+                e.server.compression.min_bytes == 200
+            }),
+            (&["--compression-window-bits", "12"], |e| {
+                e.server.compression.server_max_window_bits == 12
+            }),
+            (&["--compression-client-window-bits", "9"], |e| {
+                e.server.compression.client_max_window_bits == 9
+            }),
+            (&["--max-rooms", "3"], |e| e.chat.max_rooms == 3),
+            (&["--max-text", "100"], |e| e.chat.max_text == 100),
+            (
+                &[
+                    "--allow-origin",
+                    "https://a.example",
+                    "--allow-origin",
+                    "https://b.example",
+                ],
+                |e| {
+                    e.chat.origins
+                        == OriginPolicy::allow_list(["https://a.example", "https://b.example"])
+                },
+            ),
+            (&["--auth-token", "t0ken"], |e| e.chat.auth.is_some()),
+            (&["--broker", "redis://127.0.0.1:6379"], |e| {
+                e.broker
+                    .as_ref()
+                    .is_some_and(|b| b.channel_prefix == "ringws:room:")
+            }),
+            (
+                &["--broker", "redis://h:1", "--broker-prefix", "eu:"],
+                |e| e.broker.as_ref().is_some_and(|b| b.channel_prefix == "eu:"),
+            ),
+            (
+                &[
+                    "--broker",
+                    "redis://h:1",
+                    "--broker-max-pending-bytes",
+                    "100000",
+                ],
+                |e| {
+                    e.broker
+                        .as_ref()
+                        .is_some_and(|b| b.max_pending_bytes == 100_000)
+                },
+            ),
+        ];
+        for (args, check) in rows {
+            assert!(
+                check(&effective(args)),
+                "{args:?} did not reach the configuration"
+            );
+        }
+        // Each row's flag is one of the command line's, and every flag of the command line (but
+        // --config, --mode and --huge-pages, which choose what runs rather than configure it:
+        // tests/cli.rs starts the binary with them) has a row.
+        use clap::CommandFactory;
+        let listed: std::collections::HashSet<&str> = rows
+            .iter()
+            .flat_map(|(args, _)| args.iter().filter(|a| a.starts_with("--")))
+            .map(|a| a.trim_start_matches("--"))
+            .collect();
+        for arg in Cli::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if ["config", "mode", "huge-pages", "help", "version"].contains(&long) {
+                continue;
+            }
+            assert!(listed.contains(long), "--{long} has no row");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_librarys_and_the_modes_own() {
+        let chat = effective(&[]);
+        let library = ServerConfig::default();
+        assert_eq!(chat.server.listen, library.listen);
+        assert_eq!(chat.server.max_outbound_bytes, library.max_outbound_bytes);
+        assert_eq!(chat.server.proto, library.proto);
+        assert_eq!(chat.server.uring, UringConfig::default());
+        // Chat mode: compression shared and the browser heartbeat (its interval half the ping
+        // interval, told to clients in the welcome).
+        assert_eq!(chat.server.compression.mode, DeflateMode::Shared);
+        assert_eq!(
+            chat.server.text_heartbeat,
+            Some(("ping".into(), "pong".into()))
+        );
+        assert_eq!(
+            chat.chat.heartbeat,
+            Some(("ping".into(), "pong".into(), 15_000))
+        );
+        assert!(chat.broker.is_none());
+        let echo = effective(&["--mode", "echo"]);
+        assert_eq!(echo.server.compression.mode, DeflateMode::Off);
+        assert_eq!(echo.server.text_heartbeat, None);
+    }
+
+    #[test]
+    fn the_auth_token_is_checked_in_the_query_and_as_a_bearer() {
+        use ringws::proto::handshake::{Request, UpgradeRequest};
+        let e = effective(&["--auth-token", "s3cret"]);
+        let hook = e.chat.auth.expect("a hook");
+        let decide = |path: &str, auth: Option<&str>| {
+            let header = auth.map_or(String::new(), |v| format!("Authorization: {v}\r\n"));
+            let head = format!(
+                "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                 {header}\r\n"
+            );
+            let limits = ringws::proto::Limits::default();
+            let Ok(Request::Upgrade(req)) = Request::parse(head.as_bytes(), &limits) else {
+                panic!("not an upgrade")
+            };
+            let req: &UpgradeRequest<'_> = &req;
+            hook(req).map(drop).map_err(|(status, _)| status)
+        };
+        assert_eq!(decide("/ws?token=s3cret", None), Ok(()));
+        assert_eq!(decide("/ws?room=a&token=s3cret", None), Ok(()));
+        assert_eq!(decide("/ws", Some("Bearer s3cret")), Ok(()));
+        assert_eq!(decide("/ws", None), Err(401));
+        assert_eq!(decide("/ws?token=s3cre", None), Err(401));
+        assert_eq!(decide("/ws?token=s3cretx", None), Err(401));
+        assert_eq!(decide("/ws?xtoken=s3cret", None), Err(401));
+        assert_eq!(decide("/ws", Some("Bearer wrong")), Err(401));
+        assert_eq!(decide("/ws", Some("Basic s3cret")), Err(401));
+        assert_eq!(decide("/ws", Some("s3cret")), Err(401));
     }
 }
