@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::free_port;
+use support::{Binary, Client, free_port, upgrade_request};
 
 fn ringws(args: &[&str]) -> std::process::Output {
     support::bin(env!("CARGO_BIN_EXE_ringws"))
@@ -287,8 +287,21 @@ fn a_broker_from_the_config_file_that_is_down_is_logged_once_and_the_server_serv
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Several reconnection attempts (100 ms, 200 ms, 400 ms... apart) fail meanwhile.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Several reconnection attempts (100 ms, 200 ms, 400 ms... apart) fail meanwhile: wait for
+    // two of them in the log.
+    let start = Instant::now();
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("still unreachable")
+        .count()
+        < 2
+    {
+        assert!(
+            start.elapsed() < support::patience() * 2,
+            "no retries logged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     use std::io::{Read, Write};
     http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -313,4 +326,37 @@ fn a_broker_from_the_config_file_that_is_down_is_logged_once_and_the_server_serv
         text.matches("still unreachable").count() >= 2,
         "retried:\n{text}"
     );
+}
+
+#[test]
+fn the_auth_token_guards_the_chat_in_the_query_and_as_a_bearer() {
+    let server = Binary::start_mode("chat", &["--auth-token", "s3cret"]);
+    let upgrade = |path: &str, header: &str| -> u16 {
+        let mut c = Client::raw(server.addr);
+        let request = upgrade_request(path).replacen("\r\n\r\n", &format!("\r\n{header}\r\n"), 1);
+        c.send_raw(request.as_bytes());
+        c.read_http_head().0
+    };
+    let bearer = |token: &str| format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(upgrade("/ws?token=s3cret", ""), 101, "in the query");
+    assert_eq!(
+        upgrade("/ws?room=a&token=s3cret", ""),
+        101,
+        "among other parameters"
+    );
+    assert_eq!(upgrade("/ws", &bearer("s3cret")), 101, "as a bearer");
+    assert_eq!(upgrade("/ws", ""), 401, "missing");
+    assert_eq!(upgrade("/ws?token=wrong", ""), 401, "wrong");
+    assert_eq!(upgrade("/ws?token=s3cre", ""), 401, "a prefix of it");
+    assert_eq!(upgrade("/ws?token=s3cret2", ""), 401, "longer");
+    assert_eq!(upgrade("/ws", &bearer("wrong")), 401, "a wrong bearer");
+    assert_eq!(
+        upgrade("/ws", "Authorization: Basic s3cret\r\n"),
+        401,
+        "another scheme"
+    );
+    // The page and the health check stay open: only the WebSocket is guarded.
+    let mut page = Client::raw(server.addr);
+    page.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(page.read_http_head().0, 200);
 }

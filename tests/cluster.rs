@@ -374,8 +374,11 @@ fn redis_stopped_and_started_again_is_survived_and_reported() {
     wait_until("the drops are counted", patience(), || {
         a.metric("broker_dropped_total") >= 1 && b.metric("broker_dropped_total") >= 1
     });
-    // Several reconnection attempts fail meanwhile.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Several reconnection attempts fail meanwhile (each node counts its own).
+    wait_until("two failed attempts each", patience() * 2, || {
+        a.metric("broker_session_failures_total") >= 3
+            && b.metric("broker_session_failures_total") >= 3
+    });
 
     redis.restart();
     // The next attempt comes within the backoff's current wait (about 1.6 s at most here).

@@ -7,13 +7,12 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ringws::app::echo::Echo;
 use ringws::proto::{Config, Connection, Event, Sink};
 use ringws::server::Snapshot;
-use support::{Client, TestServer, config, io_choice, patience};
+use support::{Binary, Client, TestServer, config, patience};
 
 /// Payload bytes per message.
 const SIZE: usize = 1024;
@@ -129,11 +128,11 @@ fn a_pipelined_writer_that_reads_late_loses_nothing_and_is_paused() {
         let s = stream.try_clone().unwrap();
         std::thread::spawn(move || write_messages(s, MESSAGES))
     };
-    // Not reading for a second: the queue fills, reading stops, the kernel's buffers fill and
-    // the writer blocks.
+    // Not reading: the queue fills, reading stops, the kernel's buffers fill and the writer
+    // blocks. Wait until the server has taken nothing more for a while (the writer is stuck,
+    // or done: if flow control did not hold, it would have written everything by then).
     let c = server.wait_counters("reading paused", |c| c.reading_paused == 1);
-    std::thread::sleep(Duration::from_secs(1));
-    let paused = server.counters();
+    let paused = server.wait_stable("the writer stuck", |c| c.bytes_received);
     assert_eq!(paused.reading_paused, 1, "{paused:#?}");
     assert!(
         paused.messages_in < MESSAGES as i64 / 2,
@@ -175,29 +174,24 @@ fn a_reader_that_never_reads_is_closed_by_the_heartbeat_and_nothing_leaks() {
             HEADER.iter().copied().chain(p)
         })
         .collect();
-    let mut stalled_since = None;
+    // Write until the server has stopped reading (flow control) and the socket takes no more.
     let start = Instant::now();
     let mut written = 0;
     loop {
         // Resume where a short write stopped: frames must stay whole.
         let at = written % chunk.len();
         match (&stream).write(&chunk[at..]) {
-            Ok(n) => {
-                written += n;
-                stalled_since = None
-            }
+            Ok(n) => written += n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                let since = *stalled_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_millis(100) {
+                if server.counters().read_pauses >= 1 {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(5)); // the server reads meanwhile
             }
             Err(e) => panic!("write after {written} bytes: {e}"),
         }
         assert!(start.elapsed() < patience(), "the server never pushed back");
     }
-    assert!(server.counters().read_pauses >= 1);
     // Never read: the server's ping waits behind the echoes, no pong comes, and the pong
     // deadline closes the connection and frees everything.
     let end = server.wait_counters("closed by the pong deadline", |c| c.connections == 0);
@@ -261,55 +255,6 @@ fn a_paused_connection_still_reads_the_close_reply_at_shutdown() {
         took < Duration::from_secs(10),
         "the close reply was read: shutdown took {took:?}"
     );
-}
-
-// ------------------------------------------------------------------ the binary
-
-/// The `ringws` binary on a free port, one worker, on the backend under test.
-struct Binary {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Binary {
-    fn start(extra: &[&str]) -> Binary {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let io = match io_choice() {
-            ringws::server::IoChoice::Epoll => "epoll",
-            ringws::server::IoChoice::Uring => "uring",
-            ringws::server::IoChoice::Auto => "auto",
-        };
-        let child = support::bin(env!("CARGO_BIN_EXE_ringws"))
-            .args(["--mode", "echo", "--listen", &addr.to_string()])
-            .args(["--workers", "1", "--io", io])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ringws");
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(start.elapsed() < patience(), "ringws did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Binary { child, addr }
-    }
-
-    /// Resident memory, in bytes.
-    fn rss(&self) -> u64 {
-        support::rss_bytes_of(&self.child.id().to_string())
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

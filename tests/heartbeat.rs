@@ -1,5 +1,11 @@
-//! Heartbeats and timeouts on the worker's timer wheel, with short settings: a silent peer is
-//! found and freed on schedule, a live one stays, and every timeout kind is counted.
+//! Heartbeats and timeouts on the worker's timer wheel, with short settings, over real sockets:
+//! a silent peer is found and freed, a live one stays, and every timeout kind is counted.
+//!
+//! When each deadline falls, to the tick, is shown by the worker's unit tests on a clock they set
+//! (`src/server/worker/tests.rs`). Here, on a shared and maybe loaded machine, a test asserts
+//! only what no scheduling delay can break: nothing happens before its deadline (the test's
+//! clock starts before the moment the server counts from), it happens within one patience
+//! (`RINGWS_TEST_PATIENCE_SECS`) after it, and the counters say why.
 
 mod support;
 
@@ -8,7 +14,7 @@ use std::time::{Duration, Instant};
 use ringws::proto::frame::OpCode;
 use ringws::server::Upgrade;
 use ringws::server::{Conn, Decision, Handler, Message, ServerConfig};
-use support::{Client, Got, TestServer, config};
+use support::{Client, Got, TestServer, config, patience};
 
 const TICK: Duration = Duration::from_millis(20);
 
@@ -46,11 +52,9 @@ fn a_silent_peer_is_pinged_then_closed_on_schedule() {
         vec![Got::Ping(vec![])],
         "a ping, then the socket closes"
     );
-    assert!(took >= Duration::from_millis(380), "closed early: {took:?}");
-    // Deadline + one tick, plus slack for a loaded CI machine (the wheel itself is exact: see
-    // the unit tests of server::wheel).
+    assert!(took >= Duration::from_millis(400), "closed early: {took:?}");
     assert!(
-        took <= Duration::from_millis(400) + TICK + Duration::from_millis(300),
+        took <= Duration::from_millis(400) + patience(),
         "late: {took:?}"
     );
     let counters = server.wait_counters("freed", |c| c.connections == 0);
@@ -73,21 +77,15 @@ fn a_silent_peer_is_pinged_then_closed_on_schedule() {
 fn a_peer_that_answers_stays_connected_across_many_intervals() {
     let server = TestServer::start(heartbeat_config(), ringws::app::echo::Echo);
     let mut c = Client::connect(server.addr);
-    let start = Instant::now();
-    let mut pings = 0;
-    while start.elapsed() < Duration::from_millis(1500) {
+    // Five intervals, each ping answered: however long they take, the connection stays.
+    for _ in 0..5 {
         match c.next() {
-            Got::Ping(payload) => {
-                pings += 1;
-                c.send(OpCode::Pong, true, &payload);
-            }
+            Got::Ping(payload) => c.send(OpCode::Pong, true, &payload),
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(pings >= 5, "{pings} pings in 1.5 s at a 200 ms interval");
-    let counters = server.counters();
+    let counters = server.wait_counters("the fifth pong", |c| c.pongs_received == 5);
     assert_eq!((counters.open, counters.pong_timeouts), (1, 0));
-    assert!(counters.pongs_received >= 5);
     // Still usable.
     c.send_text("alive");
     loop {
@@ -105,13 +103,34 @@ fn a_peer_that_answers_stays_connected_across_many_intervals() {
 fn any_traffic_counts_as_liveness() {
     let server = TestServer::start(heartbeat_config(), ringws::app::echo::Echo);
     let mut c = Client::connect(server.addr);
-    // A message every 100 ms: the server never needs to ping.
-    for i in 0..12 {
+    // Messages with short gaps (at a 200 ms ping interval): the server pings only where a gap
+    // (as this client saw it, which is never shorter than what the server saw) reached the
+    // interval. On an idle machine: never.
+    let mut long_gaps = 0;
+    let mut last = Instant::now();
+    for i in 0..30 {
         c.send_text(&format!("m{i}"));
-        assert_eq!(c.next(), Got::Text(format!("m{i}")));
-        std::thread::sleep(Duration::from_millis(100));
+        loop {
+            match c.next() {
+                Got::Ping(p) => c.send(OpCode::Pong, true, &p),
+                got => {
+                    assert_eq!(got, Got::Text(format!("m{i}")));
+                    break;
+                }
+            }
+        }
+        if last.elapsed() >= Duration::from_millis(200) - TICK {
+            long_gaps += 1;
+        }
+        last = Instant::now();
     }
-    assert_eq!(server.counters().pings_sent, 0);
+    let counters = server.counters();
+    assert!(
+        counters.pings_sent <= long_gaps,
+        "{} pings for {long_gaps} gaps of a ping interval",
+        counters.pings_sent
+    );
+    assert_eq!((counters.pong_timeouts, counters.open), (0, 1));
 }
 
 #[test]
@@ -129,9 +148,10 @@ fn an_unfinished_handshake_is_closed_at_its_deadline() {
     }
     assert!(silent.read_to_end().is_empty());
     let took = start.elapsed();
+    assert!(took >= Duration::from_millis(300), "early: {took:?}");
     assert!(
-        took >= Duration::from_millis(280) && took < Duration::from_millis(700),
-        "{took:?}"
+        took <= Duration::from_millis(300) + patience(),
+        "late: {took:?}"
     );
     assert!(slow.read_to_end().is_empty());
     let counters = server.wait_counters("freed", |c| c.connections == 0);
@@ -176,9 +196,10 @@ fn idle_timeout_closes_with_1000_and_heartbeats_do_not_count() {
         }
     }
     let took = start.elapsed();
+    assert!(took >= Duration::from_millis(500), "early: {took:?}");
     assert!(
-        took >= Duration::from_millis(480) && took < Duration::from_millis(900),
-        "{took:?}"
+        took <= Duration::from_millis(500) + patience(),
+        "late: {took:?}"
     );
     c.send_close(1000, "");
     c.expect_eof();
@@ -216,14 +237,15 @@ fn our_close_without_a_reply_is_cut_at_the_close_timeout() {
     cfg.proto.close_timeout = Duration::from_millis(300);
     let server = TestServer::start(cfg, CloseOnBye);
     let mut c = Client::connect(server.addr);
+    let start = Instant::now(); // before the server sends its close and counts from it
     c.send_text("bye");
-    let start = Instant::now();
     assert_eq!(c.next(), Got::Close(Some(1000), "as you wish".into()));
     c.expect_eof(); // never replied
     let took = start.elapsed();
+    assert!(took >= Duration::from_millis(300), "early: {took:?}");
     assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_millis(700),
-        "{took:?}"
+        took <= Duration::from_millis(300) + patience(),
+        "late: {took:?}"
     );
     assert_eq!(
         server

@@ -153,6 +153,7 @@ impl<B: Broker> Bridge<B> {
     }
 
     fn went_down(&mut self, why: &str) {
+        self.link.count_failure();
         self.link.set_connected(false);
         self.link.set_subscribed(0);
         let first = self.outage.is_none();

@@ -51,6 +51,7 @@ pub(crate) struct Pending {
 #[derive(Debug, Default)]
 struct Counters {
     outages: AtomicU64,
+    failures: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
     dropped: AtomicU64,
@@ -67,6 +68,8 @@ pub struct BrokerStats {
     pub connected: bool,
     /// Times the broker became unreachable (or was at start).
     pub outages: u64,
+    /// Sessions lost or refused: every failed attempt, the retries of an outage included.
+    pub failures: u64,
     /// Publications handed to the broker.
     pub sent: u64,
     /// Publications from other nodes that reached this node (those for a topic no worker wants
@@ -188,6 +191,9 @@ impl Link {
     pub(crate) fn count_outage(&self) {
         self.counters.outages.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn count_failure(&self) {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn count_sent(&self, n: u64) {
         self.counters.sent.fetch_add(n, Ordering::Relaxed);
     }
@@ -216,6 +222,7 @@ impl Link {
         BrokerStats {
             connected: self.connected.load(Ordering::Acquire),
             outages: c.outages.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
             received: c.received.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
@@ -232,7 +239,7 @@ impl Link {
         let s = self.stats();
         let node = self.node;
         let mut out = String::new();
-        let rows: [(&str, bool, &str, i64); 9] = [
+        let rows: [(&str, bool, &str, i64); 10] = [
             (
                 "broker_connected",
                 true,
@@ -244,6 +251,12 @@ impl Link {
                 false,
                 "times the broker became unreachable (or was at start)",
                 s.outages as i64,
+            ),
+            (
+                "broker_session_failures",
+                false,
+                "sessions with the broker lost or refused (every attempt of an outage counts)",
+                s.failures as i64,
             ),
             (
                 "broker_sent",
@@ -343,6 +356,6 @@ mod tests {
         assert!(text.contains("ringws_broker_outages_total{node=\"00000000000000ab\"} 1"));
         assert!(text.contains("ringws_broker_received_total{node=\"00000000000000ab\"} 4"));
         assert!(text.contains("ringws_broker_connected{node=\"00000000000000ab\"} 0"));
-        assert_eq!(text.matches("# TYPE").count(), 9);
+        assert_eq!(text.matches("# TYPE").count(), 10);
     }
 }

@@ -196,6 +196,12 @@ impl Ctx<'_> {
         u32::try_from(d.as_millis().div_ceil(tick_ms)).unwrap_or(u32::MAX)
     }
 
+    /// The tick a start time (a deadline counts from it) is stamped with: now, rounded up, so
+    /// that a deadline counted from it is never early (and at most one tick late).
+    pub(crate) fn stamp(&self) -> u32 {
+        self.tick_of(self.now)
+    }
+
     /// The tick of a protocol-core timestamp, rounded up.
     pub(crate) fn tick_of(&self, t: Timestamp) -> u32 {
         let tick_ms = self.cfg.tick.as_millis().max(1) as u64;
@@ -280,7 +286,7 @@ impl<S> Slot<S> {
         // A half-close (FIN) after a request or a close frame: what is queued (an HTTP
         // response, our close reply) still goes out, then the socket closes.
         self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
-        self.since = ctx.tick;
+        self.since = ctx.stamp();
         Actions {
             flush: true,
             rearm: true,
@@ -483,8 +489,8 @@ impl<S> Slot<S> {
         actions
     }
 
-    /// Bytes arrived at `tick`: the peer is alive. (Counts for the heartbeat only; it does not
-    /// touch the timer: the next expiry looks at `last_seen`.)
+    /// Bytes arrived at `tick` (a stamp: now, rounded up): the peer is alive. (Counts for the
+    /// heartbeat only; it does not touch the timer: the next expiry looks at `last_seen`.)
     pub(crate) fn seen(&mut self, tick: u32) {
         self.last_seen = tick;
         self.flags.set(Flags::PING_OUTSTANDING, false);
@@ -641,7 +647,7 @@ impl<S> Slot<S> {
                 self.out.push(Bytes::from(response), Kind::Response);
                 self.phase = Phase::Closing;
                 self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
-                self.since = ctx.tick;
+                self.since = ctx.stamp();
                 Actions {
                     flush: true,
                     rearm: true,
@@ -662,7 +668,7 @@ impl<S> Slot<S> {
                     state,
                 };
                 self.pmd = ctx.codecs.borrow_mut().agree(ctx.id.slot, agreement);
-                (self.since, self.last_seen) = (ctx.tick, ctx.tick);
+                (self.since, self.last_seen) = (ctx.stamp(), ctx.stamp());
                 Counters::inc(&ctx.counters.upgraded, 1);
                 Counters::add(&ctx.counters.open, 1);
                 let mut actions = Actions {
@@ -719,7 +725,7 @@ impl<S> Slot<S> {
         let result = ws.handle_read(&ctx.cfg.proto, data, &mut sink);
         let peer_close = sink.peer_close.take();
         if sink.got_message {
-            self.since = ctx.tick; // the idle timeout counts from the last message
+            self.since = ctx.stamp(); // the idle timeout counts from the last message
         }
         let mut actions = Actions {
             flush: true,
@@ -786,7 +792,7 @@ impl<S> Slot<S> {
         self.pmd = Pmd::OFF;
         self.out.sendable = false;
         self.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
-        self.since = ctx.tick; // the flush deadline counts from here
+        self.since = ctx.stamp(); // the flush deadline counts from here
         Counters::add(&ctx.counters.open, -1);
         Counters::inc(
             if clean {

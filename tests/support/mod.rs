@@ -122,6 +122,29 @@ impl TestServer {
         }
     }
 
+    /// Waits until `value` of the counters has not changed for five polls in a row (a quarter
+    /// of a second), or fails after the patience; returns the counters then.
+    pub fn wait_stable(&self, what: &str, value: impl Fn(&Snapshot) -> i64) -> Snapshot {
+        let start = Instant::now();
+        let (mut last, mut same) = (value(&self.counters()), 0);
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let c = self.counters();
+            if value(&c) == last {
+                same += 1;
+                if same == 5 {
+                    return c;
+                }
+            } else {
+                (last, same) = (value(&c), 0);
+            }
+            assert!(
+                start.elapsed() < patience(),
+                "timed out waiting for {what}: {c:#?}"
+            );
+        }
+    }
+
     /// Graceful shutdown; returns how long it took.
     pub fn shutdown(mut self) -> Duration {
         let handle = self.handle.take().unwrap();
@@ -132,11 +155,22 @@ impl TestServer {
     }
 }
 
+/// Every test server is stopped and joined, and a worker that failed (an I/O error, a panic,
+/// a relay that panicked) fails the test: at teardown too, not only in tests that call
+/// `shutdown`. (While the test is already failing the error is printed instead: a second panic
+/// would abort and hide the first.)
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
             handle.shutdown();
-            let _ = handle.join();
+            let result = handle.join();
+            match result {
+                Err(e) if std::thread::panicking() => {
+                    eprintln!("the server failed at teardown too: {e}")
+                }
+                Err(e) => panic!("the server failed at teardown: {e}"),
+                Ok(()) => {}
+            }
         }
     }
 }
@@ -364,4 +398,54 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// The `ringws` binary in a process of its own (`--mode echo`, one worker, the backend under
+/// test), on a free port: for what must be measured of the server alone (its memory).
+pub struct Binary {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Binary {
+    /// The echo server.
+    pub fn start(extra: &[&str]) -> Binary {
+        Self::start_mode("echo", extra)
+    }
+
+    /// The server in `mode` (`echo` or `chat`).
+    pub fn start_mode(mode: &str, extra: &[&str]) -> Binary {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let io = match io_choice() {
+            IoChoice::Epoll => "epoll",
+            IoChoice::Uring => "uring",
+            IoChoice::Auto => "auto",
+        };
+        let child = bin(env!("CARGO_BIN_EXE_ringws"))
+            .args(["--mode", mode, "--listen", &addr.to_string()])
+            .args(["--workers", "1", "--io", io])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start ringws");
+        let start = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(start.elapsed() < patience(), "ringws did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Binary { child, addr }
+    }
+
+    /// The server's resident memory, in bytes.
+    pub fn rss(&self) -> u64 {
+        rss_bytes_of(&self.child.id().to_string())
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -519,6 +519,9 @@ mod tests {
 
     #[test]
     fn protocol_list_of_ten_thousand_commas_is_fast() {
+        // ws's CVE-2021-32640 was a regular expression that backtracked on such a list. Here the
+        // list is split once: the work is counted, each piece looked at once (linear), not
+        // timed.
         let commas = ",".repeat(10_000);
         let line = format!("Sec-WebSocket-Protocol: {commas}chat{commas}");
         let head = request("GET / HTTP/1.1", &["sec-websocket-protocol"], &[&line]);
@@ -526,16 +529,12 @@ mod tests {
             max_header_bytes: 64 * 1024,
             ..Limits::default()
         };
-        let start = std::time::Instant::now();
         let Ok(Request::Upgrade(req)) = Request::parse(&head, &limits) else {
             panic!()
         };
-        assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat"]);
-        assert!(
-            start.elapsed() < std::time::Duration::from_millis(100),
-            "{:?}",
-            start.elapsed()
-        );
+        let mut protocols = req.protocols();
+        assert_eq!(protocols.by_ref().collect::<Vec<_>>(), ["chat"]);
+        assert_eq!(protocols.items.pieces, 20_001, "each piece once");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub(crate) struct HeaderListItems<'a> {
     name: &'static str,
     headers: slice::Iter<'a, httparse::Header<'a>>,
     current: core::slice::Split<'a, u8, fn(&u8) -> bool>,
+    /// Raw pieces looked at so far (tests count the work: each piece once, never again).
+    #[cfg(test)]
+    pub(crate) pieces: usize,
 }
 
 fn is_comma(b: &u8) -> bool {
@@ -72,6 +75,8 @@ impl<'a> HeaderListItems<'a> {
             name,
             headers: headers.iter(),
             current,
+            #[cfg(test)]
+            pieces: 0,
         }
     }
 }
@@ -82,6 +87,10 @@ impl<'a> Iterator for HeaderListItems<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         loop {
             if let Some(item) = self.current.next() {
+                #[cfg(test)]
+                {
+                    self.pieces += 1;
+                }
                 let item = trim_ows(item);
                 if !item.is_empty() {
                     return Some(item);

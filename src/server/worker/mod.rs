@@ -81,7 +81,8 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     fired: Vec<u32>,
     /// Timers handlers set, by due time.
     handler_timers: HandlerTimers,
-    epoch: Instant,
+    /// Where the time comes from.
+    time: Clock,
     /// Milliseconds since `epoch`, read once per loop iteration (after the wait): events of one
     /// batch share it, and the clock is not read per completion.
     clock: Timestamp,
@@ -110,6 +111,15 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     /// the bytes, and how many were fed already. Replies to it would pass the reply ceiling (a
     /// compressed request can be far smaller than its answer), so it waits for the resume.
     held: HashMap<u32, (u32, Vec<u8>, usize)>,
+}
+
+/// Where a worker's time comes from.
+pub(crate) enum Clock {
+    /// The monotonic clock, counted from the worker's start.
+    Real(Instant),
+    /// Milliseconds a test sets: timeouts tested to the tick, without waiting for them.
+    #[cfg(test)]
+    Manual(std::rc::Rc<std::cell::Cell<u64>>),
 }
 
 /// What settling an event left for after the slot is let go.
@@ -150,7 +160,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             starved: Vec::new(),
             wheel: Wheel::with_capacity(0, ids),
             fired: Vec::new(),
-            epoch: Instant::now(),
+            time: Clock::Real(Instant::now()),
             clock: Timestamp(0),
             accepting: true,
             accept_retry_at: None,
@@ -183,7 +193,11 @@ impl<H: Handler, B: Backend> Worker<H, B> {
 
     /// Reads the clock (once per loop iteration, after the wait).
     fn read_clock(&mut self) {
-        self.clock = Timestamp(self.epoch.elapsed().as_millis() as u64);
+        self.clock = match &self.time {
+            Clock::Real(epoch) => Timestamp(epoch.elapsed().as_millis() as u64),
+            #[cfg(test)]
+            Clock::Manual(ms) => Timestamp(ms.get()),
+        };
     }
 
     fn tick_ms(&self) -> u64 {
@@ -193,6 +207,11 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     /// The wheel's tick for the present moment.
     fn tick(&self) -> u32 {
         (self.now().0 / self.tick_ms()) as u32
+    }
+
+    /// The present moment as a start time: the tick, rounded up (see `Ctx::stamp`).
+    fn stamp(&self) -> u32 {
+        self.now().0.div_ceil(self.tick_ms()) as u32
     }
 
     /// Runs until a graceful shutdown completes.
@@ -486,7 +505,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             return self.io.close(fd, 0, 0);
         }
         let mut new = Slot::new(fd);
-        new.since = self.tick(); // the handshake deadline counts from here
+        new.since = self.stamp(); // the handshake deadline counts from here
         let Some((slot, generation)) = self.slots.insert(new, cap) else {
             // Not reached (the count was checked); the slot's drop closes the socket.
             Counters::inc(&self.counters.refused, 1);
@@ -514,7 +533,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         len: usize,
         more: bool,
     ) -> io::Result<()> {
-        let (now, tick) = (self.now(), self.tick());
+        let (now, tick, stamp) = (self.now(), self.tick(), self.stamp());
         let id = self.id(slot, generation);
         let Worker {
             io,
@@ -550,7 +569,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             io.recycle(bid); // draining after our close: the bytes are dropped
         } else if s.flags.has(Flags::READ_PAUSED) || s.flags.has(Flags::INPUT_HELD) {
             // Arrived before the pause took effect: held, fed when reading resumes.
-            s.seen(tick);
+            s.seen(stamp);
             s.flags.set(Flags::INPUT_HELD, true);
             Counters::inc(&counters.bytes_received, len as u64);
             Counters::add(&counters.input_held, len as i64);
@@ -558,7 +577,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             held.1.extend_from_slice(io.recv_buf(bid, len));
             io.recycle(bid);
         } else {
-            s.seen(tick);
+            s.seen(stamp);
             Counters::inc(&counters.bytes_received, len as u64);
             let actions = s.on_bytes(io.recv_buf(bid, len), handler, &ctx);
             io.recycle(bid);
@@ -630,7 +649,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     fn flush(&mut self) -> io::Result<()> {
         let mut dirty = std::mem::take(&mut self.dirty);
         let mut busy = Vec::new();
-        let (now, tick) = (self.now(), self.tick());
+        let (now, tick, stamp) = (self.now(), self.tick(), self.stamp());
         for &(slot, generation) in &dirty {
             let id = self.id(slot, generation);
             let Some(s) = self.slots.get_mut(slot, generation) else {
@@ -664,7 +683,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     let _ = sys::shutdown_write(fd.as_fd());
                 }
                 // Linger for the peer's EOF, at most `cfg.linger`.
-                s.since = tick;
+                s.since = stamp;
                 let ctx = Ctx {
                     cfg: &self.cfg,
                     counters: &self.counters,

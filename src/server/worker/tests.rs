@@ -1,27 +1,57 @@
 //! Unit tests of the worker over the scripted backend (`server::fake`).
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use super::*;
 use crate::app::echo::Echo;
+use crate::proto::frame::{OpCode, encode_masked_frame};
 use crate::server::fake::{Fake, Op};
+use crate::server::{Conn, Decision, Message, Upgrade};
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
     Sec-WebSocket-Version: 13\r\n\r\n";
 
 fn worker() -> Worker<Echo, Fake> {
+    worker_with(ServerConfig::default(), Echo).0
+}
+
+/// A worker over the scripted backend whose time is the returned cell's (milliseconds).
+fn worker_with<H: Handler>(cfg: ServerConfig, handler: H) -> (Worker<H, Fake>, Rc<Cell<u64>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let shared = Shared {
-        cfg: Arc::new(ServerConfig::default()),
+        cfg: Arc::new(cfg),
         stop: Arc::new(AtomicBool::new(false)),
         hub: Arc::new(Hub::new(1).unwrap()),
         relay: None,
     };
     let counters = Arc::new(Counters::default());
-    Worker::new(Fake::default(), listener, Echo, shared, counters, 0)
+    let mut w = Worker::new(Fake::default(), listener, handler, shared, counters, 0);
+    let ms = Rc::new(Cell::new(0));
+    w.time = Clock::Manual(ms.clone());
+    w.read_clock();
+    (w, ms)
+}
+
+/// One loop iteration at `now` (ms): completions, the connection timers and the handler's,
+/// then the flush.
+fn at<H: Handler>(w: &mut Worker<H, Fake>, ms: &Cell<u64>, now: u64) {
+    ms.set(now);
+    w.read_clock();
+    turn(w);
+    w.run_timers().unwrap();
+    w.run_handler_timers().unwrap();
+    turn(w);
+}
+
+/// Whether the worker closed `(slot, generation)`.
+fn closed<H: Handler>(w: &Worker<H, Fake>, (slot, generation): (u32, u32)) -> bool {
+    w.io.log.contains(&Op::Close(slot, generation))
 }
 
 /// Feeds the scripted completions and flushes, as one loop iteration does.
-fn turn(w: &mut Worker<Echo, Fake>) {
+fn turn<H: Handler>(w: &mut Worker<H, Fake>) {
     while let Some(c) = w.io.next_completion() {
         w.on_completion(c).unwrap();
     }
@@ -31,8 +61,8 @@ fn turn(w: &mut Worker<Echo, Fake>) {
     }
 }
 
-/// Accepts a connection (any descriptor stands for its socket) and upgrades it.
-fn open_one(w: &mut Worker<Echo, Fake>) -> (u32, u32) {
+/// Accepts a connection (any descriptor stands for its socket); returns its key.
+fn accept<H: Handler>(w: &mut Worker<H, Fake>) -> (u32, u32) {
     let fd = crate::runtime::sys::eventfd().unwrap();
     w.io.pending
         .push_back(Completion::Accepted { fd, more: true });
@@ -40,6 +70,12 @@ fn open_one(w: &mut Worker<Echo, Fake>) -> (u32, u32) {
     let Some(&Op::ArmRecv(slot, generation)) = w.io.log.last() else {
         panic!("no receive armed: {:?}", w.io.log);
     };
+    (slot, generation)
+}
+
+/// Accepts a connection and upgrades it.
+fn open_one<H: Handler>(w: &mut Worker<H, Fake>) -> (u32, u32) {
+    let (slot, generation) = accept(w);
     w.io.recv(slot, generation, 0, REQUEST);
     turn(w);
     let sent = w.io.sent_to(slot, generation);
@@ -79,4 +115,202 @@ fn a_receive_that_names_a_lent_buffer_fails_its_connection_and_only_that_one() {
     turn(&mut w);
     assert_eq!(&w.io.sent_to(b.0, b.1)[before..], &[0x81, 0x02, b'h', b'i']);
     assert_eq!(w.io.lent, 0, "every buffer recycled");
+}
+
+/// A client frame (masked), as the scripted backend delivers it.
+fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    encode_masked_frame(opcode, true, [7, 7, 7, 7], payload)
+}
+
+/// The heartbeat ping the server sends.
+const PING: &[u8] = &[0x89, 0x00];
+
+fn heartbeat_config() -> ServerConfig {
+    ServerConfig {
+        tick: Duration::from_millis(20),
+        ping_interval: Some(Duration::from_millis(200)),
+        pong_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    }
+}
+
+#[test]
+fn a_silent_peer_is_pinged_at_the_interval_and_closed_at_the_pong_deadline() {
+    let (mut w, ms) = worker_with(heartbeat_config(), Echo);
+    let c = open_one(&mut w);
+    let sent = w.io.sent_to(c.0, c.1).len();
+    at(&mut w, &ms, 199);
+    assert_eq!(w.io.sent_to(c.0, c.1).len(), sent, "no ping before 200 ms");
+    at(&mut w, &ms, 200);
+    assert_eq!(&w.io.sent_to(c.0, c.1)[sent..], PING, "the ping, at 200 ms");
+    at(&mut w, &ms, 399);
+    assert!(!closed(&w, c), "still open at 399 ms");
+    at(&mut w, &ms, 400);
+    assert!(closed(&w, c), "closed at the pong deadline, 400 ms");
+    let counters = &w.counters;
+    assert_eq!(counters.pings_sent.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.pong_timeouts.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.closed_abnormal.load(Ordering::Relaxed), 1);
+    assert!(w.slots.get_mut(c.0, c.1).is_none(), "freed");
+    assert_eq!(w.wheel.len(), 0, "its timer is gone too");
+}
+
+#[test]
+fn any_traffic_moves_the_heartbeat_and_a_pong_answers_the_ping() {
+    let (mut w, ms) = worker_with(heartbeat_config(), Echo);
+    let c = open_one(&mut w);
+    at(&mut w, &ms, 200);
+    assert_eq!(w.counters.pings_sent.load(Ordering::Relaxed), 1);
+    // The pong at 300 ms: the next ping is due 200 ms after it, and nothing closes at 400.
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Pong, b""));
+    at(&mut w, &ms, 300);
+    at(&mut w, &ms, 499);
+    assert_eq!(w.counters.pings_sent.load(Ordering::Relaxed), 1);
+    at(&mut w, &ms, 500);
+    assert_eq!(w.counters.pings_sent.load(Ordering::Relaxed), 2);
+    // A message counts as much as a pong. Between two ticks (650 ms, ticks of 20): the ping
+    // comes no earlier than 200 ms after it, and within a tick of that.
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, b"hi"));
+    at(&mut w, &ms, 650);
+    at(&mut w, &ms, 849);
+    assert_eq!(
+        w.counters.pings_sent.load(Ordering::Relaxed),
+        2,
+        "not early"
+    );
+    assert!(!closed(&w, c));
+    at(&mut w, &ms, 850 + 20);
+    assert_eq!(
+        w.counters.pings_sent.load(Ordering::Relaxed),
+        3,
+        "within a tick"
+    );
+    assert_eq!(w.counters.pong_timeouts.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn an_unfinished_handshake_is_closed_at_its_deadline_however_it_trickles() {
+    let cfg = ServerConfig {
+        tick: Duration::from_millis(20),
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let (mut w, ms) = worker_with(cfg, Echo);
+    let c = accept(&mut w);
+    // A byte every 50 ms: the deadline counts from the accept, not from the last byte.
+    for (i, t) in (0..6).map(|i| (i, i as u64 * 50)) {
+        w.io.recv(c.0, c.1, 1, &REQUEST[i..=i]);
+        at(&mut w, &ms, t);
+    }
+    at(&mut w, &ms, 299);
+    assert!(!closed(&w, c), "still open at 299 ms");
+    at(&mut w, &ms, 300);
+    assert!(closed(&w, c), "closed at 300 ms");
+    assert_eq!(w.counters.handshake_timeouts.load(Ordering::Relaxed), 1);
+    assert!(w.io.sent_to(c.0, c.1).is_empty(), "nothing was said to it");
+}
+
+#[test]
+fn the_idle_timeout_counts_messages_not_heartbeats() {
+    let cfg = ServerConfig {
+        tick: Duration::from_millis(20),
+        idle_timeout: Some(Duration::from_millis(500)),
+        text_heartbeat: Some(("ping".into(), "pong".into())),
+        ..ServerConfig::default()
+    };
+    let (mut w, ms) = worker_with(cfg, Echo);
+    let c = open_one(&mut w);
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, b"hello"));
+    at(&mut w, &ms, 100); // a message at 100 ms: idle until 600
+    for t in [200, 300, 400, 500] {
+        w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, b"ping"));
+        w.io.recv(c.0, c.1, 2, &client_frame(OpCode::Ping, b""));
+        at(&mut w, &ms, t);
+    }
+    at(&mut w, &ms, 599);
+    let sent = w.io.sent_to(c.0, c.1);
+    assert!(!sent.ends_with(&[0x88, 0x0e, 0x03, 0xe8]), "no close yet");
+    at(&mut w, &ms, 600);
+    // A close frame with 1000 and its reason.
+    let sent = w.io.sent_to(c.0, c.1);
+    let close = [&[0x88, 14, 0x03, 0xe8][..], b"idle timeout"].concat();
+    assert!(sent.ends_with(&close), "{sent:?}");
+    assert_eq!(w.counters.idle_timeouts.load(Ordering::Relaxed), 1);
+    assert_eq!(w.counters.text_heartbeats.load(Ordering::Relaxed), 4);
+}
+
+/// Echoes, and closes (1000) on "bye".
+#[derive(Clone)]
+struct Closer;
+
+impl Handler for Closer {
+    type State = ();
+    fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
+        Decision::Accept {
+            state: (),
+            protocol: None,
+        }
+    }
+    fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
+        if msg == Message::Text("bye") {
+            conn.close(CloseCode::NORMAL, "");
+        }
+    }
+}
+
+#[test]
+fn our_close_waits_for_the_reply_until_the_close_timeout() {
+    let mut cfg = heartbeat_config();
+    cfg.ping_interval = None;
+    cfg.proto.close_timeout = Duration::from_millis(300);
+    let (mut w, ms) = worker_with(cfg, Closer);
+    let c = open_one(&mut w);
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, b"bye"));
+    at(&mut w, &ms, 100); // our close goes out at 100 ms: the reply is due by 400
+    assert!(w.io.sent_to(c.0, c.1).ends_with(&[0x88, 0x02, 0x03, 0xe8]));
+    at(&mut w, &ms, 399);
+    assert!(!closed(&w, c), "still waiting at 399 ms");
+    at(&mut w, &ms, 400);
+    assert!(closed(&w, c), "given up at 400 ms");
+    assert_eq!(w.counters.close_timeouts.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn after_a_clean_close_the_socket_lingers_for_the_peers_eof_at_most_linger() {
+    let mut cfg = heartbeat_config();
+    cfg.ping_interval = None;
+    cfg.linger = Duration::from_millis(300);
+    let (mut w, ms) = worker_with(cfg, Closer);
+    let c = open_one(&mut w);
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, b"bye"));
+    at(&mut w, &ms, 100);
+    // The peer's reply completes the handshake at 120 ms; our side is shut down and lingers.
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Close, &[0x03, 0xe8]));
+    at(&mut w, &ms, 120);
+    // The same iteration's flush found the queue empty: our side is shut down at 120 ms.
+    assert!(!closed(&w, c));
+    at(&mut w, &ms, 419);
+    assert!(!closed(&w, c), "lingering until 420 ms");
+    at(&mut w, &ms, 420);
+    assert!(closed(&w, c), "closed once the linger ran out");
+    assert_eq!(w.counters.closed_clean.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_deadline_counted_from_between_two_ticks_is_never_early() {
+    // Accepted at 19 ms (ticks of 20 ms): a 300 ms handshake deadline is 319 ms at the
+    // earliest, and within a tick of it (the stamp is the accept's tick, rounded up).
+    let cfg = ServerConfig {
+        tick: Duration::from_millis(20),
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let (mut w, ms) = worker_with(cfg, Echo);
+    ms.set(19);
+    w.read_clock();
+    let c = accept(&mut w);
+    at(&mut w, &ms, 318);
+    assert!(!closed(&w, c), "not at 318 ms");
+    at(&mut w, &ms, 319 + 20);
+    assert!(closed(&w, c), "by 339 ms");
 }
