@@ -100,13 +100,22 @@ fn neon_is_chosen_on_aarch64() {
     assert_eq!(Impl::best().name(), "neon");
 }
 
-/// With `RINGWS_EXPECT_AVX512=1` (set it on a machine known to have AVX-512F and a compiler of
-/// 1.89 or later), fail if the AVX-512 path is not compiled in and chosen.
+/// AVX-512 is available exactly where the CPU has AVX-512F (the compiler here is 1.89 or later,
+/// so it is compiled in), and then it is the one chosen; elsewhere AVX2 where the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[rustversion::since(1.89)]
 #[test]
-fn avx512_is_chosen_where_expected() {
-    if std::env::var_os("RINGWS_EXPECT_AVX512").is_some() {
-        assert_eq!(Impl::best(), Impl::Avx512);
-    }
+fn avx512_is_chosen_exactly_where_the_cpu_has_it() {
+    let has = is_x86_feature_detected!("avx512f");
+    assert_eq!(Impl::Avx512.is_available(), has);
+    let expected = if has {
+        Impl::Avx512
+    } else if is_x86_feature_detected!("avx2") {
+        Impl::Avx2
+    } else {
+        Impl::Sse2
+    };
+    assert_eq!(Impl::best(), expected);
 }
 
 #[test]
