@@ -47,7 +47,10 @@ impl Redis {
                 std::env::var_os("RINGWS_REQUIRE_REDIS").is_none(),
                 "redis-server is not installed (tests/run-all.sh installs it)"
             );
-            eprintln!("SKIPPED: redis-server is not installed (apt install redis-server)");
+            support::skip(
+                std::thread::current().name().unwrap_or("a cluster test"),
+                "redis-server is not installed (apt install redis-server)",
+            );
             return None;
         }
         let mut redis = Redis {

@@ -267,7 +267,12 @@ fn the_servers_memory_stays_bounded_while_100_mib_wait_to_be_echoed() {
         let s = stream.try_clone().unwrap();
         std::thread::spawn(move || write_messages(s, MESSAGES))
     };
-    std::thread::sleep(Duration::from_secs(1));
+    // Nothing is read until the server has stopped reading us: its receive window is closed
+    // and our send queue backs up.
+    let local = stream.local_addr().unwrap();
+    support::wait_until("the server to stop reading", || {
+        support::unsent_bytes(local) >= 256 << 10
+    });
     let mut peak = server.rss();
     let mut reads = 0u32;
     read_echoes(&mut stream, MESSAGES, || {

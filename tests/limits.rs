@@ -60,3 +60,52 @@ fn limits_hold_for_many_connections_at_once() {
     let counters = server.wait_counters("all freed", |c| c.connections == 0);
     assert_eq!(counters.protocol_errors, 50);
 }
+
+#[test]
+fn a_worker_full_of_connections_refuses_the_next_until_one_leaves() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.max_connections_per_worker = 2;
+    let server = TestServer::start(cfg, ringws::app::echo::Echo);
+    let first = Client::connect(server.addr);
+    let mut second = Client::connect(server.addr);
+    // The third is accepted by the kernel and closed at once, before it says anything.
+    let mut third = Client::raw(server.addr);
+    assert!(third.read_to_end().is_empty(), "closed without a word");
+    let c = server.wait_counters("the refusal", |c| c.refused == 1);
+    assert_eq!((c.open, c.connections), (2, 2));
+    // The two in still work; once one leaves, a newcomer gets in.
+    second.send_text("still here");
+    assert_eq!(second.next(), Got::Text("still here".into()));
+    drop(first);
+    server.wait_counters("a slot free", |c| c.connections == 1);
+    let mut fourth = Client::connect(server.addr);
+    fourth.send_text("in");
+    assert_eq!(fourth.next(), Got::Text("in".into()));
+    assert_eq!(server.counters().refused, 1);
+}
+
+#[test]
+fn a_request_head_over_its_limits_is_answered_431() {
+    let mut cfg = config();
+    cfg.proto.limits.max_header_bytes = 512;
+    cfg.proto.limits.max_headers = 10;
+    let server = TestServer::start(cfg, ringws::app::echo::Echo);
+    let status = |extra: &str| {
+        let mut c = Client::raw(server.addr);
+        let request =
+            support::upgrade_request("/").replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1);
+        c.send_raw(request.as_bytes());
+        c.read_http_head().0
+    };
+    assert_eq!(status(""), 101);
+    assert_eq!(
+        status(&format!("X-Pad: {}\r\n", "a".repeat(600))),
+        431,
+        "bytes"
+    );
+    let many: String = (0..10).map(|i| format!("X-{i}: a\r\n")).collect();
+    assert_eq!(status(&many), 431, "header count");
+    let c = server.wait_counters("two refusals", |c| c.handshake_errors == 2);
+    assert_eq!(c.upgraded, 1);
+}

@@ -38,6 +38,13 @@ pub fn bin(path: &str) -> std::process::Command {
     }
 }
 
+/// Says that a test was skipped, and why, where it is seen: straight to the process's stderr,
+/// past the test harness's output capture (a skipped test otherwise reads as a pass).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -391,6 +398,42 @@ pub fn rss_bytes_of(pid: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
     kb * 1024
+}
+
+/// Bytes the kernel holds unsent (or unacknowledged) in the send queue of the IPv4 socket
+/// bound to `local`: from `/proc/net/tcp` (`tx_queue`). A peer that has stopped reading shows as
+/// this queue growing once its receive window closes.
+pub fn unsent_bytes(local: SocketAddr) -> u64 {
+    let SocketAddr::V4(v4) = local else {
+        panic!("unsent_bytes: {local} is not IPv4")
+    };
+    // /proc/net/tcp prints the address as the u32 in host order and the port in hex.
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .find_map(|row| {
+            let mut fields = row.split_whitespace().skip(1);
+            (fields.next()? == want).then(|| {
+                let queues = fields.nth(2)?;
+                u64::from_str_radix(queues.split(':').next()?, 16).ok()
+            })?
+        })
+        .unwrap_or_else(|| panic!("no /proc/net/tcp row for {want} ({local})"))
+}
+
+/// Polls `f` until it holds, failing the test after `patience()`.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < patience(), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The process's open file descriptors.

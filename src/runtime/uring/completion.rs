@@ -254,7 +254,9 @@ mod tests {
         classic.unregister(&ring).expect("unregister");
 
         let Ok(mut inc) = BufRing::new(&ring, 2, 2, 100, true) else {
-            eprintln!("skipped the incremental half: no IOU_PBUF_RING_INC here (kernel 6.12+)");
+            crate::runtime::uring::skipped(
+                "the incremental half: no IOU_PBUF_RING_INC here (6.12+)",
+            );
             return;
         };
         let tail = inc.tail_for_tests();

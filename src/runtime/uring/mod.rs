@@ -92,6 +92,14 @@ pub mod user_data;
 #[cfg(test)]
 mod tests;
 
+/// Says that (part of) a test was skipped, and why, where it is seen: straight to the process's
+/// stderr, past the test harness's output capture.
+#[cfg(test)]
+pub(crate) fn skipped(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}");
+}
+
 use std::collections::VecDeque;
 use std::io;
 use std::marker::PhantomData;

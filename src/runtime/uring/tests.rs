@@ -624,7 +624,9 @@ fn an_end_of_stream_arrives_without_a_buffer_on_this_kernel() {
         })
         .unwrap();
         if uring.flags().incremental_bufs != incremental {
-            eprintln!("skipped incremental={incremental}: not on this kernel (6.12+)");
+            skipped(&format!(
+                "end of stream, incremental={incremental}: not on this kernel (6.12+)"
+            ));
             continue;
         }
         let l = listener();
