@@ -13,7 +13,7 @@
 //! Server to client:
 //!
 //! ```json
-//! {"op":"welcome","id":"0.12.1","max_rooms":16,"max_text":4096,"heartbeat":{"ping":"ping","pong":"pong","interval_ms":20000}}
+//! {"op":"welcome","id":"0.12.1","max_rooms":16,"max_text":4096,"heartbeat":{"ping":"ping","pong":"pong","interval_ms":15000}}
 //! {"op":"joined","room":"lobby","online":3}
 //! {"op":"left","room":"lobby","online":2}
 //! {"op":"message","room":"lobby","from":"0.12.1","name":"alice","ts":1764806400000,"seq":42,"text":"hello","online":3}

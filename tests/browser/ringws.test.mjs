@@ -1,0 +1,108 @@
+// ringws.js on its own, in Node's test runner, with a scripted WebSocket and mocked timers: the
+// heartbeat follows the interval the server's welcome gives, an unanswered heartbeat reconnects,
+// and sends made while disconnected are kept up to 100, the oldest dropped first.
+//   node --test tests/browser/ringws.test.mjs   (part of tests/run-all.sh)
+
+import { test, mock } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+/** A WebSocket the test drives: what the client sends is kept; the server's side is scripted. */
+class FakeSocket {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.closedWith = null;
+    FakeSocket.all.push(this);
+  }
+  send(text) {
+    if (this.closedWith) throw new Error("send on a closed socket");
+    this.sent.push(text);
+  }
+  close(code, reason) {
+    this.closedWith = { code, reason };
+  }
+  // The server's side.
+  receive(text) {
+    this.onmessage({ data: text });
+  }
+  welcome(heartbeat) {
+    this.receive(JSON.stringify({ op: "welcome", id: "0.1.1", heartbeat }));
+  }
+}
+
+globalThis.WebSocket = FakeSocket;
+createRequire(import.meta.url)("../../src/app/chat/static/ringws.js");
+const { RingwsChat } = globalThis;
+
+function fresh() {
+  FakeSocket.all = [];
+  mock.timers.reset();
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  const chat = new RingwsChat("ws://test/ws");
+  const events = [];
+  for (const type of ["open", "close", "reconnecting", "dropped"]) {
+    chat.addEventListener(type, (e) => events.push([type, e.detail]));
+  }
+  return { chat, events, socket: FakeSocket.all[0] };
+}
+
+test("the heartbeat runs at the interval the welcome gives, with its strings", () => {
+  const { socket } = fresh();
+  socket.welcome({ ping: "hb?", pong: "hb!", interval_ms: 5000 });
+  mock.timers.tick(4999);
+  assert.deepEqual(socket.sent, [], "nothing before the interval");
+  mock.timers.tick(1);
+  assert.deepEqual(socket.sent, ["hb?"]);
+  socket.receive("hb!"); // answered: not a message for the application
+  mock.timers.tick(5000);
+  assert.deepEqual(socket.sent, ["hb?", "hb?"]);
+  assert.equal(socket.closedWith, null);
+});
+
+test("an unanswered heartbeat closes the connection and reconnects", () => {
+  const { socket, events } = fresh();
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 1000 });
+  mock.timers.tick(1000); // the heartbeat goes out; no answer comes
+  mock.timers.tick(9999);
+  assert.equal(socket.closedWith, null, "the default answer timeout is 10 s");
+  mock.timers.tick(1);
+  assert.deepEqual(socket.closedWith, { code: 4000, reason: "heartbeat timeout" });
+  const [type, detail] = events.find(([t]) => t === "reconnecting");
+  assert.equal(type, "reconnecting");
+  mock.timers.tick(detail.delay);
+  assert.equal(FakeSocket.all.length, 2, "a new connection");
+});
+
+test("sends while disconnected are kept up to 100, the oldest dropped, and go out in order", () => {
+  const { chat, events, socket } = fresh();
+  chat.join("lobby");
+  for (let i = 0; i < 105; i++) chat.send("lobby", `m${i}`);
+  const dropped = events.filter(([t]) => t === "dropped").map(([, d]) => d.text);
+  assert.deepEqual(dropped, ["m0", "m1", "m2", "m3", "m4"]);
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  const sent = socket.sent.map((t) => JSON.parse(t));
+  assert.deepEqual(sent[0], { op: "join", room: "lobby" }, "rooms first");
+  const texts = sent.slice(1).map((m) => m.text);
+  assert.equal(texts.length, 100);
+  assert.deepEqual(texts[0], "m5");
+  assert.deepEqual(texts[99], "m104");
+});
+
+test("after a reconnect the rooms are joined and the name set again", () => {
+  const { chat, socket } = fresh();
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  chat.nick("alice");
+  chat.join("a");
+  chat.join("b");
+  chat.leave("a");
+  socket.onclose({ code: 1006, reason: "" });
+  mock.timers.tick(10000);
+  const again = FakeSocket.all[1];
+  again.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  assert.deepEqual(
+    again.sent.map((t) => JSON.parse(t)),
+    [{ op: "nick", name: "alice" }, { op: "join", room: "b" }],
+  );
+});
