@@ -12,7 +12,10 @@ EXPECTED.json is a JSON object keyed by case id:
   {"1.1.1": {"behavior": "OK", "behaviorClose": "OK"}, ...}
 
 An entry may carry an extra "note" string explaining an accepted outcome; it is kept
-when the file is rewritten and the outcome did not change.
+when the file is rewritten and the outcome did not change. A non-passing entry also carries
+"closeCode", the close code the server sent: an accepted failure must keep failing for the
+same reason (e.g. 1009 for a message over the configured limit), so a case that starts
+failing differently is reported even though its behavior strings are unchanged.
 
 Only the expected entries selected by --cases/--exclude (same pattern rules as wstest)
 are compared, so a subset run can be checked against the full file. With
@@ -97,17 +100,18 @@ def load_index(path, agent):
         print("WARNING: no results for agent %r in %s (agents: %s)"
               % (agent, path, ", ".join(sorted(index)) or "none"))
         return agent, {}
-    results = {}
+    results, codes = {}, {}
     for case_id, r in index[agent].items():
         results[case_id] = (str(r.get("behavior")), str(r.get("behaviorClose")))
-    return agent, results
+        codes[case_id] = r.get("remoteCloseCode")
+    return agent, results, codes
 
 
 def load_expected(path):
     data = load_json(path, "expected-results file")
     if not isinstance(data, dict):
         fail("%s: expected a JSON object keyed by case id" % path)
-    expected, notes = {}, {}
+    expected, notes, codes = {}, {}, {}
     for case_id, v in data.items():
         if not isinstance(v, dict) or not isinstance(v.get("behavior"), str) \
                 or not isinstance(v.get("behaviorClose"), str):
@@ -116,15 +120,19 @@ def load_expected(path):
         expected[case_id] = (v["behavior"], v["behaviorClose"])
         if isinstance(v.get("note"), str):
             notes[case_id] = v["note"]
-    return expected, notes
+        if "closeCode" in v:
+            codes[case_id] = v["closeCode"]
+    return expected, notes, codes
 
 
-def dump_expected(path, expected, notes):
+def dump_expected(path, expected, notes, codes):
     """One case per line, natural order: small, reviewable diffs."""
     lines = []
     for case_id in sorted(expected, key=natural_key):
         entry = collections.OrderedDict(
             [("behavior", expected[case_id][0]), ("behaviorClose", expected[case_id][1])])
+        if is_bad(expected[case_id]) and case_id in codes:
+            entry["closeCode"] = codes[case_id]
         if case_id in notes:
             entry["note"] = notes[case_id]
         lines.append("  %s: %s" % (json.dumps(case_id), json.dumps(entry)))
@@ -166,7 +174,7 @@ def main():
                     help="update EXPECTED from this run instead of comparing")
     args = ap.parse_args()
 
-    agent, results = load_index(args.index, args.agent)
+    agent, results, got_codes = load_index(args.index, args.agent)
     order = sorted(results, key=natural_key)
 
     if args.results:
@@ -191,17 +199,22 @@ def main():
         if status:
             print("Refusing to write %s from an incomplete run." % args.expected)
             return 1
-        expected, notes = {}, {}
+        expected, notes, codes = {}, {}, {}
         if os.path.exists(args.expected):
-            expected, notes = load_expected(args.expected)
+            expected, notes, codes = load_expected(args.expected)
         kept = {c: o for c, o in expected.items() if not selected(c, args.cases, args.exclude)}
         new_notes = {c: n for c, n in notes.items()
                      if c in kept or (c in results and expected.get(c) == results[c])}
         changed = sorted((c for c in results if expected.get(c) != results[c]), key=natural_key)
         dropped = sorted((c for c in expected
                           if c not in kept and c not in results), key=natural_key)
+        new_codes = {c: codes[c] for c in kept if c in codes}
+        new_codes.update(got_codes)
+        for c in results:
+            if c in notes and codes.get(c) != got_codes.get(c):
+                new_notes.pop(c, None)
         kept.update(results)
-        dump_expected(args.expected, kept, new_notes)
+        dump_expected(args.expected, kept, new_notes, new_codes)
         added = [c for c in changed if c not in expected]
         print("Wrote %s: %d cases from this run (%d new, %d changed), %d other entries kept,"
               " %d dropped." % (args.expected, len(results), len(added),
@@ -221,12 +234,17 @@ def main():
                    + ["Explain each one (a \"note\" in the expected file) before committing."])
         return status
 
-    expected, notes = load_expected(args.expected)
+    expected, notes, codes = load_expected(args.expected)
     want = {c: o for c, o in expected.items() if selected(c, args.cases, args.exclude)}
     diffs = []
     for case_id in sorted(set(want) | set(results), key=natural_key):
         got, exp = results.get(case_id), want.get(case_id)
         if got == exp:
+            if case_id in codes and got_codes.get(case_id) != codes[case_id]:
+                diffs.append("  %-10s expected %-28s got %s but close code %s, not %s"
+                             "   <-- NOT PASSING"
+                             % (case_id, fmt(exp), fmt(got), got_codes.get(case_id),
+                                codes[case_id]))
             continue
         if got is None:
             diffs.append("  %-10s expected %-28s got (not run / missing from index.json)"
@@ -247,8 +265,10 @@ def main():
     else:
         print("All %d selected cases match %s." % (len(want), args.expected))
 
-    new_bad = [c for c in bad if want.get(c) != results[c]]
-    accepted_bad = [c for c in bad if want.get(c) == results[c]]
+    def accepted(c):
+        return want.get(c) == results[c] and codes.get(c, got_codes.get(c)) == got_codes.get(c)
+    new_bad = [c for c in bad if not accepted(c)]
+    accepted_bad = [c for c in bad if accepted(c)]
     if new_bad:
         print()
         banner(["FAILURE: %d case(s) with a non-passing outcome that the expected file does"
