@@ -17,8 +17,9 @@
 # window never sees a connection close. The server is then stopped by its PID (SIGTERM) and its
 # exit status checked.
 #
-# Output: a Markdown summary on stdout and in target/bench-results/heartbeat-STAMP.md, the load
-# processes' JSON lines in heartbeat-STAMP.jsonl, the server log in heartbeat-STAMP-server.log.
+# Output: a Markdown summary on stdout and in target/bench-results/heartbeat-STAMP.md (copied to
+# benches/results/heartbeat-latest.md), the load processes' JSON lines in heartbeat-STAMP.jsonl,
+# the server log in heartbeat-STAMP-server.log.
 # Exit status 1 if anything failed (errors, connections missing, a server that did not stop).
 #
 # The issue's goal: server CPU under 2 % of one core at 19k connections with a 5 s interval,
@@ -61,7 +62,7 @@ fi
 [ "$CLIENTS" -ge 1 ] || { echo "--clients must be at least 1" >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SERVER_BIN=$ROOT/target/release/ringws
+SERVER_BIN=${RINGWS_SERVER_BIN:-$ROOT/target/release/ringws}  # another build to compare with
 LOAD=$ROOT/target/release/ringws-load
 OUT=$ROOT/target/bench-results
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -305,4 +306,5 @@ P99_OK=$(verdict "$(get .p99_ms)" "$TICK_MS")
         echo "Errors reported: $(get '.notes | join("; ")')"
     fi
 } | tee "$MD"
+cp "$MD" "$ROOT/benches/results/heartbeat-latest.md"
 exit "$FAILED"

@@ -87,15 +87,17 @@ pub struct ServerConfig {
     /// How long a closing socket is drained for the peer's EOF after our side is shut down.
     /// Default 2 s: lets the last close frame arrive instead of being cut by a reset.
     pub linger: Duration,
-    /// The timer wheel's tick: every timeout fires within one tick after its deadline, never
-    /// before. Default 100 ms: heartbeats and timeouts are seconds long, so 100 ms is exact
+    /// The timer wheel's tick: every timeout that closes a connection fires within one tick
+    /// after its deadline, never before; a heartbeat ping goes out within the tick before its
+    /// due time, never after (see `ping_interval`). Default 100 ms: heartbeats and timeouts are seconds long, so 100 ms is exact
     /// enough, and an idle worker wakes only when a timer is due (at most 10 times a second).
     pub tick: Duration,
     /// A connection that has not completed its upgrade this long after it was accepted is
     /// closed. Default 10 s (as uWebSockets): a browser upgrades within milliseconds; a slow
     /// trickle of header bytes (slowloris) is cut off.
     pub handshake_timeout: Duration,
-    /// When nothing has arrived from a peer for this long, the server pings it. Default 30 s:
+    /// When nothing has arrived from a peer for this long, the server pings it (up to one `tick`
+    /// early: the ping is never late, and `pong_timeout` counts from the ping itself). Default 30 s:
     /// below the idle timeouts of common NATs and load balancers (60 s and more), so the ping
     /// also keeps the path open. `None` sends no pings.
     pub ping_interval: Option<Duration>,

@@ -79,7 +79,12 @@ pub(crate) struct Slot<S> {
     /// (handshake), when the application last got a message (open, for the idle timeout),
     /// when our side was shut down (closing, for the linger).
     pub(crate) since: u32,
-    /// The tick bytes last arrived (liveness: any frame counts).
+    /// The tick bytes last arrived in (liveness: any frame counts), rounded down: the next
+    /// heartbeat ping is due at `last_seen + ping_interval`, so it goes out up to one tick
+    /// before that much silence and never after (a ping is a probe: early by a tick costs
+    /// nothing, while rounding up would make every steady-state ping a tick late, since the
+    /// pong answering a ping sent on a tick arrives just after it). The pong deadline counts
+    /// from the ping's own tick, so the peer always has the whole `pong_timeout`.
     pub(crate) last_seen: u32,
     /// permessage-deflate, if negotiated (one byte: it fits the slot's padding).
     pub(crate) pmd: Pmd,
@@ -489,8 +494,9 @@ impl<S> Slot<S> {
         actions
     }
 
-    /// Bytes arrived at `tick` (a stamp: now, rounded up): the peer is alive. (Counts for the
-    /// heartbeat only; it does not touch the timer: the next expiry looks at `last_seen`.)
+    /// Bytes arrived in `tick` (now, rounded down: see `last_seen`): the peer is alive. (Counts
+    /// for the heartbeat only; it does not touch the timer: the next expiry looks at
+    /// `last_seen`.)
     pub(crate) fn seen(&mut self, tick: u32) {
         self.last_seen = tick;
         self.flags.set(Flags::PING_OUTSTANDING, false);
@@ -668,7 +674,7 @@ impl<S> Slot<S> {
                     state,
                 };
                 self.pmd = ctx.codecs.borrow_mut().agree(ctx.id.slot, agreement);
-                (self.since, self.last_seen) = (ctx.stamp(), ctx.stamp());
+                (self.since, self.last_seen) = (ctx.stamp(), ctx.tick);
                 Counters::inc(&ctx.counters.upgraded, 1);
                 Counters::add(&ctx.counters.open, 1);
                 let mut actions = Actions {

@@ -533,7 +533,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         len: usize,
         more: bool,
     ) -> io::Result<()> {
-        let (now, tick, stamp) = (self.now(), self.tick(), self.stamp());
+        let (now, tick) = (self.now(), self.tick());
         let id = self.id(slot, generation);
         let Worker {
             io,
@@ -569,7 +569,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             io.recycle(bid); // draining after our close: the bytes are dropped
         } else if s.flags.has(Flags::READ_PAUSED) || s.flags.has(Flags::INPUT_HELD) {
             // Arrived before the pause took effect: held, fed when reading resumes.
-            s.seen(stamp);
+            s.seen(tick);
             s.flags.set(Flags::INPUT_HELD, true);
             Counters::inc(&counters.bytes_received, len as u64);
             Counters::add(&counters.input_held, len as i64);
@@ -577,7 +577,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             held.1.extend_from_slice(io.recv_buf(bid, len));
             io.recycle(bid);
         } else {
-            s.seen(stamp);
+            s.seen(tick);
             Counters::inc(&counters.bytes_received, len as u64);
             let actions = s.on_bytes(io.recv_buf(bid, len), handler, &ctx);
             io.recycle(bid);
