@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # aarch64 under emulation: cross-builds ringws for aarch64-unknown-linux-gnu with Debian trixie's
 # Rust 1.85 (the MSRV: Cargo.toml's rust-version may not pass it) and runs, under qemu-aarch64,
-# the unit and property tests (the NEON unmasking against the scalar reference at every length
-# and phase, and asserted to be the one chosen; simdutf8's NEON validation through the streaming
-# UTF-8 tests) and the integration suite on the epoll backend (the cluster tests included: the
-# root's redis-server is amd64 and runs natively, the ringws nodes under qemu).
+# every test target of the workspace as on x86_64, in the dev profile (debug assertions on):
+# unit and property tests (the NEON unmasking against the scalar reference at every length and
+# phase, and asserted to be the one chosen; simdutf8's NEON validator called by name and agreed
+# with), the binaries' tests, and the integration suite on the epoll backend (the cluster tests
+# included: the root's redis-server is amd64 and runs natively, the ringws nodes under qemu).
+# Doc tests are not cross-run.
 #
 #   tests/aarch64.sh            (as root; from anywhere)
 #
@@ -90,14 +92,14 @@ run_in_root() {
         CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$RUNNER" \
         CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--cfg ringws_no_uring" \
         RINGWS_TEST_RUNNER="$RUNNER" RINGWS_TEST_PATIENCE_SECS=60 RINGWS_TEST_IO=epoll \
-        RINGWS_REQUIRE_REDIS=1 \
+        RINGWS_REQUIRE_REDIS=1 CARGO_PROFILE_DEV_OPT_LEVEL=2 \
         /bin/sh -c "cd /work/ringws && $*"
 }
-COMMON="--offline --locked --release --target $TARGET"
-say "cross-building (release) with the root's Rust: the MSRV check"
+# The dev profile: debug assertions on, as on x86_64 (optimised, CARGO_PROFILE_DEV_OPT_LEVEL=2
+# above, or emulation would take too long).
+COMMON="--offline --locked --target $TARGET"
+say "cross-building with the root's Rust: the MSRV check"
 run_in_root cargo build $COMMON --workspace --lib --bins --tests
-say "unit and property tests under qemu-aarch64"
-run_in_root cargo test $COMMON --lib
-say "integration tests under qemu-aarch64, epoll backend"
-run_in_root cargo test $COMMON --workspace --test "'*'"
+say "every test target (unit, property, binaries, integration; not doc tests) under qemu-aarch64, epoll backend"
+run_in_root cargo test $COMMON --workspace --lib --bins --tests
 say "aarch64: all tests passed"
