@@ -76,7 +76,9 @@ SRC=$ROOTFS/work/ringws
 mkdir -p "$SRC"
 # The project's files (tracked ones in a git checkout), never target/.
 (cd "$HERE" && if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf -
+    # One tar reading the list (xargs would split a long list into several archives, and the
+    # extracting tar stops at the end of the first).
+    git ls-files -z --cached --others --exclude-standard | tar cf - --null -T -
 else
     tar cf - --exclude=./target --exclude=./fuzz/target .
 fi) | (cd "$SRC" && tar xf -)

@@ -62,7 +62,8 @@ ab_epoll=$!
 ab_status=0
 wait "$ab_uring" || ab_status=1
 wait "$ab_epoll" || ab_status=$((ab_status + 2))
-tail -n 5 "$ab_logs/uring.log" "$ab_logs/epoll.log"
+grep -H -E "^Totals|^  behavior|selected cases match|differ from|^\[autobahn\] (PASS|FAIL)" \
+  "$ab_logs/uring.log" "$ab_logs/epoll.log" || true
 if [ "$ab_status" != 0 ]; then
   cat "$ab_logs/uring.log" "$ab_logs/epoll.log"
   exit 1
