@@ -182,8 +182,11 @@ pub(crate) enum Flow {
 pub(crate) struct Ctx<'a> {
     pub(crate) cfg: &'a ServerConfig,
     pub(crate) counters: &'a Counters,
-    /// Milliseconds since the worker started (the protocol core's clock).
+    /// Milliseconds since the worker started (the protocol core's clock), rounded down: what
+    /// deadlines are checked against.
     pub(crate) now: Timestamp,
+    /// The same moment rounded up: what a deadline counts from, so that it is never early.
+    pub(crate) start: Timestamp,
     /// The current tick of the worker's timer wheel.
     pub(crate) tick: u32,
     /// The connection this event is for.
@@ -204,7 +207,7 @@ impl Ctx<'_> {
     /// The tick a start time (a deadline counts from it) is stamped with: now, rounded up, so
     /// that a deadline counted from it is never early (and at most one tick late).
     pub(crate) fn stamp(&self) -> u32 {
-        self.tick_of(self.now)
+        self.tick_of(self.start)
     }
 
     /// The tick of a protocol-core timestamp, rounded up.
@@ -773,7 +776,7 @@ impl<S> Slot<S> {
         } else {
             CloseCode::INTERNAL_ERROR
         };
-        if let Ok(frame) = ws.close(&ctx.cfg.proto, code, &reason, ctx.now) {
+        if let Ok(frame) = ws.close(&ctx.cfg.proto, code, &reason, ctx.start) {
             self.out.push(Bytes::copy_from_slice(&frame), Kind::Control);
             actions.flush = true;
             actions.rearm = true;
@@ -865,6 +868,7 @@ mod tests {
             cfg: &cfg,
             counters: &counters,
             now: Timestamp(0),
+            start: Timestamp(0),
             tick: 0,
             id: ConnId {
                 worker: 0,

@@ -41,7 +41,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     }
                     Op::Publish { p, cluster } => self.publish(p, cluster)?,
                     Op::Timer { id, after, token } => {
-                        let due = self.now().after(after);
+                        let due = self.start_time().after(after);
                         if !self.handler_timers.set(due, id, token) {
                             Counters::inc(&self.counters.handler_timers_refused, 1);
                         }
@@ -80,7 +80,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     /// Queues a publication on this worker's connections it is for: the subscribers of its
     /// topic, or the one connection it names.
     pub(super) fn deliver_local(&mut self, p: &Publication) -> io::Result<()> {
-        let (now, tick) = (self.now(), self.tick());
+        let (now, start, tick) = (self.now(), self.start_time(), self.tick());
         let mut close = Vec::new();
         let Worker {
             slots,
@@ -117,6 +117,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 cfg,
                 counters,
                 now,
+                start,
                 tick,
                 id,
                 ops,

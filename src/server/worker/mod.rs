@@ -84,8 +84,13 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     /// Where the time comes from.
     time: Clock,
     /// Milliseconds since `epoch`, read once per loop iteration (after the wait): events of one
-    /// batch share it, and the clock is not read per completion.
+    /// batch share it, and the clock is not read per completion. Rounded down: what deadlines
+    /// are checked against (none is reached before its time).
     clock: Timestamp,
+    /// The same moment rounded up to the millisecond: what deadlines count from (a start time
+    /// is never earlier than the event it stamps, so no deadline fires early by the clock's
+    /// resolution).
+    clock_up: Timestamp,
     accepting: bool,
     /// Accepting is paused (out of file descriptors) until this tick or until a slot is freed.
     accept_retry_at: Option<u32>,
@@ -162,6 +167,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             fired: Vec::new(),
             time: Clock::Real(Instant::now()),
             clock: Timestamp(0),
+            clock_up: Timestamp(0),
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
@@ -191,12 +197,23 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         self.clock
     }
 
+    /// The time of this loop iteration, rounded up: where a deadline counts from.
+    fn start_time(&self) -> Timestamp {
+        self.clock_up
+    }
+
     /// Reads the clock (once per loop iteration, after the wait).
     fn read_clock(&mut self) {
-        self.clock = match &self.time {
-            Clock::Real(epoch) => Timestamp(epoch.elapsed().as_millis() as u64),
+        (self.clock, self.clock_up) = match &self.time {
+            Clock::Real(epoch) => {
+                let nanos = epoch.elapsed().as_nanos();
+                (
+                    Timestamp((nanos / 1_000_000) as u64),
+                    Timestamp(nanos.div_ceil(1_000_000) as u64),
+                )
+            }
             #[cfg(test)]
-            Clock::Manual(ms) => Timestamp(ms.get()),
+            Clock::Manual(ms) => (Timestamp(ms.get()), Timestamp(ms.get())),
         };
     }
 
@@ -211,7 +228,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
 
     /// The present moment as a start time: the tick, rounded up (see `Ctx::stamp`).
     fn stamp(&self) -> u32 {
-        self.now().0.div_ceil(self.tick_ms()) as u32
+        self.start_time().0.div_ceil(self.tick_ms()) as u32
     }
 
     /// Runs until a graceful shutdown completes.
@@ -533,7 +550,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         len: usize,
         more: bool,
     ) -> io::Result<()> {
-        let (now, tick) = (self.now(), self.tick());
+        let (now, start, tick) = (self.now(), self.start_time(), self.tick());
         let id = self.id(slot, generation);
         let Worker {
             io,
@@ -559,6 +576,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             cfg,
             counters,
             now,
+            start,
             tick,
             id,
             ops,
@@ -597,7 +615,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         generation: u32,
         f: impl FnOnce(&mut Slot<H::State>, &mut H, &Ctx<'_>) -> Actions,
     ) -> io::Result<()> {
-        let (now, tick, id) = (self.now(), self.tick(), self.id(slot, generation));
+        let (now, start, tick) = (self.now(), self.start_time(), self.tick());
+        let id = self.id(slot, generation);
         let Worker {
             io,
             slots,
@@ -617,6 +636,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             cfg,
             counters,
             now,
+            start,
             tick,
             id,
             ops,
@@ -649,7 +669,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     fn flush(&mut self) -> io::Result<()> {
         let mut dirty = std::mem::take(&mut self.dirty);
         let mut busy = Vec::new();
-        let (now, tick, stamp) = (self.now(), self.tick(), self.stamp());
+        let (now, start, tick, stamp) = (self.now(), self.start_time(), self.tick(), self.stamp());
         for &(slot, generation) in &dirty {
             let id = self.id(slot, generation);
             let Some(s) = self.slots.get_mut(slot, generation) else {
@@ -688,6 +708,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     cfg: &self.cfg,
                     counters: &self.counters,
                     now,
+                    start,
                     tick,
                     id,
                     ops: &self.ops,
@@ -761,7 +782,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     fn begin_shutdown(&mut self) -> io::Result<()> {
         self.accepting = false;
         self.io.cancel_accept()?;
-        self.shutdown_deadline = Some(self.now().after(self.cfg.shutdown_timeout));
+        self.shutdown_deadline = Some(self.start_time().after(self.cfg.shutdown_timeout));
         for (slot, generation) in self.slots.keys() {
             self.with_slot(slot, generation, |s, _, ctx| {
                 s.begin_close(CloseCode::GOING_AWAY, "server shutting down", ctx)
