@@ -218,6 +218,7 @@ fn a_paused_connection_still_reads_the_close_reply_at_shutdown() {
         std::thread::spawn(move || write_messages(s, sent))
     };
     server.wait_counters("reading paused", |c| c.reading_paused == 1);
+    let metrics = server.metrics();
     // Shutdown while paused: the server queues its close (1001) and must read again to see our
     // reply; the reply comes after everything we wrote.
     let shutdown = std::thread::spawn(move || server.shutdown());
@@ -239,7 +240,11 @@ fn a_paused_connection_still_reads_the_close_reply_at_shutdown() {
     let mut close = None;
     while close.is_none() {
         let n = stream.read(&mut buf).expect("read");
-        assert!(n > 0, "EOF before the close frame");
+        assert!(
+            n > 0,
+            "EOF before the close frame, {got} echoes read; the server: {:#?}",
+            metrics.per_worker()
+        );
         client
             .handle_read(&cfg, &mut buf[..n], &mut Count(&mut got, &mut close))
             .unwrap();

@@ -54,6 +54,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The server's log (warnings and errors; `RUST_LOG` chooses otherwise) goes to the test's
+/// captured output, which a failing test prints.
+fn log_to_test_output() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("ringws=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// A running server, shut down when dropped.
 pub struct TestServer {
     handle: Option<ServerHandle>,
@@ -92,6 +103,7 @@ impl TestServer {
     }
 
     pub fn start<H: Handler>(cfg: ServerConfig, handler: H) -> Self {
+        log_to_test_output();
         let server = Server::bind(cfg, handler).expect("bind");
         let addr = server.local_addr();
         let handle = server.start().expect("start");
@@ -155,11 +167,22 @@ impl TestServer {
     /// Graceful shutdown; returns how long it took.
     pub fn shutdown(mut self) -> Duration {
         let handle = self.handle.take().unwrap();
+        assert_no_ring_faults(&handle);
         let start = Instant::now();
         handle.shutdown();
         handle.join().expect("workers stop cleanly");
         start.elapsed()
     }
+}
+
+/// The buffer ring's accounting and the kernel never disagree in a correct server: a fault
+/// (a connection failed, its buffer withheld) fails the test.
+fn assert_no_ring_faults(handle: &ServerHandle) {
+    let faults = handle.counters().ring_faults;
+    assert_eq!(
+        faults, 0,
+        "io_uring buffer faults (ringws_ring_faults_total)"
+    );
 }
 
 /// Every test server is stopped and joined, and a worker that failed (an I/O error, a panic,
@@ -169,6 +192,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
+            if !std::thread::panicking() {
+                assert_no_ring_faults(&handle);
+            }
             handle.shutdown();
             let result = handle.join();
             match result {
