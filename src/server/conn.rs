@@ -528,6 +528,17 @@ impl<S> Slot<S> {
     /// backpressure policy at the high-water mark. Returns whether the connection must now
     /// close (policy `Close`, 1013).
     pub(crate) fn push_publication(&mut self, frame: &Frame, ctx: &Ctx<'_>) -> Delivery {
+        self.push_publication_over(frame, 0, ctx)
+    }
+
+    /// [`Slot::push_publication`] with the queue's limit raised by `allowance` bytes (a
+    /// home's preamble: see [`Home::join`](crate::server::Home::join)).
+    pub(crate) fn push_publication_over(
+        &mut self,
+        frame: &Frame,
+        allowance: usize,
+        ctx: &Ctx<'_>,
+    ) -> Delivery {
         let cfg = ctx.cfg;
         if !self.out.sendable {
             return Delivery::Closed;
@@ -543,11 +554,12 @@ impl<S> Slot<S> {
         let before = self.out.queued();
         // A paused connection takes broadcasts only up to the low-water mark, so that its queue
         // can drain there and reading resume even while its rooms are busy.
-        let limit = if self.flags.has(Flags::READ_PAUSED) {
-            cfg.low_water()
-        } else {
-            cfg.max_outbound_bytes
-        };
+        let limit = allowance
+            + if self.flags.has(Flags::READ_PAUSED) {
+                cfg.low_water()
+            } else {
+                cfg.max_outbound_bytes
+            };
         match self.out.push_data(frame, limit, cfg.backpressure) {
             Ok(dropped_older) => {
                 Counters::inc(&ctx.counters.delivered, 1);

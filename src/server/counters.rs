@@ -77,6 +77,8 @@ counters! {
     published: AtomicU64,
     /// Publications queued to subscribers (fan-out deliveries, every worker).
     delivered: AtomicU64,
+    /// Requests handled by a topic's home worker (`Conn::to_home`).
+    home_requests: AtomicU64,
     /// Topics with subscribers on a worker, summed over workers.
     topics: AtomicI64,
     /// Times a connection's reading stopped for flow control (queue at its high-water mark).

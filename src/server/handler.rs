@@ -5,6 +5,7 @@
 //! locks, no `Sync` needed, per-connection state ([`Handler::State`]) kept by value in the
 //! connection's slot.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use super::compress::{self, Codecs, Pmd};
 use super::config::Backpressure;
 use super::counters::Counters;
+use super::home::{Home, HomeRequest};
 use super::ops::Op;
 use super::outbox::{Kind, Outbox, Refused, SendStatus};
 use super::pubsub::{ConnId, Publication, Target};
@@ -131,6 +133,11 @@ pub trait Handler: Clone + Send + 'static {
     /// The connection is over: `code` is the peer's close code (1005 if its close frame had
     /// none), the code we failed it with, or 1006 if it ended without a close handshake.
     fn close(&mut self, _state: Self::State, _code: CloseCode, _reason: &str) {}
+
+    /// A request for `home.topic()` made with [`Conn::to_home`], on the topic's home worker
+    /// (see [`home`](super::home)): requests for one topic run here one at a time, in the order
+    /// each connection made them. `data` is what was given to `to_home`. Default: ignored.
+    fn home(&mut self, _home: &mut Home<'_>, _data: Box<dyn Any + Send>) {}
 
     /// A plain HTTP request on the same port (health checks, metrics, a page). Default: 404.
     fn http(&mut self, _req: &HttpRequest<'_>) -> HttpResponse {
@@ -305,6 +312,18 @@ impl<S> Conn<'_, S> {
             },
             cluster: false,
         });
+    }
+
+    /// Hands `data` to [`Handler::home`] on the home worker of `topic` (when this callback
+    /// returns; at once if that is this worker): for what must happen in one order per topic,
+    /// such as stamping a chat message with the room's next offset. This connection's requests
+    /// arrive in the order made.
+    pub fn to_home(&mut self, topic: &str, data: impl Any + Send) {
+        self.op(Op::ToHome(HomeRequest {
+            topic: Arc::from(topic),
+            from: self.id,
+            data: Box::new(data),
+        }));
     }
 
     /// Calls [`Handler::timer`] for this connection with `token` once `after` has passed (on

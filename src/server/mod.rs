@@ -210,6 +210,7 @@ mod dispatch;
 #[cfg(test)]
 mod fake;
 mod handler;
+pub mod home;
 mod ops;
 mod outbox;
 mod publisher;
@@ -235,6 +236,7 @@ pub use config::{Backpressure, ServerConfig};
 pub use counters::prometheus_head;
 pub use counters::{Metrics, Snapshot};
 pub use handler::{Conn, Decision, Handler, HttpResponse, Message, Upgrade};
+pub use home::Home;
 pub use outbox::SendStatus;
 pub use publisher::Publisher;
 pub use pubsub::{BadConnId, ConnId, Inbound, Topic};

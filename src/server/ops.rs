@@ -1,10 +1,12 @@
 //! What a handler asks for during a callback that the worker carries out once it returns:
-//! topics (subscribe, unsubscribe, publish), messages to other connections, timers. Queued in
+//! topics (subscribe, unsubscribe, publish), messages to other connections, requests for a
+//! topic's home worker, timers. Queued in
 //! order on the worker's list ([`Op`]), never applied in the middle of a callback (the handler
 //! may be iterating over state those operations change).
 
 use std::time::Duration;
 
+use super::home::{HomeRequest, Join};
 use super::pubsub::{ConnId, Publication, Topic};
 
 /// One request of a handler.
@@ -22,6 +24,10 @@ pub(crate) enum Op {
         /// Whether it goes to the other servers too.
         cluster: bool,
     },
+    /// A request for a topic's home worker (`Handler::home` runs there).
+    ToHome(HomeRequest),
+    /// From a home: queue the preamble to a connection, then subscribe it (on its worker).
+    Join(Join),
     /// Call the handler's `timer` for the connection after `after`, with `token`.
     Timer {
         /// The connection.

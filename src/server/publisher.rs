@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::pubsub::{ConnId, Hub, Publication, Target, Topic};
+use super::pubsub::{ConnId, Hub, Item, Publication, Target, Topic};
 use super::relay::Relay;
 use crate::proto::frame::Frame;
 use crate::runtime::sys;
@@ -69,7 +69,7 @@ impl Publisher {
     }
 
     fn deliver(&self, w: usize, p: Publication) {
-        if self.hub.deliver(w, &mut vec![p]) {
+        if self.hub.deliver(w, &mut vec![Item::Publish(p)]) {
             sys::eventfd_signal(self.hub.efd(w));
         }
     }

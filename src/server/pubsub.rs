@@ -34,8 +34,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::home::{HomeRequest, Join};
 use crate::proto::frame::Frame;
-
 use crate::runtime::sys;
 
 /// A topic's name, shared by every map and publication that mentions it.
@@ -125,10 +125,34 @@ impl Publication {
     }
 }
 
+/// What a worker's inbox carries, in order.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A publication to deliver to this worker's connections.
+    Publish(Publication),
+    /// A request for this worker as a topic's home.
+    Home(HomeRequest),
+    /// From a topic's home: a connection of this worker joins the topic.
+    Join(Join),
+    /// From a topic's home: a connection of this worker leaves the topic.
+    Leave(ConnId, Topic),
+}
+
+impl Item {
+    /// The publication, if it is one.
+    #[cfg(test)]
+    pub(crate) fn publication(&self) -> Option<&Publication> {
+        match self {
+            Item::Publish(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// One worker's inbox: publications from the other workers and from [`Publisher`]s.
 #[derive(Debug)]
 struct Inbox {
-    queue: Mutex<Vec<Publication>>,
+    queue: Mutex<Vec<Item>>,
     /// Signalled when the queue goes from empty to non-empty.
     efd: OwnedFd,
     /// A duplicate of the worker's io_uring fd, when it runs on io_uring: other io_uring workers
@@ -205,7 +229,7 @@ impl Hub {
 
     /// Appends `batch` to worker `w`'s inbox. Returns whether the worker needs a wake-up (its
     /// inbox was empty: otherwise a wake-up is already pending).
-    pub(crate) fn deliver(&self, w: usize, batch: &mut Vec<Publication>) -> bool {
+    pub(crate) fn deliver(&self, w: usize, batch: &mut Vec<Item>) -> bool {
         let mut queue = self.inboxes[w]
             .queue
             .lock()
@@ -216,7 +240,7 @@ impl Hub {
     }
 
     /// Takes everything in worker `w`'s inbox (swapping with `into`, which must be empty).
-    pub(crate) fn take(&self, w: usize, into: &mut Vec<Publication>) {
+    pub(crate) fn take(&self, w: usize, into: &mut Vec<Item>) {
         let mut queue = self.inboxes[w]
             .queue
             .lock()
@@ -247,9 +271,9 @@ impl Inbound {
             batch.clear();
             return;
         }
-        let mut publications: Vec<Publication> = batch
+        let mut publications: Vec<Item> = batch
             .drain(..)
-            .map(|(topic, frame)| Publication::topic(topic, frame))
+            .map(|(topic, frame)| Item::Publish(Publication::topic(topic, frame)))
             .collect();
         if !publications.is_empty() && self.hub.deliver(worker, &mut publications) {
             sys::eventfd_signal(self.hub.efd(worker));
@@ -265,8 +289,9 @@ pub(crate) struct LocalTopics {
     /// The topics of each subscribed connection (by slot; the generation is checked), so a
     /// closing connection leaves them all.
     by_slot: HashMap<u32, (u32, Vec<Topic>)>,
-    /// Publications for each other worker, sent at the end of the loop iteration.
-    outgoing: Vec<Vec<Publication>>,
+    /// Publications and home traffic for each other worker, sent at the end of the loop
+    /// iteration.
+    outgoing: Vec<Vec<Item>>,
     /// Topics that got their first subscriber (`true`) or lost their last (`false`) on this
     /// worker since the bridge was last told (kept only when a broker is attached).
     pub(crate) changes: Vec<(Topic, bool)>,
@@ -367,13 +392,13 @@ impl LocalTopics {
         self.subscribers.len()
     }
 
-    /// Queues `p` for worker `w`.
-    pub(crate) fn send_to(&mut self, w: usize, p: Publication) {
-        self.outgoing[w].push(p);
+    /// Queues `item` for worker `w`.
+    pub(crate) fn send_to(&mut self, w: usize, item: Item) {
+        self.outgoing[w].push(item);
     }
 
     /// The batch owed to worker `w`.
-    pub(crate) fn outgoing(&mut self, w: usize) -> &mut Vec<Publication> {
+    pub(crate) fn outgoing(&mut self, w: usize) -> &mut Vec<Item> {
         &mut self.outgoing[w]
     }
 }
@@ -476,7 +501,7 @@ mod tests {
     #[test]
     fn inbox_batches_wake_only_when_empty() {
         let hub = Hub::new(2).unwrap();
-        let p = |s: &str| Publication::topic(t(s), Frame::text("x"));
+        let p = |s: &str| Item::Publish(Publication::topic(t(s), Frame::text("x")));
         let mut batch = vec![p("a"), p("b")];
         assert!(hub.deliver(1, &mut batch), "empty inbox: wake");
         assert!(batch.is_empty(), "the batch moved");

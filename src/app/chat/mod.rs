@@ -13,19 +13,26 @@
 //! | [`rooms`] | the rooms shared by the workers: online counts, sequence numbers |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
+pub mod history;
 mod pages;
 pub mod protocol;
 pub mod rooms;
+mod sequencer;
 
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::proto::CloseCode;
 use crate::proto::frame::Frame;
 use crate::proto::handshake::{HttpRequest, OriginPolicy, UpgradeRequest};
-use crate::server::{Conn, Decision, Handler, HttpResponse, Message, Metrics, Publisher, Upgrade};
+use crate::server::{
+    Conn, Decision, Handler, Home, HttpResponse, Message, Metrics, Publisher, Upgrade,
+};
+use history::{Epochs, HistoryConfig};
 use protocol::{MessageEvent, Refusal, Request};
 use rooms::{Room, Rooms};
+use sequencer::{HomeReq, Sequencer};
 
 /// Decides whether an upgrade request may chat: `Ok(name)` accepts it (with a display name the
 /// token stands for, if any), `Err((status, reason))` refuses it with that HTTP status (401,
@@ -62,6 +69,8 @@ pub struct ChatConfig {
     /// connection ids are prefixed with it (unique across nodes), presence stays on each node
     /// (its counts are per node) and message events carry no count. `None`: a lone server.
     pub node: Option<String>,
+    /// Room history and its bounds (a lone server keeps it in memory, per room's home worker).
+    pub history: HistoryConfig,
 }
 
 impl Default for ChatConfig {
@@ -76,6 +85,7 @@ impl Default for ChatConfig {
             auth: None,
             heartbeat: None,
             node: None,
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -88,6 +98,7 @@ impl std::fmt::Debug for ChatConfig {
             .field("origins", &self.origins)
             .field("auth", &self.auth.is_some())
             .field("node", &self.node)
+            .field("history", &self.history)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +111,10 @@ pub struct Chat {
     /// Set once the server runs: for presence updates when a member leaves by closing (no
     /// connection to publish from then) and for `/metrics`.
     server: Arc<OnceLock<(Publisher, Metrics)>>,
+    /// Epochs for the rooms' logs (unique to this run of the server).
+    epochs: Arc<Epochs>,
+    /// This worker's rooms' order and history (each worker's clone has its own).
+    sequencer: Sequencer,
 }
 
 /// One member's state (boxed: a connection that never joins costs a pointer in its slot).
@@ -139,6 +154,8 @@ impl Chat {
             cfg: Arc::new(cfg),
             rooms: Arc::new(Rooms::default()),
             server: Arc::new(OnceLock::new()),
+            epochs: Arc::new(Epochs::for_this_run()),
+            sequencer: Sequencer::default(),
         }
     }
 
@@ -195,13 +212,34 @@ impl Chat {
             .then(|| presence_frame(room, name))
     }
 
+    /// Whether rooms have one order, offsets and history here: on a lone server, through each
+    /// room's home worker. (In a cluster, for now, each sender's messages keep their order and
+    /// there is no history.)
+    fn ordered(&self) -> bool {
+        self.cfg.node.is_none()
+    }
+
     fn handle(&self, conn: &mut Conn<'_, Box<Member>>, req: Request<'_>) -> Result<(), Refusal> {
         match req {
-            Request::Join { room: name } => {
+            Request::Join { room: name, since } => {
+                let ordered = self.ordered();
                 let member = conn.state();
                 if let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) {
-                    let online = room.online();
-                    conn.send_text(&protocol::room_event("joined", name, online));
+                    let room = room.clone();
+                    if ordered {
+                        // Where the room is now (and what was missed since `since`), in order.
+                        let since = since.map(|(e, o)| (e.to_owned(), o));
+                        conn.to_home(
+                            name,
+                            HomeReq::Join {
+                                room,
+                                since,
+                                already: true,
+                            },
+                        );
+                    } else {
+                        conn.send_text(&protocol::room_event("joined", name, room.online()));
+                    }
                     return Ok(());
                 }
                 if member.rooms.len() >= self.cfg.max_rooms {
@@ -212,37 +250,77 @@ impl Chat {
                 }
                 let room = self.rooms.join(name);
                 member.rooms.push((name.into(), room.clone()));
-                conn.subscribe(name);
-                conn.send_text(&protocol::room_event("joined", name, room.online()));
+                if ordered {
+                    // Subscribed by the room's home, after its answer and what was missed.
+                    let since = since.map(|(e, o)| (e.to_owned(), o));
+                    conn.to_home(
+                        name,
+                        HomeReq::Join {
+                            room: room.clone(),
+                            since,
+                            already: false,
+                        },
+                    );
+                } else {
+                    conn.subscribe(name);
+                    let mut joined: serde_json::Value =
+                        serde_json::from_str(&protocol::room_event("joined", name, room.online()))
+                            .unwrap_or_default();
+                    if since.is_some() {
+                        // No history across servers yet: say so.
+                        joined["recovered"] = false.into();
+                    }
+                    conn.send_text(&joined.to_string());
+                }
                 if let Some(frame) = self.presence(&room, name) {
                     conn.publish_local(name, frame, false);
                 }
             }
             Request::Leave { room: name } => {
+                let ordered = self.ordered();
                 let member = conn.state();
                 let Some(i) = member.rooms.iter().position(|(r, _)| &**r == name) else {
                     return Err(not_joined());
                 };
                 let (_, room) = member.rooms.swap_remove(i);
                 self.rooms.leave(name, &room);
-                conn.unsubscribe(name);
-                conn.send_text(&protocol::room_event("left", name, room.online()));
+                if ordered {
+                    let online = room.online();
+                    conn.to_home(name, HomeReq::Leave { online });
+                } else {
+                    conn.unsubscribe(name);
+                    conn.send_text(&protocol::room_event("left", name, room.online()));
+                }
                 if let Some(frame) = self.presence(&room, name) {
                     conn.publish_local(name, frame, false);
                 }
             }
             Request::Send { room: name, text } => {
                 let from = self.member_id(conn);
+                let ordered = self.ordered();
                 let member = conn.state();
                 let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
                     return Err(not_joined());
                 };
+                if ordered {
+                    // Stamped with the room's next offset by its home, which publishes it.
+                    let req = HomeReq::Send {
+                        room: room.clone(),
+                        from,
+                        name: member.name.clone(),
+                        ts: now_ms(),
+                        text: text.to_owned(),
+                    };
+                    conn.to_home(name, req);
+                    return Ok(());
+                }
                 let event = MessageEvent {
                     room: name,
                     from: &from,
                     name: member.name.as_deref(),
                     ts: now_ms(),
                     seq: room.next_seq(),
+                    offset: None,
                     text,
                     // Per-node counts mean nothing to the members of other nodes.
                     online: self.cfg.node.is_none().then(|| room.online()),
@@ -250,6 +328,24 @@ impl Chat {
                 let frame = Frame::text(&event.to_json());
                 // The sender gets it too: its copy carries the sequence number and time.
                 conn.publish(name, frame, true);
+            }
+            Request::History {
+                room: name,
+                before,
+                limit,
+            } => {
+                let ordered = self.ordered();
+                let member = conn.state();
+                if !member.rooms.iter().any(|(r, _)| &**r == name) {
+                    return Err(not_joined());
+                }
+                if !ordered {
+                    return Err(Refusal {
+                        code: "unavailable",
+                        message: "no history across servers yet".to_owned(),
+                    });
+                }
+                conn.to_home(name, HomeReq::History { before, limit });
             }
             Request::Nick { name } => {
                 conn.state().name = Some(name.into());
@@ -325,6 +421,13 @@ impl Handler for Chat {
             {
                 publisher.publish_local(name, frame);
             }
+        }
+    }
+
+    fn home(&mut self, home: &mut Home<'_>, data: Box<dyn Any + Send>) {
+        if let Ok(req) = data.downcast::<HomeReq>() {
+            self.sequencer
+                .handle(home, *req, &self.cfg, &self.epochs, &self.rooms);
         }
     }
 

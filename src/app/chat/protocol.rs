@@ -39,10 +39,21 @@ use super::ChatConfig;
 /// A request from a client, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
-    /// Join a room.
+    /// Join a room, resuming after a position in its history if `since` is given.
     Join {
         /// The room.
         room: &'a str,
+        /// The last message the client has: the room's epoch and that message's offset.
+        since: Option<(&'a str, u64)>,
+    },
+    /// Messages of a room's history (scrollback).
+    History {
+        /// The room (joined).
+        room: &'a str,
+        /// Only messages before this offset (`None`: the latest).
+        before: Option<u64>,
+        /// At most this many (at most the server's page size).
+        limit: usize,
     },
     /// Leave a room.
     Leave {
@@ -110,6 +121,39 @@ fn room<'a>(obj: &'a Map<String, Value>, cfg: &ChatConfig) -> Result<&'a str, Re
     }
 }
 
+/// Longest epoch a client may send back, in bytes (the server's are ~20).
+const MAX_EPOCH: usize = 64;
+
+/// A non-negative integer field, if present.
+fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<u64>, Refusal> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            refuse(
+                "bad_field",
+                format!("'{name}' must be a non-negative integer"),
+            )
+        }),
+    }
+}
+
+/// `since`: `{"epoch":E,"offset":N}`, if present.
+fn since(obj: &Map<String, Value>) -> Result<Option<(&str, u64)>, Refusal> {
+    match obj.get("since") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(since)) => {
+            let epoch = field(since, "epoch", MAX_EPOCH)?;
+            let offset = number(since, "offset")?
+                .ok_or_else(|| refuse("missing_field", "'offset' is missing"))?;
+            Ok(Some((epoch, offset)))
+        }
+        Some(_) => Err(refuse(
+            "bad_field",
+            "'since' must be {\"epoch\":...,\"offset\":...}",
+        )),
+    }
+}
+
 /// Parses and checks one request. `value` is the parsed frame, kept by the caller so the
 /// request can borrow its strings.
 pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refusal> {
@@ -120,6 +164,18 @@ pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refu
     match op {
         "join" => Ok(Request::Join {
             room: room(obj, cfg)?,
+            since: since(obj)?,
+        }),
+        "history" => Ok(Request::History {
+            room: room(obj, cfg)?,
+            before: number(obj, "before")?,
+            limit: match number(obj, "limit")? {
+                None => cfg.history.page,
+                Some(0) => return Err(refuse("bad_field", "'limit' must be at least 1")),
+                Some(n) => usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .min(cfg.history.page),
+            },
         }),
         "leave" => Ok(Request::Leave {
             room: room(obj, cfg)?,
@@ -178,6 +234,45 @@ pub fn room_event(op: &str, room: &str, online: i64) -> String {
     json!({"op": op, "room": room, "online": online}).to_string()
 }
 
+/// `{"op":"joined",...}` with the room's position: its epoch and last offset, and whether the
+/// client's `since` was recovered (only when it gave one).
+pub fn joined(
+    room: &str,
+    online: i64,
+    epoch: &str,
+    offset: u64,
+    recovered: Option<bool>,
+) -> String {
+    let mut v =
+        json!({"op": "joined", "room": room, "online": online, "epoch": epoch, "offset": offset});
+    if let Some(recovered) = recovered {
+        v["recovered"] = recovered.into();
+    }
+    v.to_string()
+}
+
+/// `{"op":"history","room":..,"epoch":..,"messages":[...]}`: `messages` are message events as
+/// sent live (JSON texts), oldest first.
+pub fn history<'a>(
+    room: &str,
+    epoch: Option<&str>,
+    messages: impl Iterator<Item = &'a str>,
+) -> String {
+    let head = json!({"op": "history", "room": room, "epoch": epoch}).to_string();
+    // The events are JSON already: spliced in, not parsed again.
+    let mut out = String::with_capacity(head.len() + 16);
+    out.push_str(&head[..head.len() - 1]);
+    out.push_str(",\"messages\":[");
+    for (i, m) in messages.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(m);
+    }
+    out.push_str("]}");
+    out
+}
+
 /// A message event, as every member of the room receives it.
 pub struct MessageEvent<'a> {
     /// The room.
@@ -188,8 +283,11 @@ pub struct MessageEvent<'a> {
     pub name: Option<&'a str>,
     /// Server time, ms since the Unix epoch.
     pub ts: u64,
-    /// The room's sequence number.
+    /// The room's sequence number (its offset when the message has one).
     pub seq: u64,
+    /// The message's offset in the room's history (a lone server; `None` in a cluster, for
+    /// now).
+    pub offset: Option<u64>,
     /// The text.
     pub text: &'a str,
     /// Members online, on a server that runs alone (`None` in a cluster: counts are per
@@ -206,6 +304,9 @@ impl MessageEvent<'_> {
         });
         if let Some(online) = self.online {
             v["online"] = online.into();
+        }
+        if let Some(offset) = self.offset {
+            v["offset"] = offset.into();
         }
         v.to_string()
     }
@@ -228,7 +329,10 @@ mod tests {
     fn requests_parse() {
         assert_eq!(
             p(r#"{"op":"join","room":"lobby"}"#),
-            Ok(Request::Join { room: "lobby" })
+            Ok(Request::Join {
+                room: "lobby",
+                since: None
+            })
         );
         assert_eq!(
             p(r#"{"op":"send","room":"a.b-c_1","text":"é 😀"}"#),
@@ -241,6 +345,110 @@ mod tests {
             p(r#"{"op":"nick","name":"alice"}"#),
             Ok(Request::Nick { name: "alice" })
         );
+    }
+
+    #[test]
+    fn positions_and_history_requests_parse() {
+        assert_eq!(
+            p(r#"{"op":"join","room":"a","since":{"epoch":"e-1","offset":41}}"#),
+            Ok(Request::Join {
+                room: "a",
+                since: Some(("e-1", 41))
+            })
+        );
+        assert_eq!(
+            p(r#"{"op":"join","room":"a","since":null}"#),
+            Ok(Request::Join {
+                room: "a",
+                since: None
+            })
+        );
+        assert_eq!(
+            p(r#"{"op":"history","room":"a","before":10,"limit":5}"#),
+            Ok(Request::History {
+                room: "a",
+                before: Some(10),
+                limit: 5
+            })
+        );
+        let page = ChatConfig::default().history.page;
+        assert_eq!(
+            p(r#"{"op":"history","room":"a","limit":100000}"#),
+            Ok(Request::History {
+                room: "a",
+                before: None,
+                limit: page
+            }),
+            "at most a page"
+        );
+        assert_eq!(code(r#"{"op":"join","room":"a","since":5}"#), "bad_field");
+        assert_eq!(
+            code(r#"{"op":"join","room":"a","since":{"epoch":"e"}}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            code(r#"{"op":"join","room":"a","since":{"offset":1}}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            code(r#"{"op":"join","room":"a","since":{"epoch":"e","offset":-1}}"#),
+            "bad_field"
+        );
+        assert_eq!(
+            code(r#"{"op":"join","room":"a","since":{"epoch":"e","offset":1.5}}"#),
+            "bad_field"
+        );
+        let long = "e".repeat(65);
+        assert_eq!(
+            code(&format!(
+                r#"{{"op":"join","room":"a","since":{{"epoch":"{long}","offset":1}}}}"#
+            )),
+            "too_long"
+        );
+        assert_eq!(
+            code(r#"{"op":"history","room":"a","limit":0}"#),
+            "bad_field"
+        );
+        assert_eq!(
+            code(r#"{"op":"history","room":"a","before":"x"}"#),
+            "bad_field"
+        );
+    }
+
+    #[test]
+    fn joined_and_history_events_are_json() {
+        let j: Value = serde_json::from_str(&joined("a", 3, "e-1", 42, Some(true))).unwrap();
+        assert_eq!(
+            (
+                &j["op"],
+                &j["epoch"],
+                &j["offset"],
+                &j["recovered"],
+                &j["online"]
+            ),
+            (
+                &json!("joined"),
+                &json!("e-1"),
+                &json!(42),
+                &json!(true),
+                &json!(3)
+            )
+        );
+        let fresh: Value = serde_json::from_str(&joined("a", 1, "e-1", 0, None)).unwrap();
+        assert!(
+            fresh.get("recovered").is_none(),
+            "no position given: nothing to say"
+        );
+        let m1 = r#"{"op":"message","offset":1}"#;
+        let m2 = r#"{"op":"message","offset":2,"text":"\"]}"}"#;
+        let h: Value =
+            serde_json::from_str(&history("a", Some("e-1"), [m1, m2].into_iter())).unwrap();
+        assert_eq!(h["epoch"], "e-1");
+        assert_eq!(h["messages"][1]["text"], "\"]}");
+        assert_eq!(h["messages"].as_array().map(Vec::len), Some(2));
+        let empty: Value = serde_json::from_str(&history("b", None, std::iter::empty())).unwrap();
+        assert!(empty["epoch"].is_null());
+        assert_eq!(empty["messages"], json!([]));
     }
 
     #[test]
@@ -278,6 +486,7 @@ mod tests {
                 name: None,
                 ts: 5,
                 seq: 9,
+                offset: Some(9),
                 text: "\"hi\"",
                 online: Some(2),
             }
@@ -296,6 +505,7 @@ mod tests {
                 name: None,
                 ts: 5,
                 seq: 9,
+                offset: None,
                 text: "hi",
                 online: None,
             }

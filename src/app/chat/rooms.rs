@@ -84,6 +84,12 @@ impl Rooms {
             .collect()
     }
 
+    /// Members online in `name` now (0 for a room nobody is in).
+    pub fn online_in(&self, name: &str) -> i64 {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.get(name).map_or(0, |r| r.online())
+    }
+
     /// Rooms with members.
     pub fn len(&self) -> usize {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner()).len()

@@ -1,5 +1,5 @@
 //! Fan-out: what handlers asked for during their callbacks (subscribe, unsubscribe, publish, a
-//! message to one connection, a timer), delivery of a publication to this worker's connections,
+//! message to one connection, a request for a topic's home worker, a timer), delivery of a publication to this worker's connections,
 //! the batches owed to the other workers and to the relay, and what arrives in this worker's
 //! inbox.
 
@@ -11,8 +11,9 @@ use crate::runtime::Backend;
 use crate::server::conn::{Ctx, Delivery, Flags};
 use crate::server::counters::Counters;
 use crate::server::handler::Handler;
+use crate::server::home::{Home, HomeRequest, Join, home_of};
 use crate::server::ops::Op;
-use crate::server::pubsub::{ConnId, Publication, Target};
+use crate::server::pubsub::{ConnId, Item, Publication, Target};
 
 impl<H: Handler, B: Backend> Worker<H, B> {
     /// Carries out what handlers asked for, in order, until nothing is left (delivering a
@@ -36,10 +37,32 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                             self.topics.subscribe(id.slot, id.generation, topic);
                         }
                     }
-                    Op::Unsubscribe(id, topic) => {
+                    Op::Unsubscribe(id, topic) if id.worker() == self.index => {
                         self.topics.unsubscribe(id.slot, id.generation, &topic);
                     }
+                    Op::Unsubscribe(id, topic) => {
+                        // From a topic's home, for a connection of another worker.
+                        if id.worker() < self.hub.workers() {
+                            self.topics.send_to(id.worker(), Item::Leave(id, topic));
+                        }
+                    }
                     Op::Publish { p, cluster } => self.publish(p, cluster)?,
+                    Op::ToHome(req) => {
+                        let home = home_of(&req.topic, self.hub.workers());
+                        if home == self.index {
+                            self.run_home(req);
+                        } else {
+                            self.topics.send_to(home, Item::Home(req));
+                        }
+                    }
+                    Op::Join(join) => {
+                        let w = join.conn.worker();
+                        if w == self.index {
+                            self.join_local(join)?;
+                        } else if w < self.hub.workers() {
+                            self.topics.send_to(w, Item::Join(join));
+                        }
+                    }
                     Op::Timer { id, after, token } => {
                         let due = self.start_time().after(after);
                         if !self.handler_timers.set(due, id, token) {
@@ -62,7 +85,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     self.to_relay.push((topic.clone(), p.frame.clone()));
                 }
                 for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
-                    self.topics.send_to(w, p.clone());
+                    self.topics.send_to(w, Item::Publish(p.clone()));
                 }
                 self.deliver_local(&p)
             }
@@ -70,11 +93,81 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             Target::Conn(id) => {
                 let w = usize::from(id.worker);
                 if w < self.hub.workers() {
-                    self.topics.send_to(w, p);
+                    self.topics.send_to(w, Item::Publish(p));
                 }
                 Ok(())
             }
         }
+    }
+
+    /// A request for this worker as its topic's home: the handler's `home` callback (what it
+    /// asks for is applied in order by `run_ops`).
+    fn run_home(&mut self, req: HomeRequest) {
+        Counters::inc(&self.counters.home_requests, 1);
+        let mut home = Home {
+            topic: &req.topic,
+            from: req.from,
+            worker: self.index,
+            workers: self.hub.workers(),
+            ops: &self.ops,
+        };
+        self.handler.home(&mut home, req.data);
+    }
+
+    /// A connection of this worker joins a topic through its home: the preamble first, then
+    /// the subscription, so the topic's next publication from the home follows the preamble.
+    fn join_local(&mut self, join: Join) -> io::Result<()> {
+        let Join {
+            conn,
+            topic,
+            preamble,
+        } = join;
+        let open = self
+            .slots
+            .get_mut(conn.slot, conn.generation)
+            .is_some_and(|s| s.out.sendable);
+        if !open {
+            return Ok(());
+        }
+        // Above the queue limit by at most the preamble's own size.
+        let allowance = preamble.iter().map(|f| f.wire().len()).sum();
+        let (now, start, tick) = (self.now(), self.start_time(), self.tick());
+        let mut close = false;
+        let Worker {
+            slots,
+            dirty,
+            cfg,
+            counters,
+            ops,
+            codecs,
+            ..
+        } = self;
+        if let Some(s) = slots.get_mut(conn.slot, conn.generation) {
+            let ctx = Ctx {
+                cfg,
+                counters,
+                now,
+                start,
+                tick,
+                id: conn,
+                ops,
+                codecs,
+            };
+            for frame in &preamble {
+                close |= s.push_publication_over(frame, allowance, &ctx) == Delivery::Close;
+            }
+            if !s.flags.has(Flags::DIRTY) {
+                s.flags.set(Flags::DIRTY, true);
+                dirty.push((conn.slot, conn.generation));
+            }
+        }
+        if close {
+            return self.with_slot(conn.slot, conn.generation, |s, _, ctx| {
+                s.begin_close(CloseCode::TRY_AGAIN_LATER, "send queue full", ctx)
+            });
+        }
+        self.topics.subscribe(conn.slot, conn.generation, topic);
+        Ok(())
     }
 
     /// Queues a publication on this worker's connections it is for: the subscribers of its
@@ -176,8 +269,19 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     pub(super) fn take_inbox(&mut self) -> io::Result<()> {
         let mut batch = std::mem::take(&mut self.inbox);
         self.hub.take(self.index, &mut batch);
-        for p in batch.drain(..) {
-            self.deliver_local(&p)?;
+        for item in batch.drain(..) {
+            match item {
+                Item::Publish(p) => self.deliver_local(&p)?,
+                Item::Join(join) => self.join_local(join)?,
+                Item::Leave(id, topic) => {
+                    self.topics.unsubscribe(id.slot, id.generation, &topic);
+                }
+                Item::Home(req) => {
+                    // What it asks for is applied before the next item: one order.
+                    self.run_home(req);
+                    self.run_ops()?;
+                }
+            }
         }
         self.inbox = batch;
         self.run_ops()

@@ -33,7 +33,7 @@ use super::conn::{Actions, Ctx, Flags, Flow, Slot};
 use super::counters::Counters;
 use super::handler::Handler;
 use super::ops::Op;
-use super::pubsub::{ConnId, Hub, LocalTopics, Publication, Topic};
+use super::pubsub::{ConnId, Hub, Item, LocalTopics, Topic};
 use super::relay::Relay;
 use super::slab::Slab;
 use super::wheel::Wheel;
@@ -109,7 +109,7 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     /// permessage-deflate codecs shared by the worker's connections.
     codecs: RefCell<Codecs>,
     /// Publications taken from the inbox (kept to reuse its allocation).
-    inbox: Vec<Publication>,
+    inbox: Vec<Item>,
     /// This iteration's publications for the other servers (with a relay).
     to_relay: Vec<(Topic, Frame)>,
     /// Input that arrived for a connection after its reading paused, by slot: its generation,

@@ -1,0 +1,149 @@
+//! What a room's home worker does for it on a lone server: one order for the room's messages.
+//!
+//! A member's requests that must be ordered with the room's messages go to the room's home
+//! worker ([`crate::server::home`]): joins, leaves, messages and history pages. There the
+//! room's [`History`] stamps each message with the room's next offset, keeps it, and publishes
+//! it: every member on every worker gets the room's messages in offset order, without gaps or
+//! duplicates (unless its own queue overflowed: then the offsets show the gap). A join answers
+//! with the room's epoch and last offset and, when the client gave its position (`since`) and
+//! the history still holds everything after it, the missed messages; then the member is
+//! subscribed, so the first live message it gets is the one after the last it was given.
+//!
+//! ```text
+//!  member's worker                         room's home worker
+//!  join {since} ──────── to_home ───────▶  resume: joined{epoch,offset,recovered} + missed
+//!                ◀── join (preamble, then subscribed) ──┘
+//!  send {text}  ──────── to_home ───────▶  append: offset N+1 ──▶ publish to every worker
+//!  leave        ──────── to_home ───────▶  unsubscribed, then left{...}
+//! ```
+
+use std::sync::Arc;
+
+use super::history::{Epochs, History};
+use super::protocol::{self, MessageEvent};
+use super::rooms::Room;
+use super::{ChatConfig, Rooms, monotonic_ms};
+use crate::proto::frame::Frame;
+use crate::server::Home;
+
+/// A member's request for its room's home worker.
+#[derive(Debug)]
+pub(super) enum HomeReq {
+    /// Join (or, `already`, ask again where the room is), resuming after `since`.
+    Join {
+        room: Arc<Room>,
+        since: Option<(String, u64)>,
+        already: bool,
+    },
+    /// Leave: unsubscribed in order with the room's joins, then told.
+    Leave { online: i64 },
+    /// A message to stamp, keep and publish.
+    Send {
+        room: Arc<Room>,
+        from: String,
+        name: Option<Box<str>>,
+        ts: u64,
+        text: String,
+    },
+    /// A page of history for the requester.
+    History { before: Option<u64>, limit: usize },
+}
+
+/// One worker's share of the rooms' order: the logs of the rooms it is home to. Each worker's
+/// clone of the chat starts with none (cloning gives an empty sequencer, not a copy).
+#[derive(Debug, Default)]
+pub(super) struct Sequencer {
+    history: Option<History>,
+}
+
+impl Clone for Sequencer {
+    fn clone(&self) -> Self {
+        Sequencer::default()
+    }
+}
+
+impl Sequencer {
+    /// Handles one request on the room's home worker.
+    pub(super) fn handle(
+        &mut self,
+        home: &mut Home<'_>,
+        req: HomeReq,
+        cfg: &ChatConfig,
+        epochs: &Arc<Epochs>,
+        rooms: &Rooms,
+    ) {
+        let now = monotonic_ms();
+        let workers = home.workers();
+        let history = self
+            .history
+            .get_or_insert_with(|| History::new(cfg.history.clone(), workers, epochs.clone()));
+        let name = home.topic().clone();
+        let from = home.from();
+        match req {
+            HomeReq::Join {
+                room,
+                since,
+                already,
+            } => {
+                let since = since.as_ref().map(|(e, o)| (e.as_str(), *o));
+                let resume = history.resume(&name, since, now);
+                let joined = protocol::joined(
+                    &name,
+                    room.online(),
+                    &resume.epoch,
+                    resume.last,
+                    resume.recovered,
+                );
+                let mut preamble = Vec::with_capacity(1 + resume.missed.len());
+                preamble.push(Frame::text(&joined));
+                preamble.extend(resume.missed);
+                if already {
+                    for frame in preamble {
+                        home.send_to(from, frame);
+                    }
+                } else {
+                    home.join(from, preamble);
+                }
+            }
+            HomeReq::Leave { online } => {
+                home.leave(from);
+                home.send_to(
+                    from,
+                    Frame::text(&protocol::room_event("left", &name, online)),
+                );
+            }
+            HomeReq::Send {
+                room,
+                from: sender,
+                name: nick,
+                ts,
+                text,
+            } => {
+                let frame = history.append(&name, now, |_epoch, offset| {
+                    let event = MessageEvent {
+                        room: &name,
+                        from: &sender,
+                        name: nick.as_deref(),
+                        ts,
+                        seq: offset,
+                        offset: Some(offset),
+                        text: &text,
+                        online: Some(room.online()),
+                    };
+                    Frame::text(&event.to_json())
+                });
+                home.publish(frame);
+            }
+            HomeReq::History { before, limit } => {
+                let (epoch, frames) = history.page(&name, before, limit, now);
+                let page = protocol::history(
+                    &name,
+                    epoch.as_deref(),
+                    frames.iter().filter_map(Frame::as_text),
+                );
+                home.send_to(from, Frame::text(&page));
+            }
+        }
+        history.sweep(now, |room| rooms.online_in(room) > 0);
+    }
+}

@@ -1,0 +1,167 @@
+//! A topic's home worker: where what must happen in one order for a topic happens.
+//!
+//! Publications between two workers keep their order (each worker's inbox is FIFO), but two
+//! workers publishing to the same topic race: a member on a third worker may get their messages
+//! in either order, and members on different workers in different orders. An application that
+//! needs one order per topic (a chat room's offsets and history) sends what must be ordered to
+//! the topic's **home worker** ([`home_of`]: a hash of the topic) with
+//! [`Conn::to_home`](super::Conn::to_home). There the server calls
+//! [`Handler::home`](super::Handler::home) with a [`Home`], one request at a time: whatever the
+//! handler keeps for the topic on its home worker is its own, without a lock, and what it
+//! publishes with [`Home::publish`] is one order that every worker delivers as published.
+//!
+//! ```text
+//!  worker A: conn.to_home("room", req) ──inbox──▶ worker H = home_of("room")
+//!                                                  Handler::home: stamp, keep, publish
+//!  worker A ◀──inbox (FIFO)── publish / join ──────┤  its own members: at once
+//!  worker B ◀──inbox (FIFO)── publish / join ──────┘
+//! ```
+//!
+//! A connection joins a topic through its home with [`Home::join`]: the frames given (an answer,
+//! missed messages) are queued to it, then it is subscribed, in the same stream as the topic's
+//! publications. So it gets exactly the publications made after the join, none twice and none
+//! missed between the preamble and the first live one. Requests from one connection reach the
+//! home in the order made (one worker's inbox batches are FIFO); a connection that closed before
+//! its join arrives is not subscribed.
+//!
+//! Everything stays on this server: in a cluster, one order across servers comes from the
+//! broker, not from a home worker.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use super::ops::Op;
+use super::pubsub::{ConnId, Publication, Target, Topic};
+use crate::proto::frame::Frame;
+
+/// The home worker of `topic` among `workers`: the same for a topic everywhere on this server,
+/// for as long as it runs (a fixed hash: SipHash with zero keys).
+pub fn home_of(topic: &str, workers: usize) -> usize {
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(topic);
+    (hash % workers.max(1) as u64) as usize
+}
+
+/// A request for a topic's home worker, from a handler's [`Conn::to_home`](super::Conn::to_home).
+pub(crate) struct HomeRequest {
+    pub(crate) topic: Topic,
+    pub(crate) from: ConnId,
+    pub(crate) data: Box<dyn Any + Send>,
+}
+
+impl fmt::Debug for HomeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HomeRequest")
+            .field("topic", &self.topic)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection joins a topic through its home: `preamble` is queued to it, then it is
+/// subscribed (on its own worker, in order with the topic's publications from the home).
+#[derive(Debug)]
+pub(crate) struct Join {
+    pub(crate) conn: ConnId,
+    pub(crate) topic: Topic,
+    pub(crate) preamble: Vec<Frame>,
+}
+
+/// What [`Handler::home`](super::Handler::home) may do, on the topic's home worker. Applied in
+/// order once the callback returns.
+pub struct Home<'a> {
+    pub(crate) topic: &'a Topic,
+    pub(crate) from: ConnId,
+    pub(crate) worker: usize,
+    pub(crate) workers: usize,
+    pub(crate) ops: &'a RefCell<Vec<Op>>,
+}
+
+impl Home<'_> {
+    /// The topic this request is about.
+    pub fn topic(&self) -> &Topic {
+        self.topic
+    }
+
+    /// The connection that made the request (it may have closed since).
+    pub fn from(&self) -> ConnId {
+        self.from
+    }
+
+    /// This worker's index.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// The number of workers of this server (each is home to a share of the topics).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Publishes `frame` to every subscriber of the topic on this server, in the order of the
+    /// home's publications on every worker.
+    pub fn publish(&mut self, frame: Frame) {
+        self.ops.borrow_mut().push(Op::Publish {
+            p: Publication::topic(self.topic.clone(), frame),
+            cluster: false,
+        });
+    }
+
+    /// Sends `frame` to the connection `to` (on any worker of this server), in order with what
+    /// the home publishes.
+    pub fn send_to(&mut self, to: ConnId, frame: Frame) {
+        self.ops.borrow_mut().push(Op::Publish {
+            p: Publication {
+                target: Target::Conn(to),
+                frame,
+                except: None,
+            },
+            cluster: false,
+        });
+    }
+
+    /// Queues `preamble` to `conn`, then subscribes it to the topic: it gets every publication
+    /// the home makes after this call, and none made before. Nothing happens if it has closed
+    /// by then. The preamble is queued on top of the connection's queue limit (by at most its
+    /// own size: a recovery of missed messages is not cut by the high-water mark); what does
+    /// not fit above that is dropped like any publication.
+    pub fn join(&mut self, conn: ConnId, preamble: Vec<Frame>) {
+        self.ops.borrow_mut().push(Op::Join(Join {
+            conn,
+            topic: self.topic.clone(),
+            preamble,
+        }));
+    }
+
+    /// Unsubscribes `conn` from the topic, in order with the home's publications and joins (a
+    /// leave made elsewhere could overtake a join still on its way).
+    pub fn leave(&mut self, conn: ConnId) {
+        self.ops
+            .borrow_mut()
+            .push(Op::Unsubscribe(conn, self.topic.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_has_one_home_spread_over_the_workers() {
+        for workers in [1, 2, 3, 8] {
+            let mut used = vec![0; workers];
+            for i in 0..1000 {
+                let t = format!("room-{i}");
+                let w = home_of(&t, workers);
+                assert_eq!(w, home_of(&t, workers), "stable");
+                used[w] += 1;
+            }
+            // 1,000 rooms: every worker is home to a fair share (a binomial tail far below 1e-9
+            // for under half the mean).
+            let mean = 1000 / workers;
+            assert!(used.iter().all(|&n| n > mean / 2), "{workers}: {used:?}");
+        }
+        assert_eq!(home_of("x", 0), 0, "no workers: no panic");
+    }
+}
