@@ -1,5 +1,6 @@
 // The chat page in a real browser: two pages in one room see each other's messages; the server
-// is killed and started again, and the pages reconnect and re-join by themselves.
+// is killed and started again, and the pages reconnect and re-join by themselves; a page that
+// goes offline while the other talks gets every message it missed, once each, in order.
 // Run by tests/browser/run.sh (RINGWS_BIN: the server binary, RINGWS_PORT: a free port).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -27,8 +28,9 @@ async function until(what, check, ms = 10000) {
   }
 }
 
-async function startServer() {
-  const server = spawn(BIN, ["--mode", "chat", "--listen", `127.0.0.1:${PORT}`, "--workers", "2"], {
+async function startServer(extra = []) {
+  await until("the port to be free", async () => !(await listening()));
+  const server = spawn(BIN, ["--mode", "chat", "--listen", `127.0.0.1:${PORT}`, "--workers", "2", ...extra], {
     stdio: ["ignore", "ignore", "inherit"],
   });
   await until("the server to listen", listening);
@@ -104,6 +106,47 @@ test("two pages chat in one room, and reconnect and re-join after a server resta
     if (SHOTS) await a.screenshot({ path: `${SHOTS}/chat-after-restart.png` });
   } finally {
     await browser.close();
-    server.kill("SIGTERM");
+    await stopServer(server);
+  }
+});
+
+test("a page that was offline shows every message it missed, once each, in order", async () => {
+  // Text heartbeats every second: the page notices the dead connection within ~11 s.
+  const server = await startServer(["--text-heartbeat", "ping:pong", "--ping-interval", "2s"]);
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const a = await (await browser.newContext()).newPage();
+    const bContext = await browser.newContext();
+    const b = await bContext.newPage();
+    for (const page of [a, b]) {
+      await page.goto(URL);
+      await page.waitForFunction(connected);
+    }
+    await b.locator("#rooms li", { hasText: "2 online" }).waitFor({ timeout: 10000 });
+    await say(a, "before");
+    await sees(b, "before");
+    await bContext.setOffline(true);
+    await b.waitForFunction(disconnected, null, { timeout: 20000 });
+    for (let i = 1; i <= 20; i++) await say(a, `missed ${i}`);
+    await sees(a, "missed 20");
+    await bContext.setOffline(false);
+    await b.waitForFunction(connected, null, { timeout: 20000 });
+    await sees(b, "missed 20");
+    await say(a, "after");
+    await sees(b, "after");
+    const texts = await b.locator(".msg .text").allInnerTexts();
+    const expected = ["before", ...Array.from({ length: 20 }, (_, i) => `missed ${i + 1}`), "after"];
+    assert.deepEqual(texts, expected, "every message once, in order");
+    const offsets = await b.locator(".msg").evaluateAll((ps) => ps.map((p) => Number(p.dataset.offset)));
+    assert.deepEqual(offsets, expected.map((_, i) => i + 1));
+    assert.ok(await b.locator(".note", { hasText: "missed message(s) follow" }).count() > 0, "told it recovered");
+    if (SHOTS) await b.screenshot({ path: `${SHOTS}/chat-recovered.png` });
+  } finally {
+    await browser.close();
+    await stopServer(server);
   }
 });

@@ -1,6 +1,8 @@
 // ringws.js on its own, in Node's test runner, with a scripted WebSocket and mocked timers: the
 // heartbeat follows the interval the server's welcome gives, an unanswered heartbeat reconnects,
-// and sends made while disconnected are kept up to 100, the oldest dropped first.
+// sends made while disconnected are kept up to 100, the oldest dropped first, a reconnect
+// resumes each room from the last offset had (nothing emitted twice), and what cannot be
+// recovered is told as a gap.
 //   node --test tests/browser/ringws.test.mjs   (part of tests/run-all.sh)
 
 import { test, mock } from "node:test";
@@ -105,4 +107,57 @@ test("after a reconnect the rooms are joined and the name set again", () => {
     again.sent.map((t) => JSON.parse(t)),
     [{ op: "nick", name: "alice" }, { op: "join", room: "b" }],
   );
+});
+
+test("a reconnect resumes each room from the last offset had, and nothing is emitted twice", () => {
+  const { chat, socket } = fresh();
+  const got = [];
+  const other = [];
+  chat.addEventListener("message", (e) => got.push(e.detail.offset));
+  for (const type of ["recovered", "gap"]) chat.addEventListener(type, (e) => other.push([type, e.detail]));
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  chat.join("r");
+  assert.deepEqual(JSON.parse(socket.sent[0]), { op: "join", room: "r" }, "no position yet");
+  socket.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e1", offset: 7 }));
+  for (const offset of [8, 9]) socket.receive(JSON.stringify({ op: "message", room: "r", offset, text: "x" }));
+  socket.onclose({ code: 1006, reason: "" });
+  mock.timers.tick(10000);
+  const again = FakeSocket.all[1];
+  again.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  assert.deepEqual(JSON.parse(again.sent[0]), { op: "join", room: "r", since: { epoch: "e1", offset: 9 } });
+  again.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e1", offset: 11, recovered: true }));
+  // The missed ones, then one already had (the server may repeat on a join while joined).
+  for (const offset of [10, 11, 11, 9, 12]) again.receive(JSON.stringify({ op: "message", room: "r", offset, text: "x" }));
+  assert.deepEqual(got, [8, 9, 10, 11, 12], "in order, once each");
+  assert.deepEqual(other, [["recovered", { room: "r", epoch: "e1", since: 9, offset: 11 }]]);
+});
+
+test("what cannot be recovered, and a jump in offsets, are told as gaps", () => {
+  const { chat, socket } = fresh();
+  const gaps = [];
+  chat.addEventListener("gap", (e) => gaps.push(e.detail));
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  chat.join("r");
+  socket.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e1", offset: 3 }));
+  socket.receive(JSON.stringify({ op: "message", room: "r", offset: 4 }));
+  socket.receive(JSON.stringify({ op: "message", room: "r", offset: 7 })); // 5 and 6 were lost
+  assert.deepEqual(gaps, [{ room: "r", epoch: "e1", from: 5, to: 6 }]);
+  socket.onclose({ code: 1006, reason: "" });
+  mock.timers.tick(10000);
+  const again = FakeSocket.all[1];
+  again.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  assert.deepEqual(JSON.parse(again.sent[0]).since, { epoch: "e1", offset: 7 });
+  // The server restarted: another epoch, its history starts again.
+  again.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e2", offset: 2, recovered: false }));
+  assert.deepEqual(gaps[1], { room: "r", epoch: "e2", from: null, to: 2 });
+  const got = [];
+  chat.addEventListener("message", (e) => got.push(e.detail.offset));
+  again.receive(JSON.stringify({ op: "message", room: "r", offset: 3 }));
+  assert.deepEqual(got, [3], "the new epoch's offsets are new");
+  // Leaving forgets the position: joined again later, from the room's end.
+  chat.leave("r");
+  again.receive(JSON.stringify({ op: "message", room: "r", offset: 4 })); // in flight: not for us
+  assert.deepEqual(got, [3]);
+  chat.join("r");
+  assert.deepEqual(JSON.parse(again.sent.at(-1)), { op: "join", room: "r" });
 });

@@ -2,7 +2,7 @@
  * ringws.js: a small browser client for the ringws chat protocol. No dependencies, no build.
  *
  *   const chat = new RingwsChat("ws://" + location.host + "/ws");
- *   chat.addEventListener("message", (e) => show(e.detail));   // {room, from, name, ts, seq, text, online (lone server only)}
+ *   chat.addEventListener("message", (e) => show(e.detail));   // {room, from, name, ts, seq, offset, text, online}
  *   chat.join("lobby");
  *   chat.send("lobby", "hello");
  *
@@ -11,9 +11,19 @@
  * the heartbeat goes unanswered, the rooms re-joined and the name set again after each
  * reconnect, and sends made while disconnected queued (bounded: the oldest are dropped first).
  *
+ * No message is missed across a reconnect where the server keeps history: the client remembers
+ * each room's position (the epoch and the last offset it has) and re-joins with `since`; the
+ * server sends what was missed, in order, before anything live. A message already seen (same
+ * epoch, offset not above the position) is not emitted twice. When the server cannot fill a
+ * gap (its history changed epoch or no longer goes back that far), or offsets jump (messages
+ * lost to a full queue), a `gap` event says so; the page can fetch `history`.
+ *
  * Events (CustomEvent, the payload in `detail`): open (the welcome), message, joined, left,
- * presence, error (a request the server refused), close ({code, reason}), reconnecting
- * ({attempt, delay}), dropped (a queued send lost to the bound).
+ * presence, history (a page asked for with `history()`), recovered ({room, epoch, since,
+ * offset}: everything after `since` follows, in order), gap ({room, epoch, from, to}: messages
+ * `from`..`to` cannot be given; `to` is null when unknown), error (a request the server
+ * refused), close ({code, reason}), reconnecting ({attempt, delay}), dropped (a queued send
+ * lost to the bound).
  */
 (function (global) {
   "use strict";
@@ -34,6 +44,7 @@
       this.url = url;
       this.opts = Object.assign({}, DEFAULTS, options || {});
       this.rooms = new Set(); // the rooms to be in, re-joined after every reconnect
+      this.positions = new Map(); // room -> {epoch, offset}: the last message had, for `since`
       this.queue = []; // requests made while not connected
       this.attempt = 0;
       this.closed = false;
@@ -75,7 +86,42 @@
         return;
       }
       if (msg.op === "welcome") return this.onWelcome(msg);
+      if (msg.op === "joined") this.onJoined(msg);
+      if (msg.op === "message" && !this.onMessage(msg)) return;
       this.emit(msg.op, msg);
+    }
+
+    // Where the room is on the server: resumed from our position, or started from its end.
+    onJoined(msg) {
+      if (msg.epoch === undefined) return; // a server without history
+      const had = this.positions.get(msg.room);
+      if (msg.recovered === true && had) {
+        this.emit("recovered", { room: msg.room, epoch: msg.epoch, since: had.offset, offset: msg.offset });
+        return; // the missed messages follow and move the position on
+      }
+      if (msg.recovered === false && had) {
+        const sameEpoch = had.epoch === msg.epoch;
+        this.emit("gap", {
+          room: msg.room,
+          epoch: msg.epoch,
+          from: sameEpoch ? had.offset + 1 : null,
+          to: msg.offset > 0 ? msg.offset : null,
+        });
+      }
+      this.positions.set(msg.room, { epoch: msg.epoch, offset: msg.offset });
+    }
+
+    // Whether a message is new (emitted) or one already had (dropped); notes jumps as gaps.
+    onMessage(msg) {
+      if (typeof msg.offset !== "number") return true;
+      const pos = this.positions.get(msg.room);
+      if (!pos || !this.rooms.has(msg.room)) return this.rooms.has(msg.room);
+      if (msg.offset <= pos.offset) return false;
+      if (msg.offset > pos.offset + 1) {
+        this.emit("gap", { room: msg.room, epoch: pos.epoch, from: pos.offset + 1, to: msg.offset - 1 });
+      }
+      pos.offset = msg.offset;
+      return true;
     }
 
     onWelcome(msg) {
@@ -88,7 +134,7 @@
       this.ready = true;
       this.attempt = 0;
       if (this.name !== null) this.raw({ op: "nick", name: this.name });
-      for (const room of this.rooms) this.raw({ op: "join", room: room });
+      for (const room of this.rooms) this.raw(this.joinRequest(room));
       const queued = this.queue;
       this.queue = [];
       for (const text of queued) this.ws.send(text);
@@ -154,14 +200,29 @@
       this.ws.send(JSON.stringify(obj));
     }
 
+    joinRequest(room) {
+      const pos = this.positions.get(room);
+      return pos ? { op: "join", room: room, since: { epoch: pos.epoch, offset: pos.offset } } : { op: "join", room: room };
+    }
+
     join(room) {
       this.rooms.add(room);
-      if (this.ready) this.raw({ op: "join", room: room });
+      if (this.ready) this.raw(this.joinRequest(room));
     }
 
     leave(room) {
       this.rooms.delete(room);
+      this.positions.delete(room); // joined again later: from the room's end
       if (this.ready) this.raw({ op: "leave", room: room });
+    }
+
+    // A page of the room's history: up to `limit` messages before offset `before` (the latest
+    // if omitted), answered by a `history` event.
+    history(room, before, limit) {
+      const req = { op: "history", room: room };
+      if (before !== undefined && before !== null) req.before = before;
+      if (limit !== undefined) req.limit = limit;
+      this.request(req);
     }
 
     send(room, text) {
