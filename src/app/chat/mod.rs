@@ -3,14 +3,18 @@
 //! `/metrics` on the same port.
 //!
 //! A room is a topic of the server's pub/sub ([`crate::server::pubsub`]): a message is encoded
-//! once and the same frame goes to every member on every core. Members online and sequence
-//! numbers are shared by the workers ([`rooms`]) and touched with atomics only, except when a
-//! room is created or left by its last member.
+//! once and the same frame goes to every member on every core. On a lone server a room's
+//! messages, joins and leaves go through the room's home worker ([`crate::server::home`]),
+//! which stamps offsets and keeps history (`sequencer`, [`history`]). Members online are
+//! shared by the workers ([`rooms`]) and touched with atomics only, except when a room is
+//! created or left by its last member.
 //!
 //! | module | concept |
 //! |---|---|
 //! | [`protocol`] | requests (checked) and events, as JSON |
 //! | [`rooms`] | the rooms shared by the workers: online counts, sequence numbers |
+//! | `sequencer` | a room's home worker: one order (offsets), joins that resume, history pages |
+//! | [`history`] | each room's kept messages, epochs, and the bounds on them |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
 pub mod history;

@@ -5,6 +5,8 @@
 //!
 //! ```json
 //! {"op":"join","room":"lobby"}
+//! {"op":"join","room":"lobby","since":{"epoch":"5c1e0a93f2b4-7","offset":42}}
+//! {"op":"history","room":"lobby","before":43,"limit":20}
 //! {"op":"leave","room":"lobby"}
 //! {"op":"send","room":"lobby","text":"hello"}
 //! {"op":"nick","name":"alice"}
@@ -14,23 +16,26 @@
 //!
 //! ```json
 //! {"op":"welcome","id":"0.12.1","max_rooms":16,"max_text":4096,"heartbeat":{"ping":"ping","pong":"pong","interval_ms":15000}}
-//! {"op":"joined","room":"lobby","online":3}
+//! {"op":"joined","room":"lobby","online":3,"epoch":"5c1e0a93f2b4-7","offset":41}
+//! {"op":"joined","room":"lobby","online":3,"epoch":"5c1e0a93f2b4-7","offset":45,"recovered":true}
+//! {"op":"history","room":"lobby","epoch":"5c1e0a93f2b4-7","messages":[{"op":"message",...}]}
 //! {"op":"left","room":"lobby","online":2}
-//! {"op":"message","room":"lobby","from":"0.12.1","name":"alice","ts":1764806400000,"seq":42,"text":"hello","online":3}
+//! {"op":"message","room":"lobby","from":"0.12.1","name":"alice","ts":1764806400000,"seq":42,"offset":42,"text":"hello","online":3}
 //! {"op":"presence","room":"lobby","online":3}
 //! {"op":"error","code":"not_joined","message":"join the room first","room":"lobby"}
 //! ```
 //!
-//! `seq` is unique and increasing per room on one server; two messages sent at the same moment
-//! from connections on different cores may arrive in either order. `ts` is the server's time in
-//! milliseconds since the Unix epoch.
+//! On a lone server every message has an `offset` in its room (`seq` is the same number): one
+//! order for every member, resumable with `since` while the history holds it (`recovered`),
+//! pageable with `history`. `ts` is the server's time in milliseconds since the Unix epoch.
 //!
 //! In a cluster (`--broker`, see `ringws::broker`) a room's members may be on several servers:
 //! messages reach all of them, each sender's in the order sent. Then ids are prefixed with the
 //! node (`"3f09c2a41b7d6e58:0.12.1"`, unique across nodes, also given as `node` in the
 //! welcome), `seq` increases per room on the sender's server, `online` in `joined`, `left` and
 //! `presence` counts the members on the receiver's own server (counts are per node), and
-//! message events carry no `online` count.
+//! message events carry no `online` count. There, for now, messages have no `offset`, a `since`
+//! is answered `recovered:false` and `history` is refused (`unavailable`).
 
 use serde_json::{Map, Value, json};
 

@@ -122,6 +122,26 @@ pub(crate) struct Cli {
     /// Chat: longest message text in bytes [default: 4096].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     max_text: Option<u32>,
+    /// Chat: messages each room's history keeps, for recovery after a reconnect and for
+    /// scrollback [default: 1000].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    history_messages: Option<u32>,
+    /// Chat: bytes each room's history keeps (also the most one recovery sends at once)
+    /// [default: 1048576].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    history_bytes: Option<u64>,
+    /// Chat: how long a message is kept in its room's history, e.g. 10m or 90s [default: 10m].
+    #[arg(long, value_parser = parse_duration)]
+    history_age: Option<Duration>,
+    /// Chat: bytes of history kept over all rooms [default: 268435456].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    history_total_bytes: Option<u64>,
+    /// Chat: rooms whose history is kept, over all rooms [default: 100000].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    history_rooms: Option<u32>,
+    /// Chat: most messages one history request returns [default: 100].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    history_page: Option<u32>,
     /// Chat: accept browser pages from this origin only, e.g. https://chat.example.com
     /// (repeat for several) [default: any origin].
     #[arg(long, value_name = "ORIGIN")]
@@ -390,6 +410,25 @@ impl Cli {
         if let Some(n) = self.max_text {
             chat.max_text = n as usize;
         }
+        let history = &mut chat.history;
+        if let Some(n) = self.history_messages {
+            history.max_messages = n as usize;
+        }
+        if let Some(n) = self.history_bytes {
+            history.max_bytes = n as usize;
+        }
+        if let Some(d) = self.history_age {
+            history.max_age = d;
+        }
+        if let Some(n) = self.history_total_bytes {
+            history.total_bytes = n as usize;
+        }
+        if let Some(n) = self.history_rooms {
+            history.max_rooms = n as usize;
+        }
+        if let Some(n) = self.history_page {
+            history.page = n as usize;
+        }
         if !self.allow_origin.is_empty() {
             chat.origins = OriginPolicy::allow_list(self.allow_origin.clone());
         }
@@ -548,6 +587,22 @@ mod tests {
             }),
             (&["--max-rooms", "3"], |e| e.chat.max_rooms == 3),
             (&["--max-text", "100"], |e| e.chat.max_text == 100),
+            (&["--history-messages", "5"], |e| {
+                e.chat.history.max_messages == 5
+            }),
+            (&["--history-bytes", "4096"], |e| {
+                e.chat.history.max_bytes == 4096
+            }),
+            (&["--history-age", "90s"], |e| {
+                e.chat.history.max_age == Duration::from_secs(90)
+            }),
+            (&["--history-total-bytes", "1000000"], |e| {
+                e.chat.history.total_bytes == 1_000_000
+            }),
+            (&["--history-rooms", "10"], |e| {
+                e.chat.history.max_rooms == 10
+            }),
+            (&["--history-page", "20"], |e| e.chat.history.page == 20),
             (
                 &[
                     "--allow-origin",
