@@ -7,6 +7,10 @@
 #                        [--rate-1k N] [--rate-10k N] [--workers N] [--pin]
 #                        [--port BASE] [--no-build]
 #
+# A/B of a change: --servers "ringws ringws-base" with RINGWS_BASE_BIN naming another ringws
+# build (e.g. one from before the change, built in a git worktree): both run the same scenarios,
+# interleaved, and the table gives the change's ratios.
+#
 # Servers: ringws (target/release/ringws --mode chat --workers N, 2 by default: every core),
 # uws (benches/peers-js/uws-chat.js: uWebSockets.js 20.30, ws.subscribe / app.publish), bun
 # (benches/peers-js/bun-chat.js: Bun 1.4.5, ws.subscribe / server.publish). The JS peers come
@@ -114,6 +118,8 @@ server_cmd() { # NAME PORT -> the command, one word per line
     case "$1" in
         ringws) printf '%s\n' "$ROOT/target/release/ringws" --mode chat \
                     --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
+        ringws-base) printf '%s\n' "${RINGWS_BASE_BIN:?RINGWS_BASE_BIN names the build to compare with}" \
+                    --mode chat --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
         uws) printf '%s\n' "$NODE" "$JSDIR/uws-chat.js" "$2" ;;
         bun) printf '%s\n' "$BUN" "$JSDIR/bun-chat.js" "$2" ;;
         *) echo "unknown server $1" >&2; return 1 ;;
