@@ -531,6 +531,17 @@ impl<S> Slot<S> {
         self.push_publication_over(frame, 0, ctx)
     }
 
+    /// The queue's limit for publications: a paused connection takes them only up to the
+    /// low-water mark, so that its queue can drain there and reading resume even while its
+    /// rooms are busy.
+    pub(crate) fn publication_limit(&self, cfg: &ServerConfig) -> usize {
+        if self.flags.has(Flags::READ_PAUSED) {
+            cfg.low_water()
+        } else {
+            cfg.max_outbound_bytes
+        }
+    }
+
     /// [`Slot::push_publication`] with the queue's limit raised by `allowance` bytes (a
     /// home's preamble: see [`Home::join`](crate::server::Home::join)).
     pub(crate) fn push_publication_over(
@@ -554,12 +565,7 @@ impl<S> Slot<S> {
         let before = self.out.queued();
         // A paused connection takes broadcasts only up to the low-water mark, so that its queue
         // can drain there and reading resume even while its rooms are busy.
-        let limit = allowance
-            + if self.flags.has(Flags::READ_PAUSED) {
-                cfg.low_water()
-            } else {
-                cfg.max_outbound_bytes
-            };
+        let limit = allowance + self.publication_limit(cfg);
         match self.out.push_data(frame, limit, cfg.backpressure) {
             Ok(dropped_older) => {
                 Counters::inc(&ctx.counters.delivered, 1);

@@ -79,6 +79,8 @@ counters! {
     delivered: AtomicU64,
     /// Requests handled by a topic's home worker (`Conn::to_home`).
     home_requests: AtomicU64,
+    /// Joins through a topic's home whose preamble did not fit the connection's queue (its fallback was sent instead: for the chat, a recovery answered `recovered:false`).
+    home_fallbacks: AtomicU64,
     /// Topics with subscribers on a worker, summed over workers.
     topics: AtomicI64,
     /// Times a connection's reading stopped for flow control (queue at its high-water mark).

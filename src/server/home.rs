@@ -59,13 +59,15 @@ impl fmt::Debug for HomeRequest {
     }
 }
 
-/// A connection joins a topic through its home: `preamble` is queued to it, then it is
-/// subscribed (on its own worker, in order with the topic's publications from the home).
+/// A connection joins a topic through its home: `preamble` is queued to it (or `fallback`,
+/// if the preamble does not fit), then it is subscribed (on its own worker, in order with the
+/// topic's publications from the home).
 #[derive(Debug)]
 pub(crate) struct Join {
     pub(crate) conn: ConnId,
     pub(crate) topic: Topic,
     pub(crate) preamble: Vec<Frame>,
+    pub(crate) fallback: Vec<Frame>,
 }
 
 /// What [`Handler::home`](super::Handler::home) may do, on the topic's home worker. Applied in
@@ -123,14 +125,17 @@ impl Home<'_> {
 
     /// Queues `preamble` to `conn`, then subscribes it to the topic: it gets every publication
     /// the home makes after this call, and none made before. Nothing happens if it has closed
-    /// by then. The preamble is queued on top of the connection's queue limit (by at most its
-    /// own size: a recovery of missed messages is not cut by the high-water mark); what does
-    /// not fit above that is dropped like any publication.
-    pub fn join(&mut self, conn: ConnId, preamble: Vec<Frame>) {
+    /// by then. The preamble goes whole or not at all: whole if the connection's queue is
+    /// within its limit when it arrives (it may then pass the limit by the preamble's own size:
+    /// a recovery of missed messages is not cut by the high-water mark); otherwise `fallback`
+    /// is queued instead, whatever the queue holds (so keep it to an answer, e.g. one saying
+    /// the recovery could not be made).
+    pub fn join(&mut self, conn: ConnId, preamble: Vec<Frame>, fallback: Vec<Frame>) {
         self.ops.borrow_mut().push(Op::Join(Join {
             conn,
             topic: self.topic.clone(),
             preamble,
+            fallback,
         }));
     }
 

@@ -2,8 +2,10 @@
 //! room's home worker (see [`crate::server::home`]), which is the only one to touch them.
 //!
 //! A room's log has an **epoch** and offsets 1, 2, 3, ... within it. The epoch names one run of
-//! offsets: a log created anew (a restarted server, a room whose history was dropped) has a new
-//! one, so a client's `since` from before can never be mistaken for a position in it.
+//! offsets: a log created anew (a restarted server, a room whose log was dropped and is no
+//! longer remembered) has a new one, so a client's `since` from before can never be mistaken
+//! for a position in it. A dropped log's epoch and last offset are remembered (as many as
+//! `max_rooms`): the room continues them, and a client that had everything is told so.
 //!
 //! Bounds (all in [`HistoryConfig`]): per room by count, bytes and age; per home worker by
 //! total bytes and number of logs. Beyond the total, the oldest messages of the room written
@@ -41,6 +43,11 @@ pub struct HistoryConfig {
     pub max_rooms: usize,
     /// Most messages one `history` request returns. Default 100.
     pub page: usize,
+    /// A `history` request, or a `join` with `since`, is refused (`busy`) while the connection
+    /// has more than this many bytes queued to it. Default 64 KiB: a client that does not read
+    /// cannot make the server build answers it would not take (one small request may cost a
+    /// page, or `max_bytes` of recovery).
+    pub busy_bytes: usize,
 }
 
 impl Default for HistoryConfig {
@@ -52,6 +59,7 @@ impl Default for HistoryConfig {
             total_bytes: 256 << 20,
             max_rooms: 100_000,
             page: 100,
+            busy_bytes: 64 << 10,
         }
     }
 }
@@ -137,12 +145,19 @@ pub struct History {
     logs: HashMap<Box<str>, Log>,
     /// Rooms by when they were last written (created, appended to), oldest first.
     lru: BTreeMap<u64, Box<str>>,
+    /// The same, for the logs that hold messages only: where the total bound takes from.
+    filled: BTreeMap<u64, Box<str>>,
     next_lru: u64,
     bytes: usize,
+    /// Dropped logs' epochs and last offsets (at most `max_rooms`, the oldest forgotten first):
+    /// a room that comes back continues its epoch, so a client that missed nothing is told so.
+    tombs: HashMap<Box<str>, (Arc<str>, u64)>,
+    tomb_order: VecDeque<Box<str>>,
 }
 
 impl History {
-    /// The history of one home worker among `workers`.
+    /// The history of one home worker among `workers`. Each worker's share of the server-wide
+    /// bounds is at least one room's worth (`max_bytes`, one log).
     pub fn new(cfg: HistoryConfig, workers: usize, epochs: Arc<Epochs>) -> Self {
         let workers = workers.max(1);
         History {
@@ -152,8 +167,11 @@ impl History {
             epochs,
             logs: HashMap::new(),
             lru: BTreeMap::new(),
+            filled: BTreeMap::new(),
             next_lru: 0,
             bytes: 0,
+            tombs: HashMap::new(),
+            tomb_order: VecDeque::new(),
         }
     }
 
@@ -173,7 +191,10 @@ impl History {
         self.ensure(room, now);
         self.touch(room, now);
         let History {
-            logs, bytes, cfg, ..
+            logs,
+            bytes,
+            filled,
+            ..
         } = self;
         let Some(log) = logs.get_mut(room) else {
             return make("", 0); // not reached: `ensure` made it
@@ -188,13 +209,13 @@ impl History {
         });
         log.bytes += size;
         *bytes += size;
+        filled.insert(log.lru, room.into());
         // The room's own bounds, then the worker's.
-        while log.entries.len() > cfg.max_messages
-            || (log.bytes > cfg.max_bytes && log.entries.len() > 1)
-        {
-            let gone = log.entries.pop_front().map_or(0, |e| e.frame.wire().len());
-            log.bytes -= gone;
-            *bytes -= gone;
+        let (max_messages, max_bytes) = (self.cfg.max_messages, self.cfg.max_bytes);
+        while self.logs.get(room).is_some_and(|log| {
+            log.entries.len() > max_messages || (log.bytes > max_bytes && log.entries.len() > 1)
+        }) {
+            self.pop_oldest(room);
         }
         self.expire_room(room, now);
         self.enforce_total(room);
@@ -261,19 +282,19 @@ impl History {
     /// Looks at the rooms written least recently (a few per call, O(log n) each): frees what
     /// has aged out, and drops a log when nobody is in its room (`online` is false) and it is
     /// idle for `max_age` (so it is empty) or beyond the worker's share of `max_rooms`. A log
-    /// whose room has members is never dropped (its members know its epoch); it goes to the
-    /// back of the line. Call once per request.
+    /// whose room has members is never dropped; it goes to the back of the line. A dropped
+    /// log's epoch and last offset are remembered (bounded): the room continues them. Call
+    /// once per request.
     pub fn sweep(&mut self, now: u64, online: impl Fn(&str) -> bool) {
         let max_age = self.max_age_ms();
         for _ in 0..4 {
-            let Some((&key, room)) = self.lru.first_key_value() else {
+            let Some((_, room)) = self.lru.first_key_value() else {
                 return;
             };
             let room = room.clone();
             self.expire_room(&room, now);
             let Some(log) = self.logs.get(&*room) else {
-                self.lru.remove(&key);
-                continue;
+                return; // not reached: `lru` and `logs` hold the same rooms
             };
             let over = self.logs.len() > self.max_rooms;
             let idle = now.saturating_sub(log.active) >= max_age;
@@ -283,7 +304,6 @@ impl History {
             if online(&room) {
                 self.requeue(&room);
             } else {
-                self.lru.remove(&key);
                 self.drop_log(&room);
             }
         }
@@ -293,22 +313,25 @@ impl History {
         self.cfg.max_age.as_millis() as u64
     }
 
-    /// The room's log, created (with a new epoch, at the back of the line) if it has none.
+    /// The room's log, created at the back of the line if it has none: with the epoch and last
+    /// offset it had when dropped, if remembered, else with a new epoch.
     fn ensure(&mut self, room: &str, now: u64) -> &mut Log {
         let History {
             logs,
             lru,
             next_lru,
             epochs,
+            tombs,
             ..
         } = self;
         logs.entry(room.into()).or_insert_with(|| {
             let key = *next_lru;
             *next_lru += 1;
             lru.insert(key, room.into());
+            let (epoch, last) = tombs.remove(room).unwrap_or_else(|| (epochs.next(), 0));
             Log {
-                epoch: epochs.next(),
-                last: 0,
+                epoch,
+                last,
                 entries: VecDeque::new(),
                 bytes: 0,
                 lru: key,
@@ -317,53 +340,12 @@ impl History {
         })
     }
 
-    /// Moves `room` to the most recently written end; returns its new key.
+    /// Moves `room` to the most recently written end.
     fn touch(&mut self, room: &str, now: u64) {
         if let Some(log) = self.logs.get_mut(room) {
             log.active = now;
         }
         self.requeue(room);
-    }
-
-    /// Frees the room's messages older than `max_age`.
-    fn expire_room(&mut self, room: &str, now: u64) {
-        let max_age = self.max_age_ms();
-        let Some(log) = self.logs.get_mut(room) else {
-            return;
-        };
-        while log
-            .entries
-            .front()
-            .is_some_and(|e| now.saturating_sub(e.at) >= max_age)
-        {
-            let gone = log.entries.pop_front().map_or(0, |e| e.frame.wire().len());
-            log.bytes -= gone;
-            self.bytes -= gone;
-        }
-    }
-
-    /// Over the worker's total: the oldest messages of the rooms written least recently go
-    /// (never `keep`'s newest message; a room with nothing left to take goes to the back).
-    fn enforce_total(&mut self, keep: &str) {
-        let mut emptied = 0;
-        while self.bytes > self.total_bytes && emptied <= self.logs.len() {
-            let Some((&key, room)) = self.lru.first_key_value() else {
-                break;
-            };
-            let room = room.clone();
-            let Some(log) = self.logs.get_mut(&*room) else {
-                self.lru.remove(&key);
-                continue;
-            };
-            if log.entries.len() > usize::from(*room == *keep) {
-                let gone = log.entries.pop_front().map_or(0, |e| e.frame.wire().len());
-                log.bytes -= gone;
-                self.bytes -= gone;
-            } else {
-                self.requeue(&room);
-                emptied += 1;
-            }
-        }
     }
 
     /// Moves `room` to the back of the line without counting it as written.
@@ -372,14 +354,72 @@ impl History {
         self.next_lru += 1;
         if let Some(log) = self.logs.get_mut(room) {
             self.lru.remove(&log.lru);
+            let was_filled = self.filled.remove(&log.lru).is_some();
             log.lru = key;
             self.lru.insert(key, room.into());
+            if was_filled {
+                self.filled.insert(key, room.into());
+            }
         }
     }
 
+    /// Frees the room's oldest message (and takes the room off `filled` when it is the last).
+    fn pop_oldest(&mut self, room: &str) {
+        let Some(log) = self.logs.get_mut(room) else {
+            return;
+        };
+        let gone = log.entries.pop_front().map_or(0, |e| e.frame.wire().len());
+        log.bytes -= gone;
+        self.bytes -= gone;
+        if log.entries.is_empty() {
+            self.filled.remove(&log.lru);
+        }
+    }
+
+    /// Frees the room's messages older than `max_age`.
+    fn expire_room(&mut self, room: &str, now: u64) {
+        let max_age = self.max_age_ms();
+        while self.logs.get(room).is_some_and(|log| {
+            log.entries
+                .front()
+                .is_some_and(|e| now.saturating_sub(e.at) >= max_age)
+        }) {
+            self.pop_oldest(room);
+        }
+    }
+
+    /// Over the worker's total: the oldest messages of the rooms written least recently go,
+    /// never `keep`'s newest message (`keep` was written last: it is the last of `filled`).
+    /// O(log n) per message freed.
+    fn enforce_total(&mut self, keep: &str) {
+        while self.bytes > self.total_bytes {
+            let Some((_, room)) = self.filled.first_key_value() else {
+                break;
+            };
+            let room = room.clone();
+            if *room == *keep && self.logs.get(keep).is_some_and(|l| l.entries.len() <= 1) {
+                break;
+            }
+            self.pop_oldest(&room);
+        }
+    }
+
+    /// Drops the room's log, remembering its epoch and last offset.
     fn drop_log(&mut self, room: &str) {
-        if let Some(log) = self.logs.remove(room) {
-            self.bytes -= log.bytes;
+        let Some(log) = self.logs.remove(room) else {
+            return;
+        };
+        self.bytes -= log.bytes;
+        self.lru.remove(&log.lru);
+        self.filled.remove(&log.lru);
+        self.tombs.insert(room.into(), (log.epoch, log.last));
+        self.tomb_order.push_back(room.into());
+        while self.tomb_order.len() > self.max_rooms {
+            if let Some(old) = self.tomb_order.pop_front() {
+                // A name dropped twice is in the line twice: forgetting it at its older place
+                // forgets it early, which only costs a client a new epoch (honest).
+                self.tombs.remove(&old);
+            }
         }
     }
 }
@@ -522,9 +562,10 @@ mod tests {
     }
 
     #[test]
-    fn idle_empty_logs_without_members_are_dropped_and_come_back_with_a_new_epoch() {
+    fn idle_empty_logs_without_members_are_dropped_and_continue_their_epoch() {
         let mut h = history(HistoryConfig {
             max_age: Duration::from_millis(100),
+            max_rooms: 2,
             ..HistoryConfig::default()
         });
         let old = h.resume("a", None, 0).epoch;
@@ -539,9 +580,27 @@ mod tests {
         );
         h.sweep(400, |_| false);
         assert_eq!(h.rooms(), 0, "empty, idle, nobody there");
+        // Back: the same epoch and offsets go on. A client that had message 1 missed nothing;
+        // one that had nothing missed message 1, which aged out.
         let again = h.resume("a", Some((&old, 1)), 400);
-        assert_ne!(again.epoch, old);
-        assert_eq!((again.last, again.recovered), (0, Some(false)));
+        assert_eq!(
+            (&again.epoch, again.last, again.recovered),
+            (&old, 1, Some(true))
+        );
+        assert_eq!(h.resume("a", Some((&old, 0)), 400).recovered, Some(false));
+        assert_eq!(text(&h.append("a", 401, frame)), format!("{old}/2"));
+        // The remembered epochs are bounded (here by max_rooms, 2): drop "a" and two more
+        // rooms, and "a" is forgotten: a new epoch, honest about everything before.
+        for (i, room) in ["a", "b", "c"].iter().enumerate() {
+            let t = 1000 + 1000 * i as u64;
+            h.resume(room, None, t);
+            h.sweep(t + 500, |_| false);
+            h.sweep(t + 600, |_| false);
+        }
+        assert_eq!(h.rooms(), 0);
+        let fresh = h.resume("a", Some((&old, 2)), 10_000);
+        assert_ne!(fresh.epoch, old);
+        assert_eq!((fresh.last, fresh.recovered), (0, Some(false)));
     }
 
     #[test]

@@ -216,6 +216,17 @@ impl Chat {
             .then(|| presence_frame(room, name))
     }
 
+    /// Refuses what would queue history to a connection that has not read what it was sent.
+    fn not_busy(&self, conn: &Conn<'_, Box<Member>>) -> Result<(), Refusal> {
+        if conn.queued_bytes() > self.cfg.history.busy_bytes {
+            return Err(Refusal {
+                code: "busy",
+                message: "read what was sent first".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether rooms have one order, offsets and history here: on a lone server, through each
     /// room's home worker. (In a cluster, for now, each sender's messages keep their order and
     /// there is no history.)
@@ -227,22 +238,22 @@ impl Chat {
         match req {
             Request::Join { room: name, since } => {
                 let ordered = self.ordered();
+                if ordered && since.is_some() {
+                    self.not_busy(conn)?;
+                }
                 let member = conn.state();
                 if let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) {
                     let room = room.clone();
                     if ordered {
                         // Where the room is now (and what was missed since `since`), in order.
                         let since = since.map(|(e, o)| (e.to_owned(), o));
-                        conn.to_home(
-                            name,
-                            HomeReq::Join {
-                                room,
-                                since,
-                                already: true,
-                            },
-                        );
+                        conn.to_home(name, HomeReq::Join { room, since });
                     } else {
-                        conn.send_text(&protocol::room_event("joined", name, room.online()));
+                        conn.send_text(&joined_without_history(
+                            name,
+                            room.online(),
+                            since.is_some(),
+                        ));
                     }
                     return Ok(());
                 }
@@ -262,19 +273,15 @@ impl Chat {
                         HomeReq::Join {
                             room: room.clone(),
                             since,
-                            already: false,
                         },
                     );
                 } else {
                     conn.subscribe(name);
-                    let mut joined: serde_json::Value =
-                        serde_json::from_str(&protocol::room_event("joined", name, room.online()))
-                            .unwrap_or_default();
-                    if since.is_some() {
-                        // No history across servers yet: say so.
-                        joined["recovered"] = false.into();
-                    }
-                    conn.send_text(&joined.to_string());
+                    conn.send_text(&joined_without_history(
+                        name,
+                        room.online(),
+                        since.is_some(),
+                    ));
                 }
                 if let Some(frame) = self.presence(&room, name) {
                     conn.publish_local(name, frame, false);
@@ -349,6 +356,7 @@ impl Chat {
                         message: "no history across servers yet".to_owned(),
                     });
                 }
+                self.not_busy(conn)?;
                 conn.to_home(name, HomeReq::History { before, limit });
             }
             Request::Nick { name } => {
@@ -357,6 +365,16 @@ impl Chat {
         }
         Ok(())
     }
+}
+
+/// `joined` where rooms keep no history (a cluster, for now): a position given is answered
+/// `recovered:false`.
+fn joined_without_history(room: &str, online: i64, since: bool) -> String {
+    let mut joined = serde_json::json!({"op": "joined", "room": room, "online": online});
+    if since {
+        joined["recovered"] = false.into();
+    }
+    joined.to_string()
 }
 
 fn not_joined() -> Refusal {

@@ -83,7 +83,8 @@ pub enum Request<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// `bad_json`, `unknown_op`, `missing_field`, `bad_field`, `too_long`, `bad_room`,
-    /// `too_many_rooms`, `not_joined`, `binary`.
+    /// `too_many_rooms`, `not_joined`, `binary`, `busy` (history asked of a connection that
+    /// has not read what it was sent), `unavailable` (no history in a cluster yet).
     pub code: &'static str,
     /// What was wrong.
     pub message: String,

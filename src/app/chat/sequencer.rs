@@ -29,11 +29,10 @@ use crate::server::Home;
 /// A member's request for its room's home worker.
 #[derive(Debug)]
 pub(super) enum HomeReq {
-    /// Join (or, `already`, ask again where the room is), resuming after `since`.
+    /// Join (or, joined already, ask again where the room is), resuming after `since`.
     Join {
         room: Arc<Room>,
         since: Option<(String, u64)>,
-        already: bool,
     },
     /// Leave: unsubscribed in order with the room's joins, then told.
     Leave { online: i64 },
@@ -80,30 +79,26 @@ impl Sequencer {
         let name = home.topic().clone();
         let from = home.from();
         match req {
-            HomeReq::Join {
-                room,
-                since,
-                already,
-            } => {
+            HomeReq::Join { room, since } => {
                 let since = since.as_ref().map(|(e, o)| (e.as_str(), *o));
                 let resume = history.resume(&name, since, now);
-                let joined = protocol::joined(
-                    &name,
-                    room.online(),
-                    &resume.epoch,
-                    resume.last,
-                    resume.recovered,
-                );
+                let joined = |recovered| {
+                    Frame::text(&protocol::joined(
+                        &name,
+                        room.online(),
+                        &resume.epoch,
+                        resume.last,
+                        recovered,
+                    ))
+                };
                 let mut preamble = Vec::with_capacity(1 + resume.missed.len());
-                preamble.push(Frame::text(&joined));
-                preamble.extend(resume.missed);
-                if already {
-                    for frame in preamble {
-                        home.send_to(from, frame);
-                    }
-                } else {
-                    home.join(from, preamble);
-                }
+                preamble.push(joined(resume.recovered));
+                preamble.extend(resume.missed.iter().cloned());
+                // If the missed messages do not fit the member's queue now (several rooms
+                // recovering at once), it is told honestly instead, and can page back.
+                let fallback = vec![joined(resume.recovered.map(|_| false))];
+                // (Joined already: subscribing again changes nothing.)
+                home.join(from, preamble, fallback);
             }
             HomeReq::Leave { online } => {
                 home.leave(from);

@@ -142,6 +142,10 @@ pub(crate) struct Cli {
     /// Chat: most messages one history request returns [default: 100].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     history_page: Option<u32>,
+    /// Chat: history pages and recoveries are refused (busy) to a connection with more than
+    /// this many bytes queued to it [default: 65536].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    history_busy_bytes: Option<u64>,
     /// Chat: accept browser pages from this origin only, e.g. https://chat.example.com
     /// (repeat for several) [default: any origin].
     #[arg(long, value_name = "ORIGIN")]
@@ -429,6 +433,9 @@ impl Cli {
         if let Some(n) = self.history_page {
             history.page = n as usize;
         }
+        if let Some(n) = self.history_busy_bytes {
+            history.busy_bytes = n as usize;
+        }
         if !self.allow_origin.is_empty() {
             chat.origins = OriginPolicy::allow_list(self.allow_origin.clone());
         }
@@ -603,6 +610,9 @@ mod tests {
                 e.chat.history.max_rooms == 10
             }),
             (&["--history-page", "20"], |e| e.chat.history.page == 20),
+            (&["--history-busy-bytes", "1000"], |e| {
+                e.chat.history.busy_bytes == 1000
+            }),
             (
                 &[
                     "--allow-origin",

@@ -121,16 +121,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             conn,
             topic,
             preamble,
+            fallback,
         } = join;
-        let open = self
-            .slots
-            .get_mut(conn.slot, conn.generation)
-            .is_some_and(|s| s.out.sendable);
-        if !open {
-            return Ok(());
-        }
-        // Above the queue limit by at most the preamble's own size.
-        let allowance = preamble.iter().map(|f| f.wire().len()).sum();
         let (now, start, tick) = (self.now(), self.start_time(), self.tick());
         let mut close = false;
         let Worker {
@@ -142,24 +134,38 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             codecs,
             ..
         } = self;
-        if let Some(s) = slots.get_mut(conn.slot, conn.generation) {
-            let ctx = Ctx {
-                cfg,
-                counters,
-                now,
-                start,
-                tick,
-                id: conn,
-                ops,
-                codecs,
-            };
-            for frame in &preamble {
-                close |= s.push_publication_over(frame, allowance, &ctx) == Delivery::Close;
-            }
-            if !s.flags.has(Flags::DIRTY) {
-                s.flags.set(Flags::DIRTY, true);
-                dirty.push((conn.slot, conn.generation));
-            }
+        let Some(s) = slots.get_mut(conn.slot, conn.generation) else {
+            return Ok(());
+        };
+        if !s.out.sendable {
+            return Ok(());
+        }
+        // The preamble whole, above the queue's limit by at most its own size, if the queue is
+        // within its limit now; else the fallback (small: an answer), whatever the queue holds.
+        let (frames, allowance) = if s.out.queued() <= s.publication_limit(cfg) {
+            let size = preamble.iter().map(|f| f.wire().len()).sum();
+            (preamble, size)
+        } else {
+            Counters::inc(&counters.home_fallbacks, 1);
+            let size: usize = fallback.iter().map(|f| f.wire().len()).sum();
+            (fallback, s.out.queued() + size)
+        };
+        let ctx = Ctx {
+            cfg,
+            counters,
+            now,
+            start,
+            tick,
+            id: conn,
+            ops,
+            codecs,
+        };
+        for frame in &frames {
+            close |= s.push_publication_over(frame, allowance, &ctx) == Delivery::Close;
+        }
+        if !s.flags.has(Flags::DIRTY) {
+            s.flags.set(Flags::DIRTY, true);
+            dirty.push((conn.slot, conn.generation));
         }
         if close {
             return self.with_slot(conn.slot, conn.generation, |s, _, ctx| {

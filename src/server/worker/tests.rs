@@ -319,3 +319,105 @@ fn a_deadline_counted_from_between_two_ticks_is_never_early() {
     at(&mut w, &ms, 319 + 20);
     assert!(closed(&w, c), "by 339 ms");
 }
+
+/// On "go", asks the topic's home for two joins with 10 KB preambles (the second while the
+/// first is still queued).
+#[derive(Clone)]
+struct TwoJoins;
+
+impl Handler for TwoJoins {
+    type State = ();
+    fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
+        Decision::Accept {
+            state: (),
+            protocol: None,
+        }
+    }
+    fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
+        if msg == Message::Text("go") {
+            conn.to_home("t", ());
+        }
+    }
+    fn home(&mut self, home: &mut crate::server::Home<'_>, _data: Box<dyn std::any::Any + Send>) {
+        let big = |c: u8| Frame::binary(&[c; 10_000]);
+        let from = home.from();
+        home.join(
+            from,
+            vec![big(b'a'), big(b'b'), big(b'c')],
+            vec![Frame::text("no room 1")],
+        );
+        home.join(from, vec![big(b'd')], vec![Frame::text("no room 2")]);
+    }
+}
+
+#[test]
+fn a_join_preamble_goes_whole_above_the_limit_or_its_fallback_goes_instead() {
+    let mut cfg = ServerConfig {
+        max_outbound_bytes: 16 * 1024,
+        ..ServerConfig::default()
+    };
+    cfg.outbound_low_water = 4 * 1024;
+    let (mut w, _) = worker_with(cfg, TwoJoins);
+    let c = open_one(&mut w);
+    let before = w.io.sent_to(c.0, c.1).len();
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, b"go"));
+    turn(&mut w);
+    let sent = w.io.sent_to(c.0, c.1)[before..].to_vec();
+    // The first preamble (30 KB, the queue empty before it) went whole, past the 16 KiB limit;
+    // the second found the queue over the limit: its fallback went instead, nothing of it.
+    let count = |byte: u8| sent.iter().filter(|&&b| b == byte).count();
+    assert_eq!(
+        (count(b'a'), count(b'b'), count(b'c')),
+        (10_000, 10_000, 10_000)
+    );
+    assert_eq!(count(b'd'), 0, "no part of the second preamble");
+    let text = String::from_utf8_lossy(&sent);
+    assert!(
+        text.contains("no room 2") && !text.contains("no room 1"),
+        "{}",
+        sent.len()
+    );
+    assert_eq!(w.counters.home_fallbacks.load(Ordering::Relaxed), 1);
+    assert_eq!(w.counters.home_requests.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        w.topics.subscribers(&Topic::from("t")).count(),
+        1,
+        "subscribed all the same"
+    );
+}
+
+#[test]
+fn the_chat_refuses_history_to_a_connection_that_has_not_read_what_it_was_sent() {
+    use crate::app::chat::{Chat, ChatConfig};
+    let mut chat = ChatConfig::default();
+    chat.history.busy_bytes = 10;
+    let (mut w, _) = worker_with(ServerConfig::default(), Chat::new(chat));
+    let c = open_one(&mut w);
+    let join = br#"{"op":"join","room":"r"}"#;
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, join));
+    turn(&mut w);
+    let answered = w.io.sent_to(c.0, c.1).len();
+    // One read: a bad request (its error is queued at once, before the loop's flush), then a
+    // history request, which finds more than 10 bytes queued.
+    let mut both = client_frame(OpCode::Text, b"not json");
+    both.extend(client_frame(
+        OpCode::Text,
+        br#"{"op":"history","room":"r"}"#,
+    ));
+    w.io.recv(c.0, c.1, 1, &both);
+    turn(&mut w);
+    let sent = String::from_utf8_lossy(&w.io.sent_to(c.0, c.1)[answered..]).into_owned();
+    assert!(sent.contains(r#""code":"bad_json""#), "{sent}");
+    assert!(sent.contains(r#""code":"busy""#), "{sent}");
+    assert!(!sent.contains(r#""op":"history""#), "no page built: {sent}");
+    // Read (the queue is empty again): the page comes.
+    w.io.recv(
+        c.0,
+        c.1,
+        1,
+        &client_frame(OpCode::Text, br#"{"op":"history","room":"r"}"#),
+    );
+    turn(&mut w);
+    let sent = String::from_utf8_lossy(&w.io.sent_to(c.0, c.1)[answered..]).into_owned();
+    assert!(sent.contains(r#""op":"history""#), "{sent}");
+}

@@ -212,7 +212,8 @@
 
     leave(room) {
       this.rooms.delete(room);
-      this.positions.delete(room); // joined again later: from the room's end
+      // The position is kept: joined again later, the room resumes where this page was (what
+      // the history still holds), or says it cannot.
       if (this.ready) this.raw({ op: "leave", room: room });
     }
 
