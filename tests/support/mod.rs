@@ -426,31 +426,43 @@ pub fn rss_bytes_of(pid: &str) -> u64 {
     kb * 1024
 }
 
-/// Bytes the kernel holds unsent (or unacknowledged) in the send queue of the IPv4 socket
-/// bound to `local`: from `/proc/net/tcp` (`tx_queue`). A peer that has stopped reading shows as
-/// this queue growing once its receive window closes.
-pub fn unsent_bytes(local: SocketAddr) -> u64 {
-    let SocketAddr::V4(v4) = local else {
-        panic!("unsent_bytes: {local} is not IPv4")
+/// The bytes of a connection that its server has not read yet: what waits in the client's
+/// send queue (`client` is its local address) plus what waits in the server's receive queue
+/// (the server's socket, local `server`, remote `client`), from `/proc/net/tcp`. Large means
+/// the server stopped reading: a reading server drains both at once.
+pub fn unread_bytes(client: SocketAddr, server: SocketAddr) -> u64 {
+    let hex = |addr: SocketAddr| {
+        let SocketAddr::V4(v4) = addr else {
+            panic!("unread_bytes: {addr} is not IPv4")
+        };
+        // /proc/net/tcp prints the address as the u32 in host order and the port in hex.
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(v4.ip().octets()),
+            v4.port()
+        )
     };
-    // /proc/net/tcp prints the address as the u32 in host order and the port in hex.
-    let want = format!(
-        "{:08X}:{:04X}",
-        u32::from_ne_bytes(v4.ip().octets()),
-        v4.port()
-    );
+    let (client, server) = (hex(client), hex(server));
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    table
-        .lines()
-        .skip(1)
-        .find_map(|row| {
-            let mut fields = row.split_whitespace().skip(1);
-            (fields.next()? == want).then(|| {
-                let queues = fields.nth(2)?;
-                u64::from_str_radix(queues.split(':').next()?, 16).ok()
-            })?
-        })
-        .unwrap_or_else(|| panic!("no /proc/net/tcp row for {want} ({local})"))
+    let mut tx = None;
+    let mut rx = None;
+    for row in table.lines().skip(1) {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(queues)) =
+            (fields.get(1), fields.get(2), fields.get(4))
+        else {
+            continue;
+        };
+        let (t, r) = queues.split_once(':').unwrap_or(("0", "0"));
+        let parse = |q: &str| u64::from_str_radix(q, 16).unwrap_or(0);
+        if *local == client {
+            tx = Some(parse(t));
+        } else if *local == server && *remote == client {
+            rx = Some(parse(r));
+        }
+    }
+    let tx = tx.unwrap_or_else(|| panic!("no /proc/net/tcp row for the client {client}"));
+    tx + rx.unwrap_or_else(|| panic!("no /proc/net/tcp row for the server's side {server}"))
 }
 
 /// Polls `f` until it holds, failing the test after `patience()`.
