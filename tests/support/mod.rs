@@ -167,18 +167,20 @@ impl TestServer {
     /// Graceful shutdown; returns how long it took.
     pub fn shutdown(mut self) -> Duration {
         let handle = self.handle.take().unwrap();
-        assert_no_ring_faults(&handle);
+        let metrics = handle.metrics();
         let start = Instant::now();
         handle.shutdown();
         handle.join().expect("workers stop cleanly");
-        start.elapsed()
+        let took = start.elapsed();
+        assert_no_ring_faults(&metrics);
+        took
     }
 }
 
 /// The buffer ring's accounting and the kernel never disagree in a correct server: a fault
-/// (a connection failed, its buffer withheld) fails the test.
-fn assert_no_ring_faults(handle: &ServerHandle) {
-    let faults = handle.counters().ring_faults;
+/// (a connection failed, its buffer withheld) fails the test, during the shutdown too.
+fn assert_no_ring_faults(metrics: &ringws::server::Metrics) {
+    let faults: i64 = metrics.per_worker().iter().map(|w| w.ring_faults).sum();
     assert_eq!(
         faults, 0,
         "io_uring buffer faults (ringws_ring_faults_total)"
@@ -192,9 +194,7 @@ fn assert_no_ring_faults(handle: &ServerHandle) {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            if !std::thread::panicking() {
-                assert_no_ring_faults(&handle);
-            }
+            let metrics = handle.metrics();
             handle.shutdown();
             let result = handle.join();
             match result {
@@ -202,6 +202,7 @@ impl Drop for TestServer {
                     eprintln!("the server failed at teardown too: {e}")
                 }
                 Err(e) => panic!("the server failed at teardown: {e}"),
+                Ok(()) if !std::thread::panicking() => assert_no_ring_faults(&metrics),
                 Ok(()) => {}
             }
         }
