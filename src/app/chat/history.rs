@@ -109,6 +109,8 @@ struct Entry {
 /// One room's log.
 #[derive(Debug)]
 struct Log {
+    /// The room's name, shared by the maps that name it (made once, when the log is).
+    name: Arc<str>,
     epoch: Arc<str>,
     /// The last offset given (0: none yet).
     last: u64,
@@ -142,17 +144,17 @@ pub struct History {
     total_bytes: usize,
     max_rooms: usize,
     epochs: Arc<Epochs>,
-    logs: HashMap<Box<str>, Log>,
+    logs: HashMap<Arc<str>, Log>,
     /// Rooms by when they were last written (created, appended to), oldest first.
-    lru: BTreeMap<u64, Box<str>>,
+    lru: BTreeMap<u64, Arc<str>>,
     /// The same, for the logs that hold messages only: where the total bound takes from.
-    filled: BTreeMap<u64, Box<str>>,
+    filled: BTreeMap<u64, Arc<str>>,
     next_lru: u64,
     bytes: usize,
     /// Dropped logs' epochs and last offsets (at most `max_rooms`, the oldest forgotten first):
     /// a room that comes back continues its epoch, so a client that missed nothing is told so.
-    tombs: HashMap<Box<str>, (Arc<str>, u64)>,
-    tomb_order: VecDeque<Box<str>>,
+    tombs: HashMap<Arc<str>, (Arc<str>, u64)>,
+    tomb_order: VecDeque<Arc<str>>,
 }
 
 impl History {
@@ -209,7 +211,7 @@ impl History {
         });
         log.bytes += size;
         *bytes += size;
-        filled.insert(log.lru, room.into());
+        filled.insert(log.lru, log.name.clone());
         // The room's own bounds, then the worker's.
         let (max_messages, max_bytes) = (self.cfg.max_messages, self.cfg.max_bytes);
         while self.logs.get(room).is_some_and(|log| {
@@ -228,7 +230,15 @@ impl History {
     pub fn resume(&mut self, room: &str, since: Option<(&str, u64)>, now: u64) -> Resume {
         self.ensure(room, now);
         self.expire_room(room, now);
-        let log = self.ensure(room, now);
+        let Some(log) = self.logs.get(room) else {
+            // Not reached (`ensure` made it); nothing is claimed.
+            return Resume {
+                epoch: Arc::from(""),
+                last: 0,
+                recovered: since.map(|_| false),
+                missed: Vec::new(),
+            };
+        };
         let mut resume = Resume {
             epoch: log.epoch.clone(),
             last: log.last,
@@ -313,31 +323,31 @@ impl History {
         self.cfg.max_age.as_millis() as u64
     }
 
-    /// The room's log, created at the back of the line if it has none: with the epoch and last
-    /// offset it had when dropped, if remembered, else with a new epoch.
-    fn ensure(&mut self, room: &str, now: u64) -> &mut Log {
-        let History {
-            logs,
-            lru,
-            next_lru,
-            epochs,
-            tombs,
-            ..
-        } = self;
-        logs.entry(room.into()).or_insert_with(|| {
-            let key = *next_lru;
-            *next_lru += 1;
-            lru.insert(key, room.into());
-            let (epoch, last) = tombs.remove(room).unwrap_or_else(|| (epochs.next(), 0));
-            Log {
-                epoch,
-                last,
-                entries: VecDeque::new(),
-                bytes: 0,
-                lru: key,
-                active: now,
-            }
-        })
+    /// Creates the room's log, at the back of the line, if it has none: with the epoch and
+    /// last offset it had when dropped, if remembered, else with a new epoch. (Its name is
+    /// allocated here only: the maps share it.)
+    fn ensure(&mut self, room: &str, now: u64) {
+        if self.logs.contains_key(room) {
+            return;
+        }
+        let name: Arc<str> = Arc::from(room);
+        let key = self.next_lru;
+        self.next_lru += 1;
+        self.lru.insert(key, name.clone());
+        let (epoch, last) = self
+            .tombs
+            .remove(room)
+            .unwrap_or_else(|| (self.epochs.next(), 0));
+        let log = Log {
+            name: name.clone(),
+            epoch,
+            last,
+            entries: VecDeque::new(),
+            bytes: 0,
+            lru: key,
+            active: now,
+        };
+        self.logs.insert(name, log);
     }
 
     /// Moves `room` to the most recently written end.
@@ -356,9 +366,9 @@ impl History {
             self.lru.remove(&log.lru);
             let was_filled = self.filled.remove(&log.lru).is_some();
             log.lru = key;
-            self.lru.insert(key, room.into());
+            self.lru.insert(key, log.name.clone());
             if was_filled {
-                self.filled.insert(key, room.into());
+                self.filled.insert(key, log.name.clone());
             }
         }
     }
@@ -412,8 +422,8 @@ impl History {
         self.bytes -= log.bytes;
         self.lru.remove(&log.lru);
         self.filled.remove(&log.lru);
-        self.tombs.insert(room.into(), (log.epoch, log.last));
-        self.tomb_order.push_back(room.into());
+        self.tombs.insert(log.name.clone(), (log.epoch, log.last));
+        self.tomb_order.push_back(log.name);
         while self.tomb_order.len() > self.max_rooms {
             if let Some(old) = self.tomb_order.pop_front() {
                 // A name dropped twice is in the line twice: forgetting it at its older place
