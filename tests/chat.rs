@@ -11,6 +11,7 @@ use ringws::app::chat::{Chat, ChatConfig};
 use ringws::proto::frame::OpCode;
 use ringws::proto::handshake::OriginPolicy;
 use serde_json::Value;
+use support::chat::{event, event_skipping_presence, member, send};
 use support::{Client, Got, TestServer, config, upgrade_request};
 
 fn start(chat: ChatConfig) -> (TestServer, Chat) {
@@ -18,37 +19,6 @@ fn start(chat: ChatConfig) -> (TestServer, Chat) {
     let server = TestServer::start(config(), chat.clone());
     chat.attach(server.publisher(), server.metrics());
     (server, chat)
-}
-
-/// The next event, parsed.
-fn event(c: &mut Client) -> Value {
-    match c.next() {
-        Got::Text(t) => serde_json::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}")),
-        other => panic!("expected a JSON text frame, got {other:?}"),
-    }
-}
-
-/// The next event that is not a presence update.
-fn event_skipping_presence(c: &mut Client) -> Value {
-    loop {
-        let e = event(c);
-        if e["op"] != "presence" {
-            return e;
-        }
-    }
-}
-
-fn send(c: &mut Client, v: Value) {
-    c.send_text(&v.to_string());
-}
-
-/// A connected client past its welcome; returns it and its id.
-fn member(server: &TestServer) -> (Client, String) {
-    let mut c = Client::connect(server.addr);
-    let welcome = event(&mut c);
-    assert_eq!(welcome["op"], "welcome", "{welcome}");
-    let id = welcome["id"].as_str().unwrap().to_owned();
-    (c, id)
 }
 
 fn join(c: &mut Client, room: &str) -> Value {

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use ringws::app::chat::history::HistoryConfig;
 use ringws::app::chat::{Chat, ChatConfig};
 use serde_json::{Value, json};
-use support::{Client, Got, TestServer, config};
+use support::chat::{event_skipping_presence as event, send};
+use support::{Client, TestServer, config};
 
 fn start(chat: ChatConfig) -> (TestServer, Chat) {
     let chat = Chat::new(chat);
@@ -23,29 +24,9 @@ fn start(chat: ChatConfig) -> (TestServer, Chat) {
     (server, chat)
 }
 
-/// The next event that is not a presence update, parsed.
-fn event(c: &mut Client) -> Value {
-    loop {
-        let e: Value = match c.next() {
-            Got::Text(t) => serde_json::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}")),
-            other => panic!("expected a JSON text frame, got {other:?}"),
-        };
-        if e["op"] != "presence" {
-            return e;
-        }
-    }
-}
-
-fn send(c: &mut Client, v: Value) {
-    c.send_text(&v.to_string());
-}
-
 /// A connected client past its welcome, and the worker it is on.
 fn member(server: &TestServer) -> (Client, String) {
-    let mut c = Client::connect(server.addr);
-    let welcome = event(&mut c);
-    assert_eq!(welcome["op"], "welcome", "{welcome}");
-    let id = welcome["id"].as_str().unwrap();
+    let (c, id) = support::chat::member(server);
     let worker = id.split('.').next().unwrap().to_owned();
     (c, worker)
 }

@@ -2,6 +2,7 @@
 //! raw-socket client that can send anything (unmasked frames, bytes split anywhere, garbage).
 #![allow(dead_code)]
 
+pub mod chat;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -13,7 +14,6 @@ use ringws::proto::{Config, Connection, Event, Sink};
 use ringws::server::IoChoice;
 use ringws::server::{Handler, Server, ServerConfig, ServerHandle, Snapshot};
 
-/// How long any single wait in a test may take before it fails.
 /// How long a test waits for something that should happen at once: 5 s, or
 /// `RINGWS_TEST_PATIENCE_SECS` (`tests/aarch64.sh` raises it: under qemu everything is slower).
 pub fn patience() -> Duration {
