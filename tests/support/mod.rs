@@ -47,11 +47,18 @@ pub fn skip(test: &str, why: &str) {
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Below the kernel's ephemeral range (32768 and up by default), where the servers the tests
+    // bind to port 0 take theirs: a port handed to a child process cannot be taken by a sibling
+    // test's server before the child binds it (a qemu run of the test command lost that race).
+    // A random start spreads the tests that ask at once.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ std::process::id()) as u16
+        % 12_000;
+    (0..12_000u16)
+        .map(|i| 20_000 + (start + i) % 12_000)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port in 20000..32000")
 }
 
 /// The server's log (warnings and errors; `RUST_LOG` chooses otherwise) goes to the test's
