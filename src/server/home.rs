@@ -24,8 +24,10 @@
 //! home in the order made (one worker's inbox batches are FIFO); a connection that closed before
 //! its join arrives is not subscribed.
 //!
-//! Everything stays on this server: in a cluster, one order across servers comes from the
-//! broker, not from a home worker.
+//! A home worker orders a topic on this server only. Across servers, one order comes from a
+//! relay that keeps a log per topic ([`Home::has_log`]; see [`crate::server::relay`]): the
+//! home appends to it ([`Home::log_append`]) and hears back, on every server, what was appended
+//! ([`LogEvent`](super::relay::LogEvent) through [`Handler::home`](super::Handler::home)).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -34,7 +36,9 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use super::ops::Op;
 use super::pubsub::{ConnId, Publication, Target, Topic};
+use super::relay::{LogRange, LogRequest};
 use crate::proto::frame::Frame;
+use bytes::Bytes;
 
 /// The home worker of `topic` among `workers`: the same for a topic everywhere on this server,
 /// for as long as it runs (a fixed hash: SipHash with zero keys).
@@ -77,6 +81,7 @@ pub struct Home<'a> {
     pub(crate) from: ConnId,
     pub(crate) worker: usize,
     pub(crate) workers: usize,
+    pub(crate) has_log: bool,
     pub(crate) ops: &'a RefCell<Vec<Op>>,
 }
 
@@ -137,6 +142,41 @@ impl Home<'_> {
             preamble,
             fallback,
         }));
+    }
+
+    /// Whether the server's relay keeps an ordered log per topic (a cluster whose broker gives
+    /// one order; see [`crate::server::relay`]). Without one, log requests are dropped.
+    pub fn has_log(&self) -> bool {
+        self.has_log
+    }
+
+    /// Appends `payload` to the topic's log in the relay; `from` and `key` come back in the
+    /// answer ([`LogEvent::Appended`](super::relay::LogEvent::Appended)), and the entry comes
+    /// back to the topic's home on every server as a
+    /// [`LogEvent::Live`](super::relay::LogEvent::Live). `key` (a client's id for the
+    /// message) makes a retry idempotent.
+    pub fn log_append(&mut self, from: ConnId, key: Option<Box<str>>, payload: Bytes) {
+        if self.has_log {
+            self.ops.borrow_mut().push(Op::Log(LogRequest::Append {
+                topic: self.topic.clone(),
+                from,
+                key,
+                payload,
+            }));
+        }
+    }
+
+    /// Reads `range` of the topic's log (at most `limit` entries); answered with a
+    /// [`LogEvent::Range`](super::relay::LogEvent::Range) carrying `tag`.
+    pub fn log_read(&mut self, range: LogRange, limit: usize, tag: u64) {
+        if self.has_log {
+            self.ops.borrow_mut().push(Op::Log(LogRequest::Read {
+                topic: self.topic.clone(),
+                range,
+                limit,
+                tag,
+            }));
+        }
     }
 
     /// Unsubscribes `conn` from the topic, in order with the home's publications and joins (a

@@ -240,7 +240,7 @@ pub use home::Home;
 pub use outbox::SendStatus;
 pub use publisher::Publisher;
 pub use pubsub::{BadConnId, ConnId, Inbound, Topic};
-pub use relay::Relay;
+pub use relay::{LogEntry, LogEvent, LogRange, LogRead, LogRequest, LogUnavailable, Relay};
 
 use crate::runtime::epoll::Epoll;
 use crate::runtime::probe_uring;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::home::{HomeRequest, Join};
 use super::pubsub::{ConnId, Publication, Topic};
+use super::relay::LogRequest;
 
 /// One request of a handler.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub(crate) enum Op {
     ToHome(HomeRequest),
     /// From a home: queue the preamble to a connection, then subscribe it (on its worker).
     Join(Join),
+    /// From a home: a request for the topic's log in the relay.
+    Log(LogRequest),
     /// Call the handler's `timer` for the connection after `after`, with `token`.
     Timer {
         /// The connection.

@@ -34,7 +34,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::home::{HomeRequest, Join};
+use super::home::{HomeRequest, Join, home_of};
+use super::relay::LogEvent;
 use crate::proto::frame::Frame;
 use crate::runtime::sys;
 
@@ -57,6 +58,14 @@ impl fmt::Display for ConnId {
 }
 
 impl ConnId {
+    /// No connection: what [`Home::from`](super::Home::from) gives for a request that came
+    /// from the relay, not a connection. No worker has this index.
+    pub const NONE: ConnId = ConnId {
+        worker: u16::MAX,
+        slot: u32::MAX,
+        generation: u32::MAX,
+    };
+
     /// The index of the worker the connection is on.
     pub fn worker(&self) -> usize {
         usize::from(self.worker)
@@ -277,6 +286,30 @@ impl Inbound {
             .collect();
         if !publications.is_empty() && self.hub.deliver(worker, &mut publications) {
             sys::eventfd_signal(self.hub.efd(worker));
+        }
+    }
+
+    /// Delivers what a relay's log tells each topic's home worker
+    /// ([`Handler::home`](super::Handler::home) gets the [`LogEvent`]): one lock and at most
+    /// one wake-up per worker. Takes the contents of `batch`; each topic's events keep their
+    /// order.
+    pub fn to_home(&self, batch: &mut Vec<(Topic, LogEvent)>) {
+        let workers = self.hub.workers();
+        let mut per_worker: Vec<Vec<Item>> = (0..workers).map(|_| Vec::new()).collect();
+        for (topic, event) in batch.drain(..) {
+            let w = home_of(&topic, workers);
+            if let Some(items) = per_worker.get_mut(w) {
+                items.push(Item::Home(HomeRequest {
+                    topic,
+                    from: ConnId::NONE,
+                    data: Box::new(event),
+                }));
+            }
+        }
+        for (w, items) in per_worker.iter_mut().enumerate() {
+            if !items.is_empty() && self.hub.deliver(w, items) {
+                sys::eventfd_signal(self.hub.efd(w));
+            }
         }
     }
 }

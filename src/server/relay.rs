@@ -9,14 +9,147 @@
 //!   /metrics ──▶ Relay::write_metrics          ServerHandle::join ──▶ Relay::stop
 //! ```
 //!
-//! Calls in order: [`Relay::start`] once, before any worker runs; then [`Relay::submit`] from
-//! every worker (and [`Publisher`](super::Publisher)s), concurrently, and
-//! [`Relay::write_metrics`] from anyone; [`Relay::stop`] once, after the workers have stopped.
+//! Calls in order: [`Relay::start`] once, before any worker runs; then [`Relay::submit`] (and
+//! [`Relay::submit_log`]) from every worker (and [`Publisher`](super::Publisher)s),
+//! concurrently, and [`Relay::write_metrics`] from anyone; [`Relay::stop`] once, after the
+//! workers have stopped.
+//!
+//! ## Ordered logs
+//!
+//! A relay may also keep an **ordered log per topic** ([`Relay::has_log`]): one order for a
+//! topic across every server, which none of them could give alone (a Redis stream appended by
+//! a script, a NATS JetStream subject). A topic's home worker
+//! ([`crate::server::home`]) appends to it ([`Home::log_append`](super::Home::log_append)) and
+//! reads ranges of it ([`Home::log_read`](super::Home::log_read)); what the log tells comes back
+//! to the topic's home worker on every server as a [`LogEvent`], through
+//! [`Handler::home`](super::Handler::home):
+//!
+//! ```text
+//!  home worker ──LogRequest::Append──▶ relay ──▶ log: offset N+1 ──▶ every server subscribed
+//!       ▲  ◀── LogEvent::Appended (to the requester's server: ok, or unavailable)       │
+//!       └───── LogEvent::Live {epoch, offset, payload} (every server, this one too) ◀────┘
+//!  home worker ──LogRequest::Read──▶ relay ──▶ LogEvent::Range (to this server's home)
+//!  relay (re)subscribed to the topic ──▶ LogEvent::Resync: entries may have been missed
+//! ```
+//!
+//! Delivery of live entries is at least once and may skip entries (a lost connection): the
+//! home de-duplicates by offset and fills a gap by reading the range it missed.
 
 use std::io;
+use std::sync::Arc;
 
-use super::pubsub::{Inbound, Topic};
+use bytes::Bytes;
+
+use super::pubsub::{ConnId, Inbound, Topic};
 use crate::proto::frame::Frame;
+
+/// A request for a topic's log, from its home worker.
+#[derive(Debug)]
+pub enum LogRequest {
+    /// Append `payload` to the topic's log. `key`, if given, makes the append idempotent for
+    /// a while (the relay's choice): a second append with the same key is not appended again
+    /// and is answered with the first one's offset. Answered with [`LogEvent::Appended`].
+    Append {
+        /// The topic.
+        topic: Topic,
+        /// Who asked (given back in the answer).
+        from: ConnId,
+        /// An idempotency key from the client, if any.
+        key: Option<Box<str>>,
+        /// What to append (opaque to the relay).
+        payload: Bytes,
+    },
+    /// Read entries of the topic's log. Answered with [`LogEvent::Range`].
+    Read {
+        /// The topic.
+        topic: Topic,
+        /// Which entries.
+        range: LogRange,
+        /// At most this many entries.
+        limit: usize,
+        /// Given back in the answer.
+        tag: u64,
+    },
+}
+
+impl LogRequest {
+    /// The topic the request is about.
+    pub fn topic(&self) -> &Topic {
+        match self {
+            LogRequest::Append { topic, .. } | LogRequest::Read { topic, .. } => topic,
+        }
+    }
+}
+
+/// Which entries of a log a read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRange {
+    /// The entries after this offset, oldest first.
+    After(u64),
+    /// The latest entries (the log's tail), oldest first.
+    Tail,
+}
+
+/// One entry of a topic's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its place in the log's order: from 1, one more than the entry before, within an epoch.
+    pub offset: u64,
+    /// What was appended.
+    pub payload: Bytes,
+}
+
+/// The answer to a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    /// The log's epoch: it changes when the log is lost (its offsets start again).
+    pub epoch: Arc<str>,
+    /// The log's last offset when it was read (0: empty in this epoch).
+    pub last: u64,
+    /// The entries asked for (those the log still keeps), oldest first.
+    pub entries: Vec<LogEntry>,
+}
+
+/// Why a log request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogUnavailable(pub String);
+
+/// What a relay's log tells a topic's home worker. [`Handler::home`](super::Handler::home) gets
+/// it boxed (downcast `Box<dyn Any>` to `LogEvent`), with [`Home::from`](super::Home::from)
+/// [`ConnId::NONE`] except for [`LogEvent::Appended`].
+#[derive(Debug)]
+pub enum LogEvent {
+    /// An entry appended to the topic's log, by any server (this one included): at least once,
+    /// not necessarily without gaps.
+    Live {
+        /// The log's epoch.
+        epoch: Arc<str>,
+        /// The entry.
+        entry: LogEntry,
+    },
+    /// The answer to an append this server asked for.
+    Appended {
+        /// Who asked.
+        from: ConnId,
+        /// The key it gave.
+        key: Option<Box<str>>,
+        /// The entry's epoch and offset, or why it could not be appended.
+        result: Result<(Arc<str>, u64), LogUnavailable>,
+    },
+    /// The answer to a read.
+    Range {
+        /// The read's tag.
+        tag: u64,
+        /// The entries, or why they could not be read.
+        result: Result<LogRead, LogUnavailable>,
+    },
+    /// The relay subscribed to the topic (again): entries appended before may not have come
+    /// live; read what follows the last one seen.
+    Resync,
+    /// The relay stopped receiving the topic's entries (no worker wants them): what the home
+    /// knows of the log goes stale from now on.
+    Unsubscribed,
+}
 
 /// Carries publications between this server and the others. Implementations must be cheap to
 /// call from the workers: [`Relay::submit`] must never block on the network (hand the batch to a
@@ -40,6 +173,20 @@ pub trait Relay: Send + Sync + 'static {
         publications: &mut Vec<(Topic, Frame)>,
         interest: &mut Vec<(Topic, bool)>,
     );
+
+    /// Whether this relay keeps ordered logs (see the module docs). Default: no.
+    fn has_log(&self) -> bool {
+        false
+    }
+
+    /// A worker's log requests at the end of one loop iteration, in order (takes them). Each is
+    /// answered with a [`LogEvent`] to the topic's home worker, also when it fails. Never
+    /// blocks. The default (a relay without logs) drops them: ask only if
+    /// [`Relay::has_log`].
+    fn submit_log(&self, worker: u16, requests: &mut Vec<LogRequest>) {
+        let _ = worker;
+        requests.clear();
+    }
 
     /// Appends the relay's metrics, in the Prometheus text format, to a `/metrics` page.
     fn write_metrics(&self, out: &mut String);

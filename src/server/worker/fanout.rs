@@ -63,6 +63,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                             self.topics.send_to(w, Item::Join(join));
                         }
                     }
+                    Op::Log(req) => self.to_log.push(req),
                     Op::Timer { id, after, token } => {
                         let due = self.start_time().after(after);
                         if !self.handler_timers.set(due, id, token) {
@@ -109,6 +110,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             from: req.from,
             worker: self.index,
             workers: self.hub.workers(),
+            has_log: self.has_log,
             ops: &self.ops,
         };
         self.handler.home(&mut home, req.data);
@@ -268,6 +270,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 &mut self.to_relay,
                 &mut self.topics.changes,
             );
+            if !self.to_log.is_empty() {
+                relay.submit_log(self.index as u16, &mut self.to_log);
+            }
         }
     }
 

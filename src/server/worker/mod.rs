@@ -34,7 +34,7 @@ use super::counters::Counters;
 use super::handler::Handler;
 use super::ops::Op;
 use super::pubsub::{ConnId, Hub, Item, LocalTopics, Topic};
-use super::relay::Relay;
+use super::relay::{LogRequest, Relay};
 use super::slab::Slab;
 use super::wheel::Wheel;
 use crate::proto::frame::Frame;
@@ -112,6 +112,10 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     inbox: Vec<Item>,
     /// This iteration's publications for the other servers (with a relay).
     to_relay: Vec<(Topic, Frame)>,
+    /// Whether the relay keeps ordered logs (a home may use them).
+    has_log: bool,
+    /// This iteration's requests for the relay's logs.
+    to_log: Vec<LogRequest>,
     /// Input that arrived for a connection after its reading paused, by slot: its generation,
     /// the bytes, and how many were fed already. Replies to it would pass the reply ceiling (a
     /// compressed request can be far smaller than its answer), so it waits for the resume.
@@ -172,6 +176,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             accept_retry_at: None,
             shutdown_deadline: None,
             topics: LocalTopics::new(hub.workers(), relay.is_some()),
+            has_log: relay.as_ref().is_some_and(|r| r.has_log()),
+            to_log: Vec::new(),
             index,
             hub,
             relay,
