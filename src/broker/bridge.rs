@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 
+use super::envelope::Incoming;
 use super::interest::Interest;
 use super::{Broker, BrokerConfig, BrokerError, BrokerRx, BrokerTx, Link, envelope};
-use crate::server::{Frame, Inbound, Topic};
+use crate::server::{Frame, Inbound, LogEvent, Topic};
 
 /// Most messages delivered to the workers in one batch.
 const MAX_BATCH: usize = 1024;
@@ -52,6 +53,7 @@ pub(crate) fn spawn<B: Broker>(
         outage: None,
         workers: vec![Vec::new(); inbound.workers()],
         unsent: 0,
+        homes: Vec::new(),
         broker,
         cfg,
         link,
@@ -66,18 +68,20 @@ pub(crate) fn spawn<B: Broker>(
         })
 }
 
-struct Bridge<B> {
+pub(super) struct Bridge<B> {
     broker: B,
-    cfg: BrokerConfig,
-    link: Arc<Link>,
-    inbound: Inbound,
-    interest: Interest,
+    pub(super) cfg: BrokerConfig,
+    pub(super) link: Arc<Link>,
+    pub(super) inbound: Inbound,
+    pub(super) interest: Interest,
     /// Since when the broker is unreachable, and the drop count then.
     outage: Option<(Instant, u64)>,
     /// Deliveries being gathered for each worker.
     workers: Vec<Vec<(Topic, Frame)>>,
     /// Publications of a batch whose publish failed: counted as dropped with the outage.
     unsent: u64,
+    /// What the logs tell the topics' home workers, gathered for one delivery.
+    pub(super) homes: Vec<(Topic, LogEvent)>,
 }
 
 /// Marks the broker unreachable however the bridge ends (a panic included), so the workers
@@ -138,6 +142,8 @@ impl<B: Broker> Bridge<B> {
             self.interest.apply(w, topic, on, now);
         }
         self.link.count_dropped(pending.outbound.len() as u64);
+        self.refuse_log(pending.log, "the broker is unreachable");
+        self.refuse_log(pending.log_refused, "too many requests wait for the broker");
     }
 
     /// Waits `d`, or less if asked to stop; what workers submit meanwhile is absorbed.
@@ -190,6 +196,8 @@ impl<B: Broker> Bridge<B> {
         }
         self.link.set_subscribed(self.interest.subscribed());
         self.link.set_connected(true);
+        // What was appended while this node was not subscribed is read back by the homes.
+        self.tell_homes(&all, true);
         match self.outage.take() {
             Some((since, dropped)) => tracing::info!(
                 "broker {} reachable again after {:.1} s: subscribed to {} rooms again; {} \
@@ -254,6 +262,8 @@ impl<B: Broker> Bridge<B> {
     /// Stopping: passes on what the workers handed over last, if the broker takes it soon.
     async fn last_forward(&mut self, tx: &mut B::Tx) {
         let pending = self.link.take();
+        self.refuse_log(pending.log, "the server is stopping");
+        self.refuse_log(pending.log_refused, "the server is stopping");
         let n = pending.outbound.len() as u64;
         if n == 0 {
             return;
@@ -281,6 +291,8 @@ impl<B: Broker> Bridge<B> {
             }
             self.link.count_sent(n);
         }
+        self.refuse_log(pending.log_refused, "too many requests wait for the broker");
+        self.forward_log(tx, pending.log).await?;
         self.change_subscriptions(tx).await
     }
 
@@ -298,8 +310,11 @@ impl<B: Broker> Bridge<B> {
             let channels = self.channels(chunk);
             self.timed(tx.subscribe(&channels)).await?;
             self.link.count_command();
+            self.tell_homes(chunk, true);
         }
         for chunk in unsubscribe.chunks(MAX_CHANNELS_PER_BATCH) {
+            // Stale from now on, whether the command gets through or not.
+            self.tell_homes(chunk, false);
             let channels = self.channels(chunk);
             self.timed(tx.unsubscribe(&channels)).await?;
             self.link.count_command();
@@ -327,6 +342,7 @@ impl<B: Broker> Bridge<B> {
         for (w, batch) in self.workers.iter_mut().enumerate() {
             self.inbound.deliver(w, batch);
         }
+        self.flush_homes();
         lost
     }
 
@@ -335,9 +351,14 @@ impl<B: Broker> Bridge<B> {
             self.link.count_malformed(1);
             return;
         };
-        let (origin, frame) = match envelope::decode(&payload) {
-            Ok(m) => m,
-            Err(_) => {
+        let (origin, frame) = match envelope::decode_any(&payload) {
+            Ok(Incoming::Publication(origin, frame)) => (origin, frame),
+            Ok(Incoming::Entry(epoch, offset, payload)) if self.cfg.log.is_some() => {
+                self.link.count_received(1);
+                self.live_entry(topic, epoch, offset, payload);
+                return;
+            }
+            Ok(Incoming::Entry(..)) | Err(_) => {
                 self.link.count_malformed(1);
                 return;
             }
@@ -358,7 +379,7 @@ impl<B: Broker> Bridge<B> {
         }
     }
 
-    fn channel(&self, topic: &str) -> String {
+    pub(super) fn channel(&self, topic: &str) -> String {
         format!("{}{topic}", self.cfg.channel_prefix)
     }
 
@@ -367,7 +388,7 @@ impl<B: Broker> Bridge<B> {
     }
 
     /// `f`, or an error after the configured timeout.
-    async fn timed<T>(
+    pub(super) async fn timed<T>(
         &self,
         f: impl std::future::Future<Output = Result<T, BrokerError>>,
     ) -> Result<T, BrokerError> {

@@ -8,6 +8,13 @@
 //!  └────────┴─────────────────┴──────────────────────────────────────────────┘
 //! ```
 //!
+//! An entry of a topic's ordered log (a cluster with history) is published by the broker's
+//! append script itself, in text so the script can build it:
+//!
+//! ```text
+//!  "rwl1" epoch "\n" offset (decimal) "\n" payload
+//! ```
+//!
 //! The channel names the topic. A message is checked before any client sees it (the frame by
 //! [`Frame::parse`], the same check as for any frame an application hands the server):
 //! anything else published on our channels (another program, another version) is counted and
@@ -44,6 +51,59 @@ pub fn encode(origin: NodeId, frame: &Frame) -> Vec<u8> {
     out.extend_from_slice(&origin.0.to_le_bytes());
     out.extend_from_slice(wire);
     out
+}
+
+/// The first bytes of a log entry.
+pub const LOG_MAGIC: [u8; 4] = *b"rwl1";
+/// Longest epoch accepted in a log entry (ringws makes ~20 bytes).
+pub const MAX_EPOCH: usize = 64;
+
+/// What a message on a topic's channel is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A publication (a frame, from a node).
+    Publication(NodeId, Frame),
+    /// An entry of the topic's log: epoch, offset, payload (sharing the message's buffer).
+    Entry(Box<str>, u64, Bytes),
+}
+
+/// A log entry as the append script publishes it (for tests and other relays).
+pub fn encode_entry(epoch: &str, offset: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = LOG_MAGIC.to_vec();
+    out.extend_from_slice(epoch.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(offset.to_string().as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A publication or a log entry, checked.
+pub fn decode_any(message: &Bytes) -> Result<Incoming, Malformed> {
+    if message.len() < LOG_MAGIC.len() || message[..LOG_MAGIC.len()] != LOG_MAGIC {
+        let (node, frame) = decode(message)?;
+        return Ok(Incoming::Publication(node, frame));
+    }
+    let rest = &message[LOG_MAGIC.len()..];
+    let mut parts = rest.splitn(3, |&b| b == b'\n');
+    let (Some(epoch), Some(offset), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Malformed::BadFrame);
+    };
+    let start = LOG_MAGIC.len() + epoch.len() + 1 + offset.len() + 1;
+    let epoch = std::str::from_utf8(epoch).map_err(|_| Malformed::BadFrame)?;
+    let offset: u64 = std::str::from_utf8(offset)
+        .ok()
+        .filter(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|o| o.parse().ok())
+        .ok_or(Malformed::BadFrame)?;
+    if epoch.is_empty() || epoch.len() > MAX_EPOCH || offset == 0 {
+        return Err(Malformed::BadFrame);
+    }
+    Ok(Incoming::Entry(
+        epoch.into(),
+        offset,
+        message.slice(start..),
+    ))
 }
 
 /// The origin and the frame of a message, checked; the frame shares the message's buffer.
@@ -85,6 +145,38 @@ mod tests {
             let msg = Bytes::from(encode(NodeId(1), &frame));
             assert_eq!(decode(&msg).unwrap().1, frame);
         }
+    }
+
+    #[test]
+    fn log_entries_round_trip_and_bad_ones_are_refused() {
+        let msg = Bytes::from(encode_entry("e1", 42, b"{\"x\":1}\n"));
+        assert_eq!(
+            decode_any(&msg).unwrap(),
+            Incoming::Entry("e1".into(), 42, Bytes::from_static(b"{\"x\":1}\n"))
+        );
+        let publication = Bytes::from(encode(NodeId(5), &Frame::text("hi")));
+        assert_eq!(
+            decode_any(&publication).unwrap(),
+            Incoming::Publication(NodeId(5), Frame::text("hi"))
+        );
+        for bad in [
+            &b"rwl1e1\n42"[..],
+            b"rwl1\n42\nx",
+            b"rwl1e1\n0\nx",
+            b"rwl1e1\n-4\nx",
+            b"rwl1e1\n4a\nx",
+            b"rwl1e1\n\nx",
+            b"rwl1e1\n99999999999999999999999\nx",
+        ] {
+            assert_eq!(
+                decode_any(&Bytes::copy_from_slice(bad)),
+                Err(Malformed::BadFrame),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long_epoch = encode_entry(&"e".repeat(MAX_EPOCH + 1), 1, b"x");
+        assert!(decode_any(&Bytes::from(long_epoch)).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use crate::server::{Frame, Topic};
+use crate::server::{Frame, LogRequest, Topic};
 
 /// A node's identity on the broker (random per process unless configured).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +45,10 @@ pub(crate) struct Pending {
     /// `(worker, topic, subscribed)`: a worker's first subscriber of a topic came or its last
     /// left, in the order it happened.
     pub(crate) interest: Vec<(u16, Topic, bool)>,
+    /// Requests for the topics' logs, in order.
+    pub(crate) log: Vec<LogRequest>,
+    /// Log requests past the bound: to be answered unavailable.
+    pub(crate) log_refused: Vec<LogRequest>,
 }
 
 /// The bridge's counters (see [`BrokerStats`] for their meaning).
@@ -59,6 +63,9 @@ struct Counters {
     malformed: AtomicU64,
     subscribed: AtomicI64,
     commands: AtomicU64,
+    log_appends: AtomicU64,
+    log_reads: AtomicU64,
+    log_unavailable: AtomicU64,
 }
 
 /// The bridge's state and counters at one moment.
@@ -88,6 +95,12 @@ pub struct BrokerStats {
     /// Batches of subscribe or unsubscribe commands sent (one round trip each, however many
     /// channels).
     pub commands: u64,
+    /// Entries appended to the topics' logs (a cluster with history).
+    pub log_appends: u64,
+    /// Ranges read from the topics' logs (recoveries, gaps filled, history pages).
+    pub log_reads: u64,
+    /// Log requests answered unavailable (broker unreachable, too many waiting).
+    pub log_unavailable: u64,
 }
 
 /// Shared by the workers, the publishers and the bridge thread of one server.
@@ -96,6 +109,9 @@ pub struct Link {
     node: NodeId,
     describe: String,
     max_pending_bytes: usize,
+    /// Whether topics have ordered logs on the broker, and the most log requests waiting.
+    log: bool,
+    max_pending_log: usize,
     pending: Mutex<Pending>,
     wake: tokio::sync::Notify,
     connected: AtomicBool,
@@ -109,12 +125,40 @@ impl Link {
             node,
             describe,
             max_pending_bytes,
+            log: false,
+            max_pending_log: 0,
             pending: Mutex::new(Pending::default()),
             wake: tokio::sync::Notify::new(),
             connected: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             counters: Counters::default(),
         }
+    }
+
+    pub(crate) fn set_log(&mut self, log: bool, max_pending: usize) {
+        self.log = log;
+        self.max_pending_log = max_pending;
+    }
+
+    /// Whether topics have ordered logs on the broker.
+    pub fn has_log(&self) -> bool {
+        self.log
+    }
+
+    /// Hands log requests to the bridge (one lock) and wakes it; past the bound they wait to
+    /// be answered unavailable. Every request is answered by the bridge, connected or not.
+    pub(crate) fn submit_log(&self, requests: &mut Vec<LogRequest>) {
+        if requests.is_empty() {
+            return;
+        }
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let room = self.max_pending_log.saturating_sub(p.log.len());
+            let n = requests.len().min(room);
+            p.log.extend(requests.drain(..n));
+            p.log_refused.append(requests);
+        }
+        self.wake.notify_one();
     }
 
     /// This node's id.
@@ -209,6 +253,17 @@ impl Link {
     pub(crate) fn count_malformed(&self, n: u64) {
         self.counters.malformed.fetch_add(n, Ordering::Relaxed);
     }
+    pub(crate) fn count_log_appends(&self, n: u64) {
+        self.counters.log_appends.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn count_log_reads(&self, n: u64) {
+        self.counters.log_reads.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn count_log_unavailable(&self, n: u64) {
+        self.counters
+            .log_unavailable
+            .fetch_add(n, Ordering::Relaxed);
+    }
     pub(crate) fn count_command(&self) {
         self.counters.commands.fetch_add(1, Ordering::Relaxed);
     }
@@ -230,6 +285,9 @@ impl Link {
             malformed: c.malformed.load(Ordering::Relaxed),
             subscribed: c.subscribed.load(Ordering::Relaxed),
             commands: c.commands.load(Ordering::Relaxed),
+            log_appends: c.log_appends.load(Ordering::Relaxed),
+            log_reads: c.log_reads.load(Ordering::Relaxed),
+            log_unavailable: c.log_unavailable.load(Ordering::Relaxed),
         }
     }
 
@@ -239,7 +297,7 @@ impl Link {
         let s = self.stats();
         let node = self.node;
         let mut out = String::new();
-        let rows: [(&str, bool, &str, i64); 10] = [
+        let rows: [(&str, bool, &str, i64); 13] = [
             (
                 "broker_connected",
                 true,
@@ -300,6 +358,24 @@ impl Link {
                 "batches of subscribe or unsubscribe commands sent (one round trip each)",
                 s.commands as i64,
             ),
+            (
+                "broker_log_appends",
+                false,
+                "entries appended to the rooms' ordered logs",
+                s.log_appends as i64,
+            ),
+            (
+                "broker_log_reads",
+                false,
+                "ranges read from the rooms' logs (recoveries, gaps filled, history pages)",
+                s.log_reads as i64,
+            ),
+            (
+                "broker_log_unavailable",
+                false,
+                "log requests answered unavailable (broker unreachable, too many waiting)",
+                s.log_unavailable as i64,
+            ),
         ];
         for (name, gauge, help, value) in rows {
             let metric = crate::server::prometheus_head(&mut out, name, gauge, help);
@@ -356,6 +432,6 @@ mod tests {
         assert!(text.contains("ringws_broker_outages_total{node=\"00000000000000ab\"} 1"));
         assert!(text.contains("ringws_broker_received_total{node=\"00000000000000ab\"} 4"));
         assert!(text.contains("ringws_broker_connected{node=\"00000000000000ab\"} 0"));
-        assert_eq!(text.matches("# TYPE").count(), 10);
+        assert_eq!(text.matches("# TYPE").count(), 13);
     }
 }

@@ -61,12 +61,14 @@
 //! | `interest` | which workers want which topics; what to subscribe and unsubscribe, when |
 //! | [`link`] | what the workers and the bridge share: queues, state, counters |
 //! | `bridge` | the bridge thread: sessions, backoff, delivery to the workers |
+//! | `log` | the bridge's side of the rooms' ordered logs: appends, reads, live entries |
 //! | [`redis`] | the Redis implementation |
 
 mod bridge;
 pub mod envelope;
 mod interest;
 pub mod link;
+mod log;
 pub mod redis;
 
 use std::future::Future;
@@ -79,7 +81,7 @@ use bytes::Bytes;
 
 pub use link::{BrokerStats, Link, NodeId};
 
-use crate::server::{Frame, Inbound, Relay, Topic};
+use crate::server::{Frame, Inbound, LogRange, LogRead, LogRequest, Relay, Topic};
 
 /// An error from a broker client.
 pub type BrokerError = Box<dyn std::error::Error + Send + Sync>;
@@ -118,6 +120,83 @@ pub trait BrokerTx: Send {
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
     /// Checks that the broker still answers (sent when the session has been quiet a while).
     fn ping(&mut self) -> impl Future<Output = Result<(), BrokerError>> + Send;
+    /// Appends each entry to its topic's ordered log and publishes it on the topic's channel
+    /// (as [`envelope::encode_entry`] lays out), atomically per entry and in order (one round
+    /// trip for the batch): each one's epoch and offset. Only called with
+    /// [`BrokerConfig::log`] set; the default keeps no logs (an error).
+    fn append(
+        &mut self,
+        log: &LogConfig,
+        batch: &[LogAppend<'_>],
+    ) -> impl Future<Output = Result<Vec<(Arc<str>, u64)>, BrokerError>> + Send {
+        let _ = (log, batch);
+        async { Err("this broker keeps no logs".into()) }
+    }
+    /// Reads a range of each topic's log (one round trip for the batch). A log that does not
+    /// exist is made (empty, with a new epoch), so every answer has an epoch.
+    fn read(
+        &mut self,
+        log: &LogConfig,
+        batch: &[LogReadAt<'_>],
+    ) -> impl Future<Output = Result<Vec<LogRead>, BrokerError>> + Send {
+        let _ = (log, batch);
+        async { Err("this broker keeps no logs".into()) }
+    }
+}
+
+/// One entry to append to a topic's log.
+#[derive(Debug, Clone, Copy)]
+pub struct LogAppend<'a> {
+    /// The topic's channel (the log's keys are named after it).
+    pub channel: &'a str,
+    /// The client's idempotency key, if any.
+    pub key: Option<&'a str>,
+    /// What to append.
+    pub payload: &'a [u8],
+    /// The epoch to give the log if it has none (it was never made, or it was lost).
+    pub new_epoch: &'a str,
+}
+
+/// One range to read from a topic's log.
+#[derive(Debug, Clone, Copy)]
+pub struct LogReadAt<'a> {
+    /// The topic's channel.
+    pub channel: &'a str,
+    /// Which entries.
+    pub range: LogRange,
+    /// At most this many.
+    pub limit: usize,
+    /// The epoch to give the log if it has none.
+    pub new_epoch: &'a str,
+}
+
+/// The rooms' ordered logs on the broker (a cluster with history): their bounds. Every bound
+/// says what it protects.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Entries kept per topic (trimmed approximately: Redis trims whole nodes of its stream,
+    /// so up to about a hundred more stay). Default 1,000, as a lone server's history.
+    pub max_entries: usize,
+    /// Entries older than this are not read back; a topic quiet this long loses its entries
+    /// (the stream expires). Default 10 minutes, as a lone server's history.
+    pub max_age: Duration,
+    /// How long a quiet topic keeps its epoch and last offset (a few bytes): a client back
+    /// within it, with nothing missed, is told it missed nothing. Default 7 days.
+    pub epoch_ttl: Duration,
+    /// How long an append's idempotency key is remembered (a client's retry within it is not
+    /// appended twice). Default 2 minutes: longer than a client's retries during an outage.
+    pub key_ttl: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            max_entries: 1000,
+            max_age: Duration::from_secs(600),
+            epoch_ttl: Duration::from_secs(7 * 24 * 3600),
+            key_ttl: Duration::from_secs(120),
+        }
+    }
 }
 
 /// Receiving.
@@ -152,6 +231,12 @@ pub struct BrokerConfig {
     /// A quiet session is pinged this often, to find a broker that vanished without closing
     /// the connection. Default 5 s.
     pub ping_interval: Duration,
+    /// Ordered logs per topic (history and one order across servers), or `None` (plain
+    /// pub/sub, at most once). Default `None`.
+    pub log: Option<LogConfig>,
+    /// Log requests waiting for the broker; past it they are answered unavailable. Default
+    /// 65,536: a burst of joins and messages, not an outage's worth.
+    pub max_pending_log: usize,
 }
 
 impl Default for BrokerConfig {
@@ -165,6 +250,8 @@ impl Default for BrokerConfig {
             reconnect_max: Duration::from_secs(5),
             timeout: Duration::from_secs(3),
             ping_interval: Duration::from_secs(5),
+            log: None,
+            max_pending_log: 65_536,
         }
     }
 }
@@ -183,11 +270,9 @@ pub struct BrokerRelay<B: Broker> {
 impl<B: Broker> BrokerRelay<B> {
     /// A relay through `broker`; its thread starts with the server.
     pub fn new(broker: B, cfg: BrokerConfig) -> Arc<Self> {
-        let link = Arc::new(Link::new(
-            cfg.node,
-            broker.describe(),
-            cfg.max_pending_bytes,
-        ));
+        let mut link = Link::new(cfg.node, broker.describe(), cfg.max_pending_bytes);
+        link.set_log(cfg.log.is_some(), cfg.max_pending_log);
+        let link = Arc::new(link);
         Arc::new(BrokerRelay {
             link,
             idle: Mutex::new(Some((broker, cfg))),
@@ -218,6 +303,14 @@ impl<B: Broker> Relay for BrokerRelay<B> {
         interest: &mut Vec<(Topic, bool)>,
     ) {
         self.link.submit(worker, publications, interest);
+    }
+
+    fn has_log(&self) -> bool {
+        self.link.has_log()
+    }
+
+    fn submit_log(&self, _worker: u16, requests: &mut Vec<LogRequest>) {
+        self.link.submit_log(requests);
     }
 
     fn write_metrics(&self, out: &mut String) {

@@ -15,7 +15,76 @@ use futures_util::future::try_join_all;
 use redis::AsyncConnectionConfig;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 
-use super::{Broker, BrokerError, BrokerRx, BrokerTx};
+use std::sync::Arc;
+
+use redis::Value;
+
+use super::{Broker, BrokerError, BrokerRx, BrokerTx, LogAppend, LogConfig, LogReadAt};
+use crate::server::{LogEntry, LogRange, LogRead};
+
+/// Appends one entry to a topic's log and publishes it, atomically (a script runs alone).
+///
+/// KEYS: the stream, the log's meta hash (epoch `e`, last offset `l`), the idempotency key.
+/// ARGV: channel, payload, max entries, stream ttl ms, new epoch, epoch ttl ms, key ttl ms,
+/// "1" if a key is given. The entry's stream id is `OFFSET-1` (offsets are the order), with the
+/// payload `p` and the time `t` (ms). Returns `{epoch, offset}`.
+const APPEND: &str = r"
+local epoch = redis.call('HGET', KEYS[2], 'e')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'e', epoch, 'l', 0)
+end
+if ARGV[8] == '1' then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then return {epoch, tonumber(prev)} end
+end
+local off = redis.call('HINCRBY', KEYS[2], 'l', 1)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], off .. '-1', 'p', ARGV[2], 't', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[8] == '1' then redis.call('SET', KEYS[3], off, 'PX', ARGV[7]) end
+redis.call('PUBLISH', ARGV[1], 'rwl1' .. epoch .. '\n' .. off .. '\n' .. ARGV[2])
+return {epoch, off}
+";
+
+/// Reads a range of a topic's log. KEYS: the stream, the meta hash. ARGV: `after` or `tail`,
+/// the offset after which to read, the most entries, a new epoch (for a log that has none),
+/// epoch ttl ms, max age ms. Returns `{epoch, last, {offset, payload}...}` (entries older than
+/// the max age left out; the tail newest first).
+const READ: &str = r"
+local epoch = redis.call('HGET', KEYS[2], 'e')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'e', epoch, 'l', 0)
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+local last = redis.call('HGET', KEYS[2], 'l')
+local entries
+if ARGV[1] == 'tail' then
+  entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[3])
+else
+  entries = redis.call('XRANGE', KEYS[1], (tonumber(ARGV[2]) + 1) .. '-0', '+', 'COUNT', ARGV[3])
+end
+local t = redis.call('TIME')
+local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[6])
+local out = {epoch, last}
+for _, e in ipairs(entries) do
+  local f = e[2]
+  local p, at
+  for i = 1, #f, 2 do
+    if f[i] == 'p' then p = f[i + 1] elseif f[i] == 't' then at = tonumber(f[i + 1]) end
+  end
+  if p and at and at >= oldest then
+    table.insert(out, string.match(e[1], '^(%d+)'))
+    table.insert(out, p)
+  end
+end
+return out
+";
 
 /// A Redis server (or anything speaking its pub/sub: Valkey, KeyDB).
 pub struct Redis {
@@ -43,6 +112,18 @@ impl Redis {
 pub struct RedisTx {
     conn: MultiplexedConnection,
     sink: PubSubSink,
+    /// The SHA-1 (hex) of each script, for EVALSHA.
+    append: String,
+    read: String,
+}
+
+/// The SHA-1 of `script` in hex, as Redis names a loaded script.
+fn script_hash(script: &str) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(script.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Receives.
@@ -63,7 +144,15 @@ impl Broker for Redis {
             .client
             .get_multiplexed_async_connection_with_config(&no_timeout)
             .await?;
-        Ok((RedisTx { conn, sink }, RedisRx { stream }))
+        Ok((
+            RedisTx {
+                conn,
+                sink,
+                append: script_hash(APPEND),
+                read: script_hash(READ),
+            },
+            RedisRx { stream },
+        ))
     }
 
     fn describe(&self) -> String {
@@ -111,6 +200,144 @@ impl BrokerTx for RedisTx {
         redis::cmd("PING").query_async::<()>(&mut self.conn).await?;
         self.sink.ping::<()>().await?;
         Ok(())
+    }
+
+    async fn append(
+        &mut self,
+        log: &LogConfig,
+        batch: &[LogAppend<'_>],
+    ) -> Result<Vec<(Arc<str>, u64)>, BrokerError> {
+        let mut pipe = redis::pipe();
+        for a in batch {
+            let id_key = format!("{}:id:{}", a.channel, a.key.unwrap_or(""));
+            pipe.cmd("EVALSHA")
+                .arg(&self.append)
+                .arg(3)
+                .arg(format!("{}:log", a.channel))
+                .arg(format!("{}:meta", a.channel))
+                .arg(id_key)
+                .arg(a.channel)
+                .arg(a.payload)
+                .arg(log.max_entries)
+                .arg(millis(log.max_age))
+                .arg(a.new_epoch)
+                .arg(millis(log.epoch_ttl))
+                .arg(millis(log.key_ttl))
+                .arg(if a.key.is_some() { "1" } else { "0" });
+        }
+        let replies: Vec<Value> = self.scripted(&pipe, batch.len()).await?;
+        replies
+            .iter()
+            .map(|r| match r {
+                Value::Array(v) if v.len() == 2 => Ok((Arc::from(text(&v[0])?), number(&v[1])?)),
+                other => Err(format!("unexpected append answer {other:?}").into()),
+            })
+            .collect()
+    }
+
+    async fn read(
+        &mut self,
+        log: &LogConfig,
+        batch: &[LogReadAt<'_>],
+    ) -> Result<Vec<LogRead>, BrokerError> {
+        let mut pipe = redis::pipe();
+        for r in batch {
+            let (kind, after) = match r.range {
+                LogRange::After(n) => ("after", n),
+                LogRange::Tail => ("tail", 0),
+            };
+            pipe.cmd("EVALSHA")
+                .arg(&self.read)
+                .arg(2)
+                .arg(format!("{}:log", r.channel))
+                .arg(format!("{}:meta", r.channel))
+                .arg(kind)
+                .arg(after)
+                .arg(r.limit.max(1))
+                .arg(r.new_epoch)
+                .arg(millis(log.epoch_ttl))
+                .arg(millis(log.max_age));
+        }
+        let replies: Vec<Value> = self.scripted(&pipe, batch.len()).await?;
+        replies
+            .iter()
+            .zip(batch)
+            .map(|(reply, r)| {
+                let Value::Array(v) = reply else {
+                    return Err(format!("unexpected read answer {reply:?}").into());
+                };
+                if v.len() < 2 || v.len() % 2 != 0 {
+                    return Err("a read answer of odd length".into());
+                }
+                let mut entries = Vec::with_capacity(v.len() / 2 - 1);
+                for pair in v[2..].chunks_exact(2) {
+                    entries.push(LogEntry {
+                        offset: number(&pair[0])?,
+                        payload: Bytes::copy_from_slice(bytes(&pair[1])?),
+                    });
+                }
+                if r.range == LogRange::Tail {
+                    entries.reverse();
+                }
+                Ok(LogRead {
+                    epoch: Arc::from(text(&v[0])?),
+                    last: number(&v[1])?,
+                    entries,
+                })
+            })
+            .collect()
+    }
+}
+
+impl RedisTx {
+    /// Runs a pipeline of EVALSHA of our scripts; if Redis does not know them (it restarted,
+    /// or a new session), loads them and runs it once more.
+    async fn scripted(
+        &mut self,
+        pipe: &redis::Pipeline,
+        n: usize,
+    ) -> Result<Vec<Value>, BrokerError> {
+        match pipe.query_async::<Vec<Value>>(&mut self.conn).await {
+            Ok(v) if v.len() == n => return Ok(v),
+            Ok(v) => return Err(format!("{} answers to {n} scripts", v.len()).into()),
+            Err(e) if e.code() == Some("NOSCRIPT") || e.to_string().contains("NOSCRIPT") => {}
+            Err(e) => return Err(e.into()),
+        }
+        for script in [APPEND, READ] {
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script)
+                .query_async::<String>(&mut self.conn)
+                .await?;
+        }
+        let v = pipe.query_async::<Vec<Value>>(&mut self.conn).await?;
+        if v.len() != n {
+            return Err(format!("{} answers to {n} scripts", v.len()).into());
+        }
+        Ok(v)
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    d.as_millis().clamp(1, u128::from(u64::MAX)) as u64
+}
+
+fn bytes(v: &Value) -> Result<&[u8], BrokerError> {
+    match v {
+        Value::BulkString(b) => Ok(b),
+        Value::SimpleString(s) => Ok(s.as_bytes()),
+        other => Err(format!("expected a string, got {other:?}").into()),
+    }
+}
+
+fn text(v: &Value) -> Result<&str, BrokerError> {
+    Ok(std::str::from_utf8(bytes(v)?)?)
+}
+
+fn number(v: &Value) -> Result<u64, BrokerError> {
+    match v {
+        Value::Int(n) => u64::try_from(*n).map_err(|e| e.into()),
+        other => Ok(text(other)?.parse()?),
     }
 }
 
