@@ -224,6 +224,39 @@ impl History {
         frame
     }
 
+    /// Makes `room`'s log the cache of a log kept elsewhere (a cluster's broker), at `epoch`
+    /// with `last` as its last offset: if it is anywhere else, its messages are dropped (what
+    /// is kept stays one unbroken run that ends at `last`).
+    pub fn align(&mut self, room: &str, epoch: &Arc<str>, last: u64, now: u64) {
+        self.ensure(room, now);
+        let same = self
+            .logs
+            .get(room)
+            .is_some_and(|log| *log.epoch == **epoch && log.last == last);
+        if same {
+            return;
+        }
+        while self
+            .logs
+            .get(room)
+            .is_some_and(|log| !log.entries.is_empty())
+        {
+            self.pop_oldest(room);
+        }
+        if let Some(log) = self.logs.get_mut(room) {
+            log.epoch = epoch.clone();
+            log.last = last;
+        }
+    }
+
+    /// Keeps `frame` as `room`'s message at `offset` of `epoch`, given by a log kept elsewhere
+    /// (a cluster's broker): after [`History::align`] to the offset before it, so a jump in
+    /// offsets starts the kept run again. Bounded as [`History::append`].
+    pub fn insert(&mut self, room: &str, epoch: &Arc<str>, offset: u64, now: u64, frame: Frame) {
+        self.align(room, epoch, offset.saturating_sub(1), now);
+        self.append(room, now, |_, _| frame);
+    }
+
     /// Where a client joining `room` resumes, from its position `since` (epoch, last offset
     /// seen) if it gave one. Creates the room's log if it has none (the client learns the
     /// epoch to resume from later).

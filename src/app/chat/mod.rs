@@ -14,9 +14,11 @@
 //! | [`protocol`] | requests (checked) and events, as JSON |
 //! | [`rooms`] | the rooms shared by the workers: online counts, sequence numbers |
 //! | `sequencer` | a room's home worker: one order (offsets), joins that resume, history pages |
+//! | `cluster` | the same in a cluster: the broker's log gives the order, each server's home delivers it |
 //! | [`history`] | each room's kept messages, epochs, and the bounds on them |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
+mod cluster;
 pub mod history;
 mod pages;
 pub mod protocol;
@@ -31,8 +33,9 @@ use crate::proto::CloseCode;
 use crate::proto::frame::Frame;
 use crate::proto::handshake::{HttpRequest, OriginPolicy, UpgradeRequest};
 use crate::server::{
-    Conn, Decision, Handler, Home, HttpResponse, Message, Metrics, Publisher, Upgrade,
+    Conn, Decision, Handler, Home, HttpResponse, LogEvent, Message, Metrics, Publisher, Upgrade,
 };
+use cluster::ClusterSequencer;
 use history::{Epochs, HistoryConfig};
 use protocol::{MessageEvent, Refusal, Request};
 use rooms::{Room, Rooms};
@@ -75,6 +78,11 @@ pub struct ChatConfig {
     pub node: Option<String>,
     /// Room history and its bounds (a lone server keeps it in memory, per room's home worker).
     pub history: HistoryConfig,
+    /// In a cluster (`node` set): whether the broker keeps a log per room (the Redis bridge
+    /// with [`BrokerConfig::log`](crate::broker::BrokerConfig::log) set), so rooms have one
+    /// order, offsets and history across the servers. Without it, each sender's messages keep
+    /// their order, and there is no history.
+    pub log: bool,
 }
 
 impl Default for ChatConfig {
@@ -90,6 +98,7 @@ impl Default for ChatConfig {
             heartbeat: None,
             node: None,
             history: HistoryConfig::default(),
+            log: false,
         }
     }
 }
@@ -103,6 +112,7 @@ impl std::fmt::Debug for ChatConfig {
             .field("auth", &self.auth.is_some())
             .field("node", &self.node)
             .field("history", &self.history)
+            .field("log", &self.log)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +129,8 @@ pub struct Chat {
     epochs: Arc<Epochs>,
     /// This worker's rooms' order and history (each worker's clone has its own).
     sequencer: Sequencer,
+    /// The same in a cluster whose broker keeps the rooms' logs.
+    cluster: ClusterSequencer,
 }
 
 /// One member's state (boxed: a connection that never joins costs a pointer in its slot).
@@ -160,6 +172,7 @@ impl Chat {
             server: Arc::new(OnceLock::new()),
             epochs: Arc::new(Epochs::for_this_run()),
             sequencer: Sequencer::default(),
+            cluster: ClusterSequencer::default(),
         }
     }
 
@@ -228,10 +241,10 @@ impl Chat {
     }
 
     /// Whether rooms have one order, offsets and history here: on a lone server, through each
-    /// room's home worker. (In a cluster, for now, each sender's messages keep their order and
-    /// there is no history.)
+    /// room's home worker; in a cluster, through the broker's log (if it keeps one; else each
+    /// sender's messages keep their order and there is no history).
     fn ordered(&self) -> bool {
-        self.cfg.node.is_none()
+        self.cfg.node.is_none() || self.cfg.log
     }
 
     fn handle(&self, conn: &mut Conn<'_, Box<Member>>, req: Request<'_>) -> Result<(), Refusal> {
@@ -306,7 +319,11 @@ impl Chat {
                     conn.publish_local(name, frame, false);
                 }
             }
-            Request::Send { room: name, text } => {
+            Request::Send {
+                room: name,
+                text,
+                id,
+            } => {
                 let from = self.member_id(conn);
                 let ordered = self.ordered();
                 let member = conn.state();
@@ -321,6 +338,7 @@ impl Chat {
                         name: member.name.clone(),
                         ts: now_ms(),
                         text: text.to_owned(),
+                        id: id.map(Box::from),
                     };
                     conn.to_home(name, req);
                     return Ok(());
@@ -335,6 +353,7 @@ impl Chat {
                     text,
                     // Per-node counts mean nothing to the members of other nodes.
                     online: self.cfg.node.is_none().then(|| room.online()),
+                    id,
                 };
                 let frame = Frame::text(&event.to_json());
                 // The sender gets it too: its copy carries the sequence number and time.
@@ -353,7 +372,7 @@ impl Chat {
                 if !ordered {
                     return Err(Refusal {
                         code: "unavailable",
-                        message: "no history across servers yet".to_owned(),
+                        message: "no history: the broker keeps no logs".to_owned(),
                     });
                 }
                 self.not_busy(conn)?;
@@ -447,9 +466,20 @@ impl Handler for Chat {
     }
 
     fn home(&mut self, home: &mut Home<'_>, data: Box<dyn Any + Send>) {
-        if let Ok(req) = data.downcast::<HomeReq>() {
-            self.sequencer
-                .handle(home, *req, &self.cfg, &self.epochs, &self.rooms);
+        let data = match data.downcast::<HomeReq>() {
+            Ok(req) if home.has_log() => {
+                return self.cluster.request(home, *req, &self.cfg, &self.epochs);
+            }
+            Ok(req) => {
+                return self
+                    .sequencer
+                    .handle(home, *req, &self.cfg, &self.epochs, &self.rooms);
+            }
+            Err(data) => data,
+        };
+        if let Ok(event) = data.downcast::<LogEvent>() {
+            self.cluster
+                .log_event(home, *event, &self.cfg, &self.epochs, &self.rooms);
         }
     }
 

@@ -9,6 +9,7 @@
 //! {"op":"history","room":"lobby","before":43,"limit":20}
 //! {"op":"leave","room":"lobby"}
 //! {"op":"send","room":"lobby","text":"hello"}
+//! {"op":"send","room":"lobby","text":"hello","id":"k3x9-1"}
 //! {"op":"nick","name":"alice"}
 //! ```
 //!
@@ -23,7 +24,14 @@
 //! {"op":"message","room":"lobby","from":"0.12.1","name":"alice","ts":1764806400000,"seq":42,"offset":42,"text":"hello","online":3}
 //! {"op":"presence","room":"lobby","online":3}
 //! {"op":"error","code":"not_joined","message":"join the room first","room":"lobby"}
+//! {"op":"error","code":"unavailable","message":"...","room":"lobby","id":"k3x9-1"}
+//! {"op":"epoch","room":"lobby","epoch":"9a0c77d1e4f2b3c8","offset":0}
 //! ```
+//!
+//! A `send` may carry an `id` (1 to 64 letters, digits, `-` and `_`, chosen by the client):
+//! the message event carries it back, and so does an error about that message, so a client
+//! knows which of its messages to send again; in a cluster a message sent twice with the same
+//! id within two minutes is kept once.
 //!
 //! On a lone server every message has an `offset` in its room (`seq` is the same number): one
 //! order for every member, resumable with `since` while the history holds it (`recovered`),
@@ -34,8 +42,13 @@
 //! node (`"3f09c2a41b7d6e58:0.12.1"`, unique across nodes, also given as `node` in the
 //! welcome), `seq` increases per room on the sender's server, `online` in `joined`, `left` and
 //! `presence` counts the members on the receiver's own server (counts are per node), and
-//! message events carry no `online` count. There, for now, messages have no `offset`, a `since`
-//! is answered `recovered:false` and `history` is refused (`unavailable`).
+//! message events carry no `online` count. With a broker that keeps logs (the Redis bridge
+//! does), a room's order, offsets, history and recovery work as on a lone server, across the
+//! servers: the order is the broker's. While the broker cannot be reached a message cannot get
+//! an offset: its sender gets `unavailable` (with the message's `id`) and sends it again later;
+//! nothing is delivered that the other servers could not recover. If a room's log is lost (a
+//! broker restarted without persistence), its members get an `epoch` event: offsets start
+//! again from the new epoch, and what came before cannot be recovered.
 
 use serde_json::{Map, Value, json};
 
@@ -71,6 +84,8 @@ pub enum Request<'a> {
         room: &'a str,
         /// The message.
         text: &'a str,
+        /// The client's id for the message, if it gave one.
+        id: Option<&'a str>,
     },
     /// Choose a display name.
     Nick {
@@ -123,6 +138,29 @@ fn room<'a>(obj: &'a Map<String, Value>, cfg: &ChatConfig) -> Result<&'a str, Re
         Err(refuse(
             "bad_room",
             "room names are letters, digits, '-', '_' and '.'",
+        ))
+    }
+}
+
+/// Longest message id a client may give.
+const MAX_ID: usize = 64;
+
+/// A message's optional `id`: 1 to 64 letters, digits, `-` and `_`.
+fn message_id(obj: &Map<String, Value>) -> Result<Option<&str>, Refusal> {
+    if !obj.contains_key("id") {
+        return Ok(None);
+    }
+    let id = field(obj, "id", MAX_ID)?;
+    let ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if ok {
+        Ok(Some(id))
+    } else {
+        Err(refuse(
+            "bad_field",
+            "a message id is letters, digits, '-' and '_'",
         ))
     }
 }
@@ -189,6 +227,7 @@ pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refu
         "send" => Ok(Request::Send {
             room: room(obj, cfg)?,
             text: field(obj, "text", cfg.max_text)?,
+            id: message_id(obj)?,
         }),
         "nick" => {
             let name = field(obj, "name", cfg.max_name)?;
@@ -210,6 +249,22 @@ pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refu
 /// Parses the JSON of a text frame.
 pub fn json(text: &str) -> Result<Value, Refusal> {
     serde_json::from_str(text).map_err(|e| refuse("bad_json", format!("not JSON: {e}")))
+}
+
+/// `{"op":"error","code":"unavailable",...}` for a message that could not be sent, with the
+/// message's id if it had one.
+pub fn unavailable(room: &str, id: Option<&str>, why: &str) -> String {
+    let mut v = json!({"op": "error", "code": "unavailable", "room": room,
+        "message": format!("the message could not be ordered now ({why}); send it again later")});
+    if let Some(id) = id {
+        v["id"] = id.into();
+    }
+    v.to_string()
+}
+
+/// `{"op":"epoch",...}`: the room's log was lost and starts again in a new epoch.
+pub fn epoch(room: &str, epoch: &str) -> String {
+    json!({"op": "epoch", "room": room, "epoch": epoch, "offset": 0}).to_string()
 }
 
 /// `{"op":"error",...}`, with the room when the request named one.
@@ -299,6 +354,8 @@ pub struct MessageEvent<'a> {
     /// Members online, on a server that runs alone (`None` in a cluster: counts are per
     /// node, and a message crosses to members of other nodes).
     pub online: Option<i64>,
+    /// The client's id for the message, if it gave one.
+    pub id: Option<&'a str>,
 }
 
 impl MessageEvent<'_> {
@@ -314,8 +371,35 @@ impl MessageEvent<'_> {
         if let Some(offset) = self.offset {
             v["offset"] = offset.into();
         }
+        if let Some(id) = self.id {
+            v["id"] = id.into();
+        }
         v.to_string()
     }
+
+    /// The event without its place in the room (`seq`, `offset`) and count: what a cluster
+    /// appends to the room's log; [`stamped`] makes the event of it.
+    pub fn body(&self) -> String {
+        let mut v = json!({
+            "op": "message", "room": self.room, "from": self.from, "name": self.name,
+            "ts": self.ts, "text": self.text,
+        });
+        if let Some(id) = self.id {
+            v["id"] = id.into();
+        }
+        v.to_string()
+    }
+}
+
+/// The message event for a [`MessageEvent::body`] kept at `offset` of its room's log (`seq`
+/// is the same number); `None` if `body` is not a JSON object's text.
+pub fn stamped(body: &[u8], offset: u64) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let rest = body.strip_prefix('{')?;
+    if !rest.ends_with('}') || rest.len() < 2 {
+        return None;
+    }
+    Some(format!("{{\"seq\":{offset},\"offset\":{offset},{rest}"))
 }
 
 #[cfg(test)]
@@ -344,9 +428,27 @@ mod tests {
             p(r#"{"op":"send","room":"a.b-c_1","text":"é 😀"}"#),
             Ok(Request::Send {
                 room: "a.b-c_1",
-                text: "é 😀"
+                text: "é 😀",
+                id: None,
             })
         );
+        assert_eq!(
+            p(r#"{"op":"send","room":"a","text":"x","id":"k-1_Z"}"#),
+            Ok(Request::Send {
+                room: "a",
+                text: "x",
+                id: Some("k-1_Z"),
+            })
+        );
+        for bad in [
+            r#""""#,
+            r#""a b""#,
+            r#"7"#,
+            &format!("\"{}\"", "a".repeat(65)),
+        ] {
+            let req = format!(r#"{{"op":"send","room":"a","text":"x","id":{bad}}}"#);
+            assert!(p(&req).is_err(), "{req}");
+        }
         assert_eq!(
             p(r#"{"op":"nick","name":"alice"}"#),
             Ok(Request::Nick { name: "alice" })
@@ -495,6 +597,7 @@ mod tests {
                 offset: Some(9),
                 text: "\"hi\"",
                 online: Some(2),
+                id: None,
             }
             .to_json(),
         )
@@ -514,11 +617,38 @@ mod tests {
                 offset: None,
                 text: "hi",
                 online: None,
+                id: Some("m1"),
             }
             .to_json(),
         )
         .unwrap();
         assert!(clustered.get("online").is_none(), "no per-node count");
+        assert_eq!(clustered["id"], "m1");
+        let event = MessageEvent {
+            room: "r",
+            from: "n:0.1.1",
+            name: Some("al"),
+            ts: 5,
+            seq: 0,
+            offset: None,
+            text: "a}",
+            online: None,
+            id: Some("m1"),
+        };
+        let stamped: Value =
+            serde_json::from_str(&stamped(event.body().as_bytes(), 77).unwrap()).unwrap();
+        assert_eq!(
+            (
+                &stamped["offset"],
+                &stamped["seq"],
+                &stamped["text"],
+                &stamped["id"]
+            ),
+            (&json!(77), &json!(77), &json!("a}"), &json!("m1"))
+        );
+        assert_eq!(stamped["op"], "message");
+        assert!(super::stamped(b"{}", 1).is_none() && super::stamped(b"[1]", 1).is_none());
+        assert!(super::stamped(b"\xff{\"a\":1}", 1).is_none());
         let err: Value = serde_json::from_str(&error(&refuse("x", "y"), Some("r"))).unwrap();
         assert_eq!(
             (err["code"].as_str(), err["room"].as_str()),

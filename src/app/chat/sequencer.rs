@@ -43,6 +43,7 @@ pub(super) enum HomeReq {
         name: Option<Box<str>>,
         ts: u64,
         text: String,
+        id: Option<Box<str>>,
     },
     /// A page of history for the requester.
     History { before: Option<u64>, limit: usize },
@@ -113,6 +114,7 @@ impl Sequencer {
                 name: nick,
                 ts,
                 text,
+                id,
             } => {
                 let frame = history.append(&name, now, |_epoch, offset| {
                     let event = MessageEvent {
@@ -124,6 +126,7 @@ impl Sequencer {
                         offset: Some(offset),
                         text: &text,
                         online: Some(room.online()),
+                        id: id.as_deref(),
                     };
                     Frame::text(&event.to_json())
                 });

@@ -12,7 +12,7 @@ use clap::Parser;
 use ringws::app::chat::Chat;
 use ringws::app::echo::Echo;
 use ringws::broker::redis::Redis;
-use ringws::broker::{Broker, BrokerConfig, BrokerRelay};
+use ringws::broker::{Broker, BrokerConfig, BrokerRelay, LogConfig};
 use ringws::server::{Handler, Server, ServerHandle, startup_warnings};
 
 use cli::{Cli, Mode, redact};
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
         cli.mode,
         cfg.compression.mode
     );
-    let broker = cli.broker_config();
+    let mut broker = cli.broker_config();
     let url = cli.broker.as_deref();
     match cli.mode {
         Mode::Echo => {
@@ -96,6 +96,16 @@ fn main() -> ExitCode {
         Mode::Chat => {
             let mut chat_cfg = cli.chat_config(&cfg);
             chat_cfg.node = broker.as_ref().map(|b| b.node.to_string());
+            if let Some(broker) = &mut broker {
+                // Rooms have one order and a history across the servers: the broker's logs,
+                // bounded as the history is.
+                broker.log = Some(LogConfig {
+                    max_entries: chat_cfg.history.max_messages,
+                    max_age: chat_cfg.history.max_age,
+                    ..LogConfig::default()
+                });
+                chat_cfg.log = true;
+            }
             let chat = Chat::new(chat_cfg);
             let attach = chat.clone();
             let server = with_broker(Server::bind(cfg, chat), url, broker);

@@ -1,0 +1,500 @@
+//! What a room's home worker does for it in a cluster whose broker keeps a log per room: the
+//! order is the broker's, and each server's home worker is the room's one point of delivery
+//! on that server.
+//!
+//! A message is appended to the room's log by the home worker of the sender's server
+//! ([`Home::log_append`]); the broker gives it the room's next offset and every server's home
+//! worker for the room gets it back ([`LogEvent::Live`]), at least once and perhaps with gaps
+//! (a lost connection, an outage). Each home delivers the room's entries to its members in
+//! offset order, once each:
+//!
+//! ```text
+//!  entry N arrives ──▶ N ≤ last: a duplicate, dropped
+//!                      N = last + 1: delivered (and kept), then the held ones that follow
+//!                      N > last + 1: held; the gap is read from the log (LogRange::After(last))
+//!  read answered ───▶ its entries delivered as if live; entries the log no longer keeps are
+//!                      skipped (members see the jump in offsets: `recovered` cannot be claimed)
+//!  another epoch ───▶ the log was lost: members get an `epoch` event, offsets start again
+//! ```
+//!
+//! A server's home knows a room's log only while the bridge receives it: when the bridge
+//! stops receiving a room ([`LogEvent::Unsubscribed`]) what the home knows goes stale, and the
+//! next join reads the log first; when the bridge subscribes again ([`LogEvent::Resync`]) the
+//! home reads what followed the last entry it saw. The first time, it reads the log's tail
+//! (as many messages as the history keeps), which is then kept, as a lone server's history,
+//! to answer joins with `since` and history pages without asking the broker.
+//!
+//! Joins and history pages that come while the log is being read wait for the answer. If the
+//! broker cannot be reached, they are answered from what the home has (a join with `since`:
+//! `recovered` only if all of it is here), and messages are refused (`unavailable`): nothing is
+//! delivered that the other servers could not recover.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::history::{Epochs, History};
+use super::protocol::{self, MessageEvent};
+use super::rooms::Room;
+use super::sequencer::HomeReq;
+use super::{ChatConfig, Rooms, monotonic_ms};
+use crate::proto::frame::Frame;
+use crate::server::{ConnId, Home, LogEntry, LogEvent, LogRange, LogRead};
+
+/// Most entries held ahead of a gap per room: past it the gap is given up (its members see
+/// the jump), so a log that cannot be read does not grow a home's memory.
+const MAX_HELD: usize = 4096;
+
+/// What waits for a room's log to be read.
+#[derive(Debug)]
+enum Waiting {
+    Join {
+        conn: ConnId,
+        room: Arc<Room>,
+        since: Option<(String, u64)>,
+    },
+    Page {
+        conn: ConnId,
+        before: Option<u64>,
+        limit: usize,
+    },
+}
+
+/// A room's log as this server's home worker knows it.
+#[derive(Debug, Default)]
+struct RoomLog {
+    /// The log's epoch, once read (`None`: nothing known yet).
+    epoch: Option<Arc<str>>,
+    /// The last offset delivered here.
+    last: u64,
+    /// Whether the bridge receives the room since the last read (a join needs no read).
+    live: bool,
+    /// The tag of the read in flight, and whether it reads the tail.
+    reading: Option<(u64, bool)>,
+    /// Entries that came ahead of a gap: offset → (epoch, payload).
+    held: BTreeMap<u64, (Arc<str>, Bytes)>,
+    waiting: Vec<Waiting>,
+    /// The room's members online on this server (for `joined`), from the last join.
+    room: Option<Arc<Room>>,
+}
+
+/// One worker's share of the rooms in a cluster: the logs of the rooms it is home to. Each
+/// worker's clone of the chat starts with none.
+#[derive(Debug, Default)]
+pub(super) struct ClusterSequencer {
+    history: Option<History>,
+    rooms: HashMap<Arc<str>, RoomLog>,
+    next_tag: u64,
+    /// Entries dropped as duplicates, gaps given up (for tests and logs).
+    pub(super) duplicates: u64,
+}
+
+impl Clone for ClusterSequencer {
+    fn clone(&self) -> Self {
+        ClusterSequencer::default()
+    }
+}
+
+/// What one request needs besides the room's state.
+struct Ctx<'a, 'h> {
+    home: &'a mut Home<'h>,
+    cfg: &'a ChatConfig,
+    history: &'a mut History,
+    name: Arc<str>,
+    now: u64,
+}
+
+impl ClusterSequencer {
+    /// A member's request, on the room's home worker.
+    pub(super) fn request(
+        &mut self,
+        home: &mut Home<'_>,
+        req: HomeReq,
+        cfg: &ChatConfig,
+        epochs: &Arc<Epochs>,
+    ) {
+        let from = home.from();
+        let name = home.topic().clone();
+        let workers = home.workers();
+        let history = self
+            .history
+            .get_or_insert_with(|| History::new(cfg.history.clone(), workers, epochs.clone()));
+        let state = self.rooms.entry(name.clone()).or_default();
+        let mut ctx = Ctx {
+            home,
+            cfg,
+            history,
+            name,
+            now: monotonic_ms(),
+        };
+        match req {
+            HomeReq::Join { room, since } => {
+                state.room = Some(room.clone());
+                let waiting = Waiting::Join {
+                    conn: from,
+                    room,
+                    since,
+                };
+                if state.live && state.reading.is_none() && state.epoch.is_some() {
+                    serve(state, &mut ctx, waiting);
+                } else {
+                    state.waiting.push(waiting);
+                    read(state, &mut ctx, &mut self.next_tag);
+                }
+            }
+            HomeReq::Leave { online } => {
+                // A join still waiting for the log is not made after the leave.
+                state
+                    .waiting
+                    .retain(|w| !matches!(w, Waiting::Join { conn, .. } if *conn == from));
+                ctx.home.leave(from);
+                let left = protocol::room_event("left", &ctx.name, online);
+                ctx.home.send_to(from, Frame::text(&left));
+            }
+            HomeReq::Send {
+                room: _,
+                from: sender,
+                name: nick,
+                ts,
+                text,
+                id,
+            } => {
+                let body = MessageEvent {
+                    room: &ctx.name,
+                    from: &sender,
+                    name: nick.as_deref(),
+                    ts,
+                    seq: 0,
+                    offset: None,
+                    text: &text,
+                    online: None,
+                    id: id.as_deref(),
+                }
+                .body();
+                ctx.home.log_append(from, id, Bytes::from(body));
+            }
+            HomeReq::History { before, limit } => {
+                let waiting = Waiting::Page {
+                    conn: from,
+                    before,
+                    limit,
+                };
+                if state.live && state.reading.is_none() && state.epoch.is_some() {
+                    serve(state, &mut ctx, waiting);
+                } else {
+                    state.waiting.push(waiting);
+                    read(state, &mut ctx, &mut self.next_tag);
+                }
+            }
+        }
+    }
+
+    /// What the broker's log tells the room's home worker.
+    pub(super) fn log_event(
+        &mut self,
+        home: &mut Home<'_>,
+        event: LogEvent,
+        cfg: &ChatConfig,
+        epochs: &Arc<Epochs>,
+        rooms: &Rooms,
+    ) {
+        let name = home.topic().clone();
+        let workers = home.workers();
+        let history = self
+            .history
+            .get_or_insert_with(|| History::new(cfg.history.clone(), workers, epochs.clone()));
+        let mut ctx = Ctx {
+            home,
+            cfg,
+            history,
+            name: name.clone(),
+            now: monotonic_ms(),
+        };
+        match event {
+            LogEvent::Live { epoch, entry } => {
+                let state = self.rooms.entry(name).or_default();
+                if state.epoch.is_none() {
+                    // Nothing known yet: held until the tail is read.
+                    hold(state, epoch, entry, &mut self.duplicates);
+                    read(state, &mut ctx, &mut self.next_tag);
+                    return;
+                }
+                if receive(state, &mut ctx, epoch, entry, &mut self.duplicates) {
+                    read(state, &mut ctx, &mut self.next_tag);
+                }
+            }
+            LogEvent::Range { tag, result } => {
+                let Some(state) = self.rooms.get_mut(&name) else {
+                    return;
+                };
+                let Some((reading, tail)) = state.reading else {
+                    return;
+                };
+                if reading != tag {
+                    return; // an answer to a read given up on
+                }
+                state.reading = None;
+                match result {
+                    Ok(answer) => {
+                        let more = caught_up(state, &mut ctx, answer, tail, &mut self.duplicates);
+                        if more {
+                            read(state, &mut ctx, &mut self.next_tag);
+                            return;
+                        }
+                        state.live = true;
+                    }
+                    Err(why) => {
+                        tracing::debug!(room = %name, "log read failed: {}", why.0);
+                    }
+                }
+                // Whatever waited is answered now, from what is here.
+                for waiting in std::mem::take(&mut state.waiting) {
+                    serve(state, &mut ctx, waiting);
+                }
+            }
+            LogEvent::Resync => {
+                if let Some(state) = self.rooms.get_mut(&name) {
+                    state.live = false;
+                    read(state, &mut ctx, &mut self.next_tag);
+                }
+            }
+            LogEvent::Unsubscribed => {
+                let idle = self.rooms.get(&name).is_some_and(|s| {
+                    s.reading.is_none() && s.waiting.is_empty() && rooms.online_in(&name) == 0
+                });
+                if idle {
+                    // Stale from now on, and nobody here needs it: the next join reads again
+                    // (the history kept here stays, as the cache of the log's tail).
+                    self.rooms.remove(&name);
+                } else if let Some(state) = self.rooms.get_mut(&name) {
+                    state.live = false;
+                }
+            }
+            LogEvent::Appended { from, key, result } => {
+                if let Err(why) = result {
+                    let refusal = protocol::unavailable(&name, key.as_deref(), &why.0);
+                    ctx.home.send_to(from, Frame::text(&refusal));
+                }
+            }
+        }
+        let now = ctx.now;
+        if let Some(history) = &mut self.history {
+            history.sweep(now, |room| rooms.online_in(room) > 0);
+        }
+    }
+}
+
+/// Starts reading the room's log, unless a read is in flight: the tail if nothing is known
+/// yet, else what follows the last entry delivered.
+fn read(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, next_tag: &mut u64) {
+    if state.reading.is_some() {
+        return;
+    }
+    *next_tag += 1;
+    let tail = state.epoch.is_none();
+    let range = if tail {
+        LogRange::Tail
+    } else {
+        LogRange::After(state.last)
+    };
+    state.reading = Some((*next_tag, tail));
+    let limit = ctx.cfg.history.max_messages.max(1);
+    ctx.home.log_read(range, limit, *next_tag);
+}
+
+/// Holds an entry that came ahead of what is known.
+fn hold(state: &mut RoomLog, epoch: Arc<str>, entry: LogEntry, dropped: &mut u64) {
+    if state.held.len() >= MAX_HELD {
+        *dropped += 1;
+        return;
+    }
+    state.held.insert(entry.offset, (epoch, entry.payload));
+}
+
+/// A live entry, with the room's epoch known: delivered, dropped as a duplicate, or held
+/// behind a gap. Returns whether the gap must be read.
+fn receive(
+    state: &mut RoomLog,
+    ctx: &mut Ctx<'_, '_>,
+    epoch: Arc<str>,
+    entry: LogEntry,
+    dropped: &mut u64,
+) -> bool {
+    if state.epoch.as_deref() != Some(&*epoch) {
+        new_epoch(state, ctx, epoch.clone());
+    }
+    if entry.offset <= state.last {
+        *dropped += 1;
+        return false;
+    }
+    if entry.offset == state.last + 1 {
+        deliver(state, ctx, &epoch, entry.offset, &entry.payload);
+        release(state, ctx, dropped);
+        return false;
+    }
+    if state.held.len() >= MAX_HELD {
+        // The gap cannot be filled in time: given up (the members see the jump).
+        let first = state.held.keys().next().copied().unwrap_or(entry.offset);
+        state.last = first.min(entry.offset) - 1;
+        hold(state, epoch, entry, dropped);
+        release(state, ctx, dropped);
+        return false;
+    }
+    hold(state, epoch, entry, dropped);
+    true
+}
+
+/// The log was lost and started again (another epoch): members are told, and offsets start
+/// again.
+fn new_epoch(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, epoch: Arc<str>) {
+    let had = state.epoch.replace(epoch.clone()).is_some();
+    state.last = 0;
+    state.held.retain(|_, (e, _)| **e == *epoch);
+    ctx.history.align(&ctx.name, &epoch, 0, ctx.now);
+    if had {
+        ctx.home
+            .publish(Frame::text(&protocol::epoch(&ctx.name, &epoch)));
+    }
+}
+
+/// Delivers the entry at `offset` (the one after the last) to the room's members here, and
+/// keeps it.
+fn deliver(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, epoch: &Arc<str>, offset: u64, body: &[u8]) {
+    state.last = offset;
+    let Some(text) = protocol::stamped(body, offset) else {
+        // Not a message ringws appended (another program on our keys): skipped, its offset
+        // counted as had.
+        tracing::warn!(room = %ctx.name, offset, "a log entry that is not a message: skipped");
+        return;
+    };
+    let frame = Frame::text(&text);
+    ctx.history
+        .insert(&ctx.name, epoch, offset, ctx.now, frame.clone());
+    ctx.home.publish(frame);
+}
+
+/// Delivers the held entries that now follow the last one; drops those already had.
+fn release(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, dropped: &mut u64) {
+    while let Some(entry) = state.held.first_entry() {
+        let offset = *entry.key();
+        if offset <= state.last {
+            entry.remove();
+            *dropped += 1;
+            continue;
+        }
+        if offset != state.last + 1 {
+            return;
+        }
+        let (epoch, body) = entry.remove();
+        deliver(state, ctx, &epoch, offset, &body);
+    }
+}
+
+/// A read's answer: its entries delivered in order (those the log no longer keeps skipped),
+/// then the held ones. Returns whether more must be read (the answer was cut at its limit).
+fn caught_up(
+    state: &mut RoomLog,
+    ctx: &mut Ctx<'_, '_>,
+    answer: LogRead,
+    tail: bool,
+    dropped: &mut u64,
+) -> bool {
+    let LogRead {
+        epoch,
+        last,
+        entries,
+    } = answer;
+    if state.epoch.as_deref() != Some(&*epoch) {
+        new_epoch(state, ctx, epoch.clone());
+    }
+    if tail {
+        // Where this server starts: the tail is kept (not delivered: nobody here was in the
+        // room), and what came live meanwhile follows it.
+        let first = entries.first().map_or(last + 1, |e| e.offset);
+        state.last = state.last.max(first - 1);
+        ctx.history.align(&ctx.name, &epoch, state.last, ctx.now);
+        for e in &entries {
+            if e.offset == state.last + 1 {
+                state.last = e.offset;
+                if let Some(text) = protocol::stamped(&e.payload, e.offset) {
+                    ctx.history
+                        .insert(&ctx.name, &epoch, e.offset, ctx.now, Frame::text(&text));
+                }
+            }
+        }
+        if state.last < last && entries.last().is_none_or(|e| e.offset < last) {
+            // The log's tail is older than its last offset (expired): nothing to keep.
+            state.last = last;
+            ctx.history.align(&ctx.name, &epoch, last, ctx.now);
+        }
+        release(state, ctx, dropped);
+        return false;
+    }
+    let got = entries.len();
+    for e in entries {
+        if e.offset <= state.last {
+            continue;
+        }
+        if e.offset > state.last + 1 {
+            // No longer kept by the log: the members see the jump.
+            state.last = e.offset - 1;
+        }
+        deliver(state, ctx, &epoch, e.offset, &e.payload);
+    }
+    if got == 0 && state.last < last {
+        // Everything after the last one delivered is gone from the log.
+        state.last = state
+            .held
+            .keys()
+            .next()
+            .map_or(last, |&h| h.min(last + 1) - 1);
+    }
+    release(state, ctx, dropped);
+    got > 0 && state.last < last
+}
+
+/// Answers a join or a history page from what this home keeps of the room's log.
+fn serve(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, waiting: Waiting) {
+    let epoch = state.epoch.clone();
+    if let Some(epoch) = &epoch {
+        ctx.history.align(&ctx.name, epoch, state.last, ctx.now);
+    }
+    match waiting {
+        Waiting::Join { conn, room, since } => {
+            let online = room.online();
+            let Some(epoch) = epoch else {
+                // The log could not be read: subscribed, and told honestly that nothing is
+                // known (the messages come once the broker is back).
+                let joined = protocol::joined(&ctx.name, online, "", 0, since.map(|_| false));
+                ctx.home.join(conn, vec![Frame::text(&joined)], Vec::new());
+                return;
+            };
+            let since = since.as_ref().map(|(e, o)| (e.as_str(), *o));
+            let resume = ctx.history.resume(&ctx.name, since, ctx.now);
+            let joined = |recovered| {
+                Frame::text(&protocol::joined(
+                    &ctx.name, online, &epoch, state.last, recovered,
+                ))
+            };
+            let mut preamble = Vec::with_capacity(1 + resume.missed.len());
+            preamble.push(joined(resume.recovered));
+            preamble.extend(resume.missed.iter().cloned());
+            let fallback = vec![joined(resume.recovered.map(|_| false))];
+            ctx.home.join(conn, preamble, fallback);
+        }
+        Waiting::Page {
+            conn,
+            before,
+            limit,
+        } => {
+            let (epoch, frames) = ctx.history.page(&ctx.name, before, limit, ctx.now);
+            let page = protocol::history(
+                &ctx.name,
+                epoch.as_deref(),
+                frames.iter().filter_map(Frame::as_text),
+            );
+            ctx.home.send_to(conn, Frame::text(&page));
+        }
+    }
+}
