@@ -1,7 +1,9 @@
 //! Two `ringws` processes sharing rooms through one Redis (Debian's `redis-server`, started here
 //! on a free loopback port): members of one room on both nodes chat as one room, in order per
 //! sender, each message once; a node subscribes only to rooms it has members in; Redis stopped
-//! and started again mid-test is survived, visible in `/metrics` and logged once.
+//! and started again mid-test is survived (messages during the outage refused `unavailable`, a
+//! lost log announced with a new `epoch`), visible in `/metrics` and logged once. (The rooms'
+//! one order, history and recovery across servers: `tests/cluster_history.rs`.)
 //!
 //! Needs `redis-server` on the PATH (`tests/run-all.sh` installs it and sets
 //! `RINGWS_REQUIRE_REDIS=1`, which makes its absence a failure; elsewhere these tests say they
@@ -9,233 +11,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
-use support::{Client, Got, free_port, patience};
-
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
-}
-
-/// A `redis-server` child on a loopback port, killed when dropped.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    /// Starts one, or returns `None` (the test is skipped) when `redis-server` is missing and
-    /// not required.
-    fn start() -> Option<Redis> {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            assert!(
-                std::env::var_os("RINGWS_REQUIRE_REDIS").is_none(),
-                "redis-server is not installed (tests/run-all.sh installs it)"
-            );
-            support::skip(
-                std::thread::current().name().unwrap_or("a cluster test"),
-                "redis-server is not installed (apt install redis-server)",
-            );
-            return None;
-        }
-        let mut redis = Redis {
-            port: free_port(),
-            child: None,
-        };
-        redis.restart();
-        Some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        wait_until("redis-server answers", patience(), || {
-            self.command("PING").is_some_and(|r| r.contains("PONG"))
-        });
-    }
-
-    /// Kills it (as a crash would).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// One inline command; the raw reply.
-    fn command(&self, cmd: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(patience())).ok()?;
-        s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
-        let mut buf = vec![0u8; 4096];
-        let n = s.read(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-    }
-
-    /// Nodes subscribed to `room`'s channel.
-    fn subscribers(&self, room: &str) -> i64 {
-        let reply = self
-            .command(&format!("PUBSUB NUMSUB ringws:room:{room}"))
-            .expect("PUBSUB NUMSUB");
-        reply
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix(':'))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected reply {reply:?}"))
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A `ringws --mode chat --broker ...` child, its log in a file; killed when dropped.
-struct Node {
-    addr: SocketAddr,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    fn start(redis: &Redis, name: &str) -> Node {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!(
-            "ringws-cluster-{}-{name}-{port}.log",
-            std::process::id()
-        ));
-        let io = std::env::var("RINGWS_TEST_IO").unwrap_or_else(|_| "auto".into());
-        let child = support::bin(env!("CARGO_BIN_EXE_ringws"))
-            .args(["--mode", "chat", "--workers", "2", "--io", &io])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--broker", &redis.url()])
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ringws");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_until("ringws listens", patience() * 2, || {
-            TcpStream::connect(addr).is_ok()
-        });
-        Node { addr, child, log }
-    }
-
-    /// A `ringws_broker_*` value from `/metrics`.
-    fn metric(&self, name: &str) -> i64 {
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(patience())).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        let _ = s.read_to_string(&mut body);
-        body.lines()
-            .find(|l| l.starts_with(&format!("ringws_{name}{{")))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-fn event(c: &mut Client) -> Value {
-    loop {
-        match c.next() {
-            Got::Text(t) => return serde_json::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}")),
-            Got::Ping(_) | Got::Pong(_) => continue,
-            other => panic!("expected a JSON text frame, got {other:?}"),
-        }
-    }
-}
-
-/// The next message event (presence and the like skipped).
-fn message(c: &mut Client) -> Value {
-    loop {
-        let e = event(c);
-        if e["op"] == "message" {
-            return e;
-        }
-    }
-}
-
-fn send(c: &mut Client, v: Value) {
-    c.send_text(&v.to_string());
-}
-
-/// A member of `room` on `node`: its client and id.
-fn member(node: &Node, room: &str) -> (Client, String) {
-    let mut c = Client::connect(node.addr);
-    let welcome = event(&mut c);
-    assert_eq!(welcome["op"], "welcome", "{welcome}");
-    send(&mut c, json!({"op": "join", "room": room}));
-    loop {
-        let e = event(&mut c);
-        if e["op"] == "joined" {
-            break;
-        }
-    }
-    (c, welcome["id"].as_str().unwrap().to_owned())
-}
-
-fn say(c: &mut Client, room: &str, text: &str) {
-    send(c, json!({"op": "send", "room": room, "text": text}));
-}
-
-/// Members of `room` on `node` until both of its workers have one (the id says which worker:
-/// `node:worker.slot.generation`).
-fn members_on_both_workers(node: &Node, room: &str) -> Vec<(Client, String)> {
-    let mut members = Vec::new();
-    let mut workers = std::collections::HashSet::new();
-    while workers.len() < 2 {
-        assert!(
-            members.len() < 200,
-            "SO_REUSEPORT never chose the other worker"
-        );
-        let (c, id) = member(node, room);
-        let local = id.rsplit(':').next().unwrap();
-        workers.insert(local.split('.').next().unwrap().to_owned());
-        members.push((c, id));
-    }
-    members
-}
+use support::cluster::{
+    Node, Redis, event, member, members_on_both_workers, message, say, send, wait_until,
+};
+use support::patience;
 
 #[test]
 fn members_on_two_nodes_chat_as_one_room_in_order_and_once() {
@@ -258,11 +38,12 @@ fn members_on_two_nodes_chat_as_one_room_in_order_and_once() {
         let m = message(&mut alice);
         assert_eq!(m["text"], format!("b{i}"), "{m}");
         assert_eq!(m["from"], bob_id.as_str());
+        assert_eq!(m["offset"], i + 1, "the room's order, from Redis: {m}");
         assert!(m.get("online").is_none(), "no per-node count crosses: {m}");
     }
     // Then Alice answers; every member on B (on both its workers) sees Bob's 100 exactly once
-    // each before her answer (his node got its own publications back from Redis and dropped
-    // them).
+    // each before her answer (his node gets its own messages back from the room's log: that
+    // is where their order comes from).
     say(&mut alice, "lobby", "end");
     for (c, _) in &mut on_b {
         for i in 0..100 {
@@ -274,15 +55,12 @@ fn members_on_two_nodes_chat_as_one_room_in_order_and_once() {
             (Some("end"), Some(alice_id.as_str()))
         );
     }
-    wait_until(
-        "B saw its own come back and skipped them",
-        patience(),
-        || b.metric("broker_own_total") >= 100,
-    );
-    wait_until("A counts what it sent", patience(), || {
-        a.metric("broker_sent_total") == 1
+    assert_eq!(b.metric("broker_log_appends_total"), 100);
+    wait_until("A counts what it appended", patience(), || {
+        a.metric("broker_log_appends_total") == 1
     });
-    assert_eq!(a.metric("broker_received_total"), 100);
+    // Every entry of the room's log reached A (its own one included).
+    assert_eq!(a.metric("broker_received_total"), 101);
     assert_eq!(a.metric("broker_connected"), 1);
 
     // A room with members on node B only: node A is not subscribed and gets nothing of it.
@@ -301,7 +79,7 @@ fn members_on_two_nodes_chat_as_one_room_in_order_and_once() {
     // (received counts every publication that reaches A, wanted or not.)
     assert_eq!(
         a.metric("broker_received_total"),
-        100,
+        101,
         "nothing of quiet reached A"
     );
 
@@ -368,14 +146,23 @@ fn redis_stopped_and_started_again_is_survived_and_reported() {
     wait_until("both nodes see the outage", patience(), || {
         a.metric("broker_connected") == 0 && b.metric("broker_connected") == 0
     });
-    // Local delivery goes on; what was meant for the other node is dropped and counted.
-    say(&mut a1, "r", "during-a");
-    assert_eq!(message(&mut a1)["text"], "during-a");
-    assert_eq!(message(&mut a2)["text"], "during-a");
-    say(&mut b1, "r", "during-b");
-    assert_eq!(message(&mut b1)["text"], "during-b");
-    wait_until("the drops are counted", patience(), || {
-        a.metric("broker_dropped_total") >= 1 && b.metric("broker_dropped_total") >= 1
+    // A message cannot get its place in the room's order: refused, delivered to no one (not
+    // even on its own node: the other node could never recover it).
+    send(
+        &mut a1,
+        json!({"op":"send","room":"r","text":"during-a","id":"d1"}),
+    );
+    let refused = event(&mut a1);
+    assert_eq!(
+        (refused["code"].as_str(), refused["id"].as_str()),
+        (Some("unavailable"), Some("d1")),
+        "{refused}"
+    );
+    send(&mut b1, json!({"op":"send","room":"r","text":"during-b"}));
+    assert_eq!(event(&mut b1)["code"], "unavailable");
+    wait_until("the refusals are counted", patience(), || {
+        a.metric("broker_log_unavailable_total") >= 1
+            && b.metric("broker_log_unavailable_total") >= 1
     });
     // Several reconnection attempts fail meanwhile (each node counts its own).
     wait_until("two failed attempts each", patience() * 2, || {
@@ -383,6 +170,7 @@ fn redis_stopped_and_started_again_is_survived_and_reported() {
             && b.metric("broker_session_failures_total") >= 3
     });
 
+    // This Redis keeps nothing on disk: it comes back empty, the room's log with it.
     redis.restart();
     // The next attempt comes within the backoff's current wait (about 1.6 s at most here).
     let recovered = wait_until("both nodes reconnect", patience() * 2, || {
@@ -392,11 +180,21 @@ fn redis_stopped_and_started_again_is_survived_and_reported() {
     wait_until("both subscribed again", patience(), || {
         redis.subscribers("r") == 2
     });
+    // Every member is told the log starts again (a new epoch, offsets from 1).
+    for c in [&mut a1, &mut a2, &mut b1] {
+        let e = event(c);
+        assert_eq!(
+            (e["op"].as_str(), e["offset"].as_u64()),
+            (Some("epoch"), Some(0)),
+            "{e}"
+        );
+    }
     say(&mut a1, "r", "after-a");
+    let m = message(&mut b1);
     assert_eq!(
-        message(&mut b1)["text"],
-        "after-a",
-        "nothing from the outage replayed"
+        (m["text"].as_str(), m["offset"].as_u64()),
+        (Some("after-a"), Some(1)),
+        "{m}"
     );
     say(&mut b1, "r", "after-b");
     assert_eq!(message(&mut b1)["text"], "after-b");
@@ -414,17 +212,17 @@ fn redis_stopped_and_started_again_is_survived_and_reported() {
 }
 
 #[test]
-fn a_node_whose_broker_is_down_at_start_serves_alone_then_joins() {
+fn a_node_whose_broker_is_down_at_start_answers_then_joins() {
     let Some(mut redis) = Redis::start() else {
         return;
     };
     redis.kill();
     let a = Node::start(&redis, "a");
+    // Joins are answered (nothing is known of the room's log yet); messages are refused.
     let (mut a1, _) = member(&a, "r");
     let (mut a2, _) = member(&a, "r");
     say(&mut a1, "r", "alone");
-    assert_eq!(message(&mut a1)["text"], "alone");
-    assert_eq!(message(&mut a2)["text"], "alone");
+    assert_eq!(event(&mut a1)["code"], "unavailable");
     assert_eq!(a.metric("broker_connected"), 0);
     assert_eq!(a.metric("broker_outages_total"), 1);
 
@@ -439,6 +237,12 @@ fn a_node_whose_broker_is_down_at_start_serves_alone_then_joins() {
     let (mut b1, _) = member(&b, "r");
     wait_until("B subscribed", patience(), || redis.subscribers("r") == 2);
     say(&mut b1, "r", "hello");
-    assert_eq!(message(&mut a1)["text"], "hello");
-    assert_eq!(message(&mut a2)["text"], "hello");
+    for c in [&mut a1, &mut a2] {
+        let m = message(c);
+        assert_eq!(
+            (m["text"].as_str(), m["offset"].as_u64()),
+            (Some("hello"), Some(1)),
+            "{m}"
+        );
+    }
 }
