@@ -1,8 +1,10 @@
 // ringws.js on its own, in Node's test runner, with a scripted WebSocket and mocked timers: the
 // heartbeat follows the interval the server's welcome gives, an unanswered heartbeat reconnects,
 // sends made while disconnected are kept up to 100, the oldest dropped first, a reconnect
-// resumes each room from the last offset had (nothing emitted twice), and what cannot be
-// recovered is told as a gap.
+// resumes each room from the last offset had (nothing emitted twice), what cannot be
+// recovered is told as a gap, a send refused for now goes again with its id until it comes
+// back, one lost with its connection goes again after the room recovered (unless the recovery
+// brought it), and a lost log (an epoch event) starts the room's offsets again.
 //   node --test tests/browser/ringws.test.mjs   (part of tests/run-all.sh)
 
 import { test, mock } from "node:test";
@@ -161,4 +163,73 @@ test("what cannot be recovered, and a jump in offsets, are told as gaps", () => 
   assert.deepEqual(got, [3]);
   chat.join("r");
   assert.deepEqual(JSON.parse(again.sent.at(-1)), { op: "join", room: "r", since: { epoch: "e2", offset: 3 } });
+});
+
+test("a send refused for now (unavailable) goes again later with the same id, until it comes back", () => {
+  const { chat, socket } = fresh();
+  const retrying = [];
+  chat.addEventListener("retrying", (e) => retrying.push(e.detail));
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  chat.join("r");
+  socket.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e1", offset: 0 }));
+  const id = chat.send("r", "hello");
+  const first = JSON.parse(socket.sent.at(-1));
+  assert.deepEqual(first, { op: "send", room: "r", text: "hello", id });
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    socket.receive(JSON.stringify({ op: "error", code: "unavailable", room: "r", id, message: "redis" }));
+    assert.equal(retrying.length, attempt);
+    const { delay } = retrying.at(-1);
+    const before = socket.sent.length;
+    mock.timers.tick(delay - 1);
+    assert.equal(socket.sent.length, before, "not before its delay");
+    mock.timers.tick(1);
+    assert.deepEqual(JSON.parse(socket.sent.at(-1)), first, "the same message, the same id");
+  }
+  assert.ok(retrying[2].delay > retrying[0].delay / 2, "backoff");
+  socket.receive(JSON.stringify({ op: "message", room: "r", offset: 1, text: "hello", id }));
+  // Come back: a late refusal of the same id is not one of ours any more (an error event).
+  const errors = [];
+  chat.addEventListener("error", (e) => errors.push(e.detail));
+  socket.receive(JSON.stringify({ op: "error", code: "unavailable", room: "r", id, message: "late" }));
+  assert.equal(errors.length, 1);
+  mock.timers.tick(60000);
+  assert.equal(socket.sent.filter((t) => t.includes('"send"')).length, 4, "no more sends");
+});
+
+test("a send lost with its connection goes again once the room recovered, unless the recovery brought it", () => {
+  const { chat, socket } = fresh();
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  chat.join("r");
+  socket.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e1", offset: 4 }));
+  const a = chat.send("r", "a"); // reaches the server before the drop
+  const b = chat.send("r", "b"); // lost with the connection
+  socket.onclose({ code: 1006, reason: "" });
+  const c = chat.send("r", "c"); // made while disconnected: queued
+  mock.timers.tick(10000);
+  const again = FakeSocket.all[1];
+  again.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  const sends = () => again.sent.map((t) => JSON.parse(t)).filter((m) => m.op === "send").map((m) => m.id);
+  assert.deepEqual(sends(), [c], "the queued one goes at once; the others wait for the recovery");
+  again.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e1", offset: 5, recovered: true }));
+  assert.deepEqual(sends(), [c]);
+  again.receive(JSON.stringify({ op: "message", room: "r", offset: 5, text: "a", id: a }));
+  mock.timers.tick(0);
+  assert.deepEqual(sends(), [c, b], "b did not come with the recovery: sent again");
+  assert.ok(!chat.pending.has(a));
+});
+
+test("a room whose log was lost (an epoch event) starts again from offset 0, told as a gap", () => {
+  const { chat, socket } = fresh();
+  const gaps = [];
+  chat.addEventListener("gap", (e) => gaps.push(e.detail));
+  socket.welcome({ ping: "ping", pong: "pong", interval_ms: 15000 });
+  chat.join("r");
+  socket.receive(JSON.stringify({ op: "joined", room: "r", online: 1, epoch: "e1", offset: 9 }));
+  socket.receive(JSON.stringify({ op: "epoch", room: "r", epoch: "e2", offset: 0 }));
+  assert.deepEqual(gaps, [{ room: "r", epoch: "e2", from: null, to: null }]);
+  const got = [];
+  chat.addEventListener("message", (e) => got.push(e.detail.offset));
+  socket.receive(JSON.stringify({ op: "message", room: "r", offset: 1, text: "x" }));
+  assert.deepEqual(got, [1], "offset 1 of the new epoch is new");
+  assert.deepEqual(chat.positions.get("r"), { epoch: "e2", offset: 1 });
 });

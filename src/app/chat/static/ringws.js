@@ -18,12 +18,21 @@
  * gap (its history changed epoch or no longer goes back that far), or offsets jump (messages
  * lost to a full queue), a `gap` event says so; the page can fetch `history`.
  *
+ * No message sent is lost either: each send carries an id, and is kept until it comes back as
+ * a message. One the server refuses for now (`unavailable`: in a cluster whose Redis is
+ * unreachable) is sent again later with the same id, with backoff; one sent on a connection
+ * that dropped before it came back is sent again once the room has recovered, unless the
+ * recovery brought it (in a cluster the server also keeps a message sent twice with one id
+ * once, for two minutes).
+ *
  * Events (CustomEvent, the payload in `detail`): open (the welcome), message, joined, left,
  * presence, history (a page asked for with `history()`), recovered ({room, epoch, since,
  * offset}: everything after `since` follows, in order), gap ({room, epoch, from, to}: messages
  * `from`..`to` cannot be given; `to` is null when unknown), error (a request the server
  * refused), close ({code, reason}), reconnecting ({attempt, delay}), dropped (a queued send
- * lost to the bound).
+ * lost to the bound), retrying ({id, room, text, attempt, delay}: a send refused for now goes
+ * again after `delay`), epoch ({room, epoch}: the room's log was lost and starts again; a gap
+ * event follows).
  */
 (function (global) {
   "use strict";
@@ -34,6 +43,7 @@
     heartbeatMs: 20000, // until the server's welcome says otherwise
     pongTimeoutMs: 10000, // no answer this long after a heartbeat: reconnect
     maxQueue: 100, // sends kept while disconnected
+    maxPending: 1000, // sends kept until they come back as messages
     ping: "ping",
     pong: "pong",
   };
@@ -46,6 +56,11 @@
       this.rooms = new Set(); // the rooms to be in, re-joined after every reconnect
       this.positions = new Map(); // room -> {epoch, offset}: the last message had, for `since`
       this.queue = []; // requests made while not connected
+      this.pending = new Map(); // id -> {room, text, sentOn, tries}: sends not yet come back
+      this.awaiting = new Map(); // room -> the offset its recovery ends at
+      this.generation = 0; // connections welcomed so far
+      this.idPrefix = Math.random().toString(36).slice(2, 10);
+      this.nextId = 0;
       this.attempt = 0;
       this.closed = false;
       this.ready = false; // connected and welcomed
@@ -88,7 +103,46 @@
       if (msg.op === "welcome") return this.onWelcome(msg);
       if (msg.op === "joined") this.onJoined(msg);
       if (msg.op === "message" && !this.onMessage(msg)) return;
+      if (msg.op === "error" && msg.code === "unavailable" && this.retry(msg)) return;
+      if (msg.op === "epoch") this.onEpoch(msg);
       this.emit(msg.op, msg);
+      if (msg.op === "joined" && !this.awaiting.has(msg.room)) this.recoveredAll(msg.room);
+    }
+
+    // The room's log was lost: offsets start again.
+    onEpoch(msg) {
+      const had = this.positions.get(msg.room);
+      this.positions.set(msg.room, { epoch: msg.epoch, offset: 0 });
+      if (had) this.emit("gap", { room: msg.room, epoch: msg.epoch, from: null, to: null });
+    }
+
+    // A send refused for now: again later, with the same id (true: it was one of ours).
+    retry(msg) {
+      const entry = msg.id !== undefined && this.pending.get(msg.id);
+      if (!entry) return false;
+      entry.tries += 1;
+      const cap = Math.min(this.opts.maxDelay, this.opts.minDelay * Math.pow(2, entry.tries - 1));
+      const delay = Math.round(cap / 2 + (Math.random() * cap) / 2);
+      this.emit("retrying", { id: msg.id, room: entry.room, text: entry.text, attempt: entry.tries, delay: delay });
+      setTimeout(() => {
+        if (this.closed || this.pending.get(msg.id) !== entry) return;
+        this.sendPending(msg.id, entry);
+      }, delay);
+      return true;
+    }
+
+    sendPending(id, entry) {
+      entry.sentOn = this.ready ? this.generation : this.generation + 1;
+      this.request({ op: "send", room: entry.room, text: entry.text, id: id });
+    }
+
+    // The room has everything up to where it was when joined: what was sent on an earlier
+    // connection and has not come back was lost with it, and goes again.
+    recoveredAll(room) {
+      this.awaiting.delete(room);
+      for (const [id, entry] of this.pending) {
+        if (entry.room === room && entry.sentOn < this.generation) this.sendPending(id, entry);
+      }
     }
 
     // Where the room is on the server: resumed from our position, or started from its end.
@@ -97,7 +151,9 @@
       const had = this.positions.get(msg.room);
       if (msg.recovered === true && had) {
         this.emit("recovered", { room: msg.room, epoch: msg.epoch, since: had.offset, offset: msg.offset });
-        return; // the missed messages follow and move the position on
+        // The missed messages follow and move the position on.
+        if (had.offset < msg.offset) this.awaiting.set(msg.room, msg.offset);
+        return;
       }
       if (msg.recovered === false && had) {
         const sameEpoch = had.epoch === msg.epoch;
@@ -113,6 +169,9 @@
 
     // Whether a message is new (emitted) or one already had (dropped); notes jumps as gaps.
     onMessage(msg) {
+      if (msg.id !== undefined && this.pending.has(msg.id) && this.pending.get(msg.id).room === msg.room) {
+        this.pending.delete(msg.id);
+      }
       if (typeof msg.offset !== "number") return true;
       const pos = this.positions.get(msg.room);
       if (!pos || !this.rooms.has(msg.room)) return this.rooms.has(msg.room);
@@ -121,6 +180,8 @@
         this.emit("gap", { room: msg.room, epoch: pos.epoch, from: pos.offset + 1, to: msg.offset - 1 });
       }
       pos.offset = msg.offset;
+      const end = this.awaiting.get(msg.room);
+      if (end !== undefined && msg.offset >= end) setTimeout(() => this.recoveredAll(msg.room), 0);
       return true;
     }
 
@@ -133,6 +194,8 @@
       }
       this.ready = true;
       this.attempt = 0;
+      this.generation += 1;
+      this.awaiting.clear();
       if (this.name !== null) this.raw({ op: "nick", name: this.name });
       for (const room of this.rooms) this.raw(this.joinRequest(room));
       const queued = this.queue;
@@ -191,7 +254,9 @@
         return;
       }
       if (this.queue.length >= this.opts.maxQueue) {
-        this.emit("dropped", JSON.parse(this.queue.shift()));
+        const dropped = JSON.parse(this.queue.shift());
+        if (dropped.id !== undefined) this.pending.delete(dropped.id);
+        this.emit("dropped", dropped);
       }
       this.queue.push(text);
     }
@@ -226,8 +291,18 @@
       this.request(req);
     }
 
+    // Sends `text` to `room`; returns the message's id (the message event carries it back).
     send(room, text) {
-      this.request({ op: "send", room: room, text: text });
+      const id = this.idPrefix + "-" + this.nextId++;
+      if (this.pending.size >= this.opts.maxPending) {
+        const [oldest, entry] = this.pending.entries().next().value;
+        this.pending.delete(oldest);
+        this.emit("dropped", { op: "send", room: entry.room, text: entry.text, id: oldest });
+      }
+      const entry = { room: room, text: text, sentOn: 0, tries: 0 };
+      this.pending.set(id, entry);
+      this.sendPending(id, entry);
+      return id;
     }
 
     nick(name) {
