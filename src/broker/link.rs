@@ -424,6 +424,36 @@ mod tests {
     }
 
     #[test]
+    fn log_requests_past_the_bound_wait_to_be_refused() {
+        use crate::server::{ConnId, LogRange};
+        let mut link = Link::new(NodeId(1), "test".into(), 10);
+        link.set_log(true, 2);
+        assert!(link.has_log());
+        let read = |tag| LogRequest::Read {
+            topic: t("a"),
+            range: LogRange::Tail,
+            limit: 5,
+            tag,
+        };
+        let append = LogRequest::Append {
+            topic: t("a"),
+            from: ConnId::NONE,
+            key: None,
+            payload: bytes::Bytes::from_static(b"{}"),
+        };
+        let mut batch = vec![read(1), append, read(3)];
+        link.submit_log(&mut batch);
+        assert!(batch.is_empty(), "taken");
+        let p = link.take();
+        assert_eq!(p.log.len(), 2, "within the bound, in order");
+        assert!(matches!(p.log[1], LogRequest::Append { .. }));
+        assert!(matches!(
+            p.log_refused[..],
+            [LogRequest::Read { tag: 3, .. }]
+        ));
+    }
+
+    #[test]
     fn prometheus_names_every_counter_with_the_node() {
         let link = Link::new(NodeId(0xab), "test".into(), 10);
         link.count_outage();

@@ -188,6 +188,80 @@ impl Home<'_> {
     }
 }
 
+/// A [`Home`] for unit tests of handlers: what the handler asked for, in order, in words.
+#[cfg(test)]
+pub(crate) mod recorder {
+    use super::*;
+
+    /// One request of a handler on a home, as recorded.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) enum Did {
+        Publish(String),
+        SendTo(ConnId, String),
+        Join(ConnId, Vec<String>),
+        Leave(ConnId),
+        Append(ConnId, Option<Box<str>>, Bytes),
+        Read(LogRange, usize, u64),
+    }
+
+    /// Records what a handler does on a topic's home.
+    pub(crate) struct Recorder {
+        topic: Topic,
+        ops: RefCell<Vec<Op>>,
+        has_log: bool,
+    }
+
+    fn text(frame: &Frame) -> String {
+        frame.as_text().unwrap_or("<binary>").to_owned()
+    }
+
+    impl Recorder {
+        pub(crate) fn new(topic: &str, has_log: bool) -> Recorder {
+            Recorder {
+                topic: Topic::from(topic),
+                ops: RefCell::new(Vec::new()),
+                has_log,
+            }
+        }
+
+        /// Runs `f` with a home of 2 workers, as if `from` asked.
+        pub(crate) fn with<R>(&self, from: ConnId, f: impl FnOnce(&mut Home<'_>) -> R) -> R {
+            let mut home = Home {
+                topic: &self.topic,
+                from,
+                worker: 0,
+                workers: 2,
+                has_log: self.has_log,
+                ops: &self.ops,
+            };
+            f(&mut home)
+        }
+
+        /// What was asked for since the last call.
+        pub(crate) fn take(&self) -> Vec<Did> {
+            self.ops
+                .borrow_mut()
+                .drain(..)
+                .map(|op| match op {
+                    Op::Publish { p, .. } => match p.target {
+                        Target::Conn(to) => Did::SendTo(to, text(&p.frame)),
+                        _ => Did::Publish(text(&p.frame)),
+                    },
+                    Op::Join(j) => Did::Join(j.conn, j.preamble.iter().map(text).collect()),
+                    Op::Unsubscribe(conn, _) => Did::Leave(conn),
+                    Op::Log(LogRequest::Append {
+                        from, key, payload, ..
+                    }) => Did::Append(from, key, payload),
+                    Op::Log(LogRequest::Read {
+                        range, limit, tag, ..
+                    }) => Did::Read(range, limit, tag),
+                    other => panic!("not expected of a home: {other:?}"),
+                })
+                .collect()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

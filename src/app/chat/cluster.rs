@@ -498,3 +498,304 @@ fn serve(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, waiting: Waiting) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::LogUnavailable;
+    use crate::server::home::recorder::{Did, Recorder};
+    use serde_json::Value;
+
+    const ALICE: ConnId = ConnId {
+        worker: 1,
+        slot: 7,
+        generation: 1,
+    };
+
+    struct Setup {
+        seq: ClusterSequencer,
+        rec: Recorder,
+        cfg: ChatConfig,
+        epochs: Arc<Epochs>,
+        rooms: Rooms,
+    }
+
+    fn setup() -> Setup {
+        Setup {
+            seq: ClusterSequencer::default(),
+            rec: Recorder::new("r", true),
+            cfg: ChatConfig::default(),
+            epochs: Arc::new(Epochs::new("local".into())),
+            rooms: Rooms::default(),
+        }
+    }
+
+    fn body(text: &str) -> Bytes {
+        let event = MessageEvent {
+            room: "r",
+            from: "n:0.1.1",
+            name: None,
+            ts: 1,
+            seq: 0,
+            offset: None,
+            text,
+            online: None,
+            id: None,
+        };
+        Bytes::from(event.body())
+    }
+
+    fn entry(offset: u64) -> LogEntry {
+        LogEntry {
+            offset,
+            payload: body(&format!("m{offset}")),
+        }
+    }
+
+    impl Setup {
+        fn event(&mut self, event: LogEvent) -> Vec<Did> {
+            let Setup {
+                seq,
+                rec,
+                cfg,
+                epochs,
+                rooms,
+            } = self;
+            rec.with(ConnId::NONE, |home| {
+                seq.log_event(home, event, cfg, epochs, rooms)
+            });
+            rec.take()
+        }
+
+        fn live(&mut self, epoch: &str, offset: u64) -> Vec<Did> {
+            self.event(LogEvent::Live {
+                epoch: Arc::from(epoch),
+                entry: entry(offset),
+            })
+        }
+
+        fn request(&mut self, from: ConnId, req: HomeReq) -> Vec<Did> {
+            let Setup {
+                seq,
+                rec,
+                cfg,
+                epochs,
+                ..
+            } = self;
+            rec.with(from, |home| seq.request(home, req, cfg, epochs));
+            rec.take()
+        }
+
+        fn answer(&mut self, tag: u64, epoch: &str, last: u64, offsets: &[u64]) -> Vec<Did> {
+            let read = LogRead {
+                epoch: Arc::from(epoch),
+                last,
+                entries: offsets.iter().map(|&o| entry(o)).collect(),
+            };
+            self.event(LogEvent::Range {
+                tag,
+                result: Ok(read),
+            })
+        }
+    }
+
+    /// The offsets of published messages (and `epoch` events as 0).
+    fn published(did: &[Did]) -> Vec<u64> {
+        did.iter()
+            .filter_map(|d| match d {
+                Did::Publish(text) => {
+                    let v: Value = serde_json::from_str(text).unwrap();
+                    Some(v["offset"].as_u64().unwrap())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reads(did: &[Did]) -> Vec<(LogRange, u64)> {
+        did.iter()
+            .filter_map(|d| match d {
+                Did::Read(range, _, tag) => Some((*range, *tag)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A room whose tail was read (empty log at `last`): live entries follow.
+    fn started(s: &mut Setup, last: u64) {
+        let did = s.live("e1", last + 1);
+        assert_eq!(
+            reads(&did),
+            [(LogRange::Tail, 1)],
+            "nothing known: the tail"
+        );
+        assert!(published(&did).is_empty(), "held until the tail is read");
+        let did = s.answer(1, "e1", last, &[]);
+        assert_eq!(published(&did), [last + 1], "the held one follows the tail");
+    }
+
+    #[test]
+    fn live_entries_go_out_in_order_once_each_and_a_gap_is_read() {
+        let mut s = setup();
+        started(&mut s, 0);
+        assert_eq!(published(&s.live("e1", 2)), [2]);
+        assert!(s.live("e1", 2).is_empty(), "a duplicate");
+        assert!(s.live("e1", 1).is_empty(), "an old one");
+        // 3 and 4 are missed: 5 is held and the gap read.
+        let did = s.live("e1", 5);
+        assert!(published(&did).is_empty());
+        assert_eq!(reads(&did), [(LogRange::After(2), 2)]);
+        assert!(s.live("e1", 6).is_empty(), "held too; one read at a time");
+        let did = s.answer(2, "e1", 6, &[3, 4, 5, 6]);
+        assert_eq!(published(&did), [3, 4, 5, 6], "in order, once each");
+        assert_eq!(published(&s.live("e1", 7)), [7]);
+        assert!(s.seq.duplicates >= 2);
+    }
+
+    #[test]
+    fn entries_the_log_no_longer_keeps_are_skipped_and_a_cut_answer_reads_on() {
+        let mut s = setup();
+        started(&mut s, 10);
+        let did = s.live("e1", 20);
+        assert_eq!(reads(&did), [(LogRange::After(11), 2)]);
+        // The log keeps 15.. only, and answers 2 at a time.
+        let did = s.answer(2, "e1", 20, &[15, 16]);
+        assert_eq!(published(&did), [15, 16]);
+        assert_eq!(reads(&did), [(LogRange::After(16), 3)], "read on");
+        let did = s.answer(3, "e1", 20, &[17, 18, 19, 20]);
+        assert_eq!(published(&did), [17, 18, 19, 20]);
+        assert!(reads(&did).is_empty());
+        // A stale answer (a tag given up on) changes nothing.
+        assert!(s.answer(2, "e1", 20, &[21]).is_empty());
+    }
+
+    #[test]
+    fn another_epoch_is_announced_and_offsets_start_again() {
+        let mut s = setup();
+        started(&mut s, 0);
+        let did = s.live("e2", 1);
+        assert_eq!(
+            did[0],
+            Did::Publish(protocol::epoch("r", "e2")),
+            "told first"
+        );
+        assert_eq!(published(&did), [0, 1]);
+        assert_eq!(published(&s.live("e2", 2)), [2]);
+    }
+
+    #[test]
+    fn a_join_waits_for_the_log_and_gets_what_it_missed() {
+        let mut s = setup();
+        let room = s.rooms.join("r");
+        let did = s.request(
+            ALICE,
+            HomeReq::Join {
+                room: room.clone(),
+                since: Some(("e1".into(), 3)),
+            },
+        );
+        assert_eq!(reads(&did), [(LogRange::Tail, 1)]);
+        assert!(!did.iter().any(|d| matches!(d, Did::Join(..))), "waits");
+        let did = s.answer(1, "e1", 6, &[2, 3, 4, 5, 6]);
+        let Some(Did::Join(conn, preamble)) = did.iter().find(|d| matches!(d, Did::Join(..)))
+        else {
+            panic!("joined: {did:?}");
+        };
+        assert_eq!(*conn, ALICE);
+        let joined: Value = serde_json::from_str(&preamble[0]).unwrap();
+        assert_eq!(
+            (&joined["recovered"], &joined["offset"], &joined["epoch"]),
+            (&Value::from(true), &Value::from(6), &Value::from("e1"))
+        );
+        let missed: Vec<u64> = preamble[1..]
+            .iter()
+            .map(|t| {
+                serde_json::from_str::<Value>(t).unwrap()["offset"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(missed, [4, 5, 6]);
+        // The bridge stops receiving the room: the next join reads what followed first.
+        assert!(s.event(LogEvent::Unsubscribed).is_empty());
+        let did = s.request(
+            ALICE,
+            HomeReq::Join {
+                room,
+                since: Some(("e1".into(), 6)),
+            },
+        );
+        assert_eq!(reads(&did), [(LogRange::After(6), 2)]);
+    }
+
+    #[test]
+    fn a_leave_cancels_a_waiting_join_and_a_failed_read_still_answers() {
+        let mut s = setup();
+        let room = s.rooms.join("r");
+        let bob = ConnId { slot: 8, ..ALICE };
+        for who in [ALICE, bob] {
+            let since = Some(("e1".into(), 1));
+            s.request(
+                who,
+                HomeReq::Join {
+                    room: room.clone(),
+                    since,
+                },
+            );
+        }
+        let did = s.request(ALICE, HomeReq::Leave { online: 1 });
+        assert_eq!(did[0], Did::Leave(ALICE));
+        let did = s.event(LogEvent::Range {
+            tag: 1,
+            result: Err(LogUnavailable("down".into())),
+        });
+        let joins: Vec<&Did> = did.iter().filter(|d| matches!(d, Did::Join(..))).collect();
+        assert_eq!(joins.len(), 1, "only bob: {did:?}");
+        let Did::Join(conn, preamble) = joins[0] else {
+            unreachable!()
+        };
+        assert_eq!(*conn, bob);
+        let joined: Value = serde_json::from_str(&preamble[0]).unwrap();
+        assert_eq!(joined["recovered"], false, "nothing known: not claimed");
+    }
+
+    #[test]
+    fn a_message_is_appended_and_a_refusal_goes_back_to_its_sender_with_its_id() {
+        let mut s = setup();
+        let room = s.rooms.join("r");
+        let did = s.request(
+            ALICE,
+            HomeReq::Send {
+                room,
+                from: "n:1.7.1".into(),
+                name: None,
+                ts: 5,
+                text: "hi".into(),
+                id: Some("k1".into()),
+            },
+        );
+        let [Did::Append(from, key, payload)] = &did[..] else {
+            panic!("{did:?}");
+        };
+        assert_eq!((*from, key.as_deref()), (ALICE, Some("k1")));
+        let stamped: Value = serde_json::from_str(&protocol::stamped(payload, 9).unwrap()).unwrap();
+        assert_eq!(
+            (&stamped["text"], &stamped["offset"]),
+            (&"hi".into(), &9.into())
+        );
+        let did = s.event(LogEvent::Appended {
+            from: ALICE,
+            key: Some("k1".into()),
+            result: Err(LogUnavailable("redis down".into())),
+        });
+        let [Did::SendTo(to, text)] = &did[..] else {
+            panic!("{did:?}");
+        };
+        let refusal: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(*to, ALICE);
+        assert_eq!(
+            (&refusal["code"], &refusal["id"]),
+            (&"unavailable".into(), &"k1".into())
+        );
+    }
+}
