@@ -45,8 +45,47 @@ pub enum Command {
     /// Open N connections and hold them, answering the server's pings; report the server's
     /// memory per connection and how late its heartbeat pings come.
     Idle(IdleArgs),
+    /// The reconnect storm (ringws chat with history): -c members of one room, each --behind
+    /// messages behind, reconnect at once and resume with `since`. Reports the time until all
+    /// have recovered (and each member's), and the CPU of each --pid process per recovered
+    /// message against a live delivery. Every member must be told `recovered` and get every
+    /// missed message in order, once.
+    Recover(RecoverArgs),
     /// Read JSON result lines (from --json runs) and print a Markdown table of medians.
     Summarize(SummarizeArgs),
+}
+
+/// `recover` options.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// A server the members connect to, as ws://HOST:PORT/ (repeat: the members are spread
+    /// round-robin, e.g. over a cluster's servers).
+    #[arg(long = "url", required = true)]
+    pub urls: Vec<String>,
+    /// Where the publisher connects (default: the first --url).
+    #[arg(long)]
+    pub publish_url: Option<String>,
+    /// Members.
+    #[arg(short = 'c', long, default_value_t = 1000)]
+    pub members: usize,
+    /// Messages each member is behind when the storm starts.
+    #[arg(long, default_value_t = 100)]
+    pub behind: usize,
+    /// The room.
+    #[arg(long, default_value = "storm")]
+    pub room: String,
+    /// A process whose CPU time is sampled, reported under NAME (repeat: the servers, Redis).
+    #[arg(long, value_name = "NAME=PID", value_parser = parse_also_pid)]
+    pub pid: Vec<(String, u32)>,
+    /// Seconds each phase may take.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Print one JSON line instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// A name for the setup, copied into the JSON line.
+    #[arg(long)]
+    pub label: Option<String>,
 }
 
 /// Options shared by the load modes.

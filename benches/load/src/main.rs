@@ -14,6 +14,7 @@
 //! | [`client`] | one connection: socket, phase, protocol state, output buffer |
 //! | [`engine`] | the event loop driving every connection |
 //! | [`broadcast`] | the broadcast plan, its chat requests, the check of each delivery |
+//! | [`recover`] | the reconnect storm: members resuming a room's history at once |
 //! | [`run`](mod@run) | the ping-pong, pipelined, flood, broadcast and idle runs: phases and sampling |
 //! | [`server`] | the server process's CPU time and RSS from `/proc` |
 //! | [`stats`] | counters, latency percentiles, spreads over runs |
@@ -27,6 +28,7 @@ mod client;
 mod deflate;
 mod engine;
 mod handshake;
+mod recover;
 mod report;
 mod rng;
 mod run;
@@ -100,6 +102,39 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             )
             .map_err(|e| e.to_string())?;
             Ok(finish(report, &a.common))
+        }
+        Command::Recover(a) => {
+            let target = |u: &str| target::Target::from_url(u);
+            let members_at = a
+                .urls
+                .iter()
+                .map(|u| target(u))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--url {e}"))?;
+            let publisher_at = match &a.publish_url {
+                Some(u) => target(u).map_err(|e| format!("--publish-url {e}"))?,
+                None => members_at[0].clone(),
+            };
+            let storm = recover::Storm {
+                members_at,
+                publisher_at,
+                members: a.members,
+                behind: a.behind,
+                room: a.room.clone(),
+                probes: a
+                    .pid
+                    .iter()
+                    .map(|(name, pid)| (name.clone(), server::Probe { pid: *pid }))
+                    .collect(),
+                timeout: seconds(a.timeout)?,
+            };
+            let report = recover::run(&storm)?;
+            if a.json {
+                println!("{}", report.to_json(a.label.as_deref()));
+            } else {
+                print!("{}", report.to_table());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Summarize(a) => {
             let text = if a.file.as_os_str() == "-" {
