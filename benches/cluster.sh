@@ -9,8 +9,11 @@
 # Setups (ringws --mode chat --workers N on each node, 2 by default: every core):
 #   single   one node; the publisher and the subscribers connect to it
 #   cluster  node A (the publisher's) and node B (the subscribers'), both --broker
-#            redis://127.0.0.1:PORT; A publishes to Redis, Redis sends to B (and back to A,
-#            whose bridge drops its own), B fans out to its subscribers
+#            redis://127.0.0.1:PORT; A appends each message to the room's log in Redis (a
+#            script: offset, stream, publish), Redis sends it to B (and back to A), B's home
+#            worker for the room delivers it to B's subscribers in offset order
+#   cluster-base  the same with the binary RINGWS_BASE_BIN names, when set (an A/B of a change,
+#            interleaved with the others)
 # Scenarios (`ringws-load broadcast --rooms 1 --publishers 1`, every delivery's sequence
 # checked, latency from the publisher's write to the subscriber's read, one clock):
 #   1k   1,000 subscribers, --rate-1k publications/s (default 100: 100,000 deliveries/s)
@@ -36,7 +39,7 @@ RATE_10K=5
 WORKERS=2
 BASE_PORT=65300
 BUILD=1
-CMDLINE="$0 $*"
+CMDLINE="${RINGWS_BASE_BIN:+RINGWS_BASE_BIN=$RINGWS_BASE_BIN }$0 $*"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
@@ -112,12 +115,18 @@ start() {
 REDIS_PORT=$BASE_PORT
 PORT_A=$((BASE_PORT + 1))
 PORT_B=$((BASE_PORT + 2))
+BIN=$RINGWS
 node() { # NAME PORT [--broker URL]
     local name=$1 port=$2
     shift 2
-    start "$name" "$port" "$RINGWS" --mode chat --workers "$WORKERS" \
+    start "$name" "$port" "$BIN" --mode chat --workers "$WORKERS" \
         --listen "127.0.0.1:$port" "$@"
 }
+CLUSTERS="cluster"
+if [ -n "${RINGWS_BASE_BIN:-}" ]; then
+    [ -x "$RINGWS_BASE_BIN" ] || { echo "RINGWS_BASE_BIN=$RINGWS_BASE_BIN is not executable" >&2; exit 2; }
+    CLUSTERS="cluster cluster-base"
+fi
 
 subs() { case "$1" in 1k) echo 1000 ;; 10k) echo 10000 ;; *) echo "unknown scenario $1" >&2; return 1 ;; esac; }
 rate() { case "$1" in 1k) echo "$RATE_1K" ;; 10k) echo "$RATE_10K" ;; esac; }
@@ -146,23 +155,28 @@ for rep in $(seq "$REPS"); do
         fi
         stop_all
 
-        echo "rep $rep/$REPS, $sc: two nodes through Redis" >&2
-        if start redis "$REDIS_PORT" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-            --save "" --appendonly no; then
-            redis_pid=$STARTED
-            url="redis://127.0.0.1:$REDIS_PORT"
-            if node nodeA "$PORT_A" --broker "$url" && a_pid=$STARTED \
-                && node nodeB "$PORT_B" --broker "$url"; then
-                run_load cluster "$sc" --addr "127.0.0.1:$PORT_B" --server-pid "$STARTED" \
-                    --publish-addr "127.0.0.1:$PORT_A" \
-                    --also-pid "nodeA=$a_pid" --also-pid "redis=$redis_pid"
+        for setup in $CLUSTERS; do
+            BIN=$RINGWS
+            [ "$setup" = cluster-base ] && BIN=$RINGWS_BASE_BIN
+            echo "rep $rep/$REPS, $sc: two nodes through Redis ($setup)" >&2
+            if start redis "$REDIS_PORT" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+                --save "" --appendonly no; then
+                redis_pid=$STARTED
+                url="redis://127.0.0.1:$REDIS_PORT"
+                if node nodeA "$PORT_A" --broker "$url" && a_pid=$STARTED \
+                    && node nodeB "$PORT_B" --broker "$url"; then
+                    run_load "$setup" "$sc" --addr "127.0.0.1:$PORT_B" --server-pid "$STARTED" \
+                        --publish-addr "127.0.0.1:$PORT_A" \
+                        --also-pid "nodeA=$a_pid" --also-pid "redis=$redis_pid"
+                else
+                    echo "a node did not start" >&2; FAILED=1
+                fi
             else
-                echo "a node did not start" >&2; FAILED=1
+                echo "redis-server did not start" >&2; FAILED=1
             fi
-        else
-            echo "redis-server did not start" >&2; FAILED=1
-        fi
-        stop_all
+            stop_all
+            BIN=$RINGWS
+        done
     done
 done
 [ -s "$JSONL" ] || { echo "no results" >&2; exit 1; }
@@ -186,7 +200,7 @@ print(f"`{cmd}` — ringws --mode chat --workers {workers} per node, Redis {redi
 print("| scenario | setup | deliveries/s | latency p50 / p99 ms | subscriber node CPU µs/delivery | node A CPU µs/publication (% core) | Redis CPU µs/publication (% core) | lost |")
 print("|---|---|---|---|---|---|---|---|")
 for sc in ["1k", "10k"]:
-    for setup in ["single", "cluster"]:
+    for setup in ["single", "cluster", "cluster-base"]:
         rs = [r for r in rows if r.get("scenario") == sc and r.get("label") == setup]
         if not rs:
             continue
@@ -207,15 +221,32 @@ print("\nRatios cluster / single (medians): ", end="")
 out = []
 for sc in ["1k", "10k"]:
     med = {}
-    for setup in ["single", "cluster"]:
+    for setup in ["single", "cluster", "cluster-base"]:
         rs = [r for r in rows if r.get("scenario") == sc and r.get("label") == setup]
         if rs:
             med[setup] = (statistics.median(r["server_cpu_us_per_delivery"] for r in rs),
                           statistics.median(r["latency_us"]["p50"] for r in rs))
-    if len(med) == 2:
+    if "single" in med and "cluster" in med:
         out.append(f"{sc}: subscriber-node CPU per delivery ×{med['cluster'][0] / med['single'][0]:.2f}, "
                    f"p50 latency ×{med['cluster'][1] / med['single'][1]:.2f}")
 print("; ".join(out) + ".")
+base = []
+for sc in ["1k", "10k"]:
+    med = {}
+    for setup in ["cluster", "cluster-base"]:
+        rs = [r for r in rows if r.get("scenario") == sc and r.get("label") == setup]
+        if rs:
+            med[setup] = [statistics.median(f(r) for r in rs) for f in (
+                lambda r: r["server_cpu_us_per_delivery"],
+                lambda r: r.get("also_cpu_ns", {}).get("nodeA", 0) / max(r.get("publishes") or 1, 1),
+                lambda r: r.get("also_cpu_ns", {}).get("redis", 0) / max(r.get("publishes") or 1, 1),
+                lambda r: r["latency_us"]["p50"])]
+    if len(med) == 2:
+        c, b = med["cluster"], med["cluster-base"]
+        base.append(f"{sc}: subscriber node CPU/delivery ×{c[0] / b[0]:.2f}, node A CPU/publication "
+                    f"×{c[1] / b[1]:.2f}, Redis CPU/publication ×{c[2] / b[2]:.2f}, p50 latency ×{c[3] / b[3]:.2f}")
+if base:
+    print("\nRatios cluster / cluster-base (medians): " + "; ".join(base) + ".")
 EOF
 cat "$MD"
 cp "$MD" "$ROOT/benches/results/cluster-latest.md"

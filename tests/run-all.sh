@@ -29,7 +29,8 @@ if ! command -v redis-server >/dev/null; then
     || { apt-get update -q && apt-get install -y -q --no-install-recommends redis-server; }
 fi
 redis-server --version
-# tests/cluster.rs starts its own on free loopback ports; here its absence is a failure.
+# tests/cluster.rs and tests/cluster_history.rs start their own on free loopback ports; here
+# its absence is a failure.
 export RINGWS_REQUIRE_REDIS=1
 
 step "cargo fmt --check"

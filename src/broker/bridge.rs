@@ -287,6 +287,9 @@ impl<B: Broker> Bridge<B> {
             let n = batch.len() as u64;
             if let Err(e) = self.timed(tx.publish(&batch)).await {
                 self.unsent = n;
+                // Every log request is answered, whatever happens to the session.
+                self.refuse_log(pending.log, "the broker is unreachable");
+                self.refuse_log(pending.log_refused, "the broker is unreachable");
                 return Err(e);
             }
             self.link.count_sent(n);
@@ -512,13 +515,23 @@ mod tests {
     }
 
     fn start(fake: &Fake) -> (Arc<Link>, Arc<Hub>, JoinHandle<()>) {
+        start_with(fake, None)
+    }
+
+    fn start_with(
+        fake: &Fake,
+        log: Option<super::super::LogConfig>,
+    ) -> (Arc<Link>, Arc<Hub>, JoinHandle<()>) {
         let cfg = BrokerConfig {
             node: NodeId(1),
             reconnect_min: Duration::from_millis(5),
             reconnect_max: Duration::from_millis(20),
+            log,
             ..BrokerConfig::default()
         };
-        let link = Arc::new(Link::new(cfg.node, "fake".into(), cfg.max_pending_bytes));
+        let mut link = Link::new(cfg.node, "fake".into(), cfg.max_pending_bytes);
+        link.set_log(cfg.log.is_some(), 4);
+        let link = Arc::new(link);
         let hub = Arc::new(Hub::new(2).unwrap());
         let inbound = Inbound { hub: hub.clone() };
         let thread = spawn(fake.clone(), cfg, link.clone(), inbound).unwrap();
@@ -640,6 +653,91 @@ mod tests {
         link.stop();
         thread.join().unwrap();
         assert!(!link.stats().connected, "a stopped bridge is not connected");
+    }
+
+    /// The log events delivered to the home workers so far.
+    fn log_events(hub: &Hub) -> Vec<crate::server::LogEvent> {
+        let mut out = Vec::new();
+        for w in 0..2 {
+            let mut batch = Vec::new();
+            hub.take(w, &mut batch);
+            for item in batch {
+                if let crate::server::pubsub::Item::Home(req) = item {
+                    if let Ok(event) = req.data.downcast::<crate::server::LogEvent>() {
+                        out.push(*event);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_log_request_is_answered_without_a_session_past_the_bound_and_on_failure() {
+        use crate::server::{ConnId, LogEvent, LogRange, LogRequest};
+        let fake = Fake::default();
+        fake.state().refuse = u32::MAX; // no session, ever
+        let (link, hub, thread) = start_with(&fake, Some(Default::default()));
+        let read = |tag| LogRequest::Read {
+            topic: topic("a"),
+            range: LogRange::Tail,
+            limit: 10,
+            tag,
+        };
+        let append = LogRequest::Append {
+            topic: topic("a"),
+            from: ConnId::NONE,
+            key: Some("k".into()),
+            payload: Bytes::from_static(b"{}"),
+        };
+        // Six requests, four waiting at most: all six answered, as unavailable.
+        let mut batch = vec![read(1), append, read(3), read(4), read(5), read(6)];
+        link.submit_log(&mut batch);
+        let mut got = Vec::new();
+        wait_for("answered", || {
+            got.extend(log_events(&hub));
+            got.len() == 6
+        });
+        let tags: Vec<u64> = got
+            .iter()
+            .filter_map(|e| match e {
+                LogEvent::Range { tag, result } => {
+                    assert!(result.is_err());
+                    Some(*tag)
+                }
+                LogEvent::Appended { key, result, .. } => {
+                    assert_eq!((key.as_deref(), result.is_err()), (Some("k"), true));
+                    None
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(tags.len(), 5);
+        assert_eq!(link.stats().log_unavailable, 6);
+        link.stop();
+        thread.join().unwrap();
+
+        // With a session, a broker that fails the reads (the fake keeps no logs): answered
+        // too, and the session starts again.
+        let fake = Fake::default();
+        let (link, hub, thread) = start_with(&fake, Some(Default::default()));
+        wait_for("connected", || link.stats().connected);
+        link.submit_log(&mut vec![read(7)]);
+        let mut got = Vec::new();
+        wait_for("answered", || {
+            got.extend(log_events(&hub));
+            !got.is_empty()
+        });
+        assert!(matches!(
+            &got[0],
+            LogEvent::Range {
+                tag: 7,
+                result: Err(_)
+            }
+        ));
+        wait_for("a new session", || fake.state().connects >= 2);
+        link.stop();
+        thread.join().unwrap();
     }
 
     #[test]

@@ -72,6 +72,9 @@ struct RoomLog {
     live: bool,
     /// The tag of the read in flight, and whether it reads the tail.
     reading: Option<(u64, bool)>,
+    /// A resync came while a read was in flight: read again once it is answered (it may have
+    /// been made before the subscription).
+    again: bool,
     /// Entries that came ahead of a gap: offset → (epoch, payload).
     held: BTreeMap<u64, (Arc<str>, Bytes)>,
     waiting: Vec<Waiting>,
@@ -235,10 +238,11 @@ impl ClusterSequencer {
                     return; // an answer to a read given up on
                 }
                 state.reading = None;
+                let again = std::mem::take(&mut state.again);
                 match result {
                     Ok(answer) => {
                         let more = caught_up(state, &mut ctx, answer, tail, &mut self.duplicates);
-                        if more {
+                        if more || again {
                             read(state, &mut ctx, &mut self.next_tag);
                             return;
                         }
@@ -246,6 +250,10 @@ impl ClusterSequencer {
                     }
                     Err(why) => {
                         tracing::debug!(room = %name, "log read failed: {}", why.0);
+                        if again {
+                            // Subscribed again since: the new session may answer.
+                            read(state, &mut ctx, &mut self.next_tag);
+                        }
                     }
                 }
                 // Whatever waited is answered now, from what is here.
@@ -256,7 +264,11 @@ impl ClusterSequencer {
             LogEvent::Resync => {
                 if let Some(state) = self.rooms.get_mut(&name) {
                     state.live = false;
-                    read(state, &mut ctx, &mut self.next_tag);
+                    if state.reading.is_some() {
+                        state.again = true;
+                    } else {
+                        read(state, &mut ctx, &mut self.next_tag);
+                    }
                 }
             }
             LogEvent::Unsubscribed => {
@@ -667,6 +679,26 @@ mod tests {
         assert!(reads(&did).is_empty());
         // A stale answer (a tag given up on) changes nothing.
         assert!(s.answer(2, "e1", 20, &[21]).is_empty());
+    }
+
+    #[test]
+    fn a_resync_during_a_read_reads_again_after_it() {
+        let mut s = setup();
+        started(&mut s, 0);
+        let did = s.live("e1", 3);
+        assert_eq!(reads(&did), [(LogRange::After(1), 2)]);
+        assert!(s.event(LogEvent::Resync).is_empty(), "one read at a time");
+        let did = s.event(LogEvent::Range {
+            tag: 2,
+            result: Err(LogUnavailable("session lost".into())),
+        });
+        assert_eq!(
+            reads(&did),
+            [(LogRange::After(1), 3)],
+            "read again for the resync"
+        );
+        let did = s.answer(3, "e1", 3, &[2, 3]);
+        assert_eq!(published(&did), [2, 3]);
     }
 
     #[test]
