@@ -34,9 +34,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
-use super::ops::Op;
+use super::ops::{LogRange, LogRequest, Op};
 use super::pubsub::{ConnId, Publication, Target, Topic};
-use super::relay::{LogRange, LogRequest};
 use crate::proto::frame::Frame;
 use bytes::Bytes;
 

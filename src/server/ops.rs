@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use super::home::{HomeRequest, Join};
+use bytes::Bytes;
+
 use super::pubsub::{ConnId, Publication, Topic};
-use super::relay::LogRequest;
 
 /// One request of a handler.
 #[derive(Debug)]
@@ -40,4 +41,51 @@ pub(crate) enum Op {
         /// Given back to the handler.
         token: u64,
     },
+}
+
+/// A request for a topic's log, from its home worker.
+#[derive(Debug)]
+pub enum LogRequest {
+    /// Append `payload` to the topic's log. `key`, if given, makes the append idempotent for
+    /// a while (the relay's choice): a second append with the same key is not appended again
+    /// and is answered with the first one's offset. Answered with [`LogEvent::Appended`](super::relay::LogEvent::Appended).
+    Append {
+        /// The topic.
+        topic: Topic,
+        /// Who asked (given back in the answer).
+        from: ConnId,
+        /// An idempotency key from the client, if any.
+        key: Option<Box<str>>,
+        /// What to append (opaque to the relay).
+        payload: Bytes,
+    },
+    /// Read entries of the topic's log. Answered with [`LogEvent::Range`](super::relay::LogEvent::Range).
+    Read {
+        /// The topic.
+        topic: Topic,
+        /// Which entries.
+        range: LogRange,
+        /// At most this many entries.
+        limit: usize,
+        /// Given back in the answer.
+        tag: u64,
+    },
+}
+
+impl LogRequest {
+    /// The topic the request is about.
+    pub fn topic(&self) -> &Topic {
+        match self {
+            LogRequest::Append { topic, .. } | LogRequest::Read { topic, .. } => topic,
+        }
+    }
+}
+
+/// Which entries of a log a read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRange {
+    /// The entries after this offset, oldest first.
+    After(u64),
+    /// The latest entries (the log's tail), oldest first.
+    Tail,
 }

@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::home::{HomeRequest, Join, home_of};
-use super::relay::LogEvent;
 use crate::proto::frame::Frame;
 use crate::runtime::sys;
 
@@ -289,11 +288,11 @@ impl Inbound {
         }
     }
 
-    /// Delivers what a relay's log tells each topic's home worker
-    /// ([`Handler::home`](super::Handler::home) gets the [`LogEvent`]): one lock and at most
-    /// one wake-up per worker. Takes the contents of `batch`; each topic's events keep their
-    /// order.
-    pub fn to_home(&self, batch: &mut Vec<(Topic, LogEvent)>) {
+    /// Delivers what a relay tells each topic's home worker (a relay's log gives a
+    /// [`LogEvent`](super::LogEvent)): [`Handler::home`](super::Handler::home) gets it boxed,
+    /// from [`ConnId::NONE`]. One lock and at most one wake-up per worker. Takes the contents of
+    /// `batch`; each topic's events keep their order.
+    pub fn to_home<E: std::any::Any + Send>(&self, batch: &mut Vec<(Topic, E)>) {
         let workers = self.hub.workers();
         let mut per_worker: Vec<Vec<Item>> = (0..workers).map(|_| Vec::new()).collect();
         for (topic, event) in batch.drain(..) {
