@@ -17,20 +17,27 @@ use support::patience;
 
 /// The offsets and texts of the next `n` message events.
 fn messages(c: &mut Client, n: usize) -> Vec<(u64, String, String)> {
-    (0..n)
-        .map(|_| {
-            let m = message(c);
-            let offset = m["offset"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("no offset: {m}"));
-            assert_eq!(m["seq"], offset, "{m}");
-            (
-                offset,
-                m["from"].as_str().unwrap().to_owned(),
-                m["text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    let mut got: Vec<(u64, String, String)> = Vec::with_capacity(n);
+    while got.len() < n {
+        let m = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| message(&mut *c)))
+            .unwrap_or_else(|_| {
+                let tail: Vec<u64> = got[got.len().saturating_sub(5)..]
+                    .iter()
+                    .map(|m| m.0)
+                    .collect();
+                panic!("{} of {n} messages came (the last: {tail:?})", got.len())
+            });
+        let offset = m["offset"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no offset: {m}"));
+        assert_eq!(m["seq"], offset, "{m}");
+        got.push((
+            offset,
+            m["from"].as_str().unwrap().to_owned(),
+            m["text"].as_str().unwrap().to_owned(),
+        ));
+    }
+    got
 }
 
 #[test]

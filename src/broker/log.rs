@@ -139,14 +139,23 @@ impl<B: Broker> Bridge<B> {
         result
     }
 
-    /// An entry of `topic`'s log arrived: to its home worker, if a worker here wants it.
+    /// An entry of `topic`'s log arrived: to its home worker, if a worker here wants it (with
+    /// the other entries of the topic that came in the same batch: one run).
     pub(super) fn live_entry(&mut self, topic: &str, epoch: Box<str>, offset: u64, payload: Bytes) {
         let Some((topic, _)) = self.interest.workers(topic) else {
             return;
         };
+        let entry = LogEntry { offset, payload };
+        let last = self.homes.iter_mut().rev().find(|(t, _)| t == topic);
+        if let Some((_, LogEvent::Live { epoch: e, entries })) = last {
+            if **e == *epoch {
+                entries.push(entry);
+                return;
+            }
+        }
         let event = LogEvent::Live {
             epoch: Arc::from(epoch),
-            entry: LogEntry { offset, payload },
+            entries: vec![entry],
         };
         self.homes.push((topic.clone(), event));
     }

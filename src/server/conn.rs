@@ -122,6 +122,11 @@ impl Flags {
     /// The worker holds input of this connection that arrived after reading paused (before
     /// the cancel landed): it is fed before reading is re-armed.
     pub(crate) const INPUT_HELD: u16 = 1 << 10;
+    /// It took a run of publications in this loop iteration (see
+    /// [`Home::publish_run`](crate::server::Home::publish_run)): the iteration's later runs go
+    /// with it, so a burst that came in several pieces is not cut before the queue could drain.
+    /// Cleared at the iteration's flush.
+    pub(crate) const RUN_TAKEN: u16 = 1 << 11;
 
     /// Whether `flag` is set.
     pub(crate) fn has(self, flag: u16) -> bool {

@@ -114,6 +114,21 @@ impl Home<'_> {
         });
     }
 
+    /// Publishes `frames`, in order, to every subscriber of the topic on this server, as one
+    /// run: a subscriber whose queue is within its limit when the run arrives takes it whole
+    /// (above the limit by at most the run's size, as a join's preamble), one whose queue is
+    /// over its limit takes none of it (counted as dropped; the gap shows in what it gets
+    /// next). For a burst that arrived at once (entries from a broker, a gap filled): a
+    /// member that reads keeps up however long the burst, and one that does not is not
+    /// given half of it.
+    pub fn publish_run(&mut self, frames: Vec<Frame>) {
+        if !frames.is_empty() {
+            self.ops
+                .borrow_mut()
+                .push(Op::PublishRun(self.topic.clone(), frames));
+        }
+    }
+
     /// Sends `frame` to the connection `to` (on any worker of this server), in order with what
     /// the home publishes.
     pub fn send_to(&mut self, to: ConnId, frame: Frame) {
@@ -196,6 +211,7 @@ pub(crate) mod recorder {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub(crate) enum Did {
         Publish(String),
+        Run(Vec<String>),
         SendTo(ConnId, String),
         Join(ConnId, Vec<String>),
         Leave(ConnId),
@@ -246,6 +262,7 @@ pub(crate) mod recorder {
                         Target::Conn(to) => Did::SendTo(to, text(&p.frame)),
                         _ => Did::Publish(text(&p.frame)),
                     },
+                    Op::PublishRun(_, frames) => Did::Run(frames.iter().map(text).collect()),
                     Op::Join(j) => Did::Join(j.conn, j.preamble.iter().map(text).collect()),
                     Op::Unsubscribe(conn, _) => Did::Leave(conn),
                     Op::Log(LogRequest::Append {

@@ -10,6 +10,7 @@ use super::home::{HomeRequest, Join};
 use bytes::Bytes;
 
 use super::pubsub::{ConnId, Publication, Topic};
+use crate::proto::frame::Frame;
 
 /// One request of a handler.
 #[derive(Debug)]
@@ -26,6 +27,9 @@ pub(crate) enum Op {
         /// Whether it goes to the other servers too.
         cluster: bool,
     },
+    /// From a home: a run of publications to the topic's subscribers on this server, each
+    /// taking it whole or not at all.
+    PublishRun(Topic, Vec<Frame>),
     /// A request for a topic's home worker (`Handler::home` runs there).
     ToHome(HomeRequest),
     /// From a home: queue the preamble to a connection, then subscribe it (on its worker).

@@ -138,6 +138,9 @@ impl Publication {
 pub(crate) enum Item {
     /// A publication to deliver to this worker's connections.
     Publish(Publication),
+    /// From a topic's home: a run of publications to the topic's subscribers, each taking it
+    /// whole or not at all (see [`Home::publish_run`](super::Home::publish_run)).
+    Run(Topic, Arc<[Frame]>),
     /// A request for this worker as a topic's home.
     Home(HomeRequest),
     /// From a topic's home: a connection of this worker joins the topic.

@@ -76,13 +76,13 @@ pub struct LogUnavailable(pub String);
 /// [`ConnId::NONE`] except for [`LogEvent::Appended`].
 #[derive(Debug)]
 pub enum LogEvent {
-    /// An entry appended to the topic's log, by any server (this one included): at least once,
+    /// Entries appended to the topic's log, by any server (this one included): at least once,
     /// not necessarily without gaps.
     Live {
         /// The log's epoch.
         epoch: Arc<str>,
-        /// The entry.
-        entry: LogEntry,
+        /// The entries, in the order they came (those that came together, at least one).
+        entries: Vec<LogEntry>,
     },
     /// The answer to an append this server asked for.
     Appended {

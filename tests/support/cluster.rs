@@ -1,5 +1,8 @@
 //! Clusters for the tests: a `redis-server` child and `ringws --mode chat --broker` children,
 //! and a chat member's steps against them (`tests/cluster.rs`, `tests/cluster_history.rs`).
+//!
+//! A node's log goes to a file in the temporary directory, removed with the node unless
+//! `RINGWS_KEEP_LOGS` is set; `RINGWS_NODE_LOG` gives the nodes' `RUST_LOG` (default `info`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -177,7 +180,10 @@ impl Node {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--broker", &redis.url()])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("RINGWS_NODE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::null())
             .spawn()
@@ -213,7 +219,9 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        if std::env::var_os("RINGWS_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //! ([`Home::log_append`]); the broker gives it the room's next offset and every server's home
 //! worker for the room gets it back ([`LogEvent::Live`]), at least once and perhaps with gaps
 //! (a lost connection, an outage). Each home delivers the room's entries to its members in
-//! offset order, once each:
+//! offset order, once each, what came together as one run
+//! ([`Home::publish_run`](crate::server::Home::publish_run): a member that reads takes a
+//! burst whole, however long):
 //!
 //! ```text
 //!  entry N arrives ──▶ N ≤ last: a duplicate, dropped
@@ -106,6 +108,15 @@ struct Ctx<'a, 'h> {
     history: &'a mut History,
     name: Arc<str>,
     now: u64,
+    /// Messages delivered by this event, published as one run when it is handled.
+    run: Vec<Frame>,
+}
+
+impl Ctx<'_, '_> {
+    /// Publishes the run gathered so far.
+    fn flush(&mut self) {
+        self.home.publish_run(std::mem::take(&mut self.run));
+    }
 }
 
 impl ClusterSequencer {
@@ -130,6 +141,7 @@ impl ClusterSequencer {
             history,
             name,
             now: monotonic_ms(),
+            run: Vec::new(),
         };
         match req {
             HomeReq::Join { room, since } => {
@@ -213,17 +225,22 @@ impl ClusterSequencer {
             history,
             name: name.clone(),
             now: monotonic_ms(),
+            run: Vec::new(),
         };
         match event {
-            LogEvent::Live { epoch, entry } => {
+            LogEvent::Live { epoch, entries } => {
                 let state = self.rooms.entry(name).or_default();
-                if state.epoch.is_none() {
-                    // Nothing known yet: held until the tail is read.
-                    hold(state, epoch, entry, &mut self.duplicates);
-                    read(state, &mut ctx, &mut self.next_tag);
-                    return;
+                let mut gap = false;
+                for entry in entries {
+                    if state.epoch.is_none() {
+                        // Nothing known yet: held until the tail is read.
+                        hold(state, epoch.clone(), entry, &mut self.duplicates);
+                        gap = true;
+                    } else {
+                        gap |= receive(state, &mut ctx, epoch.clone(), entry, &mut self.duplicates);
+                    }
                 }
-                if receive(state, &mut ctx, epoch, entry, &mut self.duplicates) {
+                if gap {
                     read(state, &mut ctx, &mut self.next_tag);
                 }
             }
@@ -243,6 +260,7 @@ impl ClusterSequencer {
                     Ok(answer) => {
                         let more = caught_up(state, &mut ctx, answer, tail, &mut self.duplicates);
                         if more || again {
+                            ctx.flush();
                             read(state, &mut ctx, &mut self.next_tag);
                             return;
                         }
@@ -256,7 +274,9 @@ impl ClusterSequencer {
                         }
                     }
                 }
-                // Whatever waited is answered now, from what is here.
+                // Whatever waited is answered now, from what is here (after what was
+                // delivered: a join's preamble ends where the run did).
+                ctx.flush();
                 for waiting in std::mem::take(&mut state.waiting) {
                     serve(state, &mut ctx, waiting);
                 }
@@ -290,6 +310,7 @@ impl ClusterSequencer {
                 }
             }
         }
+        ctx.flush();
         let now = ctx.now;
         if let Some(history) = &mut self.history {
             history.sweep(now, |room| rooms.online_in(room) > 0);
@@ -365,6 +386,7 @@ fn new_epoch(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, epoch: Arc<str>) {
     state.held.retain(|_, (e, _)| **e == *epoch);
     ctx.history.align(&ctx.name, &epoch, 0, ctx.now);
     if had {
+        ctx.flush();
         ctx.home
             .publish(Frame::text(&protocol::epoch(&ctx.name, &epoch)));
     }
@@ -383,7 +405,7 @@ fn deliver(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, epoch: &Arc<str>, offset:
     let frame = Frame::text(&text);
     ctx.history
         .insert(&ctx.name, epoch, offset, ctx.now, frame.clone());
-    ctx.home.publish(frame);
+    ctx.run.push(frame);
 }
 
 /// Delivers the held entries that now follow the last one; drops those already had.
@@ -582,7 +604,7 @@ mod tests {
         fn live(&mut self, epoch: &str, offset: u64) -> Vec<Did> {
             self.event(LogEvent::Live {
                 epoch: Arc::from(epoch),
-                entry: entry(offset),
+                entries: vec![entry(offset)],
             })
         }
 
@@ -613,13 +635,15 @@ mod tests {
 
     /// The offsets of published messages (and `epoch` events as 0).
     fn published(did: &[Did]) -> Vec<u64> {
+        let offset = |text: &String| {
+            let v: Value = serde_json::from_str(text).unwrap();
+            v["offset"].as_u64().unwrap()
+        };
         did.iter()
-            .filter_map(|d| match d {
-                Did::Publish(text) => {
-                    let v: Value = serde_json::from_str(text).unwrap();
-                    Some(v["offset"].as_u64().unwrap())
-                }
-                _ => None,
+            .flat_map(|d| match d {
+                Did::Publish(text) => vec![offset(text)],
+                Did::Run(texts) => texts.iter().map(offset).collect(),
+                _ => Vec::new(),
             })
             .collect()
     }

@@ -4,16 +4,18 @@
 //! inbox.
 
 use std::io;
+use std::sync::Arc;
 
 use super::Worker;
 use crate::proto::CloseCode;
+use crate::proto::frame::Frame;
 use crate::runtime::Backend;
 use crate::server::conn::{Ctx, Delivery, Flags};
 use crate::server::counters::Counters;
 use crate::server::handler::Handler;
 use crate::server::home::{Home, HomeRequest, Join, home_of};
 use crate::server::ops::Op;
-use crate::server::pubsub::{ConnId, Item, Publication, Target};
+use crate::server::pubsub::{ConnId, Item, Publication, Target, Topic};
 
 impl<H: Handler, B: Backend> Worker<H, B> {
     /// Carries out what handlers asked for, in order, until nothing is left (delivering a
@@ -47,6 +49,15 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                         }
                     }
                     Op::Publish { p, cluster } => self.publish(p, cluster)?,
+                    Op::PublishRun(topic, frames) => {
+                        Counters::inc(&self.counters.published, frames.len() as u64);
+                        let run: Arc<[Frame]> = frames.into();
+                        for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
+                            self.topics
+                                .send_to(w, Item::Run(topic.clone(), run.clone()));
+                        }
+                        self.deliver_run(&topic, &run)?;
+                    }
                     Op::ToHome(req) => {
                         let home = home_of(&req.topic, self.hub.workers());
                         if home == self.index {
@@ -241,6 +252,73 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         Ok(())
     }
 
+    /// Queues a run of publications on this worker's subscribers of `topic`: each takes it
+    /// whole, above its queue's limit by at most the run's size, if its queue is within its
+    /// limit now or it took a run earlier in this iteration (a burst that came in pieces);
+    /// else none of it (counted as dropped).
+    pub(super) fn deliver_run(&mut self, topic: &Topic, run: &[Frame]) -> io::Result<()> {
+        let (now, start, tick) = (self.now(), self.start_time(), self.tick());
+        let size: usize = run.iter().map(|f| f.wire().len()).sum();
+        let mut close = Vec::new();
+        let Worker {
+            slots,
+            topics,
+            dirty,
+            cfg,
+            counters,
+            ops,
+            codecs,
+            index,
+            ..
+        } = self;
+        for (slot, generation) in topics.subscribers(topic) {
+            let Some(s) = slots.get_mut(slot, generation) else {
+                continue;
+            };
+            if !s.out.sendable {
+                continue;
+            }
+            let (queued, limit) = (s.out.queued(), s.publication_limit(cfg));
+            if queued > limit && !s.flags.has(Flags::RUN_TAKEN) {
+                Counters::inc(&counters.dropped, run.len() as u64);
+                continue;
+            }
+            s.flags.set(Flags::RUN_TAKEN, true);
+            // Room for the whole run above what is queued now.
+            let allowance = queued.saturating_sub(limit) + size;
+            let ctx = Ctx {
+                cfg,
+                counters,
+                now,
+                start,
+                tick,
+                id: ConnId {
+                    worker: *index as u16,
+                    slot,
+                    generation,
+                },
+                ops,
+                codecs,
+            };
+            let mut closing = false;
+            for frame in run {
+                closing |= s.push_publication_over(frame, allowance, &ctx) == Delivery::Close;
+            }
+            if closing {
+                close.push((slot, generation));
+            } else if !s.flags.has(Flags::DIRTY) {
+                s.flags.set(Flags::DIRTY, true);
+                dirty.push((slot, generation));
+            }
+        }
+        for (slot, generation) in close {
+            self.with_slot(slot, generation, |s, _, ctx| {
+                s.begin_close(CloseCode::TRY_AGAIN_LATER, "send queue full", ctx)
+            })?;
+        }
+        Ok(())
+    }
+
     /// Moves the publications owed to each other worker into its inbox, waking it if needed,
     /// and hands the relay (if any) this iteration's publications for other servers and changes
     /// of interest.
@@ -283,6 +361,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         for item in batch.drain(..) {
             match item {
                 Item::Publish(p) => self.deliver_local(&p)?,
+                Item::Run(topic, run) => self.deliver_run(&topic, &run)?,
                 Item::Join(join) => self.join_local(join)?,
                 Item::Leave(id, topic) => {
                     self.topics.unsubscribe(id.slot, id.generation, &topic);

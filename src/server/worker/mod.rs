@@ -681,6 +681,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             let Some(s) = self.slots.get_mut(slot, generation) else {
                 continue;
             };
+            // A new iteration: a run must again find the queue within its limit.
+            s.flags.set(Flags::RUN_TAKEN, false);
             if s.flags.has(Flags::FD_CLOSING) || s.out.sending() {
                 s.flags.set(Flags::DIRTY, false);
                 continue; // the completion of the send in flight flushes the rest

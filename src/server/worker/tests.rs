@@ -421,3 +421,81 @@ fn the_chat_refuses_history_to_a_connection_that_has_not_read_what_it_was_sent()
     let sent = String::from_utf8_lossy(&w.io.sent_to(c.0, c.1)[answered..]).into_owned();
     assert!(sent.contains(r#""op":"history""#), "{sent}");
 }
+
+/// Joins the connection to "t" on "join"; on "runs" publishes two runs (three 10 KB frames,
+/// then one); on "over" queues a 30 KB preamble (past the limit) and then a run; on "one"
+/// publishes three 10 KB frames one by one.
+#[derive(Clone)]
+struct Runs;
+
+impl Handler for Runs {
+    type State = ();
+    fn upgrade<'r>(&mut self, _req: &Upgrade<'_, 'r>) -> Decision<'r, ()> {
+        Decision::Accept {
+            state: (),
+            protocol: None,
+        }
+    }
+    fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
+        if let Message::Text(t) = msg {
+            conn.to_home("t", t.to_owned());
+        }
+    }
+    fn home(&mut self, home: &mut crate::server::Home<'_>, data: Box<dyn std::any::Any + Send>) {
+        let big = |c: u8| Frame::binary(&[c; 10_000]);
+        let from = home.from();
+        match data.downcast::<String>().map(|s| *s).as_deref() {
+            Ok("join") => home.join(from, vec![Frame::text("joined")], Vec::new()),
+            Ok("runs") => {
+                home.publish_run(vec![big(b'a'), big(b'b'), big(b'c')]);
+                home.publish_run(vec![big(b'd')]);
+            }
+            Ok("over") => {
+                home.join(from, vec![big(b'e'), big(b'f'), big(b'g')], Vec::new());
+                home.publish_run(vec![big(b'h')]);
+            }
+            Ok("one") => {
+                for c in [b'i', b'j', b'k'] {
+                    home.publish(big(c));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_run_goes_whole_above_the_limit_or_not_at_all_where_single_publications_are_cut() {
+    let mut cfg = ServerConfig {
+        max_outbound_bytes: 16 * 1024,
+        ..ServerConfig::default()
+    };
+    cfg.outbound_low_water = 4 * 1024;
+    let (mut w, _) = worker_with(cfg, Runs);
+    let c = open_one(&mut w);
+    w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, b"join"));
+    turn(&mut w);
+    let step = |w: &mut Worker<Runs, Fake>, what: &[u8], bytes: &[u8]| {
+        let before = w.io.sent_to(c.0, c.1).len();
+        w.io.recv(c.0, c.1, 1, &client_frame(OpCode::Text, what));
+        turn(w);
+        let sent = w.io.sent_to(c.0, c.1)[before..].to_vec();
+        bytes
+            .iter()
+            .map(|&b| sent.iter().filter(|&&x| x == b).count())
+            .collect::<Vec<_>>()
+    };
+    // Two runs in one iteration: the first (30 KB, the queue empty before it) goes whole past
+    // the 16 KiB limit, and the second goes with it (a burst that came in two pieces).
+    assert_eq!(step(&mut w, b"runs", b"abcd"), [10_000; 4]);
+    assert_eq!(w.counters.dropped.load(Ordering::Relaxed), 0);
+    // A run that finds the queue over its limit (a preamble put it there): none of it.
+    assert_eq!(step(&mut w, b"over", b"efgh"), [10_000, 10_000, 10_000, 0]);
+    assert_eq!(w.counters.dropped.load(Ordering::Relaxed), 1);
+    // The same frames published one by one: cut at the limit.
+    assert_eq!(
+        step(&mut w, b"one", b"ijk"),
+        [10_000, 0, 0],
+        "the second would pass the 16 KiB limit: cut there"
+    );
+}
