@@ -191,11 +191,53 @@ fn bad_requests_are_answered_with_error_codes_then_closed_with_1008() {
 }
 
 fn http_get(server: &TestServer, path: &str) -> String {
+    http(server, "GET", path)
+}
+
+fn http(server: &TestServer, method: &str, path: &str) -> String {
     let mut c = Client::raw(server.addr);
     c.stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .write_all(format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
     String::from_utf8_lossy(&c.read_to_end()).into_owned()
+}
+
+#[test]
+fn head_answers_carry_no_body_and_other_methods_are_told_what_is_allowed() {
+    let (server, _) = start(ChatConfig::default());
+    for path in ["/healthz", "/", "/ringws.js", "/readyz"] {
+        let get = http(&server, "GET", path);
+        let head = http(&server, "HEAD", path);
+        let (get_head, body) = get.split_once("\r\n\r\n").unwrap();
+        assert!(!body.is_empty(), "{path}");
+        assert_eq!(
+            head,
+            format!("{get_head}\r\n\r\n"),
+            "{path}: the same head, no body"
+        );
+        assert!(
+            head.contains(&format!("Content-Length: {}\r\n", body.len())),
+            "{path}: the length a GET would have"
+        );
+    }
+    let post = http(&server, "POST", "/healthz");
+    assert!(
+        post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{post}"
+    );
+    assert!(post.contains("\r\nAllow: GET, HEAD\r\n"), "{post}");
+    let icon = http_get(&server, "/favicon.ico");
+    assert!(icon.starts_with("HTTP/1.1 204 No Content\r\n"), "{icon}");
+    let ready = http_get(&server, "/readyz");
+    assert!(
+        ready.starts_with("HTTP/1.1 200 OK") && ready.ends_with("ready\n"),
+        "{ready}"
+    );
+    let missing = http_get(&server, "/nope");
+    assert!(
+        missing.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{missing}"
+    );
 }
 
 #[test]

@@ -160,6 +160,14 @@ fn redis_stopped_and_started_again_is_survived_and_reported() {
     );
     send(&mut b1, json!({"op":"send","room":"r","text":"during-b"}));
     assert_eq!(event(&mut b1)["code"], "unavailable");
+    for node in [&a, &b] {
+        assert_eq!(
+            node.http_status("/readyz"),
+            503,
+            "not ready without its broker"
+        );
+        assert_eq!(node.http_status("/healthz"), 200, "but alive");
+    }
     wait_until("the refusals are counted", patience(), || {
         a.metric("broker_log_unavailable_total") >= 1
             && b.metric("broker_log_unavailable_total") >= 1
@@ -180,6 +188,7 @@ fn redis_stopped_and_started_again_is_survived_and_reported() {
     wait_until("both subscribed again", patience(), || {
         redis.subscribers("r") == 2
     });
+    assert_eq!(a.http_status("/readyz"), 200, "ready again");
     // Every member is told the log starts again (a new epoch, offsets from 1).
     for c in [&mut a1, &mut a2, &mut b1] {
         let e = event(c);

@@ -309,6 +309,10 @@ impl<B: Broker> Relay for BrokerRelay<B> {
         self.link.has_log()
     }
 
+    fn ready(&self) -> bool {
+        self.link.stats().connected
+    }
+
     fn submit_log(&self, _worker: u16, requests: &mut Vec<LogRequest>) {
         self.link.submit_log(requests);
     }

@@ -642,7 +642,12 @@ impl<S> Slot<S> {
                 Err(e) => handshake_error(e, ctx),
                 Ok(Request::Http(req)) => {
                     Counters::inc(&ctx.counters.http_requests, 1);
-                    Outcome::Respond(handler.http(&req).to_bytes())
+                    let resp = handler.http(&req);
+                    Outcome::Respond(if req.method() == "HEAD" {
+                        resp.head()
+                    } else {
+                        resp.to_bytes()
+                    })
                 }
                 Ok(Request::Upgrade(req)) => match handler.upgrade(&Upgrade {
                     req: &req,

@@ -156,6 +156,13 @@ pub struct Metrics {
     pub(crate) relay: Option<std::sync::Arc<dyn super::Relay>>,
 }
 
+impl Metrics {
+    /// Whether the server's relay (if any) can carry publications now: `None` without a relay.
+    pub fn relay_ready(&self) -> Option<bool> {
+        self.relay.as_ref().map(|r| r.ready())
+    }
+}
+
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics")

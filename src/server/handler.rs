@@ -78,29 +78,30 @@ impl HttpResponse {
         }
     }
 
-    /// The response as bytes on the wire (`Connection: close`: one request per connection).
+    /// The response as bytes on the wire (`Connection: close`: one request per connection),
+    /// with the standard reason phrase; a 405 names the methods allowed (`Allow: GET, HEAD`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let reason = match self.status {
-            200 => "OK",
-            204 => "No Content",
-            400 => "Bad Request",
-            403 => "Forbidden",
-            404 => "Not Found",
-            500 => "Internal Server Error",
-            503 => "Service Unavailable",
-            s if s < 400 => "OK",
-            s if s < 500 => "Client Error",
-            _ => "Server Error",
+        let mut out = self.head();
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// The answer to a `HEAD` request: the head a `GET` would have (its `Content-Length`
+    /// included), without the body (RFC 9110 §9.3.2).
+    pub fn head(&self) -> Vec<u8> {
+        let allow = if self.status == 405 {
+            "Allow: GET, HEAD\r\n"
+        } else {
+            ""
         };
-        let mut out = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
             self.status,
+            crate::proto::handshake::reason_phrase(self.status),
             self.content_type,
             self.body.len()
         )
-        .into_bytes();
-        out.extend_from_slice(&self.body);
-        out
+        .into_bytes()
     }
 }
 

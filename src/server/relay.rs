@@ -131,6 +131,12 @@ pub trait Relay: Send + Sync + 'static {
         interest: &mut Vec<(Topic, bool)>,
     );
 
+    /// Whether the relay can carry publications now (for a readiness check: a server whose
+    /// broker is unreachable serves its own members only). Default: yes.
+    fn ready(&self) -> bool {
+        true
+    }
+
     /// Whether this relay keeps ordered logs (see the module docs). Default: no.
     fn has_log(&self) -> bool {
         false

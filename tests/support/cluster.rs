@@ -210,6 +210,20 @@ impl Node {
             .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
     }
 
+    /// The status of a `GET` of `path`.
+    pub fn http_status(&self, path: &str) -> u16 {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(patience())).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut head = String::new();
+        let _ = s.read_to_string(&mut head);
+        head.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status: {head}"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -1,5 +1,7 @@
 //! What the chat serves over plain HTTP on its WebSocket port: the demo page, the browser
-//! client library, the health check and the metrics.
+//! client library, liveness (`/healthz`: the process answers), readiness (`/readyz`: 503 while
+//! the broker of a cluster is unreachable) and the metrics. `HEAD` gets the same heads without
+//! bodies (the server sees to that); other methods get 405 with `Allow`.
 
 use super::rooms::Rooms;
 use crate::proto::handshake::HttpRequest;
@@ -32,6 +34,16 @@ pub(super) fn serve(
             body: CLIENT.as_bytes().to_vec(),
         },
         "/healthz" => HttpResponse::text(200, "ok\n"),
+        "/readyz" => match metrics.and_then(Metrics::relay_ready) {
+            Some(false) => HttpResponse::text(503, "broker unreachable\n"),
+            _ => HttpResponse::text(200, "ready\n"),
+        },
+        // Browsers ask for it on every page: nothing to show, and no 404 in their console.
+        "/favicon.ico" => HttpResponse {
+            status: 204,
+            content_type: "image/x-icon",
+            body: Vec::new(),
+        },
         "/metrics" => {
             let mut body = metrics.map(Metrics::prometheus).unwrap_or_default();
             body.push_str("# HELP ringws_chat_rooms Rooms with members online.\n");

@@ -86,4 +86,4 @@ pub use key::accept_key;
 pub use origin::OriginPolicy;
 pub use reader::{Head, HeadReader};
 pub use request::{Headers, HttpRequest, Protocols, Request, UpgradeRequest};
-pub use response::{AcceptError, accept, error_response, reject};
+pub use response::{AcceptError, accept, error_response, reason_phrase, reject};

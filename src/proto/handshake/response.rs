@@ -157,8 +157,15 @@ fn plain_response(status: u16, reason: &str, extra_headers: &str) -> Vec<u8> {
 
 /// The standard reason phrase of RFC 9110 §15 (and RFC 6585 for 428/429/431); a generic one
 /// for other codes (the phrase is informative only).
-fn reason_phrase(status: u16) -> &'static str {
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         402 => "Payment Required",
