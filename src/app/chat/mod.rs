@@ -65,6 +65,10 @@ pub struct ChatConfig {
     /// Refused requests a connection may make before it is closed with 1008 (policy
     /// violation). Default 16: a buggy client sees its errors; a hostile one is cut off.
     pub max_errors: u8,
+    /// How often one refused request is forgiven (the count of refusals decays by one per
+    /// period). Default 10 s: a client that errs now and then is never closed for it, one that
+    /// keeps sending bad requests (more than `max_errors` faster than one per period) is.
+    pub error_decay: std::time::Duration,
     /// Which page origins may open a chat connection (RFC 6455 §10.2). Default: any.
     pub origins: OriginPolicy,
     /// The authentication hook; `None` lets everyone in.
@@ -93,6 +97,7 @@ impl Default for ChatConfig {
             max_room_name: 64,
             max_name: 32,
             max_errors: 16,
+            error_decay: std::time::Duration::from_secs(10),
             origins: OriginPolicy::Any,
             auth: None,
             heartbeat: None,
@@ -139,6 +144,8 @@ pub struct Member {
     rooms: Vec<(Box<str>, Arc<Room>)>,
     name: Option<Box<str>>,
     errors: u8,
+    /// When `errors` was last brought up to date (monotonic ms).
+    errors_at: u64,
 }
 
 /// Milliseconds on a monotonic clock, from 1 (for presence rate limits: a wall clock stepped
@@ -151,6 +158,21 @@ fn monotonic_ms() -> u64 {
 fn presence_frame(room: &Room, name: &str) -> Frame {
     let event = protocol::room_event("presence", name, room.online());
     Frame::text(&event)
+}
+
+/// `errors` refusals counted as of `at` (ms), as of `now`: one forgiven per whole `period`
+/// passed (0: never). Returns the count and the time it is counted as of (the start of the
+/// period under way, so partial periods add up).
+fn decayed(errors: u8, at: u64, now: u64, period: u64) -> (u8, u64) {
+    if period == 0 || errors == 0 {
+        return (errors, now);
+    }
+    let periods = now.saturating_sub(at) / period;
+    let forgiven = periods.min(u64::from(errors)) as u8;
+    if forgiven == errors {
+        return (0, now);
+    }
+    (errors - forgiven, at + periods * period)
 }
 
 /// How often owed presence updates are looked for.
@@ -209,7 +231,11 @@ impl Chat {
     fn refuse(&self, conn: &mut Conn<'_, Box<Member>>, refusal: &Refusal, room: Option<&str>) {
         conn.send_text(&protocol::error(refusal, room));
         let member = conn.state();
-        member.errors = member.errors.saturating_add(1);
+        let now = monotonic_ms();
+        let period = self.cfg.error_decay.as_millis() as u64;
+        let (errors, at) = decayed(member.errors, member.errors_at, now, period);
+        member.errors = errors.saturating_add(1);
+        member.errors_at = at;
         if member.errors > self.cfg.max_errors {
             conn.close(CloseCode::POLICY_VIOLATION, "too many bad requests");
         }
@@ -486,5 +512,44 @@ impl Handler for Chat {
     fn http(&mut self, req: &HttpRequest<'_>) -> HttpResponse {
         let metrics = self.server.get().map(|(_, m)| m);
         pages::serve(req, metrics, &self.rooms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decayed;
+
+    #[test]
+    fn refusals_are_forgiven_one_per_period() {
+        assert_eq!(
+            decayed(0, 0, 5_000, 1_000),
+            (0, 5_000),
+            "nothing to forgive"
+        );
+        assert_eq!(
+            decayed(5, 1_000, 1_999, 1_000),
+            (5, 1_000),
+            "not a whole period yet"
+        );
+        assert_eq!(
+            decayed(5, 1_000, 3_500, 1_000),
+            (3, 3_000),
+            "two periods; the half kept"
+        );
+        assert_eq!(
+            decayed(3, 3_000, 4_000, 1_000),
+            (2, 4_000),
+            "the half counted"
+        );
+        assert_eq!(
+            decayed(2, 0, 1_000_000, 1_000),
+            (0, 1_000_000),
+            "all of them, no more"
+        );
+        assert_eq!(
+            decayed(7, 0, 1_000_000, 0),
+            (7, 1_000_000),
+            "a period of 0: never"
+        );
     }
 }
