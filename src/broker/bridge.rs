@@ -159,6 +159,9 @@ impl<B: Broker> Bridge<B> {
     }
 
     fn went_down(&mut self, why: &str) {
+        // What the topics' homes know goes stale: the next session reads what they missed.
+        let stale = self.interest.subscribed_topics();
+        self.tell_homes(&stale, false);
         self.link.count_failure();
         self.link.set_connected(false);
         self.link.set_subscribed(0);
@@ -183,7 +186,11 @@ impl<B: Broker> Bridge<B> {
     async fn session(&mut self, tx: &mut B::Tx, rx: &mut B::Rx) -> End {
         // What was submitted before the session counts as not crossed.
         self.absorb();
+        // Lingering topics are not subscribed again: their homes stop knowing them.
+        let before = self.interest.subscribed_topics();
         let all = self.interest.resubscribe();
+        let dropped: Vec<Topic> = before.into_iter().filter(|t| !all.contains(t)).collect();
+        self.tell_homes(&dropped, false);
         for chunk in all.chunks(MAX_CHANNELS_PER_BATCH) {
             if self.link.stopping() {
                 return End::Stop;

@@ -70,6 +70,17 @@ impl Interest {
             .map(|(t, w)| (t, w.as_slice()))
     }
 
+    /// The topic as stored if the broker sends it to us now (wanted, or lingering before its
+    /// unsubscription).
+    pub(crate) fn subscribed_topic(&self, topic: &str) -> Option<&Topic> {
+        self.subscribed.get(topic)
+    }
+
+    /// Every topic the broker sends us now (lingering ones included).
+    pub(crate) fn subscribed_topics(&self) -> Vec<Topic> {
+        self.subscribed.iter().cloned().collect()
+    }
+
     /// What to ask the broker at `now`: `(subscribe, unsubscribe)`, each to be sent in one
     /// round trip. Unsubscriptions due within `window` after `now` go now too (leaves spread
     /// over a moment cost one round trip). Counted as done: a failed command ends the session,

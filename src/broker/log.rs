@@ -142,7 +142,9 @@ impl<B: Broker> Bridge<B> {
     /// An entry of `topic`'s log arrived: to its home worker, if a worker here wants it (with
     /// the other entries of the topic that came in the same batch: one run).
     pub(super) fn live_entry(&mut self, topic: &str, epoch: Box<str>, offset: u64, payload: Bytes) {
-        let Some((topic, _)) = self.interest.workers(topic) else {
+        // Also while it lingers before its unsubscription: a member back within the linger is
+        // answered from what the home knows, which must not miss what came meanwhile.
+        let Some(topic) = self.interest.subscribed_topic(topic) else {
             return;
         };
         let entry = LogEntry { offset, payload };

@@ -77,6 +77,13 @@ struct RoomLog {
     /// A resync came while a read was in flight: read again once it is answered (it may have
     /// been made before the subscription).
     again: bool,
+    /// The epoch the read in flight was made in: an answer in another epoch, or one that
+    /// comes after the epoch changed, is not a continuation of what was delivered.
+    read_epoch: Option<Arc<str>>,
+    /// A join was answered while nothing was known (the log could not be read): its members
+    /// are subscribed, so the first tail read must deliver what came after it, not take it
+    /// as where they start.
+    blind: bool,
     /// Entries that came ahead of a gap: offset → (epoch, payload).
     held: BTreeMap<u64, (Arc<str>, Bytes)>,
     waiting: Vec<Waiting>,
@@ -166,6 +173,11 @@ impl ClusterSequencer {
                 ctx.home.leave(from);
                 let left = protocol::room_event("left", &ctx.name, online);
                 ctx.home.send_to(from, Frame::text(&left));
+                if online == 0 && state.reading.is_none() && state.waiting.is_empty() {
+                    // Nobody here any more: what is known is dropped (the history kept here
+                    // stays); a join reads the log again.
+                    self.rooms.remove(&ctx.name);
+                }
             }
             HomeReq::Send {
                 room: _,
@@ -257,6 +269,21 @@ impl ClusterSequencer {
                 state.reading = None;
                 let again = std::mem::take(&mut state.again);
                 match result {
+                    Ok(answer)
+                        if !tail
+                            && (state.read_epoch != state.epoch
+                                || state.epoch.as_deref() != Some(&*answer.epoch)) =>
+                    {
+                        // The log started again (another epoch) since what was delivered, or
+                        // while the read was on its way: its entries are not the ones after
+                        // the last delivered. Read the new epoch from its start.
+                        if state.epoch.as_deref() != Some(&*answer.epoch) {
+                            new_epoch(state, &mut ctx, answer.epoch.clone());
+                        }
+                        ctx.flush();
+                        read(state, &mut ctx, &mut self.next_tag);
+                        return;
+                    }
                     Ok(answer) => {
                         let more = caught_up(state, &mut ctx, answer, tail, &mut self.duplicates);
                         if more || again {
@@ -332,6 +359,7 @@ fn read(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, next_tag: &mut u64) {
         LogRange::After(state.last)
     };
     state.reading = Some((*next_tag, tail));
+    state.read_epoch = state.epoch.clone();
     let limit = ctx.cfg.history.max_messages.max(1);
     ctx.home.log_read(range, limit, *next_tag);
 }
@@ -370,8 +398,13 @@ fn receive(
         // The gap cannot be filled in time: given up (the members see the jump).
         let first = state.held.keys().next().copied().unwrap_or(entry.offset);
         state.last = first.min(entry.offset) - 1;
-        hold(state, epoch, entry, dropped);
         release(state, ctx, dropped);
+        if entry.offset == state.last + 1 {
+            deliver(state, ctx, &epoch, entry.offset, &entry.payload);
+            release(state, ctx, dropped);
+        } else if entry.offset > state.last {
+            hold(state, epoch, entry, dropped);
+        }
         return false;
     }
     hold(state, epoch, entry, dropped);
@@ -444,12 +477,27 @@ fn caught_up(
     }
     if tail {
         // Where this server starts: the tail is kept (not delivered: nobody here was in the
-        // room), and what came live meanwhile follows it.
+        // room), and what came live meanwhile follows it. Unless members joined blind (the log
+        // could not be read then): they were subscribed, so what came after the first entry
+        // held since is delivered to them, and they are told the epoch.
+        let blind = std::mem::take(&mut state.blind);
+        let cut = match state.held.keys().next() {
+            Some(&held) if blind => held - 1,
+            _ => u64::MAX,
+        };
+        if blind {
+            ctx.home
+                .publish(Frame::text(&protocol::epoch(&ctx.name, &epoch)));
+        }
         let first = entries.first().map_or(last + 1, |e| e.offset);
         state.last = state.last.max(first - 1);
         ctx.history.align(&ctx.name, &epoch, state.last, ctx.now);
         for e in &entries {
             if e.offset == state.last + 1 {
+                if e.offset > cut {
+                    deliver(state, ctx, &epoch, e.offset, &e.payload);
+                    continue;
+                }
                 state.last = e.offset;
                 if let Some(text) = protocol::stamped(&e.payload, e.offset) {
                     ctx.history
@@ -500,6 +548,7 @@ fn serve(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, waiting: Waiting) {
             let Some(epoch) = epoch else {
                 // The log could not be read: subscribed, and told honestly that nothing is
                 // known (the messages come once the broker is back).
+                state.blind = true;
                 let joined = protocol::joined(&ctx.name, online, "", 0, since.map(|_| false));
                 ctx.home.join(conn, vec![Frame::text(&joined)], Vec::new());
                 return;
@@ -723,6 +772,70 @@ mod tests {
         );
         let did = s.answer(3, "e1", 3, &[2, 3]);
         assert_eq!(published(&did), [2, 3]);
+    }
+
+    #[test]
+    fn an_answer_from_another_epoch_is_read_again_from_its_start() {
+        let mut s = setup();
+        started(&mut s, 0);
+        assert!(s.event(LogEvent::Resync).len() == 1, "a read after 1");
+        // Redis came back empty and another server already appended 1..3 in epoch e2: the read
+        // after offset 1 is not a continuation.
+        let did = s.answer(2, "e2", 3, &[2, 3]);
+        assert_eq!(
+            did[0],
+            Did::Publish(protocol::epoch("r", "e2")),
+            "told first"
+        );
+        assert_eq!(
+            reads(&did),
+            [(LogRange::After(0), 3)],
+            "the new epoch from its start"
+        );
+        assert_eq!(published(&s.answer(3, "e2", 3, &[1, 2, 3])), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_read_made_before_the_epoch_changed_is_read_again() {
+        let mut s = setup();
+        started(&mut s, 0);
+        let did = s.live("e1", 3);
+        assert_eq!(reads(&did), [(LogRange::After(1), 2)]);
+        // The new epoch's first entry comes live while that read is on its way.
+        let did = s.live("e2", 1);
+        assert_eq!(published(&did), [0, 1], "announced, then delivered");
+        // The answer (in e2, after 1) was asked relative to e1: read again.
+        let did = s.answer(2, "e2", 5, &[2, 3, 4, 5]);
+        assert!(published(&did).is_empty(), "{did:?}");
+        assert_eq!(reads(&did), [(LogRange::After(1), 3)]);
+        assert_eq!(
+            published(&s.answer(3, "e2", 5, &[2, 3, 4, 5])),
+            [2, 3, 4, 5]
+        );
+    }
+
+    #[test]
+    fn members_joined_blind_get_what_came_after_they_joined() {
+        let mut s = setup();
+        let room = s.rooms.join("r");
+        s.request(ALICE, HomeReq::Join { room, since: None });
+        let did = s.event(LogEvent::Range {
+            tag: 1,
+            result: Err(LogUnavailable("down".into())),
+        });
+        assert!(
+            did.iter().any(|d| matches!(d, Did::Join(..))),
+            "answered blind"
+        );
+        // Redis is back: 5 comes live (4 before it were appended before the join).
+        let did = s.live("e1", 5);
+        assert_eq!(reads(&did), [(LogRange::Tail, 2)]);
+        let did = s.answer(2, "e1", 5, &[1, 2, 3, 4, 5]);
+        assert_eq!(
+            published(&did),
+            [0, 5],
+            "the epoch told, then what came after the join"
+        );
     }
 
     #[test]
