@@ -158,12 +158,7 @@ impl ClusterSequencer {
                     room,
                     since,
                 };
-                if state.live && state.reading.is_none() && state.epoch.is_some() {
-                    serve(state, &mut ctx, waiting);
-                } else {
-                    state.waiting.push(waiting);
-                    read(state, &mut ctx, &mut self.next_tag);
-                }
+                serve_or_wait(state, &mut ctx, waiting, &mut self.next_tag);
             }
             HomeReq::Leave { online } => {
                 // A join still waiting for the log is not made after the leave.
@@ -207,12 +202,7 @@ impl ClusterSequencer {
                     before,
                     limit,
                 };
-                if state.live && state.reading.is_none() && state.epoch.is_some() {
-                    serve(state, &mut ctx, waiting);
-                } else {
-                    state.waiting.push(waiting);
-                    read(state, &mut ctx, &mut self.next_tag);
-                }
+                serve_or_wait(state, &mut ctx, waiting, &mut self.next_tag);
             }
         }
     }
@@ -342,6 +332,17 @@ impl ClusterSequencer {
         if let Some(history) = &mut self.history {
             history.sweep(now, |room| rooms.online_in(room) > 0);
         }
+    }
+}
+
+/// Answers a join or a page now if what is known is current (received live since the last
+/// read, no read in flight); else it waits for a read of the log.
+fn serve_or_wait(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, waiting: Waiting, next_tag: &mut u64) {
+    if state.live && state.reading.is_none() && state.epoch.is_some() {
+        serve(state, ctx, waiting);
+    } else {
+        state.waiting.push(waiting);
+        read(state, ctx, next_tag);
     }
 }
 
