@@ -40,10 +40,23 @@ fn messages(c: &mut Client, n: usize) -> Vec<(u64, String, String)> {
     got
 }
 
+/// Two servers, once both have their session with Redis (a join before that is answered
+/// without knowing the room's log: correct, but not what these tests are about).
+fn nodes(redis: &Redis, flags: &[&str]) -> (Node, Node) {
+    let (a, b) = (
+        Node::start_with(redis, "a", flags),
+        Node::start_with(redis, "b", flags),
+    );
+    wait_until("both servers connected to Redis", patience(), || {
+        a.metric("broker_connected") == 1 && b.metric("broker_connected") == 1
+    });
+    (a, b)
+}
+
 #[test]
 fn four_senders_on_two_servers_one_order_for_every_member() {
     let Some(redis) = Redis::start() else { return };
-    let (a, b) = (Node::start(&redis, "a"), Node::start(&redis, "b"));
+    let (a, b) = nodes(&redis, &[]);
     let mut on_a = members_on_both_workers(&a, "one");
     let mut on_b = members_on_both_workers(&b, "one");
     wait_until("both servers subscribed", patience(), || {
@@ -124,8 +137,7 @@ fn say(c: &mut Client, room: &str, text: &str) {
 fn a_member_resumes_on_one_server_what_was_sent_on_the_other() {
     let Some(redis) = Redis::start() else { return };
     let flags = ["--history-messages", "150"];
-    let a = Node::start_with(&redis, "a", &flags);
-    let b = Node::start_with(&redis, "b", &flags);
+    let (a, b) = nodes(&redis, &flags);
     let mut alice = connect(&a);
     join(&mut alice, "r", None);
     let mut bob = connect(&b);
@@ -257,7 +269,7 @@ fn redis_killed_mid_stream_and_restarted_loses_nothing_accepted() {
     let Some(mut redis) = Redis::start_persistent(dir) else {
         return;
     };
-    let (a, b) = (Node::start(&redis, "a"), Node::start(&redis, "b"));
+    let (a, b) = nodes(&redis, &[]);
     let mut senders = [connect(&a), connect(&b)];
     let mut readers = [connect(&a), connect(&b)];
     for c in senders.iter_mut().chain(readers.iter_mut()) {
@@ -341,7 +353,7 @@ fn redis_killed_mid_stream_and_restarted_loses_nothing_accepted() {
 #[test]
 fn entries_missed_while_the_servers_lost_their_subscriptions_are_filled_in() {
     let Some(redis) = Redis::start() else { return };
-    let (a, b) = (Node::start(&redis, "a"), Node::start(&redis, "b"));
+    let (a, b) = nodes(&redis, &[]);
     let mut sender = connect(&a);
     let mut readers = [connect(&a), connect(&b)];
     for c in readers.iter_mut().chain([&mut sender]) {
