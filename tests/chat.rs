@@ -16,8 +16,10 @@ use support::{Client, Got, TestServer, config, upgrade_request};
 
 fn start(chat: ChatConfig) -> (TestServer, Chat) {
     let chat = Chat::new(chat);
-    let server = TestServer::start(config(), chat.clone());
-    chat.attach(server.publisher(), server.metrics());
+    // Attached before the start, as the binary does: the first request sees everything.
+    let server = TestServer::start_with(config(), chat.clone(), |bound| {
+        chat.attach(bound.publisher(), bound.metrics())
+    });
     (server, chat)
 }
 

@@ -257,6 +257,8 @@ pub struct Server<H: Handler> {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     relay: Option<Arc<dyn Relay>>,
+    hub: Arc<pubsub::Hub>,
+    counters: Vec<Arc<Counters>>,
 }
 
 impl<H: Handler> Server<H> {
@@ -290,6 +292,10 @@ impl<H: Handler> Server<H> {
         Ok(Server {
             cfg,
             handler,
+            hub: Arc::new(pubsub::Hub::new(listeners.len())?),
+            counters: (0..listeners.len())
+                .map(|_| Arc::new(Counters::default()))
+                .collect(),
             listeners,
             local_addr,
             stop: Arc::new(AtomicBool::new(false)),
@@ -319,6 +325,27 @@ impl<H: Handler> Server<H> {
         self.local_addr
     }
 
+    /// The workers' counters, for export (`/metrics`), as [`ServerHandle::metrics`] gives
+    /// them; taken before [`Server::start`] (and after [`Server::with_relay`]) so that an
+    /// application has them before its first connection arrives.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            workers: Arc::new(self.counters.clone()),
+            relay: self.relay.clone(),
+        }
+    }
+
+    /// A handle to publish to topics, as [`ServerHandle::publisher`] gives it; taken before
+    /// [`Server::start`] (and after [`Server::with_relay`]) so that an application has it
+    /// before its first connection arrives. Publications made before the start wait in the
+    /// workers' inboxes.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            hub: self.hub.clone(),
+            relay: self.relay.clone(),
+        }
+    }
+
     /// Starts the workers. Returns once every worker has built its ring (or the first error).
     ///
     /// # Errors
@@ -344,7 +371,7 @@ impl<H: Handler> Server<H> {
         let shared = Shared {
             cfg: Arc::new(self.cfg),
             stop: self.stop,
-            hub: Arc::new(pubsub::Hub::new(self.listeners.len())?),
+            hub: self.hub,
             relay: self.relay,
         };
         // The relay first: the workers may hand it subscriptions as soon as they run.
@@ -355,10 +382,9 @@ impl<H: Handler> Server<H> {
         }
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
         let mut threads = Vec::new();
-        let mut counters = Vec::new();
+        let counters = self.counters;
         for (i, listener) in self.listeners.into_iter().enumerate() {
-            let worker_counters = Arc::new(Counters::default());
-            counters.push(worker_counters.clone());
+            let worker_counters = counters[i].clone();
             let (theirs, ready, handler) = (shared.clone(), ready_tx.clone(), self.handler.clone());
             let uring = flags.is_some();
             let thread = std::thread::Builder::new()

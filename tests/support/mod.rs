@@ -111,8 +111,19 @@ impl TestServer {
     }
 
     pub fn start<H: Handler>(cfg: ServerConfig, handler: H) -> Self {
+        Self::start_with(cfg, handler, |_| {})
+    }
+
+    /// Starts a server after `before` has seen it bound (to attach an application to its
+    /// publisher and metrics before the first connection, as the binary does).
+    pub fn start_with<H: Handler>(
+        cfg: ServerConfig,
+        handler: H,
+        before: impl FnOnce(&Server<H>),
+    ) -> Self {
         log_to_test_output();
         let server = Server::bind(cfg, handler).expect("bind");
+        before(&server);
         let addr = server.local_addr();
         let handle = server.start().expect("start");
         TestServer {

@@ -13,7 +13,7 @@ use ringws::app::chat::Chat;
 use ringws::app::echo::Echo;
 use ringws::broker::redis::Redis;
 use ringws::broker::{Broker, BrokerConfig, BrokerRelay, LogConfig};
-use ringws::server::{Handler, Server, ServerHandle, startup_warnings};
+use ringws::server::{Handler, Server, startup_warnings};
 
 use cli::{Cli, Mode, redact};
 
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     match cli.mode {
         Mode::Echo => {
             let server = with_broker(Server::bind(cfg, Echo), url, broker);
-            serve(server, stop, &summary, |_| {})
+            serve(server, stop, &summary)
         }
         Mode::Chat => {
             let mut chat_cfg = cli.chat_config(&cfg);
@@ -109,9 +109,12 @@ fn main() -> ExitCode {
             let chat = Chat::new(chat_cfg);
             let attach = chat.clone();
             let server = with_broker(Server::bind(cfg, chat), url, broker);
-            serve(server, stop, &summary, move |handle| {
-                attach.attach(handle.publisher(), handle.metrics());
-            })
+            // Attached before the workers start: the first connection finds the
+            // application connected (its publisher, and every family on /metrics).
+            if let Ok(server) = &server {
+                attach.attach(server.publisher(), server.metrics());
+            }
+            serve(server, stop, &summary)
         }
     }
 }
@@ -121,7 +124,6 @@ fn serve<H: Handler>(
     server: std::io::Result<Server<H>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     summary: &str,
-    started: impl FnOnce(&ServerHandle),
 ) -> ExitCode {
     let server = match server {
         Ok(server) => server,
@@ -138,7 +140,6 @@ fn serve<H: Handler>(
             return ExitCode::FAILURE;
         }
     };
-    started(&handle);
     match handle.ring_flags() {
         Some(f) => tracing::info!(
             "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={} incremental_bufs={}",
