@@ -117,9 +117,11 @@ install_bun bun
 server_cmd() { # NAME PORT -> the command, one word per line
     case "$1" in
         ringws) printf '%s\n' "$ROOT/target/release/ringws" --mode chat \
-                    --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" \
+                    $(no_rate_limits "$ROOT/target/release/ringws") ;;
         ringws-base) printf '%s\n' "${RINGWS_BASE_BIN:?RINGWS_BASE_BIN names the build to compare with}" \
-                    --mode chat --listen "127.0.0.1:$2" --workers "$WORKERS" ;;
+                    --mode chat --listen "127.0.0.1:$2" --workers "$WORKERS" \
+                    $(no_rate_limits "$RINGWS_BASE_BIN") ;;
         uws) printf '%s\n' "$NODE" "$JSDIR/uws-chat.js" "$2" ;;
         bun) printf '%s\n' "$BUN" "$JSDIR/bun-chat.js" "$2" ;;
         *) echo "unknown server $1" >&2; return 1 ;;

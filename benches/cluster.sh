@@ -64,6 +64,8 @@ if [ "$BASE_PORT" -le 65000 ] || [ "$BASE_PORT" -gt 65397 ]; then
 fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh" # no_rate_limits (this script defines its own start and listening)
 LOAD=$ROOT/target/release/ringws-load
 RINGWS=$ROOT/target/release/ringws
 OUT=$ROOT/target/bench-results
@@ -119,8 +121,9 @@ BIN=$RINGWS
 node() { # NAME PORT [--broker URL]
     local name=$1 port=$2
     shift 2
+    # shellcheck disable=SC2046
     start "$name" "$port" "$BIN" --mode chat --workers "$WORKERS" \
-        --listen "127.0.0.1:$port" "$@"
+        --listen "127.0.0.1:$port" $(no_rate_limits "$BIN") "$@"
 }
 CLUSTERS="cluster"
 if [ -n "${RINGWS_BASE_BIN:-}" ]; then

@@ -119,3 +119,8 @@ stop_server() {
 }
 
 commas() { echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'; }
+
+# Load generators send faster than a person: the per-connection rate limits (the server's
+# defaults) are lifted where the binary has them (a base build to compare with may not).
+# Usage: $(no_rate_limits BINARY) among the server's flags.
+no_rate_limits() { "$1" --help 2>/dev/null | grep -q -- '--send-rate' && echo --send-rate 0 --join-rate 0; }

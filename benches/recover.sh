@@ -54,6 +54,8 @@ if [ "$MEMBERS" -gt 18000 ]; then
 fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh" # no_rate_limits (this script defines its own start and listening)
 LOAD=$ROOT/target/release/ringws-load
 RINGWS=$ROOT/target/release/ringws
 OUT=$ROOT/target/bench-results
@@ -108,8 +110,9 @@ PORT_B=$((BASE_PORT + 2))
 node() { # NAME PORT [--broker URL]
     local name=$1 port=$2
     shift 2
+    # shellcheck disable=SC2046
     start "$name" "$port" "$RINGWS" --mode chat --workers "$WORKERS" \
-        --listen "127.0.0.1:$port" "$@"
+        --listen "127.0.0.1:$port" $(no_rate_limits "$RINGWS") "$@"
 }
 
 FAILED=0

@@ -30,6 +30,18 @@ fn bad_flags_name_the_flag() {
         (&["--broker", "http://127.0.0.1:6379"][..], "--broker"),
         (&["--broker", "redis://[::1"][..], "--broker"),
         (&["--broker-prefix", "x:"][..], "--broker"),
+        (&["--jwt-secret", "too short"][..], "--jwt-secret"),
+        (
+            &["--jwt-public-key", "/nonexistent.pem"][..],
+            "--jwt-public-key",
+        ),
+        (&["--jwt-public-key", "Cargo.toml"][..], "--jwt-public-key"),
+        (
+            &["--auth-token", "t", "--jwt-secret", "s"][..],
+            "--auth-token",
+        ),
+        (&["--send-burst", "0"][..], "--send-burst"),
+        (&["--send-rate", "fast"][..], "--send-rate"),
     ] {
         let out = ringws(args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -421,3 +421,82 @@ fn entries_missed_while_the_servers_lost_their_subscriptions_are_filled_in() {
         "the gap was read"
     );
 }
+
+/// A token for `user`, signed with the servers' secret.
+fn token(user: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": user, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+const SECRET: &str = "the cluster tests' secret, 32 b.";
+
+/// A connection of `user` on `node`, in its personal room.
+fn in_own_room(node: &Node, user: &str) -> Client {
+    let (mut c, _) = Client::connect_with(
+        node.addr,
+        &format!("Authorization: Bearer {}\r\n", token(user)),
+    );
+    assert_eq!(event(&mut c)["user"], user);
+    send(
+        &mut c,
+        json!({"op": "join", "room": format!("user:{user}")}),
+    );
+    loop {
+        let e = event(&mut c);
+        if e["op"] == "joined" {
+            return c;
+        }
+        assert_ne!(e["op"], "error", "{e}");
+    }
+}
+
+#[test]
+fn a_direct_message_reaches_its_user_on_every_server_once_in_order() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = nodes(&redis, &["--jwt-secret", SECRET]);
+    let mut alice = [in_own_room(&a, "alice"), in_own_room(&b, "alice")];
+    wait_until("both servers subscribed", patience(), || {
+        redis.subscribers("user:alice") == 2
+    });
+    // Bob on server A and Carol on server B write to Alice without joining her room.
+    let (mut bob, _) = Client::connect_with(
+        a.addr,
+        &format!("Authorization: Bearer {}\r\n", token("bob")),
+    );
+    let (mut carol, _) = Client::connect_with(
+        b.addr,
+        &format!("Authorization: Bearer {}\r\n", token("carol")),
+    );
+    assert_eq!(event(&mut bob)["op"], "welcome");
+    assert_eq!(event(&mut carol)["op"], "welcome");
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        for (c, who) in [(&mut bob, "bob"), (&mut carol, "carol")] {
+            let text = format!("{who} {i}");
+            send(c, json!({"op": "send", "room": "user:alice", "text": text}));
+            let ack = event(c);
+            assert_eq!(ack["op"], "sent", "{ack}");
+            sent.push((ack["offset"].as_u64().unwrap(), text));
+        }
+    }
+    sent.sort();
+    for c in &mut alice {
+        let got: Vec<(u64, String)> = messages(c, sent.len())
+            .into_iter()
+            .map(|(offset, _, text)| (offset, text))
+            .collect();
+        assert_eq!(got, sent, "every message once, in the room's order");
+    }
+    // Bob cannot join Alice's room.
+    send(&mut bob, json!({"op": "join", "room": "user:alice"}));
+    assert_eq!(event(&mut bob)["code"], "forbidden");
+}

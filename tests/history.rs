@@ -14,7 +14,13 @@ use support::chat::{event_skipping_presence as event, send};
 use support::{Client, TestServer, config};
 
 fn start(chat: ChatConfig) -> (TestServer, Chat) {
-    let chat = Chat::new(chat);
+    // Members here send as fast as they can (order under load): no rate limit (they are
+    // tested in tests/identity.rs).
+    let chat = Chat::new(ChatConfig {
+        send_rate: ringws::app::chat::rate::Rate::UNLIMITED,
+        join_rate: ringws::app::chat::rate::Rate::UNLIMITED,
+        ..chat
+    });
     let mut cfg = config();
     // The test is about order, not backpressure: no member may lose a message to a full queue
     // while it is busy writing its own.

@@ -179,6 +179,9 @@ impl Node {
             .args(["--mode", "chat", "--workers", "2", "--io", &io])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--broker", &redis.url()])
+            // Members here send as fast as they can (order under load): no rate limits (they
+            // are tested in tests/identity.rs).
+            .args(["--send-rate", "0", "--join-rate", "0"])
             .args(extra)
             .env(
                 "RUST_LOG",

@@ -39,6 +39,7 @@ use bytes::Bytes;
 use super::history::{Epochs, History};
 use super::protocol::{self, MessageEvent};
 use super::rooms::Room;
+use super::rules;
 use super::sequencer::HomeReq;
 use super::{ChatConfig, Rooms, monotonic_ms};
 use crate::proto::frame::Frame;
@@ -320,12 +321,18 @@ impl ClusterSequencer {
                     state.live = false;
                 }
             }
-            LogEvent::Appended { from, key, result } => {
-                if let Err(why) = result {
+            LogEvent::Appended { from, key, result } => match result {
+                Err(why) => {
                     let refusal = protocol::unavailable(&name, key.as_deref(), &why.0);
                     ctx.home.send_to(from, Frame::text(&refusal));
                 }
-            }
+                // A direct message's sender is told it went out (it is not in the room).
+                Ok((_, offset)) if rules::owner(&name).is_some() => {
+                    let sent = protocol::sent(&name, Some(offset), key.as_deref());
+                    ctx.home.send_to(from, Frame::text(&sent));
+                }
+                Ok(_) => {}
+            },
         }
         ctx.flush();
         let now = ctx.now;
@@ -936,7 +943,7 @@ mod tests {
         let did = s.request(
             ALICE,
             HomeReq::Send {
-                room,
+                room: Some(room),
                 from: "n:1.7.1".into(),
                 name: None,
                 ts: 5,

@@ -16,13 +16,19 @@
 //! | `sequencer` | a room's home worker: one order (offsets), joins that resume, history pages |
 //! | `cluster` | the same in a cluster: the broker's log gives the order, each server's home delivers it |
 //! | [`history`] | each room's kept messages, epochs, and the bounds on them |
+//! | [`identity`] | who a connection is: JWT connection and room tokens |
+//! | [`rules`] | who may join and send, by namespace; personal rooms (direct messages) |
+//! | [`rate`] | per-connection rate limits (token buckets) |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
 mod cluster;
 pub mod history;
+pub mod identity;
 mod pages;
 pub mod protocol;
+pub mod rate;
 pub mod rooms;
+pub mod rules;
 mod sequencer;
 
 use std::any::Any;
@@ -37,8 +43,11 @@ use crate::server::{
 };
 use cluster::ClusterSequencer;
 use history::{Epochs, HistoryConfig};
+use identity::{Identity, Tokens};
 use protocol::{MessageEvent, Refusal, Request};
+use rate::{Bucket, Rate};
 use rooms::{Room, Rooms};
+use rules::{JoinRule, Rules, SendRule};
 use sequencer::{HomeReq, Sequencer};
 
 /// Decides whether an upgrade request may chat: `Ok(name)` accepts it (with a display name the
@@ -87,7 +96,28 @@ pub struct ChatConfig {
     /// order, offsets and history across the servers. Without it, each sender's messages keep
     /// their order, and there is no history.
     pub log: bool,
+    /// Connection tokens (JWT, see [`identity`]): when set, every upgrade must carry a valid
+    /// token (HTTP 401 otherwise) and the connection is the token's user. `None`: no tokens.
+    pub tokens: Option<Arc<Tokens>>,
+    /// How long before its token expires a connection is told (`{"op":"expiring"}`), to send
+    /// a new one (`refresh`); at expiry it is closed with [`TOKEN_EXPIRED`]. Default 60 s:
+    /// time for a client to ask its application for a new token.
+    pub expiry_notice: std::time::Duration,
+    /// Who may join and send, by namespace (see [`rules`]). Default: anyone may join any room
+    /// (except personal ones) and send to the rooms joined.
+    pub rules: Rules,
+    /// Messages one connection may send: default 100 a second, 200 at once. A person types a
+    /// few a second; a script that floods a room costs every member. Excess: `rate_limited`.
+    pub send_rate: Rate,
+    /// Joins (and history pages) one connection may ask for: default 10 a second, 50 at once
+    /// (a client rejoining its rooms after a reconnect). Each costs a subscription or a
+    /// history read.
+    pub join_rate: Rate,
 }
+
+/// The close code of a connection whose token expired without a `refresh` (4001, in the
+/// range RFC 6455 §7.4.2 leaves to applications).
+pub const TOKEN_EXPIRED: CloseCode = CloseCode(4001);
 
 impl Default for ChatConfig {
     fn default() -> Self {
@@ -104,6 +134,17 @@ impl Default for ChatConfig {
             node: None,
             history: HistoryConfig::default(),
             log: false,
+            tokens: None,
+            expiry_notice: std::time::Duration::from_secs(60),
+            rules: Rules::default(),
+            send_rate: Rate {
+                per_second: 100,
+                burst: 200,
+            },
+            join_rate: Rate {
+                per_second: 10,
+                burst: 50,
+            },
         }
     }
 }
@@ -118,6 +159,10 @@ impl std::fmt::Debug for ChatConfig {
             .field("node", &self.node)
             .field("history", &self.history)
             .field("log", &self.log)
+            .field("tokens", &self.tokens)
+            .field("rules", &self.rules)
+            .field("send_rate", &self.send_rate)
+            .field("join_rate", &self.join_rate)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +191,11 @@ pub struct Member {
     errors: u8,
     /// When `errors` was last brought up to date (monotonic ms).
     errors_at: u64,
+    /// Who the connection's token says it is (`None`: no token).
+    identity: Option<Box<Identity>>,
+    /// Rate limits: sends, and joins and history pages.
+    sends: Bucket,
+    joins: Bucket,
 }
 
 /// Milliseconds on a monotonic clock, from 1 (for presence rate limits: a wall clock stepped
@@ -177,6 +227,16 @@ fn decayed(errors: u8, at: u64, now: u64, period: u64) -> (u8, u64) {
 
 /// How often owed presence updates are looked for.
 const PRESENCE_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Seconds since the Unix epoch (for token times).
+fn now_s() -> u64 {
+    now_ms() / 1000
+}
+
+/// A timer token for a token's expiry: its `exp` and the phase (notice, then deadline).
+fn expiry_timer(exp: u64, deadline: bool) -> u64 {
+    (exp << 1) | u64::from(deadline)
+}
 
 /// Milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
@@ -275,7 +335,14 @@ impl Chat {
 
     fn handle(&self, conn: &mut Conn<'_, Box<Member>>, req: Request<'_>) -> Result<(), Refusal> {
         match req {
-            Request::Join { room: name, since } => {
+            Request::Join {
+                room: name,
+                since,
+                token,
+            } => {
+                if !conn.state().joins.take(self.cfg.join_rate, monotonic_ms()) {
+                    return Err(rate_limited("joins"));
+                }
                 let ordered = self.ordered();
                 if ordered && since.is_some() {
                     self.not_busy(conn)?;
@@ -296,6 +363,7 @@ impl Chat {
                     }
                     return Ok(());
                 }
+                self.may_join(member, name, token)?;
                 if member.rooms.len() >= self.cfg.max_rooms {
                     return Err(Refusal {
                         code: "too_many_rooms",
@@ -350,16 +418,18 @@ impl Chat {
                 text,
                 id,
             } => {
+                if !conn.state().sends.take(self.cfg.send_rate, monotonic_ms()) {
+                    return Err(rate_limited("messages"));
+                }
                 let from = self.member_id(conn);
                 let ordered = self.ordered();
+                let node = self.cfg.node.is_none();
                 let member = conn.state();
-                let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
-                    return Err(not_joined());
-                };
+                let room = self.may_send(member, name, text)?;
                 if ordered {
                     // Stamped with the room's next offset by its home, which publishes it.
                     let req = HomeReq::Send {
-                        room: room.clone(),
+                        room,
                         from,
                         name: member.name.clone(),
                         ts: now_ms(),
@@ -374,22 +444,29 @@ impl Chat {
                     from: &from,
                     name: member.name.as_deref(),
                     ts: now_ms(),
-                    seq: room.next_seq(),
+                    seq: room.as_ref().map_or(0, |r| r.next_seq()),
                     offset: None,
                     text,
                     // Per-node counts mean nothing to the members of other nodes.
-                    online: self.cfg.node.is_none().then(|| room.online()),
+                    online: room.as_ref().filter(|_| node).map(|r| r.online()),
                     id,
                 };
                 let frame = Frame::text(&event.to_json());
-                // The sender gets it too: its copy carries the sequence number and time.
-                conn.publish(name, frame, true);
+                // A member gets its own message too (with its sequence number and time); a
+                // direct message's sender is told it went out.
+                conn.publish(name, frame, room.is_some());
+                if room.is_none() {
+                    conn.send_text(&protocol::sent(name, None, id));
+                }
             }
             Request::History {
                 room: name,
                 before,
                 limit,
             } => {
+                if !conn.state().joins.take(self.cfg.join_rate, monotonic_ms()) {
+                    return Err(rate_limited("history pages"));
+                }
                 let ordered = self.ordered();
                 let member = conn.state();
                 if !member.rooms.iter().any(|(r, _)| &**r == name) {
@@ -407,8 +484,94 @@ impl Chat {
             Request::Nick { name } => {
                 conn.state().name = Some(name.into());
             }
+            Request::Refresh { token } => {
+                let bad = |message: &str| Refusal {
+                    code: "bad_token",
+                    message: message.to_owned(),
+                };
+                let Some(tokens) = &self.cfg.tokens else {
+                    return Err(bad("this server takes no tokens"));
+                };
+                let fresh = tokens.check(token, now_s()).map_err(|e| bad(e.reason()))?;
+                let member = conn.state();
+                if member.identity.as_ref().map(|id| &id.user) != Some(&fresh.user) {
+                    return Err(bad("a token for another user"));
+                }
+                let exp = fresh.exp;
+                member.identity = Some(Box::new(fresh));
+                conn.send_text(&protocol::refreshed(exp));
+                self.expire_at(conn, exp);
+            }
         }
         Ok(())
+    }
+
+    /// Whether `member` may join `room`, with the room token it gave, if any.
+    fn may_join(&self, member: &Member, room: &str, token: Option<&str>) -> Result<(), Refusal> {
+        let identity = member.identity.as_deref();
+        let user = identity.map(|id| &*id.user);
+        if let Some(owner) = rules::owner(room) {
+            return match user {
+                Some(user) if user == owner => Ok(()),
+                _ => Err(forbidden(
+                    "a personal room is for its user's connections only",
+                )),
+            };
+        }
+        match self.cfg.rules.of(room).join {
+            JoinRule::Anyone => Ok(()),
+            JoinRule::Token if user.is_some() => Ok(()),
+            JoinRule::Token => Err(forbidden("this room is for connections with a token")),
+            JoinRule::Claim if identity.is_some_and(|id| id.rooms_allow(room)) => Ok(()),
+            JoinRule::Claim => Err(forbidden("the rooms of your token do not include this one")),
+            JoinRule::Signed => {
+                let (Some(user), Some(token), Some(tokens)) = (user, token, &self.cfg.tokens)
+                else {
+                    return Err(forbidden("this room needs a room token"));
+                };
+                tokens
+                    .check_room(token, user, room, now_s())
+                    .map(drop)
+                    .map_err(|e| forbidden(e.reason()))
+            }
+        }
+    }
+
+    /// Whether `member` may send `text` to `room`: the room's shared counters if it is a
+    /// member, `None` for a direct message (to a personal room, by a connection with a token).
+    fn may_send(
+        &self,
+        member: &Member,
+        room: &str,
+        text: &str,
+    ) -> Result<Option<Arc<Room>>, Refusal> {
+        let joined = member.rooms.iter().find(|(r, _)| &**r == room);
+        let personal = rules::owner(room).is_some();
+        let namespace = self.cfg.rules.of(room);
+        if !personal && namespace.send == SendRule::Nobody {
+            return Err(forbidden("only the application sends to this room"));
+        }
+        if let Some(max) = namespace.max_text.filter(|&max| text.len() > max) {
+            return Err(Refusal {
+                code: "too_long",
+                message: format!("'text' is longer than {max} bytes in this room"),
+            });
+        }
+        match joined {
+            Some((_, room)) => Ok(Some(room.clone())),
+            None if personal && member.identity.is_some() => Ok(None),
+            None if personal => Err(forbidden("direct messages need a token")),
+            None => Err(not_joined()),
+        }
+    }
+
+    /// Tells the connection before its token expires at `exp` (s) and closes it then, unless
+    /// it refreshes: a timer now for the notice (see [`Handler::timer`]).
+    fn expire_at(&self, conn: &mut Conn<'_, Box<Member>>, exp: u64) {
+        let notice = self.cfg.expiry_notice.as_millis() as u64;
+        let at = (exp * 1000).saturating_sub(notice);
+        let after = std::time::Duration::from_millis(at.saturating_sub(now_ms()));
+        conn.set_timer(after, expiry_timer(exp, false));
     }
 }
 
@@ -420,6 +583,20 @@ fn joined_without_history(room: &str, online: i64, since: bool) -> String {
         joined["recovered"] = false.into();
     }
     joined.to_string()
+}
+
+fn forbidden(message: &str) -> Refusal {
+    Refusal {
+        code: "forbidden",
+        message: message.to_owned(),
+    }
+}
+
+fn rate_limited(what: &str) -> Refusal {
+    Refusal {
+        code: "rate_limited",
+        message: format!("too many {what}: slow down"),
+    }
 }
 
 fn not_joined() -> Refusal {
@@ -439,16 +616,37 @@ impl Handler for Chat {
                 reason: "origin not allowed",
             };
         }
-        let name = match &self.cfg.auth {
+        let identity = match &self.cfg.tokens {
             None => None,
-            Some(auth) => match auth(req) {
-                Ok(name) => name,
-                Err((status, reason)) => return Decision::Reject { status, reason },
-            },
+            Some(tokens) => {
+                let Some(token) = identity::token_of(req.request()) else {
+                    return Decision::Reject {
+                        status: 401,
+                        reason: "a token is required",
+                    };
+                };
+                match tokens.check(token, now_s()) {
+                    Ok(identity) => Some(Box::new(identity)),
+                    Err(e) => {
+                        return Decision::Reject {
+                            status: 401,
+                            reason: e.reason(),
+                        };
+                    }
+                }
+            }
         };
+        let mut name = identity.as_ref().and_then(|id| id.name.clone());
+        if let Some(auth) = &self.cfg.auth {
+            match auth(req) {
+                Ok(given) => name = given.map(String::into_boxed_str).or(name),
+                Err((status, reason)) => return Decision::Reject { status, reason },
+            }
+        }
         Decision::Accept {
             state: Box::new(Member {
-                name: name.map(String::into_boxed_str),
+                name,
+                identity,
                 ..Member::default()
             }),
             protocol: None,
@@ -457,7 +655,33 @@ impl Handler for Chat {
 
     fn open(&mut self, conn: &mut Conn<'_, Box<Member>>) {
         let id = self.member_id(conn);
-        conn.send_text(&protocol::welcome(&id, &self.cfg));
+        let identity = conn.state().identity.as_deref();
+        let (user, exp) = (identity.map(|i| i.user.clone()), identity.map(|i| i.exp));
+        conn.send_text(&protocol::welcome(&id, user.as_deref(), &self.cfg));
+        if let Some(exp) = exp {
+            self.expire_at(conn, exp);
+        }
+    }
+
+    fn timer(&mut self, conn: &mut Conn<'_, Box<Member>>, token: u64) {
+        let Some(exp) = conn.state().identity.as_ref().map(|id| id.exp) else {
+            return;
+        };
+        if token >> 1 != exp {
+            return; // refreshed since
+        }
+        let leeway = self.cfg.tokens.as_ref().map_or(0, |t| t.leeway);
+        let deadline = exp.saturating_add(leeway) * 1000;
+        let now = now_ms();
+        if now >= deadline {
+            conn.close(TOKEN_EXPIRED, "token expired");
+            return;
+        }
+        if token & 1 == 0 {
+            conn.send_text(&protocol::expiring(exp));
+        }
+        let after = std::time::Duration::from_millis(deadline - now);
+        conn.set_timer(after, expiry_timer(exp, true));
     }
 
     fn message(&mut self, conn: &mut Conn<'_, Box<Member>>, msg: Message<'_>) {
@@ -468,14 +692,15 @@ impl Handler for Chat {
             };
             return self.refuse(conn, &refusal, None);
         };
-        let value = match protocol::json(text) {
-            Ok(value) => value,
+        let wire = match protocol::decode(text) {
+            Ok(wire) => wire,
             Err(refusal) => return self.refuse(conn, &refusal, None),
         };
-        let room = value.get("room").and_then(|r| r.as_str());
-        let result = protocol::parse(&value, &self.cfg).and_then(|req| self.handle(conn, req));
+        let result = protocol::check(&wire, &self.cfg).and_then(|req| self.handle(conn, req));
         if let Err(refusal) = result {
-            let room = room.filter(|r| r.len() <= self.cfg.max_room_name);
+            let room = wire.room.as_deref();
+            let room =
+                room.filter(|r| r.len() <= self.cfg.max_room_name && protocol::room_name_ok(r));
             self.refuse(conn, &refusal, room);
         }
     }

@@ -50,7 +50,12 @@
 //! broker restarted without persistence), its members get an `epoch` event: offsets start
 //! again from the new epoch, and what came before cannot be recovered.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+#[cfg(test)]
+use serde_json::Value;
+use serde_json::json;
 
 use super::ChatConfig;
 
@@ -63,6 +68,13 @@ pub enum Request<'a> {
         room: &'a str,
         /// The last message the client has: the room's epoch and that message's offset.
         since: Option<(&'a str, u64)>,
+        /// A room token (for rooms whose rule is `signed`).
+        token: Option<&'a str>,
+    },
+    /// A new connection token before the current one expires.
+    Refresh {
+        /// The token.
+        token: &'a str,
     },
     /// Messages of a room's history (scrollback).
     History {
@@ -112,32 +124,101 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     }
 }
 
-/// A string field of `obj`, present and not longer than `max` bytes.
-fn field<'a>(obj: &'a Map<String, Value>, name: &str, max: usize) -> Result<&'a str, Refusal> {
-    match obj.get(name) {
+/// A request as it comes off the wire: every field any op may have, typed (serde), none
+/// checked yet ([`check`] does that). Strings borrow from the frame when they hold no escapes.
+/// Fields no op knows are ignored (a newer client may send more); a field given twice is an
+/// error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Wire<'a> {
+    /// What the client asks for.
+    #[serde(borrow)]
+    pub op: Option<Cow<'a, str>>,
+    /// The room (`join`, `leave`, `send`, `history`).
+    #[serde(borrow)]
+    pub room: Option<Cow<'a, str>>,
+    /// A message's text (`send`).
+    #[serde(borrow)]
+    pub text: Option<Cow<'a, str>>,
+    /// The client's id for a message (`send`).
+    #[serde(borrow)]
+    pub id: Option<Cow<'a, str>>,
+    /// A display name (`nick`).
+    #[serde(borrow)]
+    pub name: Option<Cow<'a, str>>,
+    /// Where to resume (`join`).
+    #[serde(borrow)]
+    pub since: Option<Since<'a>>,
+    /// A connection token (`refresh`) or a room token (`join`).
+    #[serde(borrow)]
+    pub token: Option<Cow<'a, str>>,
+    /// Only messages before this offset (`history`).
+    pub before: Option<u64>,
+    /// At most this many messages (`history`).
+    pub limit: Option<u64>,
+}
+
+/// `since` of a `join`: the last message the client has.
+#[derive(Debug, Deserialize)]
+pub struct Since<'a> {
+    /// The room's epoch when that message was sent.
+    #[serde(borrow)]
+    pub epoch: Cow<'a, str>,
+    /// That message's offset.
+    pub offset: u64,
+}
+
+/// Reads a text frame as a request, typed but not yet checked.
+pub fn decode(text: &str) -> Result<Wire<'_>, Refusal> {
+    use serde_json::error::Category;
+    // Only an object (serde would also read a struct from an array of its fields).
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => refuse("bad_json", "a request is a JSON object"),
+            Err(e) => refuse("bad_json", format!("not JSON: {e}")),
+        });
+    }
+    serde_json::from_str(text).map_err(|e| {
+        let what = e.to_string();
+        match e.classify() {
+            Category::Data if what.starts_with("missing field") => refuse("missing_field", what),
+            Category::Data => refuse("bad_field", what),
+            _ => refuse("bad_json", format!("not JSON: {e}")),
+        }
+    })
+}
+
+/// A string field, present and not longer than `max` bytes.
+fn field<'a>(value: &'a Option<Cow<'_, str>>, name: &str, max: usize) -> Result<&'a str, Refusal> {
+    match value {
         None => Err(refuse("missing_field", format!("'{name}' is missing"))),
-        Some(Value::String(s)) if s.len() > max => Err(refuse(
+        Some(s) if s.len() > max => Err(refuse(
             "too_long",
             format!("'{name}' is longer than {max} bytes"),
         )),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(refuse("bad_field", format!("'{name}' must be a string"))),
+        Some(s) => Ok(s),
     }
 }
 
-/// A room name: 1 to `max` bytes of letters, digits, `-`, `_` and `.`.
-fn room<'a>(obj: &'a Map<String, Value>, cfg: &ChatConfig) -> Result<&'a str, Refusal> {
-    let room = field(obj, "room", cfg.max_room_name)?;
-    let ok = !room.is_empty()
+/// Whether `room` is a well-formed room name: 1 or more letters, digits, `-`, `_`, `.` and
+/// `:` (namespaces: `news:sports`, `user:alice`), not starting with `:` or `.`.
+pub fn room_name_ok(room: &str) -> bool {
+    !room.is_empty()
+        && !room.starts_with([':', '.'])
         && room
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A room name: 1 to `max` bytes (see [`room_name_ok`]).
+fn room<'a>(wire: &'a Wire<'_>, cfg: &ChatConfig) -> Result<&'a str, Refusal> {
+    let room = field(&wire.room, "room", cfg.max_room_name)?;
+    if room_name_ok(room) {
         Ok(room)
     } else {
         Err(refuse(
             "bad_room",
-            "room names are letters, digits, '-', '_' and '.'",
+            "room names are letters, digits, '-', '_', '.' and ':'",
         ))
     }
 }
@@ -146,11 +227,11 @@ fn room<'a>(obj: &'a Map<String, Value>, cfg: &ChatConfig) -> Result<&'a str, Re
 const MAX_ID: usize = 64;
 
 /// A message's optional `id`: 1 to 64 letters, digits, `-` and `_`.
-fn message_id(obj: &Map<String, Value>) -> Result<Option<&str>, Refusal> {
-    if !obj.contains_key("id") {
+fn message_id<'a>(wire: &'a Wire<'_>) -> Result<Option<&'a str>, Refusal> {
+    if wire.id.is_none() {
         return Ok(None);
     }
-    let id = field(obj, "id", MAX_ID)?;
+    let id = field(&wire.id, "id", MAX_ID)?;
     let ok = !id.is_empty()
         && id
             .bytes()
@@ -168,52 +249,37 @@ fn message_id(obj: &Map<String, Value>) -> Result<Option<&str>, Refusal> {
 /// Longest epoch a client may send back, in bytes (the server's are ~20).
 const MAX_EPOCH: usize = 64;
 
-/// A non-negative integer field, if present.
-fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<u64>, Refusal> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            refuse(
-                "bad_field",
-                format!("'{name}' must be a non-negative integer"),
-            )
-        }),
-    }
-}
+/// Longest token a client may send, in bytes.
+const MAX_TOKEN: usize = super::identity::DEFAULT_MAX_TOKEN_BYTES;
 
-/// `since`: `{"epoch":E,"offset":N}`, if present.
-fn since(obj: &Map<String, Value>) -> Result<Option<(&str, u64)>, Refusal> {
-    match obj.get("since") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(since)) => {
-            let epoch = field(since, "epoch", MAX_EPOCH)?;
-            let offset = number(since, "offset")?
-                .ok_or_else(|| refuse("missing_field", "'offset' is missing"))?;
-            Ok(Some((epoch, offset)))
-        }
-        Some(_) => Err(refuse(
-            "bad_field",
-            "'since' must be {\"epoch\":...,\"offset\":...}",
-        )),
-    }
-}
-
-/// Parses and checks one request. `value` is the parsed frame, kept by the caller so the
-/// request can borrow its strings.
-pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refusal> {
-    let Value::Object(obj) = value else {
-        return Err(refuse("bad_json", "a request is a JSON object"));
-    };
-    let op = field(obj, "op", 16)?;
+/// Checks a decoded request: the fields its op needs, their lengths and forms.
+pub fn check<'a>(wire: &'a Wire<'_>, cfg: &ChatConfig) -> Result<Request<'a>, Refusal> {
+    let op = field(&wire.op, "op", 16)?;
     match op {
         "join" => Ok(Request::Join {
-            room: room(obj, cfg)?,
-            since: since(obj)?,
+            room: room(wire, cfg)?,
+            since: match &wire.since {
+                None => None,
+                Some(since) if since.epoch.len() > MAX_EPOCH => {
+                    return Err(refuse(
+                        "too_long",
+                        format!("'epoch' is longer than {MAX_EPOCH} bytes"),
+                    ));
+                }
+                Some(since) => Some((&*since.epoch, since.offset)),
+            },
+            token: match &wire.token {
+                None => None,
+                Some(_) => Some(field(&wire.token, "token", MAX_TOKEN)?),
+            },
+        }),
+        "refresh" => Ok(Request::Refresh {
+            token: field(&wire.token, "token", MAX_TOKEN)?,
         }),
         "history" => Ok(Request::History {
-            room: room(obj, cfg)?,
-            before: number(obj, "before")?,
-            limit: match number(obj, "limit")? {
+            room: room(wire, cfg)?,
+            before: wire.before,
+            limit: match wire.limit {
                 None => cfg.history.page,
                 Some(0) => return Err(refuse("bad_field", "'limit' must be at least 1")),
                 Some(n) => usize::try_from(n)
@@ -222,15 +288,15 @@ pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refu
             },
         }),
         "leave" => Ok(Request::Leave {
-            room: room(obj, cfg)?,
+            room: room(wire, cfg)?,
         }),
         "send" => Ok(Request::Send {
-            room: room(obj, cfg)?,
-            text: field(obj, "text", cfg.max_text)?,
-            id: message_id(obj)?,
+            room: room(wire, cfg)?,
+            text: field(&wire.text, "text", cfg.max_text)?,
+            id: message_id(wire)?,
         }),
         "nick" => {
-            let name = field(obj, "name", cfg.max_name)?;
+            let name = field(&wire.name, "name", cfg.max_name)?;
             if name.trim().is_empty() || name.chars().any(char::is_control) {
                 return Err(refuse(
                     "bad_field",
@@ -246,11 +312,6 @@ pub fn parse<'a>(value: &'a Value, cfg: &ChatConfig) -> Result<Request<'a>, Refu
     }
 }
 
-/// Parses the JSON of a text frame.
-pub fn json(text: &str) -> Result<Value, Refusal> {
-    serde_json::from_str(text).map_err(|e| refuse("bad_json", format!("not JSON: {e}")))
-}
-
 /// `{"op":"error","code":"unavailable",...}` for a message that could not be sent, with the
 /// message's id if it had one.
 pub fn unavailable(room: &str, id: Option<&str>, why: &str) -> String {
@@ -260,6 +321,30 @@ pub fn unavailable(room: &str, id: Option<&str>, why: &str) -> String {
         v["id"] = id.into();
     }
     v.to_string()
+}
+
+/// `{"op":"sent","room":..,"offset":..,"id":..}`: a direct message went out (its sender is
+/// not in the recipient's room, so does not get the message itself).
+pub fn sent(room: &str, offset: Option<u64>, id: Option<&str>) -> String {
+    let mut v = json!({"op": "sent", "room": room});
+    if let Some(offset) = offset {
+        v["offset"] = offset.into();
+    }
+    if let Some(id) = id {
+        v["id"] = id.into();
+    }
+    v.to_string()
+}
+
+/// `{"op":"expiring","exp":..}`: the connection's token expires at `exp` (seconds since the
+/// Unix epoch); send `refresh` with a new one before then, or be closed with 4001.
+pub fn expiring(exp: u64) -> String {
+    json!({"op": "expiring", "exp": exp}).to_string()
+}
+
+/// `{"op":"refreshed","exp":..}`: the new token is in force.
+pub fn refreshed(exp: u64) -> String {
+    json!({"op": "refreshed", "exp": exp}).to_string()
 }
 
 /// `{"op":"epoch",...}`: the room's log was lost and starts again in a new epoch.
@@ -278,9 +363,12 @@ pub fn error(refusal: &Refusal, room: Option<&str>) -> String {
 
 /// `{"op":"welcome",...}`: the connection's id, the limits that apply to it, and the text
 /// heartbeat the server answers (for the browser library).
-pub fn welcome(id: &str, cfg: &ChatConfig) -> String {
+pub fn welcome(id: &str, user: Option<&str>, cfg: &ChatConfig) -> String {
     let mut v =
         json!({"op": "welcome", "id": id, "max_rooms": cfg.max_rooms, "max_text": cfg.max_text});
+    if let Some(user) = user {
+        v["user"] = user.into();
+    }
     if let Some(node) = &cfg.node {
         v["node"] = node.as_str().into();
     }
@@ -407,8 +495,9 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Result<Request<'static>, Refusal> {
-        let v: &'static Value = Box::leak(Box::new(json(text)?));
-        parse(v, &ChatConfig::default())
+        let text: &'static str = Box::leak(text.to_owned().into_boxed_str());
+        let wire: &'static Wire<'static> = Box::leak(Box::new(decode(text)?));
+        check(wire, &ChatConfig::default())
     }
 
     fn code(text: &str) -> &'static str {
@@ -421,7 +510,8 @@ mod tests {
             p(r#"{"op":"join","room":"lobby"}"#),
             Ok(Request::Join {
                 room: "lobby",
-                since: None
+                since: None,
+                token: None,
             })
         );
         assert_eq!(
@@ -453,6 +543,15 @@ mod tests {
             p(r#"{"op":"nick","name":"alice"}"#),
             Ok(Request::Nick { name: "alice" })
         );
+        // Namespaced rooms; escapes decoded; fields no op knows ignored.
+        assert_eq!(
+            p(r#"{"op":"send","room":"user:alice","text":"a\"b\u00e9","x":[1]}"#),
+            Ok(Request::Send {
+                room: "user:alice",
+                text: "a\"bé",
+                id: None,
+            })
+        );
     }
 
     #[test]
@@ -461,14 +560,16 @@ mod tests {
             p(r#"{"op":"join","room":"a","since":{"epoch":"e-1","offset":41}}"#),
             Ok(Request::Join {
                 room: "a",
-                since: Some(("e-1", 41))
+                since: Some(("e-1", 41)),
+                token: None,
             })
         );
         assert_eq!(
             p(r#"{"op":"join","room":"a","since":null}"#),
             Ok(Request::Join {
                 room: "a",
-                since: None
+                since: None,
+                token: None,
             })
         );
         assert_eq!(
@@ -570,6 +671,20 @@ mod tests {
         assert_eq!(code(r#"{"op":"join","room":""}"#), "bad_room");
         assert_eq!(code(r#"{"op":"join","room":"a b"}"#), "bad_room");
         assert_eq!(code(r#"{"op":"join","room":"../etc"}"#), "bad_room");
+        assert_eq!(code(r#"{"op":"join","room":":x"}"#), "bad_room");
+        assert_eq!(code(r#"{"op":"join","room":"a","room":"b"}"#), "bad_field");
+        assert_eq!(
+            code(r#"{"op":"join","room":"a","since":{"epoch":"e"}}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            code(r#"{"op":"join","room":"a","since":{"epoch":"e","offset":-1}}"#),
+            "bad_field"
+        );
+        assert_eq!(
+            code(r#"{"op":"history","room":"a","limit":"x"}"#),
+            "bad_field"
+        );
         let long = "r".repeat(65);
         assert_eq!(
             code(&format!(r#"{{"op":"join","room":"{long}"}}"#)),

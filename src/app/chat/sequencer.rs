@@ -22,6 +22,7 @@ use std::sync::Arc;
 use super::history::{Epochs, History};
 use super::protocol::{self, MessageEvent};
 use super::rooms::Room;
+use super::rules;
 use super::{ChatConfig, Rooms, monotonic_ms};
 use crate::proto::frame::Frame;
 use crate::server::Home;
@@ -38,7 +39,9 @@ pub(super) enum HomeReq {
     Leave { online: i64 },
     /// A message to stamp, keep and publish.
     Send {
-        room: Arc<Room>,
+        /// The room's shared counters, if the sender is a member (a direct message's sender
+        /// is not).
+        room: Option<Arc<Room>>,
         from: String,
         name: Option<Box<str>>,
         ts: u64,
@@ -116,7 +119,12 @@ impl Sequencer {
                 text,
                 id,
             } => {
+                let online = room.map_or_else(|| rooms.online_in(&name), |r| r.online());
+                let mut sent = None;
                 let frame = history.append(&name, now, |_epoch, offset| {
+                    if rules::owner(&name).is_some() {
+                        sent = Some(protocol::sent(&name, Some(offset), id.as_deref()));
+                    }
                     let event = MessageEvent {
                         room: &name,
                         from: &sender,
@@ -125,12 +133,16 @@ impl Sequencer {
                         seq: offset,
                         offset: Some(offset),
                         text: &text,
-                        online: Some(room.online()),
+                        online: Some(online),
                         id: id.as_deref(),
                     };
                     Frame::text(&event.to_json())
                 });
                 home.publish(frame);
+                // A direct message's sender is told it went out (it is not in the room).
+                if let Some(sent) = sent {
+                    home.send_to(from, Frame::text(&sent));
+                }
             }
             HomeReq::History { before, limit } => {
                 let (epoch, frames) = history.page(&name, before, limit, now);

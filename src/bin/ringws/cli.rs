@@ -7,6 +7,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use ringws::app::chat::identity::Tokens;
 use ringws::app::chat::{AuthHook, ChatConfig};
 use ringws::broker::BrokerConfig;
 use ringws::proto::deflate::Mode as DeflateMode;
@@ -152,8 +153,36 @@ pub(crate) struct Cli {
     allow_origin: Vec<String>,
     /// Chat: clients must present this token (`?token=...` in the URL, or an
     /// `Authorization: Bearer ...` header); others get 401 [default: no token needed].
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["jwt_secret", "jwt_public_key"])]
     auth_token: Option<String>,
+    /// Chat: connections need a JWT signed with this HS256 secret (at least 32 bytes), in
+    /// `?token=` or `Authorization: Bearer`; 401 otherwise. Its `sub` is the user (README,
+    /// "Identity and room rules"). Better in the config file than on a command line others
+    /// can read [default: no tokens].
+    #[arg(long, value_name = "SECRET", conflicts_with = "jwt_public_key")]
+    jwt_secret: Option<String>,
+    /// Chat: connections need a JWT signed with the private half of this PEM public key:
+    /// RSA (RS256) or P-256 (ES256) [default: no tokens].
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key: Option<std::path::PathBuf>,
+    /// Chat: how long before its token expires a connection is told to refresh it (then it is
+    /// closed with 4001) [default: 60s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    jwt_expiry_notice: Option<Duration>,
+    /// Chat: messages one connection may send per second, sustained; 0: no limit; excess is
+    /// refused with rate_limited [default: 100].
+    #[arg(long, value_name = "N")]
+    send_rate: Option<u32>,
+    /// Chat: messages one connection may send at once after a quiet spell [default: 200].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    send_burst: Option<u32>,
+    /// Chat: joins and history pages one connection may ask for per second; 0: no limit
+    /// [default: 10].
+    #[arg(long, value_name = "N")]
+    join_rate: Option<u32>,
+    /// Chat: joins and history pages one connection may ask for at once [default: 50].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    join_burst: Option<u32>,
     /// Let the allocator back memory with transparent huge pages (2 MiB). Off by default:
     /// resident memory then grows with what connections use, 4 KiB at a time, instead of in
     /// 2 MiB steps (tuning/README.md, "Transparent huge pages").
@@ -406,8 +435,46 @@ fn token_hook(token: String) -> AuthHook {
 
 impl Cli {
     /// The chat's configuration from the flags (and the heartbeat the server answers).
-    pub(crate) fn chat_config(&self, server: &ServerConfig) -> ChatConfig {
+    ///
+    /// # Errors
+    /// A JWT key that cannot be used (a short secret, a file that is not a public key), with
+    /// the flag's name.
+    pub(crate) fn chat_config(&self, server: &ServerConfig) -> Result<ChatConfig, String> {
         let mut chat = ChatConfig::default();
+        let tokens = match (&self.jwt_secret, &self.jwt_public_key) {
+            (Some(secret), _) => {
+                Some(Tokens::hs256(secret.as_bytes()).map_err(|e| format!("--jwt-secret: {e}"))?)
+            }
+            (None, Some(path)) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!("--jwt-public-key: cannot read {}: {e}", path.display())
+                })?;
+                Some(
+                    Tokens::public_key_pem(&pem)
+                        .map_err(|e| format!("--jwt-public-key: {}: {e}", path.display()))?,
+                )
+            }
+            (None, None) => None,
+        };
+        if let Some(mut tokens) = tokens {
+            tokens.max_name = chat.max_name;
+            chat.tokens = Some(std::sync::Arc::new(tokens));
+        }
+        if let Some(d) = self.jwt_expiry_notice {
+            chat.expiry_notice = d;
+        }
+        if let Some(n) = self.send_rate {
+            chat.send_rate.per_second = n;
+        }
+        if let Some(n) = self.send_burst {
+            chat.send_rate.burst = n;
+        }
+        if let Some(n) = self.join_rate {
+            chat.join_rate.per_second = n;
+        }
+        if let Some(n) = self.join_burst {
+            chat.join_rate.burst = n;
+        }
         if let Some(n) = self.max_rooms {
             chat.max_rooms = n as usize;
         }
@@ -448,7 +515,7 @@ impl Cli {
                 .map_or(20_000, |d| (d.as_millis() as u64 / 2).max(1000));
             (ping, pong, interval)
         });
-        chat
+        Ok(chat)
     }
 
     /// The broker bridge's configuration, when `--broker` is given.
@@ -482,7 +549,9 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("ringws").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let server = cli.config();
-        let chat = cli.chat_config(&server);
+        let chat = cli
+            .chat_config(&server)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         Effective {
             broker: cli.broker_config(),
             server,
@@ -626,6 +695,26 @@ mod tests {
                 },
             ),
             (&["--auth-token", "t0ken"], |e| e.chat.auth.is_some()),
+            (&["--jwt-secret", "0123456789abcdef0123456789abcdef"], |e| {
+                e.chat.tokens.as_ref().map(|t| t.algorithm()) == Some("HS256")
+            }),
+            (
+                &[
+                    "--jwt-public-key",
+                    concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/tests/data/jwt/es256-public.pem"
+                    ),
+                ],
+                |e| e.chat.tokens.as_ref().map(|t| t.algorithm()) == Some("ES256"),
+            ),
+            (&["--jwt-expiry-notice", "5s"], |e| {
+                e.chat.expiry_notice == Duration::from_secs(5)
+            }),
+            (&["--send-rate", "7"], |e| e.chat.send_rate.per_second == 7),
+            (&["--send-burst", "9"], |e| e.chat.send_rate.burst == 9),
+            (&["--join-rate", "0"], |e| e.chat.join_rate.per_second == 0),
+            (&["--join-burst", "3"], |e| e.chat.join_rate.burst == 3),
             (&["--broker", "redis://127.0.0.1:6379"], |e| {
                 e.broker
                     .as_ref()

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ringws::app::chat::Chat;
+use ringws::app::chat::rules::Rules;
 use ringws::app::echo::Echo;
 use ringws::broker::redis::Redis;
 use ringws::broker::{Broker, BrokerConfig, BrokerRelay, LogConfig};
@@ -51,10 +52,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let cli = match config_file::args_with_config_file() {
-        Ok(args) => Cli::parse_from(args),
+    let (cli, namespaces) = match config_file::args_with_config_file() {
+        Ok(options) => (Cli::parse_from(options.args), options.namespaces),
         Err(e) => {
             eprintln!("ringws: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rules = match Rules::new(namespaces) {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("ringws: --config: {e}");
             return ExitCode::from(2);
         }
     };
@@ -94,7 +102,14 @@ fn main() -> ExitCode {
             serve(server, stop, &summary)
         }
         Mode::Chat => {
-            let mut chat_cfg = cli.chat_config(&cfg);
+            let mut chat_cfg = match cli.chat_config(&cfg) {
+                Ok(chat_cfg) => chat_cfg,
+                Err(e) => {
+                    eprintln!("ringws: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            chat_cfg.rules = rules;
             chat_cfg.node = broker.as_ref().map(|b| b.node.to_string());
             if let Some(broker) = &mut broker {
                 // Rooms have one order and a history across the servers: the broker's logs,
