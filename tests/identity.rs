@@ -274,6 +274,7 @@ fn a_direct_message_reaches_every_connection_of_its_user() {
     let offset = sent["offset"].as_u64().expect("an offset");
     for alice in &mut alices {
         let m = event_skipping_presence(alice);
+        assert_eq!(m["user"], "bob", "the sender's user id, to answer: {m}");
         assert_eq!(
             (&m["op"], &m["text"], &m["name"], &m["offset"]),
             (

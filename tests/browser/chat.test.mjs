@@ -1,11 +1,13 @@
 // The chat page in a real browser: two pages in one room see each other's messages; the server
 // is killed and started again, and the pages reconnect and re-join by themselves; a page that
-// goes offline while the other talks gets every message it missed, once each, in order.
+// goes offline while the other talks gets every message it missed, once each, in order; two
+// users signed in with tokens exchange direct messages.
 // Run by tests/browser/run.sh (RINGWS_BIN: the server binary, RINGWS_PORT: a free port).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
+import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const BIN = process.env.RINGWS_BIN;
@@ -145,6 +147,49 @@ test("a page that was offline shows every message it missed, once each, in order
     assert.deepEqual(offsets, expected.map((_, i) => i + 1));
     assert.ok(await b.locator(".note", { hasText: "missed message(s) follow" }).count() > 0, "told it recovered");
     if (SHOTS) await b.screenshot({ path: `${SHOTS}/chat-recovered.png` });
+  } finally {
+    await browser.close();
+    await stopServer(server);
+  }
+});
+
+/** An HS256 JWT for `sub`, signed with `secret` (what the application behind the chat makes). */
+function jwt(sub, name, secret) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, name, exp: Math.floor(Date.now() / 1000) + 600 })}`;
+  return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+}
+
+test("two users signed in with tokens exchange direct messages", async () => {
+  const secret = "the browser test's secret, 32+ bytes";
+  const server = await startServer(["--jwt-secret", secret]);
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const alice = await (await browser.newContext()).newPage();
+    const bob = await (await browser.newContext()).newPage();
+    const stranger = await (await browser.newContext()).newPage();
+    await alice.goto(`${URL}#token=${jwt("alice", "Alice", secret)}`);
+    await bob.goto(`${URL}#token=${jwt("bob", "Bob", secret)}`);
+    for (const page of [alice, bob]) await page.waitForFunction(connected);
+    assert.match(await alice.locator("#status").innerText(), /connected as alice/);
+    // Without a token the page cannot connect (401 at the upgrade).
+    await stranger.goto(URL);
+    await stranger.locator("#status", { hasText: "reconnecting" }).waitFor({ timeout: 10000 });
+    // Alice opens a conversation with Bob and writes; Bob sees it appear and answers.
+    await alice.fill("#room", "@bob");
+    await alice.press("#room", "Enter");
+    await say(alice, "hi bob, only you see this");
+    await sees(alice, "hi bob, only you see this"); // acknowledged (the `sent` event)
+    await bob.locator("#rooms li[data-room='@alice']").click({ timeout: 10000 });
+    await sees(bob, "hi bob, only you see this");
+    assert.match(await bob.locator(".msg", { hasText: "only you see this" }).innerText(), /Alice/);
+    await say(bob, "hi alice");
+    await sees(alice, "hi alice");
+    if (SHOTS) await alice.screenshot({ path: `${SHOTS}/chat-direct-messages.png` });
   } finally {
     await browser.close();
     await stopServer(server);

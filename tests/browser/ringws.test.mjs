@@ -233,3 +233,52 @@ test("a room whose log was lost (an epoch event) starts again from offset 0, tol
   assert.deepEqual(got, [1], "offset 1 of the new epoch is new");
   assert.deepEqual(chat.positions.get("r"), { epoch: "e2", offset: 1 });
 });
+
+test("a token goes in the URL, is asked again for each connection and refreshed when expiring", async () => {
+  FakeSocket.all = [];
+  mock.timers.reset();
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  let n = 0;
+  const chat = new RingwsChat("ws://test/ws", { token: () => "tok-" + ++n });
+  await Promise.resolve(); // the token function's promise
+  await Promise.resolve();
+  const socket = FakeSocket.all[0];
+  assert.equal(socket.url, "ws://test/ws?token=tok-1");
+  socket.receive(JSON.stringify({ op: "welcome", id: "0.1.1", user: "alice" }));
+  assert.equal(chat.user, "alice");
+  const joins = socket.sent.map((t) => JSON.parse(t)).filter((m) => m.op === "join");
+  assert.deepEqual(joins, [{ op: "join", room: "user:alice" }], "the personal room, by itself");
+  socket.receive(JSON.stringify({ op: "expiring", exp: 1800000000 }));
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(JSON.parse(socket.sent.at(-1)), { op: "refresh", token: "tok-2" });
+  // Closed (4001: the token expired anyway): the next connection asks for a fresh one.
+  socket.onclose({ code: 4001, reason: "token expired" });
+  mock.timers.tick(10000);
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(FakeSocket.all[1].url, "ws://test/ws?token=tok-3");
+  const fixed = new RingwsChat("ws://test/ws?x=1", { token: "abc" });
+  assert.equal(FakeSocket.all.at(-1).url, "ws://test/ws?x=1&token=abc", "a string: at once");
+  fixed.close();
+  chat.close();
+});
+
+test("a direct message is acknowledged by `sent`, and one unacknowledged goes again after a reconnect", () => {
+  const { chat, socket } = fresh();
+  socket.receive(JSON.stringify({ op: "welcome", id: "0.1.1", user: "bob" }));
+  const acked = [];
+  chat.addEventListener("sent", (e) => acked.push(e.detail));
+  const first = chat.sendTo("alice", "hi");
+  const sends = (s) => s.sent.map((t) => JSON.parse(t)).filter((m) => m.op === "send");
+  assert.deepEqual(sends(socket), [{ op: "send", room: "user:alice", text: "hi", id: first }]);
+  socket.receive(JSON.stringify({ op: "sent", room: "user:alice", offset: 7, id: first }));
+  assert.deepEqual(acked, [{ op: "sent", room: "user:alice", offset: 7, id: first, text: "hi" }]);
+  assert.ok(!chat.pending.has(first));
+  const second = chat.sendTo("alice", "there?"); // lost with the connection
+  socket.onclose({ code: 1006, reason: "" });
+  mock.timers.tick(10000);
+  const again = FakeSocket.all[1];
+  again.receive(JSON.stringify({ op: "welcome", id: "0.1.2", user: "bob" }));
+  assert.deepEqual(sends(again).map((m) => [m.room, m.id]), [["user:alice", second]]);
+});

@@ -182,6 +182,7 @@ impl ClusterSequencer {
                 ts,
                 text,
                 id,
+                user,
             } => {
                 let body = MessageEvent {
                     room: &ctx.name,
@@ -193,6 +194,7 @@ impl ClusterSequencer {
                     text: &text,
                     online: None,
                     id: id.as_deref(),
+                    user: user.as_deref(),
                 }
                 .body();
                 ctx.home.log_append(from, id, Bytes::from(body));
@@ -632,6 +634,7 @@ mod tests {
             text,
             online: None,
             id: None,
+            user: None,
         };
         Bytes::from(event.body())
     }
@@ -949,6 +952,7 @@ mod tests {
                 ts: 5,
                 text: "hi".into(),
                 id: Some("k1".into()),
+                user: None,
             },
         );
         let [Did::Append(from, key, payload)] = &did[..] else {

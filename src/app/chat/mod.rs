@@ -435,6 +435,7 @@ impl Chat {
                         ts: now_ms(),
                         text: text.to_owned(),
                         id: id.map(Box::from),
+                        user: member.identity.as_ref().map(|i| i.user.clone()),
                     };
                     conn.to_home(name, req);
                     return Ok(());
@@ -450,6 +451,7 @@ impl Chat {
                     // Per-node counts mean nothing to the members of other nodes.
                     online: room.as_ref().filter(|_| node).map(|r| r.online()),
                     id,
+                    user: member.identity.as_deref().map(|i| &*i.user),
                 };
                 let frame = Frame::text(&event.to_json());
                 // A member gets its own message too (with its sequence number and time); a

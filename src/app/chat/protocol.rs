@@ -444,6 +444,8 @@ pub struct MessageEvent<'a> {
     pub online: Option<i64>,
     /// The client's id for the message, if it gave one.
     pub id: Option<&'a str>,
+    /// The sender's user id (its token's `sub`), if it has a token.
+    pub user: Option<&'a str>,
 }
 
 impl MessageEvent<'_> {
@@ -462,6 +464,9 @@ impl MessageEvent<'_> {
         if let Some(id) = self.id {
             v["id"] = id.into();
         }
+        if let Some(user) = self.user {
+            v["user"] = user.into();
+        }
         v.to_string()
     }
 
@@ -474,6 +479,9 @@ impl MessageEvent<'_> {
         });
         if let Some(id) = self.id {
             v["id"] = id.into();
+        }
+        if let Some(user) = self.user {
+            v["user"] = user.into();
         }
         v.to_string()
     }
@@ -713,6 +721,7 @@ mod tests {
                 text: "\"hi\"",
                 online: Some(2),
                 id: None,
+                user: None,
             }
             .to_json(),
         )
@@ -733,6 +742,7 @@ mod tests {
                 text: "hi",
                 online: None,
                 id: Some("m1"),
+                user: None,
             }
             .to_json(),
         )
@@ -749,6 +759,7 @@ mod tests {
             text: "a}",
             online: None,
             id: Some("m1"),
+            user: Some("alice"),
         };
         let stamped: Value =
             serde_json::from_str(&stamped(event.body().as_bytes(), 77).unwrap()).unwrap();
@@ -757,9 +768,16 @@ mod tests {
                 &stamped["offset"],
                 &stamped["seq"],
                 &stamped["text"],
-                &stamped["id"]
+                &stamped["id"],
+                &stamped["user"]
             ),
-            (&json!(77), &json!(77), &json!("a}"), &json!("m1"))
+            (
+                &json!(77),
+                &json!(77),
+                &json!("a}"),
+                &json!("m1"),
+                &json!("alice")
+            )
         );
         assert_eq!(stamped["op"], "message");
         assert!(super::stamped(b"{}", 1).is_none() && super::stamped(b"[1]", 1).is_none());

@@ -47,6 +47,8 @@ pub(super) enum HomeReq {
         ts: u64,
         text: String,
         id: Option<Box<str>>,
+        /// The sender's user id, if it has a token.
+        user: Option<Box<str>>,
     },
     /// A page of history for the requester.
     History { before: Option<u64>, limit: usize },
@@ -118,6 +120,7 @@ impl Sequencer {
                 ts,
                 text,
                 id,
+                user,
             } => {
                 let online = room.map_or_else(|| rooms.online_in(&name), |r| r.online());
                 let mut sent = None;
@@ -135,6 +138,7 @@ impl Sequencer {
                         text: &text,
                         online: Some(online),
                         id: id.as_deref(),
+                        user: user.as_deref(),
                     };
                     Frame::text(&event.to_json())
                 });

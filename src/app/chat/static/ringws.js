@@ -25,6 +25,13 @@
  * recovery brought it (in a cluster the server also keeps a message sent twice with one id
  * once, for two minutes).
  *
+ * Identity (a server started with --jwt-secret or --jwt-public-key): `token` in the options is
+ * the connection token, or a function that returns one (or a promise of one), asked again for
+ * every connection and when the server says the token is expiring (then sent as `refresh`). A
+ * connection with a user joins its personal room (`user:<id>`) by itself: direct messages to
+ * the user arrive there as `message` events (with the sender's `user`); `sendTo(user, text)`
+ * sends one, answered by a `sent` event ({room, offset, id, text}) instead of a message.
+ *
  * Events (CustomEvent, the payload in `detail`): open (the welcome), message, joined, left,
  * presence, history (a page asked for with `history()`), recovered ({room, epoch, since,
  * offset}: everything after `since` follows, in order), gap ({room, epoch, from, to}: messages
@@ -46,6 +53,8 @@
     maxPending: 1000, // sends kept until they come back as messages
     ping: "ping",
     pong: "pong",
+    token: null, // a token, or a function returning one (or a promise of one)
+    personalRoom: true, // join user:<id> when the server names the user
   };
 
   class RingwsChat extends EventTarget {
@@ -66,6 +75,7 @@
       this.ready = false; // connected and welcomed
       this.name = null;
       this.id = null;
+      this.user = null; // the user id the server gives (a connection with a token)
       this.ws = null;
       this.heartbeat = null;
       this.pongTimer = null;
@@ -76,10 +86,28 @@
       this.dispatchEvent(new CustomEvent(type, { detail: detail }));
     }
 
+    // The connection token: a string, or what the `token` function gives (a fresh one for each
+    // connection); undefined without one.
+    token() {
+      const t = this.opts.token;
+      return typeof t === "function" ? Promise.resolve().then(t) : t;
+    }
+
     connect() {
+      const token = this.token();
+      if (token && typeof token.then === "function") {
+        token.then((t) => { if (!this.closed) this.open(t); }, () => this.scheduleReconnect());
+      } else {
+        this.open(token);
+      }
+    }
+
+    open(token) {
       let ws;
+      let url = this.url;
+      if (token) url += (url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token);
       try {
-        ws = new WebSocket(this.url);
+        ws = new WebSocket(url);
       } catch (e) {
         this.scheduleReconnect();
         return;
@@ -105,8 +133,29 @@
       if (msg.op === "message" && !this.onMessage(msg)) return;
       if (msg.op === "error" && msg.code === "unavailable" && this.retry(msg)) return;
       if (msg.op === "epoch") this.onEpoch(msg);
+      if (msg.op === "sent") this.onSent(msg);
+      if (msg.op === "expiring") this.refresh();
       this.emit(msg.op, msg);
       if (msg.op === "joined" && !this.awaiting.has(msg.room)) this.recoveredAll(msg.room);
+    }
+
+    // A direct message went out: it will not come back as a message (the sender is not in the
+    // recipient's room).
+    onSent(msg) {
+      const entry = msg.id !== undefined && this.pending.get(msg.id);
+      if (entry) {
+        msg.text = entry.text;
+        this.pending.delete(msg.id);
+      }
+    }
+
+    // The token expires soon: a new one, if the `token` option can give one.
+    refresh() {
+      if (typeof this.opts.token !== "function") return;
+      const ws = this.ws;
+      this.token().then((t) => {
+        if (t && ws === this.ws && this.ready) this.raw({ op: "refresh", token: t });
+      }, () => {});
     }
 
     // The room's log was lost: offsets start again.
@@ -187,6 +236,11 @@
 
     onWelcome(msg) {
       this.id = msg.id;
+      if (msg.user !== undefined && msg.user !== this.user) {
+        if (this.user !== null) this.rooms.delete("user:" + this.user);
+        this.user = msg.user;
+        if (this.opts.personalRoom) this.rooms.add("user:" + msg.user);
+      }
       if (msg.heartbeat) {
         this.opts.ping = msg.heartbeat.ping;
         this.opts.pong = msg.heartbeat.pong;
@@ -201,6 +255,11 @@
       const queued = this.queue;
       this.queue = [];
       for (const text of queued) this.ws.send(text);
+      // Direct messages sent on an earlier connection that were not acknowledged go again (they
+      // never come back as messages, so no room's recovery can bring them).
+      for (const [id, entry] of this.pending) {
+        if (entry.direct && entry.sentOn < this.generation) this.sendPending(id, entry);
+      }
       this.startHeartbeat();
       this.emit("open", msg);
     }
@@ -302,6 +361,14 @@
       const entry = { room: room, text: text, sentOn: 0, tries: 0 };
       this.pending.set(id, entry);
       this.sendPending(id, entry);
+      return id;
+    }
+
+    // A direct message to `user` (a server with tokens); returns its id, which the `sent` event
+    // carries back.
+    sendTo(user, text) {
+      const id = this.send("user:" + user, text);
+      this.pending.get(id).direct = true;
       return id;
     }
 
