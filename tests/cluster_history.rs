@@ -500,3 +500,64 @@ fn a_direct_message_reaches_its_user_on_every_server_once_in_order() {
     send(&mut bob, json!({"op": "join", "room": "user:alice"}));
     assert_eq!(event(&mut bob)["code"], "forbidden");
 }
+
+/// A POST to an API: the status and the JSON answer.
+fn api_call(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(patience())).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: api\r\nAuthorization: apikey k3y\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn the_api_of_one_server_publishes_to_members_on_the_other_in_the_rooms_order() {
+    let Some(redis) = Redis::start() else { return };
+    let api = format!("127.0.0.1:{}", support::free_port());
+    let a = Node::start_with(&redis, "a", &["--api-listen", &api, "--api-key", "k3y"]);
+    let b = Node::start_with(&redis, "b", &[]);
+    wait_until("both servers connected to Redis", patience(), || {
+        a.metric("broker_connected") == 1 && b.metric("broker_connected") == 1
+    });
+    let (mut on_b, _) = support::cluster::member(&b, "news");
+    wait_until("server B subscribed", patience(), || {
+        redis.subscribers("news") == 1
+    });
+    let mut offsets = Vec::new();
+    for i in 0..5 {
+        let (status, answer) = api_call(
+            &api,
+            "POST",
+            "/api/publish",
+            &format!(r#"{{"room":"news","text":"bulletin {i}"}}"#),
+        );
+        assert_eq!(status, 200, "{answer}");
+        offsets.push(answer["offset"].as_u64().expect("an offset"));
+    }
+    let got = messages(&mut on_b, 5);
+    assert_eq!(
+        got.iter().map(|m| m.0).collect::<Vec<_>>(),
+        offsets,
+        "the offsets the API answered"
+    );
+    assert!(got.iter().all(|m| m.1 == "api"), "from the API: {got:?}");
+    // Server A has no member in the room: its history is read from the room's log.
+    let (status, page) = api_call(&api, "GET", "/api/history?room=news&limit=3", "");
+    assert_eq!(status, 200, "{page}");
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["bulletin 2", "bulletin 3", "bulletin 4"]);
+}

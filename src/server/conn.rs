@@ -360,6 +360,27 @@ impl<S> Slot<S> {
         ctx: &Ctx<'_>,
         token: u64,
     ) -> Actions {
+        self.with_open(handler, ctx, |h, conn| h.timer(conn, token))
+    }
+
+    /// Data for the handler from outside the worker ([`Handler::notify`]).
+    pub(crate) fn on_notify<H: Handler<State = S>>(
+        &mut self,
+        handler: &mut H,
+        ctx: &Ctx<'_>,
+        data: Box<dyn std::any::Any + Send>,
+    ) -> Actions {
+        self.with_open(handler, ctx, |h, conn| h.notify(conn, data))
+    }
+
+    /// Calls the handler with the connection, if it is open and may still send; then applies
+    /// what it asked for (a close) and accounts for what it queued.
+    fn with_open<H: Handler<State = S>>(
+        &mut self,
+        handler: &mut H,
+        ctx: &Ctx<'_>,
+        f: impl FnOnce(&mut H, &mut crate::server::Conn<'_, S>),
+    ) -> Actions {
         let before = self.out.queued();
         let mut actions = Actions::default();
         let mut close = None;
@@ -374,7 +395,7 @@ impl<S> Slot<S> {
                     ctx,
                     false,
                 );
-                handler.timer(&mut conn, token);
+                f(handler, &mut conn);
             }
         }
         self.apply_close_request(close, ctx, &mut actions);

@@ -157,6 +157,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Every worker's counters, summed.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut sum = Snapshot::default();
+        for c in self.workers.iter() {
+            c.add_to(&mut sum);
+        }
+        sum
+    }
+
     /// Whether the server's relay (if any) can carry publications now: `None` without a relay.
     pub fn relay_ready(&self) -> Option<bool> {
         self.relay.as_ref().map(|r| r.ready())

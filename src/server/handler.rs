@@ -131,6 +131,11 @@ pub trait Handler: Clone + Send + 'static {
     /// while the connection is open: a closing connection's timers are dropped.
     fn timer(&mut self, _conn: &mut Conn<'_, Self::State>, _token: u64) {}
 
+    /// `data` sent to this connection with [`Publisher::notify`](super::Publisher::notify)
+    /// from another thread (an application's backend: disconnect a user, change its rights).
+    /// Runs only while the connection is open. Default: ignored.
+    fn notify(&mut self, _conn: &mut Conn<'_, Self::State>, _data: Box<dyn Any + Send>) {}
+
     /// The connection is over: `code` is the peer's close code (1005 if its close frame had
     /// none), the code we failed it with, or 1006 if it ended without a close handshake.
     fn close(&mut self, _state: Self::State, _code: CloseCode, _reason: &str) {}

@@ -62,6 +62,35 @@ impl Publisher {
         }
     }
 
+    /// Hands `data` to the handler of connection `to` of this server
+    /// ([`Handler::notify`](super::Handler::notify)), on its worker: from any thread. Nothing
+    /// happens if it is closed by then.
+    pub fn notify(&self, to: ConnId, data: impl std::any::Any + Send) {
+        let w = usize::from(to.worker);
+        if w < self.hub.workers()
+            && self
+                .hub
+                .deliver(w, &mut vec![Item::Notify(to, Box::new(data))])
+        {
+            sys::eventfd_signal(self.hub.efd(w));
+        }
+    }
+
+    /// A request for `topic`'s home worker ([`Handler::home`](super::Handler::home), with
+    /// [`Home::from`](super::Home::from) [`ConnId::NONE`]): from any thread, in the order made
+    /// from this one.
+    pub fn to_home(&self, topic: &str, data: impl std::any::Any + Send) {
+        let w = super::home::home_of(topic, self.hub.workers());
+        let item = Item::Home(super::home::HomeRequest {
+            topic: Arc::from(topic),
+            from: ConnId::NONE,
+            data: Box::new(data),
+        });
+        if self.hub.deliver(w, &mut vec![item]) {
+            sys::eventfd_signal(self.hub.efd(w));
+        }
+    }
+
     fn publish_here(&self, topic: Topic, frame: Frame) {
         for w in 0..self.hub.workers() {
             self.deliver(w, Publication::topic(topic.clone(), frame.clone()));

@@ -147,6 +147,8 @@ pub(crate) enum Item {
     Join(Join),
     /// From a topic's home: a connection of this worker leaves the topic.
     Leave(ConnId, Topic),
+    /// For a connection of this worker's handler ([`Handler::notify`](super::Handler::notify)).
+    Notify(ConnId, Box<dyn std::any::Any + Send>),
 }
 
 impl Item {

@@ -61,6 +61,8 @@ enum Waiting {
         conn: ConnId,
         before: Option<u64>,
         limit: usize,
+        /// The backend API's request: the page goes here, not to `conn`.
+        reply: Option<std::sync::mpsc::SyncSender<String>>,
     },
 }
 
@@ -101,6 +103,9 @@ pub(super) struct ClusterSequencer {
     next_tag: u64,
     /// Entries dropped as duplicates, gaps given up (for tests and logs).
     pub(super) duplicates: u64,
+    /// The backend API's messages waiting for their offsets, by key (each append is answered,
+    /// appended or unavailable, so each is taken out).
+    api_replies: HashMap<Box<str>, std::sync::mpsc::SyncSender<Result<u64, String>>>,
 }
 
 impl Clone for ClusterSequencer {
@@ -183,6 +188,8 @@ impl ClusterSequencer {
                 text,
                 id,
                 user,
+                data,
+                reply,
             } => {
                 let body = MessageEvent {
                     room: &ctx.name,
@@ -195,15 +202,25 @@ impl ClusterSequencer {
                     online: None,
                     id: id.as_deref(),
                     user: user.as_deref(),
+                    data: data.as_ref(),
                 }
                 .body();
+                // The backend API's message: its outcome comes back with its key.
+                if let (Some(reply), Some(key)) = (reply, &id) {
+                    self.api_replies.insert(key.clone(), reply);
+                }
                 ctx.home.log_append(from, id, Bytes::from(body));
             }
-            HomeReq::History { before, limit } => {
+            HomeReq::History {
+                before,
+                limit,
+                reply,
+            } => {
                 let waiting = Waiting::Page {
                     conn: from,
                     before,
                     limit,
+                    reply,
                 };
                 serve_or_wait(state, &mut ctx, waiting, &mut self.next_tag);
             }
@@ -324,6 +341,18 @@ impl ClusterSequencer {
                 }
             }
             LogEvent::Appended { from, key, result } => match result {
+                // The backend API's message (it has no connection to tell).
+                result
+                    if key
+                        .as_ref()
+                        .is_some_and(|k| self.api_replies.contains_key(k)) =>
+                {
+                    let reply = key.as_ref().and_then(|k| self.api_replies.remove(k));
+                    if let Some(reply) = reply {
+                        let _ =
+                            reply.try_send(result.map(|(_, offset)| offset).map_err(|why| why.0));
+                    }
+                }
                 Err(why) => {
                     let refusal = protocol::unavailable(&name, key.as_deref(), &why.0);
                     ctx.home.send_to(from, Frame::text(&refusal));
@@ -580,6 +609,7 @@ fn serve(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, waiting: Waiting) {
             conn,
             before,
             limit,
+            reply,
         } => {
             let (epoch, frames) = ctx.history.page(&ctx.name, before, limit, ctx.now);
             let page = protocol::history(
@@ -587,7 +617,10 @@ fn serve(state: &mut RoomLog, ctx: &mut Ctx<'_, '_>, waiting: Waiting) {
                 epoch.as_deref(),
                 frames.iter().filter_map(Frame::as_text),
             );
-            ctx.home.send_to(conn, Frame::text(&page));
+            match reply {
+                Some(reply) => drop(reply.try_send(page)),
+                None => ctx.home.send_to(conn, Frame::text(&page)),
+            }
         }
     }
 }
@@ -635,6 +668,7 @@ mod tests {
             online: None,
             id: None,
             user: None,
+            data: None,
         };
         Bytes::from(event.body())
     }
@@ -953,6 +987,8 @@ mod tests {
                 text: "hi".into(),
                 id: Some("k1".into()),
                 user: None,
+                data: None,
+                reply: None,
             },
         );
         let [Did::Append(from, key, payload)] = &did[..] else {

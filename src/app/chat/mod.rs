@@ -17,10 +17,12 @@
 //! | `cluster` | the same in a cluster: the broker's log gives the order, each server's home delivers it |
 //! | [`history`] | each room's kept messages, epochs, and the bounds on them |
 //! | [`identity`] | who a connection is: JWT connection and room tokens |
+//! | [`api`] | the backend API: publish, broadcast, disconnect, presence, history, info |
 //! | [`rules`] | who may join and send, by namespace; personal rooms (direct messages) |
 //! | [`rate`] | per-connection rate limits (token buckets) |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
+pub mod api;
 mod cluster;
 pub mod history;
 pub mod identity;
@@ -39,7 +41,8 @@ use crate::proto::CloseCode;
 use crate::proto::frame::Frame;
 use crate::proto::handshake::{HttpRequest, OriginPolicy, UpgradeRequest};
 use crate::server::{
-    Conn, Decision, Handler, Home, HttpResponse, LogEvent, Message, Metrics, Publisher, Upgrade,
+    Conn, ConnId, Decision, Handler, Home, HttpResponse, LogEvent, Message, Metrics, Publisher,
+    Upgrade,
 };
 use cluster::ClusterSequencer;
 use history::{Epochs, HistoryConfig};
@@ -181,6 +184,8 @@ pub struct Chat {
     sequencer: Sequencer,
     /// The same in a cluster whose broker keeps the rooms' logs.
     cluster: ClusterSequencer,
+    /// This server's connections of each user.
+    users: Arc<Users>,
 }
 
 /// One member's state (boxed: a connection that never joins costs a pointer in its slot).
@@ -196,6 +201,58 @@ pub struct Member {
     /// Rate limits: sends, and joins and history pages.
     sends: Bucket,
     joins: Bucket,
+    /// The connection's id, once open (for the registry of users' connections).
+    conn: Option<ConnId>,
+}
+
+/// What the backend API asks of a connection ([`Handler::notify`]): close it.
+#[derive(Debug)]
+struct Disconnect;
+
+/// The close code of a connection the application disconnected (the backend API's
+/// `/api/disconnect`): 4002.
+pub const DISCONNECTED: CloseCode = CloseCode(4002);
+
+/// This server's connections of each user (those with a token): for direct operations on a
+/// user (disconnect). Touched when such a connection opens or closes, never per message.
+#[derive(Debug, Default)]
+pub struct Users {
+    conns: std::sync::Mutex<std::collections::HashMap<Box<str>, Vec<ConnId>>>,
+}
+
+impl Users {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Box<str>, Vec<ConnId>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, user: &str, conn: ConnId) {
+        self.lock().entry(user.into()).or_default().push(conn);
+    }
+
+    fn remove(&self, user: &str, conn: ConnId) {
+        let mut conns = self.lock();
+        if let Some(list) = conns.get_mut(user) {
+            list.retain(|c| *c != conn);
+            if list.is_empty() {
+                conns.remove(user);
+            }
+        }
+    }
+
+    /// The connections of `user` on this server.
+    pub fn of(&self, user: &str) -> Vec<ConnId> {
+        self.lock().get(user).cloned().unwrap_or_default()
+    }
+
+    /// Users with connections on this server.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no user has a connection here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Milliseconds on a monotonic clock, from 1 (for presence rate limits: a wall clock stepped
@@ -255,7 +312,35 @@ impl Chat {
             epochs: Arc::new(Epochs::for_this_run()),
             sequencer: Sequencer::default(),
             cluster: ClusterSequencer::default(),
+            users: Arc::new(Users::default()),
         }
+    }
+
+    /// This server's connections of each user.
+    pub fn users(&self) -> &Users {
+        &self.users
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ChatConfig {
+        &self.cfg
+    }
+
+    /// The server's publisher, once attached.
+    fn publisher(&self) -> Option<&Publisher> {
+        self.server.get().map(|(p, _)| p)
+    }
+
+    /// Closes every connection of `user` on this server with [`DISCONNECTED`]; returns how
+    /// many there were.
+    pub fn disconnect(&self, user: &str) -> usize {
+        let conns = self.users.of(user);
+        if let Some(publisher) = self.publisher() {
+            for &conn in &conns {
+                publisher.notify(conn, Disconnect);
+            }
+        }
+        conns.len()
     }
 
     /// Connects the application to the running server (its publisher and metrics).
@@ -436,6 +521,8 @@ impl Chat {
                         text: text.to_owned(),
                         id: id.map(Box::from),
                         user: member.identity.as_ref().map(|i| i.user.clone()),
+                        data: None,
+                        reply: None,
                     };
                     conn.to_home(name, req);
                     return Ok(());
@@ -452,6 +539,7 @@ impl Chat {
                     online: room.as_ref().filter(|_| node).map(|r| r.online()),
                     id,
                     user: member.identity.as_deref().map(|i| &*i.user),
+                    data: None,
                 };
                 let frame = Frame::text(&event.to_json());
                 // A member gets its own message too (with its sequence number and time); a
@@ -481,7 +569,14 @@ impl Chat {
                     });
                 }
                 self.not_busy(conn)?;
-                conn.to_home(name, HomeReq::History { before, limit });
+                conn.to_home(
+                    name,
+                    HomeReq::History {
+                        before,
+                        limit,
+                        reply: None,
+                    },
+                );
             }
             Request::Nick { name } => {
                 conn.state().name = Some(name.into());
@@ -657,8 +752,13 @@ impl Handler for Chat {
 
     fn open(&mut self, conn: &mut Conn<'_, Box<Member>>) {
         let id = self.member_id(conn);
+        let conn_id = conn.id();
+        conn.state().conn = Some(conn_id);
         let identity = conn.state().identity.as_deref();
         let (user, exp) = (identity.map(|i| i.user.clone()), identity.map(|i| i.exp));
+        if let Some(user) = &user {
+            self.users.add(user, conn_id);
+        }
         conn.send_text(&protocol::welcome(&id, user.as_deref(), &self.cfg));
         if let Some(exp) = exp {
             self.expire_at(conn, exp);
@@ -707,7 +807,16 @@ impl Handler for Chat {
         }
     }
 
+    fn notify(&mut self, conn: &mut Conn<'_, Box<Member>>, data: Box<dyn Any + Send>) {
+        if data.is::<Disconnect>() {
+            conn.close(DISCONNECTED, "disconnected by the application");
+        }
+    }
+
     fn close(&mut self, member: Box<Member>, _code: CloseCode, _reason: &str) {
+        if let (Some(identity), Some(conn)) = (&member.identity, member.conn) {
+            self.users.remove(&identity.user, conn);
+        }
         for (name, room) in &member.rooms {
             self.rooms.leave(name, room);
             if let (Some(frame), Some((publisher, _))) =

@@ -446,6 +446,8 @@ pub struct MessageEvent<'a> {
     pub id: Option<&'a str>,
     /// The sender's user id (its token's `sub`), if it has a token.
     pub user: Option<&'a str>,
+    /// Structured data (from the backend API), if any.
+    pub data: Option<&'a serde_json::Value>,
 }
 
 impl MessageEvent<'_> {
@@ -467,6 +469,9 @@ impl MessageEvent<'_> {
         if let Some(user) = self.user {
             v["user"] = user.into();
         }
+        if let Some(data) = self.data {
+            v["data"] = data.clone();
+        }
         v.to_string()
     }
 
@@ -482,6 +487,9 @@ impl MessageEvent<'_> {
         }
         if let Some(user) = self.user {
             v["user"] = user.into();
+        }
+        if let Some(data) = self.data {
+            v["data"] = data.clone();
         }
         v.to_string()
     }
@@ -722,6 +730,7 @@ mod tests {
                 online: Some(2),
                 id: None,
                 user: None,
+                data: None,
             }
             .to_json(),
         )
@@ -743,6 +752,7 @@ mod tests {
                 online: None,
                 id: Some("m1"),
                 user: None,
+                data: None,
             }
             .to_json(),
         )
@@ -760,6 +770,7 @@ mod tests {
             online: None,
             id: Some("m1"),
             user: Some("alice"),
+            data: None,
         };
         let stamped: Value =
             serde_json::from_str(&stamped(event.body().as_bytes(), 77).unwrap()).unwrap();

@@ -18,6 +18,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 
 use super::history::{Epochs, History};
 use super::protocol::{self, MessageEvent};
@@ -49,9 +50,17 @@ pub(super) enum HomeReq {
         id: Option<Box<str>>,
         /// The sender's user id, if it has a token.
         user: Option<Box<str>>,
+        /// Structured data the message carries (the backend API's `data`).
+        data: Option<serde_json::Value>,
+        /// Where the outcome goes when the backend API sent it: the offset, or why not.
+        reply: Option<SyncSender<Result<u64, String>>>,
     },
-    /// A page of history for the requester.
-    History { before: Option<u64>, limit: usize },
+    /// A page of history for the requester (or, from the backend API, for `reply`).
+    History {
+        before: Option<u64>,
+        limit: usize,
+        reply: Option<SyncSender<String>>,
+    },
 }
 
 /// One worker's share of the rooms' order: the logs of the rooms it is home to. Each worker's
@@ -121,6 +130,8 @@ impl Sequencer {
                 text,
                 id,
                 user,
+                data,
+                reply,
             } => {
                 let online = room.map_or_else(|| rooms.online_in(&name), |r| r.online());
                 let mut sent = None;
@@ -139,7 +150,11 @@ impl Sequencer {
                         online: Some(online),
                         id: id.as_deref(),
                         user: user.as_deref(),
+                        data: data.as_ref(),
                     };
+                    if let Some(reply) = &reply {
+                        let _ = reply.try_send(Ok(offset));
+                    }
                     Frame::text(&event.to_json())
                 });
                 home.publish(frame);
@@ -148,14 +163,21 @@ impl Sequencer {
                     home.send_to(from, Frame::text(&sent));
                 }
             }
-            HomeReq::History { before, limit } => {
+            HomeReq::History {
+                before,
+                limit,
+                reply,
+            } => {
                 let (epoch, frames) = history.page(&name, before, limit, now);
                 let page = protocol::history(
                     &name,
                     epoch.as_deref(),
                     frames.iter().filter_map(Frame::as_text),
                 );
-                home.send_to(from, Frame::text(&page));
+                match reply {
+                    Some(reply) => drop(reply.try_send(page)),
+                    None => home.send_to(from, Frame::text(&page)),
+                }
             }
         }
         history.sweep(now, |room| rooms.online_in(room) > 0);

@@ -180,6 +180,14 @@ pub(crate) struct Cli {
     /// [default: 10].
     #[arg(long, value_name = "N")]
     join_rate: Option<u32>,
+    /// Chat: serve the backend API (publish, broadcast, disconnect, presence, history, info;
+    /// README "Backend API") on this address, e.g. 127.0.0.1:9002: keep it off the public
+    /// network [default: no API].
+    #[arg(long, value_name = "ADDR", requires = "api_key")]
+    pub(crate) api_listen: Option<SocketAddr>,
+    /// Chat: the key API requests must carry (`Authorization: apikey KEY`).
+    #[arg(long, value_name = "KEY", requires = "api_listen")]
+    pub(crate) api_key: Option<String>,
     /// Chat: joins and history pages one connection may ask for at once [default: 50].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     join_burst: Option<u32>,
@@ -518,6 +526,12 @@ impl Cli {
         Ok(chat)
     }
 
+    /// The backend API's configuration, when `--api-listen` is given.
+    pub(crate) fn api_config(&self) -> Option<ringws::app::chat::api::ApiConfig> {
+        let (listen, key) = (self.api_listen?, self.api_key.clone()?);
+        Some(ringws::app::chat::api::ApiConfig::new(listen, key))
+    }
+
     /// The broker bridge's configuration, when `--broker` is given.
     pub(crate) fn broker_config(&self) -> Option<BrokerConfig> {
         self.broker.as_ref()?;
@@ -543,6 +557,7 @@ mod tests {
         server: ServerConfig,
         chat: ChatConfig,
         broker: Option<BrokerConfig>,
+        api: Option<ringws::app::chat::api::ApiConfig>,
     }
 
     fn effective(args: &[&str]) -> Effective {
@@ -554,6 +569,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         Effective {
             broker: cli.broker_config(),
+            api: cli.api_config(),
             server,
             chat,
         }
@@ -715,6 +731,14 @@ mod tests {
             (&["--send-burst", "9"], |e| e.chat.send_rate.burst == 9),
             (&["--join-rate", "0"], |e| e.chat.join_rate.per_second == 0),
             (&["--join-burst", "3"], |e| e.chat.join_rate.burst == 3),
+            (
+                &["--api-listen", "127.0.0.1:9002", "--api-key", "k3y"],
+                |e| {
+                    e.api
+                        .as_ref()
+                        .is_some_and(|a| a.key == "k3y" && a.listen.port() == 9002)
+                },
+            ),
             (&["--broker", "redis://127.0.0.1:6379"], |e| {
                 e.broker
                     .as_ref()

@@ -9,8 +9,8 @@ mod config_file;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringws::app::chat::Chat;
 use ringws::app::chat::rules::Rules;
+use ringws::app::chat::{Chat, api};
 use ringws::app::echo::Echo;
 use ringws::broker::redis::Redis;
 use ringws::broker::{Broker, BrokerConfig, BrokerRelay, LogConfig};
@@ -129,6 +129,17 @@ fn main() -> ExitCode {
             if let Ok(server) = &server {
                 attach.attach(server.publisher(), server.metrics());
             }
+            let _api = match cli.api_config().map(|cfg| api::serve(attach.clone(), cfg)) {
+                None => None,
+                Some(Ok(api)) => {
+                    tracing::info!("backend API on http://{}/api/", api.local_addr());
+                    Some(api)
+                }
+                Some(Err(e)) => {
+                    eprintln!("ringws: --api-listen: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             serve(server, stop, &summary)
         }
     }

@@ -366,6 +366,12 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 Item::Leave(id, topic) => {
                     self.topics.unsubscribe(id.slot, id.generation, &topic);
                 }
+                Item::Notify(id, data) => {
+                    self.with_slot(id.slot, id.generation, |s, h, ctx| {
+                        s.on_notify(h, ctx, data)
+                    })?;
+                    self.run_ops()?;
+                }
                 Item::Home(req) => {
                     // What it asks for is applied before the next item: one order.
                     self.run_home(req);

@@ -1,0 +1,569 @@
+//! The backend API: the application behind the chat publishes, reads history, disconnects
+//! users and asks what is going on, over HTTP/1.1 with JSON, on a listener of its own
+//! (`--api-listen`, never the public port), authenticated by a key (`--api-key`, sent as
+//! `Authorization: apikey KEY`, compared in constant time).
+//!
+//! | request | body / query | answer |
+//! |---|---|---|
+//! | `POST /api/publish` | `{"room":R,"text":T}` or `{"room":R,"data":{...}}` | `{"room":R,"offset":N}` (`offset` where rooms have one order) |
+//! | `POST /api/broadcast` | `{"rooms":[R,...],"text":T}` (or `data`) | `{"offsets":{R:N,...}}` |
+//! | `POST /api/disconnect` | `{"user":U}` | `{"user":U,"disconnected":n}`: this server's connections of U, closed with 4002 |
+//! | `GET /api/presence?room=R` | | `{"room":R,"online":n}`: members on this server |
+//! | `GET /api/history?room=R&limit=K&before=N` | | the `history` event a member would get |
+//! | `GET /api/info` | | `{"version","node","workers","connections","rooms","users"}` of this server |
+//!
+//! Members receive a publication as an ordinary `message` with `"from":"api"` (and the
+//! `data`, if given), in the room's order, kept in its history. Errors are 4xx (5xx when the
+//! cluster's broker cannot be reached) with `{"error":{"code":C,"message":M}}`: `unauthorized`
+//! (401), `not_found` (404), `method_not_allowed` (405), `too_large` (413), `bad_json`,
+//! `bad_field`, `bad_room`, `too_long` (400), `no_history` (409), `unavailable` (503).
+//!
+//! Off the hot path by design: a thread accepts, one thread per request (at most
+//! [`ApiConfig::max_connections`] at once), blocking I/O with timeouts. A publication is a
+//! request to the room's home worker like a member's message; the answer waits for the offset.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::protocol::{self, MessageEvent};
+use super::sequencer::HomeReq;
+use super::{Chat, now_ms};
+use crate::proto::frame::Frame;
+
+/// The API's listener and its bounds.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Where it listens (keep it off the public network: a private interface or loopback).
+    pub listen: SocketAddr,
+    /// The key every request must carry (`Authorization: apikey KEY`).
+    pub key: String,
+    /// Largest request body, in bytes. Default 1 MiB: a broadcast to a thousand rooms.
+    pub max_body: usize,
+    /// Requests served at once (each on its own thread). Default 64: a backend's pool; more
+    /// wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a request may take to arrive, and an answer to be written. Default 10 s.
+    pub io_timeout: Duration,
+    /// How long a publication or a history read may wait for the room's home (and, in a
+    /// cluster, for Redis). Default 5 s; then 503.
+    pub answer_timeout: Duration,
+}
+
+impl ApiConfig {
+    /// The defaults, at `listen` with `key`.
+    pub fn new(listen: SocketAddr, key: impl Into<String>) -> Self {
+        ApiConfig {
+            listen,
+            key: key.into(),
+            max_body: 1 << 20,
+            max_connections: 64,
+            io_timeout: Duration::from_secs(10),
+            answer_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Most rooms in one broadcast.
+pub const MAX_BROADCAST_ROOMS: usize = 1000;
+/// Largest request head, in bytes.
+const MAX_HEAD: usize = 8192;
+
+/// The running API: stops (its accepting thread ends) when dropped.
+#[derive(Debug)]
+pub struct ApiServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl ApiServer {
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accepting thread.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+}
+
+/// Starts the API for `chat` (attached to its server first: it publishes through it).
+///
+/// # Errors
+/// The listener cannot be bound, or the key is empty.
+pub fn serve(chat: Chat, cfg: ApiConfig) -> io::Result<ApiServer> {
+    if cfg.key.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the API needs a key (--api-key)",
+        ));
+    }
+    let listener = TcpListener::bind(cfg.listen).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {} for the API: {e}", cfg.listen),
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let theirs = stop.clone();
+    let api = Arc::new(Api {
+        chat,
+        cfg,
+        busy: AtomicUsize::new(0),
+        next_key: AtomicU64::new(0),
+        run: format!("{:x}", now_ms()),
+    });
+    std::thread::Builder::new()
+        .name("ringws-api".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                if theirs.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                if api.busy.fetch_add(1, Ordering::AcqRel) >= api.cfg.max_connections {
+                    api.busy.fetch_sub(1, Ordering::AcqRel);
+                    let _ = respond(
+                        &stream,
+                        503,
+                        &error("busy", "too many API requests at once"),
+                    );
+                    continue;
+                }
+                let api = api.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("ringws-api-request".into())
+                    .spawn(move || {
+                        api.connection(stream);
+                        api.busy.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if spawned.is_err() {
+                    tracing::warn!("API: cannot start a thread for a request");
+                }
+            }
+        })?;
+    Ok(ApiServer { addr, stop })
+}
+
+struct Api {
+    chat: Chat,
+    cfg: ApiConfig,
+    busy: AtomicUsize,
+    /// Keys of the API's messages (a cluster's broker answers by key), unique to this run.
+    next_key: AtomicU64,
+    run: String,
+}
+
+/// An error answer: status, code, message.
+type Failure = (u16, Value);
+
+fn error(code: &str, message: impl Into<String>) -> Value {
+    json!({"error": {"code": code, "message": message.into()}})
+}
+
+fn fail(status: u16, code: &str, message: impl Into<String>) -> Failure {
+    (status, error(code, message))
+}
+
+fn respond(mut stream: &TcpStream, status: u16, body: &Value) -> io::Result<()> {
+    respond_text(&mut stream, status, &body.to_string())
+}
+
+fn respond_text(stream: &mut &TcpStream, status: u16, body: &str) -> io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        crate::proto::handshake::reason_phrase(status),
+        body.len() + 1
+    );
+    if status == 405 {
+        out.push_str("Allow: GET, POST\r\n");
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out.push('\n');
+    stream.write_all(out.as_bytes())
+}
+
+/// A request, read: method, path, query, the key it carries, the body.
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    key: Option<Vec<u8>>,
+    body: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Publish {
+    room: Option<String>,
+    rooms: Option<Vec<String>>,
+    text: Option<String>,
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisconnectBody {
+    user: String,
+}
+
+impl Api {
+    fn connection(&self, stream: TcpStream) {
+        let _ = stream.set_read_timeout(Some(self.cfg.io_timeout));
+        let _ = stream.set_write_timeout(Some(self.cfg.io_timeout));
+        let answer = self.read(&stream).and_then(|req| self.route(&req));
+        let _ = match answer {
+            Ok(Answer::Json(body)) => respond(&stream, 200, &body),
+            Ok(Answer::Text(text)) => respond_text(&mut &stream, 200, &text),
+            Err((status, body)) => respond(&stream, status, &body),
+        };
+        // A body refused unread (too large) is read and dropped, briefly and boundedly:
+        // closing with unread input would reset the connection and lose the answer.
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let _ = io::copy(
+            &mut (&stream).take(4 * self.cfg.max_body as u64),
+            &mut io::sink(),
+        );
+    }
+
+    fn read(&self, mut stream: &TcpStream) -> Result<Request, Failure> {
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        let head_len = loop {
+            let n = stream
+                .read(&mut chunk)
+                .map_err(|_| fail(400, "bad_request", "the request did not arrive"))?;
+            if n == 0 {
+                return Err(fail(400, "bad_request", "the request ended early"));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => break len,
+                Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => continue,
+                Ok(httparse::Status::Partial) => {
+                    return Err(fail(431, "too_large", "the request head is too large"));
+                }
+                Err(e) => return Err(fail(400, "bad_request", format!("not HTTP/1.1: {e}"))),
+            }
+        };
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        let _ = req.parse(&buf);
+        let target = req.path.unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let header = |name: &str| {
+            req.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+        };
+        let key = header("authorization")
+            .and_then(|v| v.strip_prefix(b"apikey "))
+            .map(|k| k.trim_ascii().to_vec());
+        let length = match header("content-length") {
+            None => 0,
+            Some(v) => std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| fail(400, "bad_request", "a bad Content-Length"))?,
+        };
+        if length > self.cfg.max_body {
+            return Err(fail(
+                413,
+                "too_large",
+                format!("bodies are at most {} bytes", self.cfg.max_body),
+            ));
+        }
+        let request = Request {
+            method: req.method.unwrap_or("").to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            key,
+            body: Vec::new(),
+        };
+        let mut body = buf.split_off(head_len);
+        while body.len() < length {
+            let n = stream
+                .read(&mut chunk)
+                .map_err(|_| fail(400, "bad_request", "the body did not arrive"))?;
+            if n == 0 {
+                return Err(fail(400, "bad_request", "the body ended early"));
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body.truncate(length);
+        Ok(Request { body, ..request })
+    }
+
+    fn route(&self, req: &Request) -> Result<Answer, Failure> {
+        let authorized = req
+            .key
+            .as_deref()
+            .is_some_and(|k| bool::from(k.ct_eq(self.cfg.key.as_bytes())));
+        if !authorized {
+            return Err(fail(
+                401,
+                "unauthorized",
+                "send the API key as 'Authorization: apikey KEY'",
+            ));
+        }
+        let post = req.method == "POST";
+        let get = req.method == "GET";
+        match req.path.as_str() {
+            "/api/publish" if post => self.publish(&req.body),
+            "/api/broadcast" if post => self.broadcast(&req.body),
+            "/api/disconnect" if post => self.disconnect(&req.body),
+            "/api/presence" if get => self.presence(&req.query),
+            "/api/history" if get => self.history(&req.query),
+            "/api/info" if get => Ok(Answer::Json(self.info())),
+            "/api/publish" | "/api/broadcast" | "/api/disconnect" | "/api/presence"
+            | "/api/history" | "/api/info" => Err(fail(
+                405,
+                "method_not_allowed",
+                format!("{} is not allowed here", req.method),
+            )),
+            _ => Err(fail(404, "not_found", "no such endpoint")),
+        }
+    }
+
+    fn room(&self, room: &str) -> Result<(), Failure> {
+        if room.len() > self.chat.cfg.max_room_name || !protocol::room_name_ok(room) {
+            return Err(fail(
+                400,
+                "bad_room",
+                format!("'{}' is not a room name", room.escape_debug()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn content(&self, p: &Publish) -> Result<(), Failure> {
+        if p.text.is_none() && p.data.is_none() {
+            return Err(fail(400, "missing_field", "give 'text' or 'data'"));
+        }
+        if p.text
+            .as_ref()
+            .is_some_and(|t| t.len() > self.chat.cfg.max_text)
+        {
+            return Err(fail(
+                400,
+                "too_long",
+                format!("'text' is longer than {} bytes", self.chat.cfg.max_text),
+            ));
+        }
+        Ok(())
+    }
+
+    fn publish(&self, body: &[u8]) -> Result<Answer, Failure> {
+        let p: Publish = parse(body)?;
+        let Some(room) = &p.room else {
+            return Err(fail(400, "missing_field", "'room' is missing"));
+        };
+        self.room(room)?;
+        self.content(&p)?;
+        let offset = self.publish_one(room, &p)?;
+        let mut answer = json!({"room": room});
+        if let Some(offset) = offset {
+            answer["offset"] = offset.into();
+        }
+        Ok(Answer::Json(answer))
+    }
+
+    fn broadcast(&self, body: &[u8]) -> Result<Answer, Failure> {
+        let p: Publish = parse(body)?;
+        let Some(rooms) = &p.rooms else {
+            return Err(fail(400, "missing_field", "'rooms' is missing"));
+        };
+        if rooms.len() > MAX_BROADCAST_ROOMS {
+            return Err(fail(
+                400,
+                "too_long",
+                format!("at most {MAX_BROADCAST_ROOMS} rooms"),
+            ));
+        }
+        for room in rooms {
+            self.room(room)?;
+        }
+        self.content(&p)?;
+        let mut offsets = serde_json::Map::new();
+        for room in rooms {
+            let offset = self.publish_one(room, &p)?;
+            offsets.insert(room.clone(), offset.map_or(Value::Null, Value::from));
+        }
+        Ok(Answer::Json(json!({"offsets": offsets})))
+    }
+
+    /// Publishes to one room: through its home where rooms have an order (the answer waits for
+    /// the offset), else straight to its members.
+    fn publish_one(&self, room: &str, p: &Publish) -> Result<Option<u64>, Failure> {
+        let Some(publisher) = self.chat.publisher() else {
+            return Err(fail(503, "unavailable", "the server is starting"));
+        };
+        let text = p.text.clone().unwrap_or_default();
+        if !self.chat.ordered() {
+            let event = MessageEvent {
+                room,
+                from: "api",
+                name: None,
+                ts: now_ms(),
+                seq: 0,
+                offset: None,
+                text: &text,
+                online: None,
+                id: None,
+                user: None,
+                data: p.data.as_ref(),
+            };
+            publisher.publish(room, Frame::text(&event.to_json()));
+            return Ok(None);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        // A key per message: in a cluster the broker's answer comes back by it.
+        let n = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let key = format!("api-{}-{n}", self.run);
+        publisher.to_home(
+            room,
+            HomeReq::Send {
+                room: None,
+                from: "api".to_owned(),
+                name: None,
+                ts: now_ms(),
+                text,
+                id: Some(key.into()),
+                user: None,
+                data: p.data.clone(),
+                reply: Some(tx),
+            },
+        );
+        match rx.recv_timeout(self.cfg.answer_timeout) {
+            Ok(Ok(offset)) => Ok(Some(offset)),
+            Ok(Err(why)) => Err(fail(503, "unavailable", why)),
+            Err(_) => Err(fail(503, "unavailable", "no answer in time")),
+        }
+    }
+
+    fn disconnect(&self, body: &[u8]) -> Result<Answer, Failure> {
+        let d: DisconnectBody = parse(body)?;
+        let n = self.chat.disconnect(&d.user);
+        Ok(Answer::Json(json!({"user": d.user, "disconnected": n})))
+    }
+
+    fn presence(&self, query: &str) -> Result<Answer, Failure> {
+        let room =
+            param(query, "room").ok_or_else(|| fail(400, "missing_field", "'room' is missing"))?;
+        self.room(&room)?;
+        let online = self.chat.rooms.online_in(&room);
+        Ok(Answer::Json(json!({"room": room, "online": online})))
+    }
+
+    fn history(&self, query: &str) -> Result<Answer, Failure> {
+        let room =
+            param(query, "room").ok_or_else(|| fail(400, "missing_field", "'room' is missing"))?;
+        self.room(&room)?;
+        let number = |name: &str| -> Result<Option<u64>, Failure> {
+            param(query, name)
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        fail(
+                            400,
+                            "bad_field",
+                            format!("'{name}' is a non-negative integer"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let page = self.chat.cfg.history.page;
+        let limit = number("limit")?.map_or(page, |n| (n as usize).clamp(1, page));
+        let before = number("before")?;
+        if !self.chat.ordered() {
+            return Err(fail(409, "no_history", "rooms keep no history here"));
+        }
+        let Some(publisher) = self.chat.publisher() else {
+            return Err(fail(503, "unavailable", "the server is starting"));
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        publisher.to_home(
+            &room,
+            HomeReq::History {
+                before,
+                limit,
+                reply: Some(tx),
+            },
+        );
+        rx.recv_timeout(self.cfg.answer_timeout)
+            .map(Answer::Text)
+            .map_err(|_| fail(503, "unavailable", "no answer in time"))
+    }
+
+    fn info(&self) -> Value {
+        let (connections, workers) = match self.chat.server.get() {
+            Some((_, metrics)) => (metrics.snapshot().open, metrics.workers.len()),
+            None => (0, 0),
+        };
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "node": self.chat.cfg.node,
+            "workers": workers,
+            "connections": connections,
+            "rooms": self.chat.rooms.len(),
+            "users": self.chat.users.len(),
+        })
+    }
+}
+
+enum Answer {
+    Json(Value),
+    /// JSON already encoded.
+    Text(String),
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_data() { "bad_field" } else { "bad_json" };
+        fail(400, code, e.to_string())
+    })
+}
+
+/// A query parameter, percent-decoded.
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(
+            param("room=user%3Aalice&limit=5", "room").as_deref(),
+            Some("user:alice")
+        );
+        assert_eq!(param("room=a&limit=5", "limit").as_deref(), Some("5"));
+        assert_eq!(param("room=a", "limit"), None);
+        assert_eq!(param("flag&room=b", "room").as_deref(), Some("b"));
+    }
+}
