@@ -42,6 +42,8 @@ fn bad_flags_name_the_flag() {
         ),
         (&["--send-burst", "0"][..], "--send-burst"),
         (&["--send-rate", "fast"][..], "--send-rate"),
+        (&["--trusted-proxy", "10.0.0.0/33"][..], "--trusted-proxy"),
+        (&["--api-listen", "127.0.0.1:1"][..], "--api-key"),
     ] {
         let out = ringws(args);
         let stderr = String::from_utf8_lossy(&out.stderr);

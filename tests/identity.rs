@@ -413,3 +413,46 @@ fn rate_limits_refuse_the_excess_refill_and_close_persistent_abuse() {
         }
     }
 }
+
+#[test]
+fn connections_per_client_address_are_limited_behind_a_trusted_proxy() {
+    let server = start(ChatConfig {
+        max_conns_per_ip: 2,
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..chat_config()
+    });
+    let from = |client: &str| {
+        format!(
+            "Authorization: Bearer {}\r\nX-Forwarded-For: 6.6.6.6, {client}\r\n",
+            token("u")
+        )
+    };
+    let (mut first, _) = Client::connect_with(server.addr, &from("198.51.100.7"));
+    let (_second, _) = Client::connect_with(server.addr, &from("198.51.100.7"));
+    let (status, head) = upgrade(&server, "/", &from("198.51.100.7"));
+    assert_eq!(status, 429, "{head}");
+    assert!(
+        head.contains("too many connections from this address"),
+        "{head}"
+    );
+    // Another client behind the same proxy; the leftmost entry (the client's own claim) is
+    // not what counts.
+    let (_other, _) = Client::connect_with(server.addr, &from("198.51.100.8"));
+    // One closes: its place is free again once the server has seen it go.
+    assert_eq!(event(&mut first)["op"], "welcome");
+    first.send_close(1000, "bye");
+    first.expect_close(1000);
+    let deadline = std::time::Instant::now() + support::patience();
+    loop {
+        let (status, _) = upgrade(&server, "/", &from("198.51.100.7"));
+        if status == 101 {
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        std::thread::yield_now();
+    }
+}

@@ -17,12 +17,14 @@
 //! | `cluster` | the same in a cluster: the broker's log gives the order, each server's home delivers it |
 //! | [`history`] | each room's kept messages, epochs, and the bounds on them |
 //! | [`identity`] | who a connection is: JWT connection and room tokens |
+//! | [`clients`] | the client's address behind trusted proxies, connections per address |
 //! | [`api`] | the backend API: publish, broadcast, disconnect, presence, history, info |
 //! | [`rules`] | who may join and send, by namespace; personal rooms (direct messages) |
 //! | [`rate`] | per-connection rate limits (token buckets) |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
 pub mod api;
+pub mod clients;
 mod cluster;
 pub mod history;
 pub mod identity;
@@ -116,6 +118,14 @@ pub struct ChatConfig {
     /// (a client rejoining its rooms after a reconnect). Each costs a subscription or a
     /// history read.
     pub join_rate: Rate,
+    /// Connections one client address may have open at once (HTTP 429 beyond). Default 0:
+    /// off, because many users share an address behind a NAT (offices, mobile carriers); set
+    /// it where clients have addresses of their own (see [`clients`]).
+    pub max_conns_per_ip: u32,
+    /// Proxies (load balancers) whose `X-Forwarded-For` is believed, as networks: the client
+    /// is the rightmost address there that is not one of them. Default none: the peer's
+    /// address is the client's.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The close code of a connection whose token expired without a `refresh` (4001, in the
@@ -148,6 +158,8 @@ impl Default for ChatConfig {
                 per_second: 10,
                 burst: 50,
             },
+            max_conns_per_ip: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -166,6 +178,8 @@ impl std::fmt::Debug for ChatConfig {
             .field("rules", &self.rules)
             .field("send_rate", &self.send_rate)
             .field("join_rate", &self.join_rate)
+            .field("max_conns_per_ip", &self.max_conns_per_ip)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +200,8 @@ pub struct Chat {
     cluster: ClusterSequencer,
     /// This server's connections of each user.
     users: Arc<Users>,
+    /// Connections open per client address (with a limit set).
+    per_address: Arc<clients::PerAddress>,
 }
 
 /// One member's state (boxed: a connection that never joins costs a pointer in its slot).
@@ -203,6 +219,8 @@ pub struct Member {
     joins: Bucket,
     /// The connection's id, once open (for the registry of users' connections).
     conn: Option<ConnId>,
+    /// The client's address, when it is counted against the per-address limit.
+    ip: Option<std::net::IpAddr>,
 }
 
 /// What the backend API asks of a connection ([`Handler::notify`]): close it.
@@ -313,6 +331,7 @@ impl Chat {
             sequencer: Sequencer::default(),
             cluster: ClusterSequencer::default(),
             users: Arc::new(Users::default()),
+            per_address: Arc::new(clients::PerAddress::default()),
         }
     }
 
@@ -740,10 +759,32 @@ impl Handler for Chat {
                 Err((status, reason)) => return Decision::Reject { status, reason },
             }
         }
+        // Last: an address is counted only for a connection that is accepted.
+        let mut ip = None;
+        if self.cfg.max_conns_per_ip > 0 {
+            let Ok(peer) = req.peer_addr() else {
+                return Decision::Reject {
+                    status: 400,
+                    reason: "no peer address",
+                };
+            };
+            let forwarded = req
+                .header("x-forwarded-for")
+                .and_then(|v| std::str::from_utf8(v).ok());
+            let client = clients::client_ip(peer.ip(), forwarded, &self.cfg.trusted_proxies);
+            if !self.per_address.admit(client, self.cfg.max_conns_per_ip) {
+                return Decision::Reject {
+                    status: 429,
+                    reason: "too many connections from this address",
+                };
+            }
+            ip = Some(client);
+        }
         Decision::Accept {
             state: Box::new(Member {
                 name,
                 identity,
+                ip,
                 ..Member::default()
             }),
             protocol: None,
@@ -816,6 +857,9 @@ impl Handler for Chat {
     fn close(&mut self, member: Box<Member>, _code: CloseCode, _reason: &str) {
         if let (Some(identity), Some(conn)) = (&member.identity, member.conn) {
             self.users.remove(&identity.user, conn);
+        }
+        if let Some(ip) = member.ip {
+            self.per_address.release(ip);
         }
         for (name, room) in &member.rooms {
             self.rooms.leave(name, room);

@@ -180,6 +180,15 @@ pub(crate) struct Cli {
     /// [default: 10].
     #[arg(long, value_name = "N")]
     join_rate: Option<u32>,
+    /// Chat: connections one client address may have open at once (HTTP 429 beyond); 0: no
+    /// limit (many users share an address behind a NAT: set it only where clients have their
+    /// own) [default: 0].
+    #[arg(long, value_name = "N")]
+    max_conns_per_ip: Option<u32>,
+    /// Chat: a load balancer or proxy (an address or a network, e.g. 10.0.0.0/8) whose
+    /// X-Forwarded-For names the client; repeat for several [default: none].
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    trusted_proxy: Vec<ipnet::IpNet>,
     /// Chat: serve the backend API (publish, broadcast, disconnect, presence, history, info;
     /// README "Backend API") on this address, e.g. 127.0.0.1:9002: keep it off the public
     /// network [default: no API].
@@ -212,6 +221,13 @@ pub(crate) struct Cli {
     /// counted) [default: 8388608].
     #[arg(long, requires = "broker", value_parser = clap::value_parser!(u64).range(65_536..=1 << 32))]
     broker_max_pending_bytes: Option<u64>,
+}
+
+/// An address or a network: `10.0.0.1`, `10.0.0.0/8`, `::1`.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{s}' is not an address or a network like 10.0.0.0/8"))
 }
 
 /// Checks `--broker` (after parsing: clap's own message would print the URL, password and all).
@@ -483,6 +499,10 @@ impl Cli {
         if let Some(n) = self.join_burst {
             chat.join_rate.burst = n;
         }
+        if let Some(n) = self.max_conns_per_ip {
+            chat.max_conns_per_ip = n;
+        }
+        chat.trusted_proxies = self.trusted_proxy.clone();
         if let Some(n) = self.max_rooms {
             chat.max_rooms = n as usize;
         }
@@ -731,6 +751,24 @@ mod tests {
             (&["--send-burst", "9"], |e| e.chat.send_rate.burst == 9),
             (&["--join-rate", "0"], |e| e.chat.join_rate.per_second == 0),
             (&["--join-burst", "3"], |e| e.chat.join_rate.burst == 3),
+            (&["--max-conns-per-ip", "20"], |e| {
+                e.chat.max_conns_per_ip == 20
+            }),
+            (
+                &[
+                    "--trusted-proxy",
+                    "10.0.0.0/8",
+                    "--trusted-proxy",
+                    "192.0.2.1",
+                ],
+                |e| {
+                    e.chat.trusted_proxies
+                        == [
+                            "10.0.0.0/8".parse().unwrap(),
+                            "192.0.2.1/32".parse().unwrap(),
+                        ]
+                },
+            ),
             (
                 &["--api-listen", "127.0.0.1:9002", "--api-key", "k3y"],
                 |e| {
