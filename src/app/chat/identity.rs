@@ -28,6 +28,7 @@ use std::borrow::Cow;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// Default longest token, in bytes: a token with a few dozen room patterns fits; anything
 /// longer is refused before it is decoded.
@@ -125,7 +126,7 @@ struct Header<'a> {
     alg: Cow<'a, str>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
@@ -139,18 +140,41 @@ struct Claims {
     room: Option<String>,
 }
 
+/// Default number of verified tokens remembered (see [`Tokens::cache_entries`]).
+pub const DEFAULT_CACHE_ENTRIES: usize = 16_384;
+
+/// Tokens whose signature verified, by the SHA-256 of the token: a client reconnecting with
+/// the token it had (a reload, a network change, a server restart: a reconnect storm) costs a
+/// hash instead of a signature check (ES256 and RS256 cost hundreds of microseconds). Only
+/// tokens that verified are kept, so only the application's own tokens can fill it; full, it
+/// is emptied and fills again.
+#[derive(Debug, Default)]
+struct Verified {
+    tokens: std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>,
+}
+
 /// The key tokens are checked with, and the bounds of the check.
 #[derive(Clone)]
 pub struct Tokens {
     key: DecodingKey,
     alg: Algorithm,
     validation: Validation,
+    verified: std::sync::Arc<Verified>,
+    /// Verified tokens remembered (0: none). Default [`DEFAULT_CACHE_ENTRIES`]: about 200
+    /// bytes each, a few MB at most.
+    pub cache_entries: usize,
     /// Longest token accepted, in bytes. Default [`DEFAULT_MAX_TOKEN_BYTES`].
     pub max_bytes: usize,
     /// Clock difference allowed for `exp` and `nbf`, in seconds. Default [`DEFAULT_LEEWAY`].
     pub leeway: u64,
     /// Longest display name accepted in `name`, in bytes (the chat's `max_name`).
     pub max_name: usize,
+}
+
+impl Verified {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Claims>> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Tokens {
@@ -175,6 +199,8 @@ impl Tokens {
             key,
             alg,
             validation,
+            verified: std::sync::Arc::default(),
+            cache_entries: DEFAULT_CACHE_ENTRIES,
             max_bytes: DEFAULT_MAX_TOKEN_BYTES,
             leeway: DEFAULT_LEEWAY,
             max_name: 32,
@@ -237,6 +263,28 @@ impl Tokens {
         if header.alg != self.algorithm() {
             return Err(TokenError::Algorithm);
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let known = (self.cache_entries > 0)
+            .then(|| self.verified.lock().get(&digest).cloned())
+            .flatten();
+        let claims = match known {
+            Some(claims) => claims,
+            None => self.verify(token, digest)?,
+        };
+        if claims.exp.saturating_add(self.leeway) <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies `token`'s signature and reads its claims; remembers it if it verified.
+    fn verify(&self, token: &str, digest: [u8; 32]) -> Result<Claims, TokenError> {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -250,17 +298,15 @@ impl Tokens {
                 }
             })?
             .claims;
-        if claims.exp.saturating_add(self.leeway) <= now {
-            return Err(TokenError::Expired);
-        }
-        if claims
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
-        {
-            return Err(TokenError::NotYetValid);
-        }
         if !user_ok(&claims.sub) {
             return Err(TokenError::Claims);
+        }
+        if self.cache_entries > 0 {
+            let mut verified = self.verified.lock();
+            if verified.len() >= self.cache_entries {
+                verified.clear();
+            }
+            verified.insert(digest, claims.clone());
         }
         Ok(claims)
     }
@@ -537,6 +583,37 @@ mod tests {
             tokens.check_room(&token, "alice", "vip2", NOW),
             Err(TokenError::WrongRoom)
         );
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_and_still_checked_for_time() {
+        let mut tokens = Tokens::hs256(SECRET).unwrap();
+        tokens.cache_entries = 2;
+        let token = hs(&json!({"sub": "alice", "exp": NOW + 60}));
+        assert!(tokens.check(&token, NOW).is_ok());
+        assert_eq!(tokens.verified.lock().len(), 1, "remembered");
+        assert!(tokens.check(&token, NOW).is_ok(), "again, from memory");
+        assert_eq!(
+            tokens.check(&token, NOW + 120),
+            Err(TokenError::Expired),
+            "expiry is checked every time"
+        );
+        // A forged token is never remembered, whatever it claims.
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&json!({"sub": "admin", "exp": NOW + 60})),
+            parts[2]
+        );
+        assert_eq!(tokens.check(&forged, NOW), Err(TokenError::Signature));
+        assert_eq!(tokens.verified.lock().len(), 1);
+        // Full: emptied, then filled again.
+        for user in ["b", "c"] {
+            let t = hs(&json!({"sub": user, "exp": NOW + 60}));
+            assert!(tokens.check(&t, NOW).is_ok());
+        }
+        assert_eq!(tokens.verified.lock().len(), 1);
     }
 
     #[test]
