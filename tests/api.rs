@@ -203,7 +203,12 @@ fn a_publication_reaches_the_members_in_the_rooms_order_and_its_history() {
     assert_eq!(event_skipping_presence(&mut members[1])["offset"], 4);
     // Presence counts the members here.
     let (_, presence) = call(addr, "GET", "/api/presence?room=news", Some(KEY), "");
-    assert_eq!(presence, json!({"room": "news", "online": 2}));
+    assert_eq!(
+        presence,
+        json!({"room": "news", "online": 2, "members": [
+            {"user": "a", "connections": 1}, {"user": "b", "connections": 1}
+        ]})
+    );
 }
 
 #[test]

@@ -47,6 +47,7 @@ fn chat_config() -> ChatConfig {
         join,
         send,
         max_text,
+        ..Namespace::default()
     };
     ChatConfig {
         tokens: Some(Arc::new(tokens)),
@@ -55,6 +56,11 @@ fn chat_config() -> ChatConfig {
             ns("vip-", JoinRule::Signed, SendRule::Members, None),
             ns("news:", JoinRule::Anyone, SendRule::Nobody, None),
             ns("short-", JoinRule::Token, SendRule::Members, Some(5)),
+            Namespace {
+                prefix: "club-".into(),
+                join_leave: true,
+                ..Namespace::default()
+            },
         ])
         .unwrap(),
         ..ChatConfig::default()
@@ -455,4 +461,84 @@ fn connections_per_client_address_are_limited_behind_a_trusted_proxy() {
         );
         std::thread::yield_now();
     }
+}
+
+#[test]
+fn presence_lists_members_and_join_leave_events_follow_the_namespace() {
+    let server = start(chat_config());
+    // The answer is a presence event with the list (count updates have none).
+    let ask = |c: &mut Client, request: Value| {
+        send(c, request);
+        loop {
+            let e = event(c);
+            if e["op"] != "presence" || e.get("members").is_some() {
+                return e;
+            }
+        }
+    };
+    let join = |c: &mut Client, room: &str| {
+        let joined = ask(c, json!({"op": "join", "room": room}));
+        assert_eq!(joined["op"], "joined", "{joined}");
+    };
+    let mut bob = user(&server, "bob");
+    join(&mut bob, "club-1");
+    let mut alice = [user(&server, "alice"), user(&server, "alice")];
+    join(&mut alice[0], "club-1");
+    // Alice's first connection is announced; her second is not (she was in already).
+    let e = event_skipping_presence(&mut bob);
+    assert_eq!(
+        (&e["op"], &e["user"], &e["name"]),
+        (&json!("member_joined"), &json!("alice"), &json!("ALICE")),
+        "{e}"
+    );
+    join(&mut alice[1], "club-1");
+    let list = ask(&mut bob, json!({"op": "presence", "room": "club-1"}));
+    assert_eq!(list["op"], "presence", "{list}");
+    assert_eq!(
+        list["members"],
+        json!([
+            {"user": "alice", "name": "ALICE", "connections": 2},
+            {"user": "bob", "name": "BOB", "connections": 1}
+        ])
+    );
+    assert_eq!(list["online"], 3);
+    // One of Alice's connections leaves: she is still in. The other closes: she left.
+    let left = ask(&mut alice[0], json!({"op": "leave", "room": "club-1"}));
+    assert_eq!(left["op"], "left");
+    alice[1].send_close(1000, "bye");
+    let e = event_skipping_presence(&mut bob);
+    assert_eq!(
+        (&e["op"], &e["user"]),
+        (&json!("member_left"), &json!("alice")),
+        "{e}"
+    );
+    let list = ask(&mut bob, json!({"op": "presence", "room": "club-1"}));
+    assert_eq!(
+        list["members"],
+        json!([{"user": "bob", "name": "BOB", "connections": 1}])
+    );
+    // Elsewhere (no join-leave), joins are not announced; the list still answers; a room not
+    // joined is refused.
+    join(&mut bob, "lobby");
+    let mut carol = user(&server, "carol");
+    join(&mut carol, "lobby");
+    send(
+        &mut carol,
+        json!({"op": "send", "room": "lobby", "text": "hi"}),
+    );
+    assert_eq!(event_skipping_presence(&mut bob)["op"], "message");
+    assert_eq!(
+        event_skipping_presence(&mut carol)["op"],
+        "message",
+        "her own copy"
+    );
+    let list = ask(&mut carol, json!({"op": "presence", "room": "lobby"}));
+    assert_eq!(list["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        code(&ask(
+            &mut carol,
+            json!({"op": "presence", "room": "club-1"})
+        )),
+        "not_joined"
+    );
 }

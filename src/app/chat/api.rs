@@ -8,7 +8,7 @@
 //! | `POST /api/publish` | `{"room":R,"text":T}` or `{"room":R,"data":{...}}` | `{"room":R,"offset":N}` (`offset` where rooms have one order) |
 //! | `POST /api/broadcast` | `{"rooms":[R,...],"text":T}` (or `data`) | `{"offsets":{R:N,...}}` |
 //! | `POST /api/disconnect` | `{"user":U}` | `{"user":U,"disconnected":n}`: this server's connections of U, closed with 4002 |
-//! | `GET /api/presence?room=R` | | `{"room":R,"online":n}`: members on this server |
+//! | `GET /api/presence?room=R` | | `{"room":R,"online":n,"members":[{"user","name","connections"}]}`: members on this server |
 //! | `GET /api/history?room=R&limit=K&before=N` | | the `history` event a member would get |
 //! | `GET /api/info` | | `{"version","node","workers","connections","rooms","users"}` of this server |
 //!
@@ -468,7 +468,20 @@ impl Api {
             param(query, "room").ok_or_else(|| fail(400, "missing_field", "'room' is missing"))?;
         self.room(&room)?;
         let online = self.chat.rooms.online_in(&room);
-        Ok(Answer::Json(json!({"room": room, "online": online})))
+        let (members, truncated) = self
+            .chat
+            .rooms
+            .get(&room)
+            .map(|r| r.members(self.chat.cfg.max_presence_members))
+            .unwrap_or_default();
+        let list: Value =
+            serde_json::from_str(&protocol::presence_list(&room, online, &members, truncated))
+                .unwrap_or_default();
+        let mut answer = json!({"room": room, "online": online, "members": list["members"]});
+        if truncated {
+            answer["truncated"] = true.into();
+        }
+        Ok(Answer::Json(answer))
     }
 
     fn history(&self, query: &str) -> Result<Answer, Failure> {

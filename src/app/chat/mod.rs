@@ -126,6 +126,9 @@ pub struct ChatConfig {
     /// is the rightmost address there that is not one of them. Default none: the peer's
     /// address is the client's.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Most members a presence list gives (`"truncated":true` beyond). Default 1000: a list
+    /// a page can show; each costs ~50 bytes of the answer.
+    pub max_presence_members: usize,
 }
 
 /// The close code of a connection whose token expired without a `refresh` (4001, in the
@@ -160,6 +163,7 @@ impl Default for ChatConfig {
             },
             max_conns_per_ip: 0,
             trusted_proxies: Vec::new(),
+            max_presence_members: 1000,
         }
     }
 }
@@ -221,6 +225,8 @@ pub struct Member {
     conn: Option<ConnId>,
     /// The client's address, when it is counted against the per-address limit.
     ip: Option<std::net::IpAddr>,
+    /// Who it is in presence lists: its user id, or its connection id without a token.
+    presence_key: Box<str>,
 }
 
 /// What the backend API asks of a connection ([`Handler::notify`]): close it.
@@ -476,6 +482,16 @@ impl Chat {
                 }
                 let room = self.rooms.join(name);
                 member.rooms.push((name.into(), room.clone()));
+                let first = room.add_member(&member.presence_key, member.name.as_deref());
+                if first && self.cfg.rules.of(name).join_leave {
+                    let event = protocol::member_event(
+                        "member_joined",
+                        name,
+                        &member.presence_key,
+                        member.name.as_deref(),
+                    );
+                    conn.publish(name, Frame::text(&event), false);
+                }
                 if ordered {
                     // Subscribed by the room's home, after its answer and what was missed.
                     let since = since.map(|(e, o)| (e.to_owned(), o));
@@ -506,6 +522,12 @@ impl Chat {
                 };
                 let (_, room) = member.rooms.swap_remove(i);
                 self.rooms.leave(name, &room);
+                let last = room.remove_member(&member.presence_key);
+                if last && self.cfg.rules.of(name).join_leave {
+                    let event =
+                        protocol::member_event("member_left", name, &member.presence_key, None);
+                    conn.publish(name, Frame::text(&event), false);
+                }
                 if ordered {
                     let online = room.online();
                     conn.to_home(name, HomeReq::Leave { online });
@@ -599,6 +621,15 @@ impl Chat {
             }
             Request::Nick { name } => {
                 conn.state().name = Some(name.into());
+            }
+            Request::Presence { room: name } => {
+                let member = conn.state();
+                let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
+                    return Err(not_joined());
+                };
+                let (members, truncated) = room.members(self.cfg.max_presence_members);
+                let list = protocol::presence_list(name, room.online(), &members, truncated);
+                conn.send_text(&list);
             }
             Request::Refresh { token } => {
                 let bad = |message: &str| Refusal {
@@ -800,6 +831,7 @@ impl Handler for Chat {
         if let Some(user) = &user {
             self.users.add(user, conn_id);
         }
+        conn.state().presence_key = user.clone().unwrap_or_else(|| id.clone().into());
         conn.send_text(&protocol::welcome(&id, user.as_deref(), &self.cfg));
         if let Some(exp) = exp {
             self.expire_at(conn, exp);
@@ -863,6 +895,14 @@ impl Handler for Chat {
         }
         for (name, room) in &member.rooms {
             self.rooms.leave(name, room);
+            let last = room.remove_member(&member.presence_key);
+            if last && self.cfg.rules.of(name).join_leave {
+                if let Some(publisher) = self.publisher() {
+                    let event =
+                        protocol::member_event("member_left", name, &member.presence_key, None);
+                    publisher.publish(name, Frame::text(&event));
+                }
+            }
             if let (Some(frame), Some((publisher, _))) =
                 (self.presence(room, name), self.server.get())
             {

@@ -11,6 +11,9 @@
 //! {"op":"send","room":"lobby","text":"hello"}
 //! {"op":"send","room":"lobby","text":"hello","id":"k3x9-1"}
 //! {"op":"nick","name":"alice"}
+//! {"op":"presence","room":"lobby"}
+//! {"op":"join","room":"vip-1","token":"<a room token>"}
+//! {"op":"refresh","token":"<a new connection token>"}
 //! ```
 //!
 //! Server to client:
@@ -26,6 +29,12 @@
 //! {"op":"error","code":"not_joined","message":"join the room first","room":"lobby"}
 //! {"op":"error","code":"unavailable","message":"...","room":"lobby","id":"k3x9-1"}
 //! {"op":"epoch","room":"lobby","epoch":"9a0c77d1e4f2b3c8","offset":0}
+//! {"op":"presence","room":"lobby","online":3,"members":[{"user":"alice","name":"Alice","connections":2},...]}
+//! {"op":"member_joined","room":"club","user":"alice","name":"Alice"}
+//! {"op":"member_left","room":"club","user":"alice"}
+//! {"op":"sent","room":"user:alice","offset":7,"id":"k3x9-2"}
+//! {"op":"expiring","exp":1764810000}
+//! {"op":"refreshed","exp":1764813600}
 //! ```
 //!
 //! A `send` may carry an `id` (1 to 64 letters, digits, `-` and `_`, chosen by the client):
@@ -70,6 +79,11 @@ pub enum Request<'a> {
         since: Option<(&'a str, u64)>,
         /// A room token (for rooms whose rule is `signed`).
         token: Option<&'a str>,
+    },
+    /// Who is in a room (joined).
+    Presence {
+        /// The room.
+        room: &'a str,
     },
     /// A new connection token before the current one expires.
     Refresh {
@@ -273,6 +287,9 @@ pub fn check<'a>(wire: &'a Wire<'_>, cfg: &ChatConfig) -> Result<Request<'a>, Re
                 Some(_) => Some(field(&wire.token, "token", MAX_TOKEN)?),
             },
         }),
+        "presence" => Ok(Request::Presence {
+            room: room(wire, cfg)?,
+        }),
         "refresh" => Ok(Request::Refresh {
             token: field(&wire.token, "token", MAX_TOKEN)?,
         }),
@@ -332,6 +349,42 @@ pub fn sent(room: &str, offset: Option<u64>, id: Option<&str>) -> String {
     }
     if let Some(id) = id {
         v["id"] = id.into();
+    }
+    v.to_string()
+}
+
+/// `{"op":"member_joined"|"member_left","room":..,"user":..,"name":..}`: a member's first
+/// connection joined the room, or its last left (`user` is the user id, or the connection's
+/// id without a token).
+pub fn member_event(op: &str, room: &str, user: &str, name: Option<&str>) -> String {
+    let mut v = json!({"op": op, "room": room, "user": user});
+    if let Some(name) = name {
+        v["name"] = name.into();
+    }
+    v.to_string()
+}
+
+/// `{"op":"presence","room":..,"online":..,"members":[{"user","name","connections"}],
+/// "truncated":..}`: who is in the room.
+pub fn presence_list(
+    room: &str,
+    online: i64,
+    members: &[(Box<str>, super::rooms::Present)],
+    truncated: bool,
+) -> String {
+    let list: Vec<serde_json::Value> = members
+        .iter()
+        .map(|(user, p)| {
+            let mut m = json!({"user": &**user, "connections": p.connections});
+            if let Some(name) = &p.name {
+                m["name"] = (&**name).into();
+            }
+            m
+        })
+        .collect();
+    let mut v = json!({"op": "presence", "room": room, "online": online, "members": list});
+    if truncated {
+        v["truncated"] = true.into();
     }
     v.to_string()
 }

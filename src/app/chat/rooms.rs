@@ -3,7 +3,7 @@
 //! Touched with a lock only when a room is joined for the first time or left by its last
 //! member; a message costs one atomic increment (its sequence number), no lock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +17,18 @@ pub struct Room {
     presence_at: AtomicU64,
     /// A change was not broadcast (within a second of the last): the presence task owes one.
     presence_owed: AtomicBool,
+    /// Who is in the room on this server: per user (or, without a token, per connection), its
+    /// display name and connections. Locked on joins and leaves only.
+    members: Mutex<BTreeMap<Box<str>, Present>>,
+}
+
+/// One member of a room, as presence lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Present {
+    /// The display name when it joined.
+    pub name: Option<Box<str>>,
+    /// Its connections in the room (on this server).
+    pub connections: u32,
 }
 
 impl Room {
@@ -28,6 +40,45 @@ impl Room {
     /// The next sequence number (1, 2, ...): unique and increasing per room.
     pub fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// `member` (a user id, or a connection's id) has one more connection in the room: `true`
+    /// if it is its first (the member joined).
+    pub fn add_member(&self, member: &str, name: Option<&str>) -> bool {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let present = members.entry(member.into()).or_insert_with(|| Present {
+            name: name.map(Box::from),
+            connections: 0,
+        });
+        present.connections += 1;
+        present.connections == 1
+    }
+
+    /// `member` has one connection fewer in the room: `true` if it was its last (the member
+    /// left).
+    pub fn remove_member(&self, member: &str) -> bool {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(present) = members.get_mut(member) else {
+            return false;
+        };
+        present.connections -= 1;
+        if present.connections == 0 {
+            members.remove(member);
+            return true;
+        }
+        false
+    }
+
+    /// The members (by user or connection id, in order), at most `max`; and whether there
+    /// were more.
+    pub fn members(&self, max: usize) -> (Vec<(Box<str>, Present)>, bool) {
+        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let list = members
+            .iter()
+            .take(max)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (list, members.len() > max)
     }
 
     /// Whether a presence update may be broadcast at `now_ms` (one a second per room; the
@@ -84,6 +135,12 @@ impl Rooms {
             .collect()
     }
 
+    /// The room `name`, if it has members.
+    pub fn get(&self, name: &str) -> Option<Arc<Room>> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.get(name).cloned()
+    }
+
     /// Members online in `name` now (0 for a room nobody is in).
     pub fn online_in(&self, name: &str) -> i64 {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,6 +155,31 @@ impl Rooms {
     /// Whether no room has members.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod member_tests {
+    use super::*;
+
+    #[test]
+    fn members_are_counted_per_user_and_listed_in_order() {
+        let room = Room::default();
+        assert!(
+            room.add_member("bob", Some("Bob")),
+            "bob's first connection"
+        );
+        assert!(!room.add_member("bob", Some("Bob")), "his second");
+        assert!(room.add_member("alice", None));
+        let (list, more) = room.members(10);
+        assert!(!more);
+        let names: Vec<(&str, u32)> = list.iter().map(|(k, p)| (&**k, p.connections)).collect();
+        assert_eq!(names, [("alice", 1), ("bob", 2)]);
+        assert_eq!(room.members(1), (vec![list[0].clone()], true), "bounded");
+        assert!(!room.remove_member("bob"));
+        assert!(room.remove_member("bob"), "his last");
+        assert!(!room.remove_member("bob"), "gone");
+        assert_eq!(room.members(10).0.len(), 1);
     }
 }
 

@@ -9,6 +9,7 @@
 //! join = "claim"        # anyone | token | claim | signed
 //! send = "members"      # members | nobody
 //! max-text = 1024       # longest message here (at most the server's --max-text)
+//! join-leave = true     # members get member_joined / member_left (default false)
 //! ```
 //!
 //! - `anyone`: every connection (the default, and the rule of rooms no namespace names);
@@ -68,6 +69,11 @@ pub struct Namespace {
     /// Longest message text here, in bytes (`None`: the server's `max_text`).
     #[serde(default)]
     pub max_text: Option<usize>,
+    /// Whether members are told when someone joins or leaves (`member_joined`,
+    /// `member_left`). Default off: each costs a message to every member, which in a large
+    /// room with churn outweighs the chat itself.
+    #[serde(default)]
+    pub join_leave: bool,
 }
 
 /// The namespaces, longest prefix first.
