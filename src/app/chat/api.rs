@@ -141,15 +141,18 @@ pub fn serve(chat: Chat, cfg: ApiConfig) -> io::Result<ApiServer> {
                     );
                     continue;
                 }
-                let api = api.clone();
+                let theirs = api.clone();
                 let spawned = std::thread::Builder::new()
                     .name("ringws-api-request".into())
                     .spawn(move || {
-                        api.connection(stream);
-                        api.busy.fetch_sub(1, Ordering::AcqRel);
+                        theirs.connection(stream);
+                        theirs.busy.fetch_sub(1, Ordering::AcqRel);
                     });
                 if spawned.is_err() {
+                    // The request is dropped unanswered (the client sees the connection close);
+                    // its place is given back.
                     tracing::warn!("API: cannot start a thread for a request");
+                    api.busy.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         })?;
