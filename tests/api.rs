@@ -294,3 +294,27 @@ fn bad_requests_get_4xx_and_a_code() {
         (400, &json!("bad_field"))
     );
 }
+
+#[test]
+fn a_client_that_expects_100_continue_gets_it_before_sending_the_body() {
+    let (server, _chat, api) = start();
+    let mut c = member(&server, "a", "news");
+    let mut s = TcpStream::connect(api.local_addr()).unwrap();
+    s.set_read_timeout(Some(patience())).unwrap();
+    let body = format!(r#"{{"room":"news","text":"{}"}}"#, "x".repeat(2000));
+    write!(
+        s,
+        "POST /api/publish HTTP/1.1\r\nHost: api\r\nAuthorization: apikey {KEY}\r\n\
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert_eq!(event_skipping_presence(&mut c)["from"], "api");
+}

@@ -384,7 +384,7 @@ fn entries_missed_while_the_servers_lost_their_subscriptions_are_filled_in() {
         .to_string();
     for i in 0..5 {
         let reply = redis
-            .command_args(&["HINCRBY", "ringws:room:r:meta", "l", "1"])
+            .command_args(&["HINCRBY", "ringws:room:r|meta", "l", "1"])
             .unwrap();
         let offset: u64 = reply.trim().trim_start_matches(':').parse().unwrap();
         let text = format!("hidden{i}");
@@ -394,7 +394,7 @@ fn entries_missed_while_the_servers_lost_their_subscriptions_are_filled_in() {
         let reply = redis
             .command_args(&[
                 "XADD",
-                "ringws:room:r:log",
+                "ringws:room:r|log",
                 &id,
                 "p",
                 &body.to_string(),

@@ -209,12 +209,14 @@ impl BrokerTx for RedisTx {
     ) -> Result<Vec<(Arc<str>, u64)>, BrokerError> {
         let mut pipe = redis::pipe();
         for a in batch {
-            let id_key = format!("{}:id:{}", a.channel, a.key.unwrap_or(""));
+            // '|' is in no room name: one room's keys never name another's (rooms may
+            // contain ':').
+            let id_key = format!("{}|id|{}", a.channel, a.key.unwrap_or(""));
             pipe.cmd("EVALSHA")
                 .arg(&self.append)
                 .arg(3)
-                .arg(format!("{}:log", a.channel))
-                .arg(format!("{}:meta", a.channel))
+                .arg(format!("{}|log", a.channel))
+                .arg(format!("{}|meta", a.channel))
                 .arg(id_key)
                 .arg(a.channel)
                 .arg(a.payload)
@@ -249,8 +251,8 @@ impl BrokerTx for RedisTx {
             pipe.cmd("EVALSHA")
                 .arg(&self.read)
                 .arg(2)
-                .arg(format!("{}:log", r.channel))
-                .arg(format!("{}:meta", r.channel))
+                .arg(format!("{}|log", r.channel))
+                .arg(format!("{}|meta", r.channel))
                 .arg(kind)
                 .arg(after)
                 .arg(r.limit.max(1))

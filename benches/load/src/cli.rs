@@ -201,6 +201,14 @@ pub struct BroadcastArgs {
     /// a ringws cluster (cross-node fan-out through its broker).
     #[arg(long, value_name = "ADDR")]
     pub publish_addr: Option<String>,
+    /// Publish through the chat's backend API at this HOST:PORT (`POST /api/publish`, one at a
+    /// time, in order) instead of the publishers' WebSockets; they still connect and join (and
+    /// receive). Needs --api-key.
+    #[arg(long, value_name = "ADDR", requires = "api_key")]
+    pub publish_api: Option<std::net::SocketAddr>,
+    /// The API key for --publish-api.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
 }
 
 impl BroadcastArgs {
@@ -313,6 +321,7 @@ impl Common {
                 .map(|(name, pid)| (name.clone(), Probe { pid: *pid }))
                 .collect(),
             publish_target: None,
+            publish_api: None,
             progress: !self.quiet,
         })
     }

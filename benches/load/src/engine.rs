@@ -153,6 +153,8 @@ pub struct Engine {
     target: Target,
     /// Where broadcast publishers connect, when not to `target` (another node).
     pub publish_target: Option<Target>,
+    /// Broadcast: publications go through the chat's backend API instead.
+    pub api: Option<crate::api::ApiPublisher>,
     sources: Vec<IpAddr>,
     rng: Rng,
     shared: Shared,
@@ -172,6 +174,7 @@ impl Engine {
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             target,
             publish_target: None,
+            api: None,
             sources,
             rng: Rng::from_os(),
             shared: Shared {
@@ -282,6 +285,11 @@ impl Engine {
         self.shared.sending = false;
     }
 
+    /// The instant stamps are measured from.
+    pub fn epoch(&self) -> Instant {
+        self.shared.epoch
+    }
+
     /// Broadcast: what was published and received so far.
     pub fn broadcast(&self) -> Option<&broadcast::State> {
         self.shared.bcast.as_ref()
@@ -333,6 +341,14 @@ impl Engine {
         let mut failed = Vec::new();
         while b.next < due {
             let (room, publisher, seq) = b.take();
+            if let Some(api) = &self.api {
+                api.publish(room, publisher, seq);
+                shared.counters.sent += 1;
+                if shared.recording {
+                    shared.counters.window_sent += 1;
+                }
+                continue;
+            }
             let i = b.plan.subscribers + publisher;
             let Some(c) = clients.get_mut(i).filter(|c| c.phase == Phase::Open) else {
                 continue;

@@ -22,6 +22,7 @@
 //! | [`summarize`] | many runs' results as a Markdown table |
 //! | [`rng`] | keys and mask seeds |
 
+mod api;
 mod broadcast;
 mod cli;
 mod client;
@@ -79,6 +80,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 t.compress = setup.target.compress;
                 setup.publish_target = Some(t);
             }
+            setup.publish_api = a.publish_api.zip(a.api_key.clone());
             let report = run::broadcast(
                 &setup,
                 plan,

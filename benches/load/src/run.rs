@@ -182,6 +182,13 @@ pub fn broadcast(
         Workload::Broadcast(plan),
     )?;
     engine.publish_target = setup.publish_target.clone();
+    if let Some((addr, key)) = &setup.publish_api {
+        engine.api = Some(crate::api::ApiPublisher::start(
+            *addr,
+            key.clone(),
+            engine.epoch(),
+        ));
+    }
     let mut progress = Progress::new(setup.progress, "broadcast");
     let took = establish(
         &mut engine,
@@ -210,6 +217,7 @@ pub fn broadcast(
     )?;
 
     engine.stop_sending();
+    let api = engine.api.take().map(crate::api::ApiPublisher::finish);
     progress.phase = "drain";
     let t0 = Instant::now();
     while engine.undelivered() > 0 && t0.elapsed() < drain {
@@ -237,6 +245,20 @@ pub fn broadcast(
     progress.done();
     report.errors = engine.counters().errors;
     report.notes = engine.counters().notes.clone();
+    if let Some(api) = api {
+        let q = |p: f64| api.answer_us.value_at_quantile(p);
+        report.notes.push(format!(
+            "published through the API: {} answered 200, {} failed{}; POST answered in p50 {} µs, p99 {} µs, max {} µs",
+            api.posted,
+            api.errors,
+            api.first_error.map_or(String::new(), |e| format!(" (first: {e})")),
+            q(0.5),
+            q(0.99),
+            api.answer_us.max()
+        ));
+        // A refused or failed POST is a publication that never went out: a mismatch.
+        report.errors.mismatch += api.errors;
+    }
     Ok(report)
 }
 

@@ -117,6 +117,8 @@ pub struct Setup {
     pub also: Vec<(String, Probe)>,
     /// Where the publishers connect, when not to `target` (broadcast across nodes).
     pub publish_target: Option<Target>,
+    /// Broadcast: publish through the chat's backend API at this address, with this key.
+    pub publish_api: Option<(std::net::SocketAddr, String)>,
     /// Print a progress line per second on stderr.
     pub progress: bool,
 }

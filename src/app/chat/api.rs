@@ -198,12 +198,11 @@ fn respond_text(stream: &mut &TcpStream, status: u16, body: &str) -> io::Result<
     stream.write_all(out.as_bytes())
 }
 
-/// A request, read: method, path, query, the key it carries, the body.
+/// A request, read (and its key checked): method, path, query, the body.
 struct Request {
     method: String,
     path: String,
     query: String,
-    key: Option<Vec<u8>>,
     body: Vec<u8>,
 }
 
@@ -235,20 +234,38 @@ impl Api {
         // A body refused unread (too large) is read and dropped, briefly and boundedly:
         // closing with unread input would reset the connection and lose the answer.
         let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let _ = io::copy(
-            &mut (&stream).take(4 * self.cfg.max_body as u64),
-            &mut io::sink(),
-        );
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        let mut sink = [0u8; 4096];
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match (&stream).read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
     }
 
     fn read(&self, mut stream: &TcpStream) -> Result<Request, Failure> {
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
+        // One deadline for the whole request: a client that trickles it does not hold a
+        // request thread longer.
+        let deadline = std::time::Instant::now() + self.cfg.io_timeout;
+        let read_some = |stream: &mut &TcpStream, chunk: &mut [u8]| {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(fail(408, "timeout", "the request took too long"));
+            }
+            let _ = stream.set_read_timeout(Some(left));
+            stream
+                .read(chunk)
+                .map_err(|_| fail(408, "timeout", "the request did not arrive in time"))
+        };
         let head_len = loop {
-            let n = stream
-                .read(&mut chunk)
-                .map_err(|_| fail(400, "bad_request", "the request did not arrive"))?;
+            let n = read_some(&mut stream, &mut chunk)?;
             if n == 0 {
                 return Err(fail(400, "bad_request", "the request ended early"));
             }
@@ -278,6 +295,17 @@ impl Api {
         let key = header("authorization")
             .and_then(|v| v.strip_prefix(b"apikey "))
             .map(|k| k.trim_ascii().to_vec());
+        // The key before the body: nothing more is read for a request without it.
+        let authorized = key
+            .as_deref()
+            .is_some_and(|k| bool::from(k.ct_eq(self.cfg.key.as_bytes())));
+        if !authorized {
+            return Err(fail(
+                401,
+                "unauthorized",
+                "send the API key as 'Authorization: apikey KEY'",
+            ));
+        }
         let length = match header("content-length") {
             None => 0,
             Some(v) => std::str::from_utf8(v)
@@ -296,14 +324,16 @@ impl Api {
             method: req.method.unwrap_or("").to_owned(),
             path: path.to_owned(),
             query: query.to_owned(),
-            key,
             body: Vec::new(),
         };
+        let expects = header("expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
         let mut body = buf.split_off(head_len);
+        if expects && body.len() < length {
+            // curl waits for it before sending a body over 1 KiB.
+            let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
         while body.len() < length {
-            let n = stream
-                .read(&mut chunk)
-                .map_err(|_| fail(400, "bad_request", "the body did not arrive"))?;
+            let n = read_some(&mut stream, &mut chunk)?;
             if n == 0 {
                 return Err(fail(400, "bad_request", "the body ended early"));
             }
@@ -314,17 +344,6 @@ impl Api {
     }
 
     fn route(&self, req: &Request) -> Result<Answer, Failure> {
-        let authorized = req
-            .key
-            .as_deref()
-            .is_some_and(|k| bool::from(k.ct_eq(self.cfg.key.as_bytes())));
-        if !authorized {
-            return Err(fail(
-                401,
-                "unauthorized",
-                "send the API key as 'Authorization: apikey KEY'",
-            ));
-        }
         let post = req.method == "POST";
         let get = req.method == "GET";
         match req.path.as_str() {
@@ -438,7 +457,8 @@ impl Api {
         let (tx, rx) = mpsc::sync_channel(1);
         // A key per message: in a cluster the broker's answer comes back by it.
         let n = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let key = format!("api-{}-{n}", self.run);
+        // ':' is in no client's id: a member cannot take (or cancel) an API message's key.
+        let key = format!("api:{}:{n}", self.run);
         publisher.to_home(
             room,
             HomeReq::Send {

@@ -25,7 +25,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -
         return peer;
     };
     for entry in list.rsplit(',') {
-        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+        let Ok(ip) = entry.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
             // Not an address (garbage, or a port we do not parse): stop believing the header.
             return peer;
         };

@@ -92,6 +92,9 @@ struct RoomLog {
     waiting: Vec<Waiting>,
     /// The room's members online on this server (for `joined`), from the last join.
     room: Option<Arc<Room>>,
+    /// Made for the backend API's history page of a room nobody here is in: forgotten once
+    /// answered.
+    for_api: bool,
 }
 
 /// One worker's share of the rooms in a cluster: the logs of the rooms it is home to. Each
@@ -147,6 +150,41 @@ impl ClusterSequencer {
         let history = self
             .history
             .get_or_insert_with(|| History::new(cfg.history.clone(), workers, epochs.clone()));
+        // A message needs nothing known about the room (and a direct message's room may have
+        // no member here: no state is made for it).
+        if let HomeReq::Send {
+            from: sender,
+            name: nick,
+            ts,
+            text,
+            id,
+            user,
+            data,
+            reply,
+            ..
+        } = req
+        {
+            let body = MessageEvent {
+                room: &name,
+                from: &sender,
+                name: nick.as_deref(),
+                ts,
+                seq: 0,
+                offset: None,
+                text: &text,
+                online: None,
+                id: id.as_deref(),
+                user: user.as_deref(),
+                data: data.as_ref(),
+            }
+            .body();
+            // The backend API's message: its outcome comes back with its key.
+            if let (Some(reply), Some(key)) = (reply, &id) {
+                self.api_replies.insert(key.clone(), reply);
+            }
+            home.log_append(from, id, Bytes::from(body));
+            return;
+        }
         let state = self.rooms.entry(name.clone()).or_default();
         let mut ctx = Ctx {
             home,
@@ -159,6 +197,7 @@ impl ClusterSequencer {
         match req {
             HomeReq::Join { room, since } => {
                 state.room = Some(room.clone());
+                state.for_api = false;
                 let waiting = Waiting::Join {
                     conn: from,
                     room,
@@ -180,42 +219,15 @@ impl ClusterSequencer {
                     self.rooms.remove(&ctx.name);
                 }
             }
-            HomeReq::Send {
-                room: _,
-                from: sender,
-                name: nick,
-                ts,
-                text,
-                id,
-                user,
-                data,
-                reply,
-            } => {
-                let body = MessageEvent {
-                    room: &ctx.name,
-                    from: &sender,
-                    name: nick.as_deref(),
-                    ts,
-                    seq: 0,
-                    offset: None,
-                    text: &text,
-                    online: None,
-                    id: id.as_deref(),
-                    user: user.as_deref(),
-                    data: data.as_ref(),
-                }
-                .body();
-                // The backend API's message: its outcome comes back with its key.
-                if let (Some(reply), Some(key)) = (reply, &id) {
-                    self.api_replies.insert(key.clone(), reply);
-                }
-                ctx.home.log_append(from, id, Bytes::from(body));
-            }
+            HomeReq::Send { .. } => {} // handled above
             HomeReq::History {
                 before,
                 limit,
                 reply,
             } => {
+                if reply.is_some() && state.room.is_none() && state.epoch.is_none() {
+                    state.for_api = true;
+                }
                 let waiting = Waiting::Page {
                     conn: from,
                     before,
@@ -223,7 +235,24 @@ impl ClusterSequencer {
                     reply,
                 };
                 serve_or_wait(state, &mut ctx, waiting, &mut self.next_tag);
+                let name = ctx.name.clone();
+                self.forget_if_idle(&name);
             }
+        }
+    }
+
+    /// Drops what is known of a room without members here once nothing waits on it (a page
+    /// asked by the backend API, a direct message's room): it would otherwise stay forever.
+    fn forget_if_idle(&mut self, name: &Arc<str>) {
+        let idle = self.rooms.get(name).is_some_and(|s| {
+            s.for_api
+                && s.room.is_none()
+                && s.reading.is_none()
+                && s.waiting.is_empty()
+                && s.held.is_empty()
+        });
+        if idle {
+            self.rooms.remove(name);
         }
     }
 
@@ -237,6 +266,7 @@ impl ClusterSequencer {
         rooms: &Rooms,
     ) {
         let name = home.topic().clone();
+        let answered = matches!(event, LogEvent::Range { .. });
         let workers = home.workers();
         let history = self
             .history
@@ -251,7 +281,7 @@ impl ClusterSequencer {
         };
         match event {
             LogEvent::Live { epoch, entries } => {
-                let state = self.rooms.entry(name).or_default();
+                let state = self.rooms.entry(name.clone()).or_default();
                 let mut gap = false;
                 for entry in entries {
                     if state.epoch.is_none() {
@@ -369,6 +399,10 @@ impl ClusterSequencer {
         let now = ctx.now;
         if let Some(history) = &mut self.history {
             history.sweep(now, |room| rooms.online_in(room) > 0);
+        }
+        // A read answered for a room nobody here is in (the API's page): nothing to keep.
+        if answered {
+            self.forget_if_idle(&name);
         }
     }
 }
@@ -1014,5 +1048,46 @@ mod tests {
             (&refusal["code"], &refusal["id"]),
             (&"unavailable".into(), &"k1".into())
         );
+    }
+
+    #[test]
+    fn rooms_without_members_here_leave_nothing_behind() {
+        let mut s = setup();
+        // A direct message (or the API's) to a room nobody here is in: appended, nothing kept.
+        let did = s.request(
+            ALICE,
+            HomeReq::Send {
+                room: None,
+                from: "n:1.7.1".into(),
+                name: None,
+                ts: 5,
+                text: "psst".into(),
+                id: None,
+                user: None,
+                data: None,
+                reply: None,
+            },
+        );
+        assert_eq!(did.len(), 1, "{did:?}");
+        assert!(s.seq.rooms.is_empty());
+        // The API's history page of such a room: read, answered, then forgotten.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let did = s.request(
+            ConnId::NONE,
+            HomeReq::History {
+                before: None,
+                limit: 10,
+                reply: Some(tx),
+            },
+        );
+        let tag = match &did[..] {
+            [Did::Read(LogRange::Tail, _, tag)] => *tag,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(s.seq.rooms.len(), 1, "known while the read is out");
+        s.answer(tag, "e1", 2, &[1, 2]);
+        let page: Value = serde_json::from_str(&rx.try_recv().unwrap()).unwrap();
+        assert_eq!(page["messages"].as_array().map(Vec::len), Some(2));
+        assert!(s.seq.rooms.is_empty(), "forgotten once answered");
     }
 }

@@ -623,6 +623,12 @@ impl Chat {
                 conn.state().name = Some(name.into());
             }
             Request::Presence { room: name } => {
+                // A list can be long: paced like history pages, not built for a reader that
+                // does not read.
+                if !conn.state().joins.take(self.cfg.join_rate, monotonic_ms()) {
+                    return Err(rate_limited("presence requests"));
+                }
+                self.not_busy(conn)?;
                 let member = conn.state();
                 let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
                     return Err(not_joined());
@@ -632,6 +638,10 @@ impl Chat {
                 conn.send_text(&list);
             }
             Request::Refresh { token } => {
+                // Each refresh costs a signature check (or a hash) and may set a timer.
+                if !conn.state().joins.take(self.cfg.join_rate, monotonic_ms()) {
+                    return Err(rate_limited("refreshes"));
+                }
                 let bad = |message: &str| Refusal {
                     code: "bad_token",
                     message: message.to_owned(),
@@ -645,9 +655,13 @@ impl Chat {
                     return Err(bad("a token for another user"));
                 }
                 let exp = fresh.exp;
+                let unchanged = member.identity.as_ref().is_some_and(|id| id.exp == exp);
                 member.identity = Some(Box::new(fresh));
                 conn.send_text(&protocol::refreshed(exp));
-                self.expire_at(conn, exp);
+                // The same expiry has its timers already.
+                if !unchanged {
+                    self.expire_at(conn, exp);
+                }
             }
         }
         Ok(())
@@ -716,7 +730,7 @@ impl Chat {
     /// it refreshes: a timer now for the notice (see [`Handler::timer`]).
     fn expire_at(&self, conn: &mut Conn<'_, Box<Member>>, exp: u64) {
         let notice = self.cfg.expiry_notice.as_millis() as u64;
-        let at = (exp * 1000).saturating_sub(notice);
+        let at = exp.saturating_mul(1000).saturating_sub(notice);
         let after = std::time::Duration::from_millis(at.saturating_sub(now_ms()));
         conn.set_timer(after, expiry_timer(exp, false));
     }
@@ -799,10 +813,19 @@ impl Handler for Chat {
                     reason: "no peer address",
                 };
             };
-            let forwarded = req
-                .header("x-forwarded-for")
-                .and_then(|v| std::str::from_utf8(v).ok());
-            let client = clients::client_ip(peer.ip(), forwarded, &self.cfg.trusted_proxies);
+            // Every X-Forwarded-For line, in order (a proxy may add a line of its own instead
+            // of appending to the client's).
+            let forwarded: Vec<&str> = req
+                .headers()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+                .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+                .collect();
+            let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+            let client = clients::client_ip(
+                peer.ip().to_canonical(),
+                forwarded.as_deref(),
+                &self.cfg.trusted_proxies,
+            );
             if !self.per_address.admit(client, self.cfg.max_conns_per_ip) {
                 return Decision::Reject {
                     status: 429,
@@ -846,7 +869,7 @@ impl Handler for Chat {
             return; // refreshed since
         }
         let leeway = self.cfg.tokens.as_ref().map_or(0, |t| t.leeway);
-        let deadline = exp.saturating_add(leeway) * 1000;
+        let deadline = exp.saturating_add(leeway).saturating_mul(1000);
         let now = now_ms();
         if now >= deadline {
             conn.close(TOKEN_EXPIRED, "token expired");

@@ -1,5 +1,5 @@
 //! Per-connection rate limits: a token bucket per kind of request (sends, joins), in integer
-//! arithmetic, 12 bytes each, with time passed in.
+//! arithmetic, 16 bytes each, with time passed in.
 
 /// A rate: `per_second` requests on average, up to `burst` at once. `per_second == 0`: no
 /// limit.
@@ -23,7 +23,7 @@ impl Rate {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bucket {
     /// Thousandths of a token (so a refill of less than one token a millisecond adds up).
-    milli: u32,
+    milli: u64,
     /// When `milli` was last brought up to date (monotonic ms; 0: never, the bucket is full).
     at: u64,
 }
@@ -38,15 +38,17 @@ impl Bucket {
         let milli = if self.at == 0 {
             cap
         } else {
-            let refill = now_ms.saturating_sub(self.at) * u64::from(rate.per_second);
-            (u64::from(self.milli) + refill).min(cap)
+            let refill = now_ms
+                .saturating_sub(self.at)
+                .saturating_mul(u64::from(rate.per_second));
+            self.milli.saturating_add(refill).min(cap)
         };
         self.at = now_ms;
         if milli < 1000 {
-            self.milli = milli as u32;
+            self.milli = milli;
             return false;
         }
-        self.milli = (milli - 1000) as u32;
+        self.milli = milli - 1000;
         true
     }
 }
