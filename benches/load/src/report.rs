@@ -83,6 +83,8 @@ pub struct Report {
     pub others: Option<crate::server::OthersShare>,
     /// The first error descriptions.
     pub notes: Vec<String>,
+    /// Broadcast through the chat's backend API: what the publisher saw.
+    pub api_publish: Option<String>,
     /// The broadcast's plan and checks (broadcast).
     pub broadcast: Option<BroadcastFigures>,
 }
@@ -299,6 +301,9 @@ impl Report {
             "steal_percent": self.others.map(|o| o.steal_percent),
             "notes": self.notes,
         });
+        if let Some(api) = &self.api_publish {
+            v["api_publish"] = json!(api);
+        }
         if let Some(n) = self.compressed_conns {
             v["compressed_conns"] = json!(n);
             v["compression_ratio"] = json!(self.compression_ratio);
@@ -478,6 +483,9 @@ impl Report {
                 e.io
             ),
         ));
+        if let Some(api) = &self.api_publish {
+            rows.push(("API publish", api.clone()));
+        }
         for n in &self.notes {
             rows.push(("error", n.clone()));
         }

@@ -247,11 +247,12 @@ pub fn broadcast(
     report.notes = engine.counters().notes.clone();
     if let Some(api) = api {
         let q = |p: f64| api.answer_us.value_at_quantile(p);
-        report.notes.push(format!(
-            "published through the API: {} answered 200, {} failed{}; POST answered in p50 {} µs, p99 {} µs, max {} µs",
+        report.api_publish = Some(format!(
+            "{} answered 200, {} failed{}; POST answered in p50 {} µs, p99 {} µs, max {} µs",
             api.posted,
             api.errors,
-            api.first_error.map_or(String::new(), |e| format!(" (first: {e})")),
+            api.first_error
+                .map_or(String::new(), |e| format!(" (first: {e})")),
             q(0.5),
             q(0.99),
             api.answer_us.max()
