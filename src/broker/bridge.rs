@@ -54,6 +54,7 @@ pub(crate) fn spawn<B: Broker>(
         workers: vec![Vec::new(); inbound.workers()],
         unsent: 0,
         homes: Vec::new(),
+        presence: Default::default(),
         broker,
         cfg,
         link,
@@ -82,6 +83,8 @@ pub(super) struct Bridge<B> {
     unsent: u64,
     /// What the logs tell the topics' home workers, gathered for one delivery.
     pub(super) homes: Vec<(Topic, LogEvent)>,
+    /// This node's presence entries (set again with each new session).
+    pub(super) presence: super::presence::Mine,
 }
 
 /// Marks the broker unreachable however the bridge ends (a panic included), so the workers
@@ -202,6 +205,9 @@ impl<B: Broker> Bridge<B> {
             self.link.count_command();
         }
         self.link.set_subscribed(self.interest.subscribed());
+        if let Err(e) = self.restore_presence(tx).await {
+            return End::Lost(format!("restoring presence: {e}"));
+        }
         self.link.set_connected(true);
         // What was appended while this node was not subscribed is read back by the homes.
         self.tell_homes(&all, true);
@@ -228,10 +234,12 @@ impl<B: Broker> Bridge<B> {
                 return End::Stop;
             }
             let ping_at = last_heard + self.cfg.ping_interval;
+            let refresh_at = self.next_refresh();
             let wake_at = self
                 .interest
                 .next_deadline()
                 .map_or(ping_at, |d| d.min(ping_at));
+            let wake_at = refresh_at.map_or(wake_at, |r| r.min(wake_at));
             // Not biased: a node whose workers publish all the time (a wake-up always pending)
             // must still receive.
             tokio::select! {
@@ -260,6 +268,11 @@ impl<B: Broker> Bridge<B> {
                             return End::Lost(format!("ping: {e}"));
                         }
                         last_heard = Instant::now();
+                    }
+                    if refresh_at.is_some_and(|r| Instant::now() >= r) {
+                        if let Err(e) = self.refresh_presence(tx).await {
+                            return End::Lost(format!("refreshing presence: {e}"));
+                        }
                     }
                 }
             }
@@ -537,7 +550,7 @@ mod tests {
             ..BrokerConfig::default()
         };
         let mut link = Link::new(cfg.node, "fake".into(), cfg.max_pending_bytes);
-        link.set_log(cfg.log.is_some(), 4);
+        link.set_log(cfg.log.is_some(), false, 4);
         let link = Arc::new(link);
         let hub = Arc::new(Hub::new(2).unwrap());
         let inbound = Inbound { hub: hub.clone() };

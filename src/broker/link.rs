@@ -111,6 +111,8 @@ pub struct Link {
     max_pending_bytes: usize,
     /// Whether topics have ordered logs on the broker, and the most log requests waiting.
     log: bool,
+    /// Whether the nodes share presence through the broker.
+    presence: bool,
     max_pending_log: usize,
     pending: Mutex<Pending>,
     wake: tokio::sync::Notify,
@@ -126,6 +128,7 @@ impl Link {
             describe,
             max_pending_bytes,
             log: false,
+            presence: false,
             max_pending_log: 0,
             pending: Mutex::new(Pending::default()),
             wake: tokio::sync::Notify::new(),
@@ -135,14 +138,20 @@ impl Link {
         }
     }
 
-    pub(crate) fn set_log(&mut self, log: bool, max_pending: usize) {
+    pub(crate) fn set_log(&mut self, log: bool, presence: bool, max_pending: usize) {
         self.log = log;
+        self.presence = presence;
         self.max_pending_log = max_pending;
     }
 
     /// Whether topics have ordered logs on the broker.
     pub fn has_log(&self) -> bool {
         self.log
+    }
+
+    /// Whether the nodes share presence through the broker.
+    pub fn has_presence(&self) -> bool {
+        self.presence
     }
 
     /// Hands log requests to the bridge (one lock) and wakes it; past the bound they wait to
@@ -427,7 +436,7 @@ mod tests {
     fn log_requests_past_the_bound_wait_to_be_refused() {
         use crate::server::{ConnId, LogRange};
         let mut link = Link::new(NodeId(1), "test".into(), 10);
-        link.set_log(true, 2);
+        link.set_log(true, false, 2);
         assert!(link.has_log());
         let read = |tag| LogRequest::Read {
             topic: t("a"),

@@ -28,6 +28,12 @@ impl<B: Broker> Bridge<B> {
         }
         self.link.count_log_unavailable(requests.len() as u64);
         for req in requests {
+            if let Some(answer) =
+                super::presence::unavailable(&req, &LogUnavailable(why.to_owned()))
+            {
+                self.homes.push(answer);
+                continue;
+            }
             let event = unavailable(&req, why);
             self.homes.push((req.topic().clone(), event));
         }
@@ -46,10 +52,21 @@ impl<B: Broker> Bridge<B> {
         if requests.is_empty() {
             return Ok(());
         }
+        let (presence, requests): (Vec<_>, Vec<_>) = requests.into_iter().partition(|r| {
+            matches!(
+                r,
+                LogRequest::Presence { .. } | LogRequest::PresenceList { .. }
+            )
+        });
+        self.forward_presence(tx, presence).await?;
+        if requests.is_empty() {
+            return Ok(());
+        }
         let Some(log) = self.cfg.log.clone() else {
             self.refuse_log(requests, "no logs on this broker");
             return Ok(());
         };
+
         let new_epoch = NodeId::random().to_string();
         let (appends, reads): (Vec<_>, Vec<_>) = requests
             .into_iter()
@@ -67,7 +84,7 @@ impl<B: Broker> Bridge<B> {
                         payload,
                         new_epoch: &new_epoch,
                     }),
-                    LogRequest::Read { .. } => None,
+                    _ => None,
                 })
                 .collect();
             match self.timed(tx.append(&log, &batch)).await {
@@ -110,7 +127,7 @@ impl<B: Broker> Bridge<B> {
                             limit: *limit,
                             new_epoch: &new_epoch,
                         }),
-                        LogRequest::Append { .. } => None,
+                        _ => None,
                     })
                     .collect();
                 match self.timed(tx.read(&log, &batch)).await {
@@ -200,5 +217,7 @@ fn unavailable(req: &LogRequest, why: &str) -> LogEvent {
             tag: *tag,
             result: Err(why),
         },
+        // Answered by `presence::unavailable` (never reached).
+        LogRequest::Presence { .. } | LogRequest::PresenceList { .. } => LogEvent::Unsubscribed,
     }
 }

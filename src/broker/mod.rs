@@ -62,6 +62,7 @@
 //! | [`link`] | what the workers and the bridge share: queues, state, counters |
 //! | `bridge` | the bridge thread: sessions, backoff, delivery to the workers |
 //! | `log` | the bridge's side of the rooms' ordered logs: appends, reads, live entries |
+//! | `presence` | the bridge's side of the rooms' shared presence: entries, lists, refreshes |
 //! | [`redis`] | the Redis implementation |
 
 mod bridge;
@@ -69,6 +70,7 @@ pub mod envelope;
 mod interest;
 pub mod link;
 mod log;
+mod presence;
 pub mod redis;
 
 use std::future::Future;
@@ -141,6 +143,65 @@ pub trait BrokerTx: Send {
     ) -> impl Future<Output = Result<Vec<LogRead>, BrokerError>> + Send {
         let _ = (log, batch);
         async { Err("this broker keeps no logs".into()) }
+    }
+    /// Sets or removes this node's presence entries, kept for [`PresenceConfig::ttl`] unless
+    /// refreshed (one round trip for the batch): for each, whether another live node has an
+    /// entry for the member. Only called with [`BrokerConfig::presence`] set.
+    fn presence(
+        &mut self,
+        cfg: &PresenceConfig,
+        node: &str,
+        batch: &[PresenceSet<'_>],
+    ) -> impl Future<Output = Result<Vec<bool>, BrokerError>> + Send {
+        let _ = (cfg, node, batch);
+        async { Err("this broker shares no presence".into()) }
+    }
+    /// Every live node's presence entries of each channel, `(member, value)` per node's entry
+    /// (one round trip for the batch).
+    fn presence_list(
+        &mut self,
+        channels: &[&str],
+    ) -> impl Future<Output = Result<Vec<Vec<(String, Bytes)>>, BrokerError>> + Send {
+        let _ = channels;
+        async { Err("this broker shares no presence".into()) }
+    }
+    /// Keeps this node's presence entries in `channels` alive for another ttl.
+    fn presence_refresh(
+        &mut self,
+        cfg: &PresenceConfig,
+        node: &str,
+        channels: &[String],
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        let _ = (cfg, node, channels);
+        async { Ok(()) }
+    }
+}
+
+/// One presence entry of this node to set (or remove).
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceSet<'a> {
+    /// The topic's channel (the presence keys are named after it).
+    pub channel: &'a str,
+    /// Who.
+    pub member: &'a str,
+    /// What the other nodes see of it here; `None` removes the entry.
+    pub value: Option<&'a [u8]>,
+}
+
+/// Presence shared between the nodes: its bound.
+#[derive(Debug, Clone)]
+pub struct PresenceConfig {
+    /// How long a node's entries outlive it: a node that dies (SIGKILL, a lost machine) drops
+    /// out of every list within this; a live node refreshes its entries every third of it.
+    /// Default 30 s: a few refreshes lost to a slow broker do not drop a live node.
+    pub ttl: Duration,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            ttl: Duration::from_secs(30),
+        }
     }
 }
 
@@ -237,6 +298,9 @@ pub struct BrokerConfig {
     /// Log requests waiting for the broker; past it they are answered unavailable. Default
     /// 65,536: a burst of joins and messages, not an outage's worth.
     pub max_pending_log: usize,
+    /// Presence shared between the nodes (who is in a room, on every server), or `None`.
+    /// Default `None`.
+    pub presence: Option<PresenceConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -252,6 +316,7 @@ impl Default for BrokerConfig {
             ping_interval: Duration::from_secs(5),
             log: None,
             max_pending_log: 65_536,
+            presence: None,
         }
     }
 }
@@ -271,7 +336,11 @@ impl<B: Broker> BrokerRelay<B> {
     /// A relay through `broker`; its thread starts with the server.
     pub fn new(broker: B, cfg: BrokerConfig) -> Arc<Self> {
         let mut link = Link::new(cfg.node, broker.describe(), cfg.max_pending_bytes);
-        link.set_log(cfg.log.is_some(), cfg.max_pending_log);
+        link.set_log(
+            cfg.log.is_some(),
+            cfg.presence.is_some(),
+            cfg.max_pending_log,
+        );
         let link = Arc::new(link);
         Arc::new(BrokerRelay {
             link,
@@ -307,6 +376,10 @@ impl<B: Broker> Relay for BrokerRelay<B> {
 
     fn has_log(&self) -> bool {
         self.link.has_log()
+    }
+
+    fn has_presence(&self) -> bool {
+        self.link.has_presence()
     }
 
     fn ready(&self) -> bool {

@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use super::{Broker, BrokerError, BrokerRx, BrokerTx, LogAppend, LogConfig, LogReadAt};
+use super::{
+    Broker, BrokerError, BrokerRx, BrokerTx, LogAppend, LogConfig, LogReadAt, PresenceConfig,
+    PresenceSet,
+};
 use crate::server::{LogEntry, LogRange, LogRead};
 
 /// Appends one entry to a topic's log and publishes it, atomically (a script runs alone).
@@ -86,6 +89,54 @@ end
 return out
 ";
 
+/// Sets or removes this node's presence entry for a member of a room, and tells whether
+/// another live node has one.
+///
+/// KEYS: this node's hash of the room's presence (`<channel>|presence|<node>`), the set of the
+/// nodes with entries there (`<channel>|presence`). ARGV: node, member, value ("" removes),
+/// ttl ms. The other nodes' hashes are named from the first key; a node whose hash has expired
+/// (it died) leaves the set. Returns 1 if another node has the member, else 0.
+const PRESENCE: &str = r"
+local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('SADD', KEYS[2], ARGV[1])
+end
+local elsewhere = 0
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if n ~= ARGV[1] then
+    local k = prefix .. n
+    if redis.call('EXISTS', k) == 0 then
+      redis.call('SREM', KEYS[2], n)
+    elseif redis.call('HEXISTS', k, ARGV[2]) == 1 then
+      elsewhere = 1
+    end
+  end
+end
+if redis.call('SCARD', KEYS[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[4] * 4)
+end
+return elsewhere
+";
+
+/// Every live node's presence entries of a room. KEYS: the set of nodes; ARGV: the prefix of
+/// the nodes' hashes (`<channel>|presence|`). Returns member, value, member, value, ...
+const PRESENCE_LIST: &str = r"
+local out = {}
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local all = redis.call('HGETALL', ARGV[1] .. n)
+  if #all == 0 then
+    redis.call('SREM', KEYS[1], n)
+  else
+    for i = 1, #all do out[#out + 1] = all[i] end
+  end
+end
+return out
+";
+
 /// A Redis server (or anything speaking its pub/sub: Valkey, KeyDB).
 pub struct Redis {
     client: redis::Client,
@@ -115,6 +166,8 @@ pub struct RedisTx {
     /// The SHA-1 (hex) of each script, for EVALSHA.
     append: String,
     read: String,
+    presence: String,
+    presence_list: String,
 }
 
 /// The SHA-1 of `script` in hex, as Redis names a loaded script.
@@ -150,6 +203,8 @@ impl Broker for Redis {
                 sink,
                 append: script_hash(APPEND),
                 read: script_hash(READ),
+                presence: script_hash(PRESENCE),
+                presence_list: script_hash(PRESENCE_LIST),
             },
             RedisRx { stream },
         ))
@@ -237,6 +292,31 @@ impl BrokerTx for RedisTx {
             .collect()
     }
 
+    async fn presence(
+        &mut self,
+        cfg: &PresenceConfig,
+        node: &str,
+        batch: &[PresenceSet<'_>],
+    ) -> Result<Vec<bool>, BrokerError> {
+        self.set_presence(cfg, node, batch).await
+    }
+
+    async fn presence_list(
+        &mut self,
+        channels: &[&str],
+    ) -> Result<Vec<Vec<(String, Bytes)>>, BrokerError> {
+        self.list_presence(channels).await
+    }
+
+    async fn presence_refresh(
+        &mut self,
+        cfg: &PresenceConfig,
+        node: &str,
+        channels: &[String],
+    ) -> Result<(), BrokerError> {
+        self.refresh_presence(cfg, node, channels).await
+    }
+
     async fn read(
         &mut self,
         log: &LogConfig,
@@ -292,6 +372,83 @@ impl BrokerTx for RedisTx {
 }
 
 impl RedisTx {
+    /// Sets or removes this node's presence entries (one round trip).
+    pub(super) async fn set_presence(
+        &mut self,
+        cfg: &PresenceConfig,
+        node: &str,
+        batch: &[PresenceSet<'_>],
+    ) -> Result<Vec<bool>, BrokerError> {
+        let mut pipe = redis::pipe();
+        for p in batch {
+            pipe.cmd("EVALSHA")
+                .arg(&self.presence)
+                .arg(2)
+                .arg(format!("{}|presence|{node}", p.channel))
+                .arg(format!("{}|presence", p.channel))
+                .arg(node)
+                .arg(p.member)
+                .arg(p.value.unwrap_or_default())
+                .arg(millis(cfg.ttl));
+        }
+        let replies: Vec<Value> = self.scripted(&pipe, batch.len()).await?;
+        replies.iter().map(|r| Ok(number(r)? == 1)).collect()
+    }
+
+    /// Every live node's entries for each channel (one round trip).
+    pub(super) async fn list_presence(
+        &mut self,
+        channels: &[&str],
+    ) -> Result<Vec<Vec<(String, Bytes)>>, BrokerError> {
+        let mut pipe = redis::pipe();
+        for c in channels {
+            pipe.cmd("EVALSHA")
+                .arg(&self.presence_list)
+                .arg(1)
+                .arg(format!("{c}|presence"))
+                .arg(format!("{c}|presence|"));
+        }
+        let replies: Vec<Value> = self.scripted(&pipe, channels.len()).await?;
+        replies
+            .iter()
+            .map(|reply| {
+                let Value::Array(v) = reply else {
+                    return Err(format!("unexpected presence answer {reply:?}").into());
+                };
+                v.chunks_exact(2)
+                    .map(|pair| {
+                        Ok((
+                            text(&pair[0])?.to_owned(),
+                            Bytes::copy_from_slice(bytes(&pair[1])?),
+                        ))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Keeps this node's entries in `channels` alive for another ttl (one round trip).
+    pub(super) async fn refresh_presence(
+        &mut self,
+        cfg: &PresenceConfig,
+        node: &str,
+        channels: &[String],
+    ) -> Result<(), BrokerError> {
+        let mut pipe = redis::pipe();
+        for c in channels {
+            pipe.cmd("PEXPIRE")
+                .arg(format!("{c}|presence|{node}"))
+                .arg(millis(cfg.ttl))
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(format!("{c}|presence"))
+                .arg(millis(cfg.ttl) * 4)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn).await?;
+        Ok(())
+    }
+
     /// Runs a pipeline of EVALSHA of our scripts; if Redis does not know them (it restarted,
     /// or a new session), loads them and runs it once more.
     async fn scripted(
@@ -305,7 +462,7 @@ impl RedisTx {
             Err(e) if e.code() == Some("NOSCRIPT") || e.to_string().contains("NOSCRIPT") => {}
             Err(e) => return Err(e.into()),
         }
-        for script in [APPEND, READ] {
+        for script in [APPEND, READ, PRESENCE, PRESENCE_LIST] {
             redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(script)

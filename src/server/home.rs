@@ -81,6 +81,8 @@ pub struct Home<'a> {
     pub(crate) worker: usize,
     pub(crate) workers: usize,
     pub(crate) has_log: bool,
+    /// Whether the relay shares presence between the servers.
+    pub(crate) has_presence: bool,
     pub(crate) ops: &'a RefCell<Vec<Op>>,
 }
 
@@ -111,6 +113,15 @@ impl Home<'_> {
         self.ops.borrow_mut().push(Op::Publish {
             p: Publication::topic(self.topic.clone(), frame),
             cluster: false,
+        });
+    }
+
+    /// Publishes `frame` to every subscriber of the topic on this server and on the others
+    /// (through the relay, outside the topic's log: not ordered with its entries).
+    pub fn publish_everywhere(&mut self, frame: Frame) {
+        self.ops.borrow_mut().push(Op::Publish {
+            p: Publication::topic(self.topic.clone(), frame),
+            cluster: true,
         });
     }
 
@@ -193,6 +204,37 @@ impl Home<'_> {
         }
     }
 
+    /// Whether the relay shares presence between the servers.
+    pub fn has_presence(&self) -> bool {
+        self.has_presence
+    }
+
+    /// Sets (`Some`) or removes (`None`) this server's presence entry for `member` in the
+    /// topic, shared with the other servers; answered with a
+    /// [`LogEvent::PresenceChanged`](super::relay::LogEvent::PresenceChanged).
+    pub fn presence_set(&mut self, member: Box<str>, value: Option<Bytes>) {
+        if self.has_presence {
+            self.ops.borrow_mut().push(Op::Log(LogRequest::Presence {
+                topic: self.topic.clone(),
+                member,
+                value,
+            }));
+        }
+    }
+
+    /// Every server's presence entries for the topic; answered with a
+    /// [`LogEvent::PresenceListed`](super::relay::LogEvent::PresenceListed) carrying `tag`.
+    pub fn presence_list(&mut self, tag: u64) {
+        if self.has_presence {
+            self.ops
+                .borrow_mut()
+                .push(Op::Log(LogRequest::PresenceList {
+                    topic: self.topic.clone(),
+                    tag,
+                }));
+        }
+    }
+
     /// Unsubscribes `conn` from the topic, in order with the home's publications and joins (a
     /// leave made elsewhere could overtake a join still on its way).
     pub fn leave(&mut self, conn: ConnId) {
@@ -217,6 +259,8 @@ pub(crate) mod recorder {
         Leave(ConnId),
         Append(ConnId, Option<Box<str>>, Bytes),
         Read(LogRange, usize, u64),
+        Presence(Box<str>, Option<Bytes>),
+        PresenceList(u64),
     }
 
     /// Records what a handler does on a topic's home.
@@ -247,6 +291,7 @@ pub(crate) mod recorder {
                 worker: 0,
                 workers: 2,
                 has_log: self.has_log,
+                has_presence: self.has_log,
                 ops: &self.ops,
             };
             f(&mut home)
@@ -271,6 +316,10 @@ pub(crate) mod recorder {
                     Op::Log(LogRequest::Read {
                         range, limit, tag, ..
                     }) => Did::Read(range, limit, tag),
+                    Op::Log(LogRequest::Presence { member, value, .. }) => {
+                        Did::Presence(member, value)
+                    }
+                    Op::Log(LogRequest::PresenceList { tag, .. }) => Did::PresenceList(tag),
                     other => panic!("not expected of a home: {other:?}"),
                 })
                 .collect()

@@ -34,7 +34,7 @@ pub(crate) enum Op {
     ToHome(HomeRequest),
     /// From a home: queue the preamble to a connection, then subscribe it (on its worker).
     Join(Join),
-    /// From a home: a request for the topic's log in the relay.
+    /// From a home: a request for the topic's log (or its shared presence) in the relay.
     Log(LogRequest),
     /// Call the handler's `timer` for the connection after `after`, with `token`.
     Timer {
@@ -74,13 +74,35 @@ pub enum LogRequest {
         /// Given back in the answer.
         tag: u64,
     },
+    /// Sets (or, with `value` `None`, removes) this server's presence entry for `member` in
+    /// the topic, shared with the other servers, and kept while this server lives. Answered
+    /// with [`LogEvent::PresenceChanged`](super::relay::LogEvent::PresenceChanged).
+    Presence {
+        /// The topic.
+        topic: Topic,
+        /// Who (a user, or a connection).
+        member: Box<str>,
+        /// What the other servers see of it here (opaque to the relay), or `None`: gone.
+        value: Option<Bytes>,
+    },
+    /// Every server's presence entries for the topic. Answered with
+    /// [`LogEvent::PresenceListed`](super::relay::LogEvent::PresenceListed).
+    PresenceList {
+        /// The topic.
+        topic: Topic,
+        /// Given back in the answer.
+        tag: u64,
+    },
 }
 
 impl LogRequest {
     /// The topic the request is about.
     pub fn topic(&self) -> &Topic {
         match self {
-            LogRequest::Append { topic, .. } | LogRequest::Read { topic, .. } => topic,
+            LogRequest::Append { topic, .. }
+            | LogRequest::Read { topic, .. }
+            | LogRequest::Presence { topic, .. }
+            | LogRequest::PresenceList { topic, .. } => topic,
         }
     }
 }

@@ -106,6 +106,25 @@ pub enum LogEvent {
     /// The relay stopped receiving the topic's entries (no worker wants them): what the home
     /// knows of the log goes stale from now on.
     Unsubscribed,
+    /// The answer to a presence change: whether another server has an entry for the member
+    /// (so this server's first connection of it was the cluster's first, or its last the
+    /// cluster's last, when it has none).
+    PresenceChanged {
+        /// Who.
+        member: Box<str>,
+        /// Whether this server has an entry for it now.
+        present: bool,
+        /// Whether another live server has one, or why it could not be told.
+        elsewhere: Result<bool, LogUnavailable>,
+    },
+    /// The answer to a presence list: every live server's entries (a member on two servers
+    /// comes twice, once per server).
+    PresenceListed {
+        /// The list's tag.
+        tag: u64,
+        /// `(member, value)` per server entry, or why they could not be read.
+        result: Result<Vec<(Box<str>, Bytes)>, LogUnavailable>,
+    },
 }
 
 /// Carries publications between this server and the others. Implementations must be cheap to
@@ -142,10 +161,16 @@ pub trait Relay: Send + Sync + 'static {
         false
     }
 
-    /// A worker's log requests at the end of one loop iteration, in order (takes them). Each is
-    /// answered with a [`LogEvent`] to the topic's home worker, also when it fails. Never
-    /// blocks. The default (a relay without logs) drops them: ask only if
-    /// [`Relay::has_log`].
+    /// Whether the relay shares presence between the servers ([`LogRequest::Presence`]).
+    /// Default: no.
+    fn has_presence(&self) -> bool {
+        false
+    }
+
+    /// A worker's log (and presence) requests at the end of one loop iteration, in order
+    /// (takes them). Each is answered with a [`LogEvent`] to the topic's home worker, also when
+    /// it fails. Never blocks. The default (a relay without logs) drops them: ask only if
+    /// [`Relay::has_log`] (or [`Relay::has_presence`]).
     fn submit_log(&self, worker: u16, requests: &mut Vec<LogRequest>) {
         let _ = worker;
         requests.clear();

@@ -8,7 +8,7 @@
 //! | `POST /api/publish` | `{"room":R,"text":T}` or `{"room":R,"data":{...}}` | `{"room":R,"offset":N}` (`offset` where rooms have one order) |
 //! | `POST /api/broadcast` | `{"rooms":[R,...],"text":T}` (or `data`) | `{"offsets":{R:N,...}}` |
 //! | `POST /api/disconnect` | `{"user":U}` | `{"user":U,"disconnected":n}`: this server's connections of U, closed with 4002 |
-//! | `GET /api/presence?room=R` | | `{"room":R,"online":n,"members":[{"user","name","connections"}]}`: members on this server |
+//! | `GET /api/presence?room=R` | | `{"room":R,"online":n,"members":[{"user","name","connections"}]}`: on every server of a cluster sharing presence |
 //! | `GET /api/history?room=R&limit=K&before=N` | | the `history` event a member would get |
 //! | `GET /api/info` | | `{"version","node","workers","connections","rooms","users"}` of this server |
 //!
@@ -490,6 +490,24 @@ impl Api {
         let room =
             param(query, "room").ok_or_else(|| fail(400, "missing_field", "'room' is missing"))?;
         self.room(&room)?;
+        if self.chat.shares_presence() {
+            // Every server's members: from the broker, through the room's home.
+            let Some(publisher) = self.chat.publisher() else {
+                return Err(fail(503, "unavailable", "the server is starting"));
+            };
+            let (tx, rx) = mpsc::sync_channel(1);
+            publisher.to_home(&room, HomeReq::PresenceList { reply: Some(tx) });
+            let list = rx
+                .recv_timeout(self.cfg.answer_timeout)
+                .map_err(|_| fail(503, "unavailable", "the presence list cannot be read now"))?;
+            let list: Value = serde_json::from_str(&list).unwrap_or_default();
+            let mut answer =
+                json!({"room": room, "online": list["online"], "members": list["members"]});
+            if list.get("truncated").is_some() {
+                answer["truncated"] = true.into();
+            }
+            return Ok(Answer::Json(answer));
+        }
         let online = self.chat.rooms.online_in(&room);
         let (members, truncated) = self
             .chat

@@ -219,7 +219,8 @@ impl ClusterSequencer {
                     self.rooms.remove(&ctx.name);
                 }
             }
-            HomeReq::Send { .. } => {} // handled above
+            // Handled above, and by `presence`.
+            HomeReq::Send { .. } | HomeReq::Presence { .. } | HomeReq::PresenceList { .. } => {}
             HomeReq::History {
                 before,
                 limit,
@@ -370,6 +371,8 @@ impl ClusterSequencer {
                     state.live = false;
                 }
             }
+            // The presence's (see `presence`): not sent here.
+            LogEvent::PresenceChanged { .. } | LogEvent::PresenceListed { .. } => {}
             LogEvent::Appended { from, key, result } => match result {
                 // The backend API's message (it has no connection to tell).
                 result

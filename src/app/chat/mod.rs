@@ -15,6 +15,7 @@
 //! | [`rooms`] | the rooms shared by the workers: online counts, sequence numbers |
 //! | `sequencer` | a room's home worker: one order (offsets), joins that resume, history pages |
 //! | `cluster` | the same in a cluster: the broker's log gives the order, each server's home delivers it |
+//! | `presence` | presence across servers: each server's entries in the broker, lists merged |
 //! | [`history`] | each room's kept messages, epochs, and the bounds on them |
 //! | [`identity`] | who a connection is: JWT connection and room tokens |
 //! | [`clients`] | the client's address behind trusted proxies, connections per address |
@@ -29,6 +30,7 @@ mod cluster;
 pub mod history;
 pub mod identity;
 mod pages;
+mod presence;
 pub mod protocol;
 pub mod rate;
 pub mod rooms;
@@ -129,6 +131,10 @@ pub struct ChatConfig {
     /// Most members a presence list gives (`"truncated":true` beyond). Default 1000: a list
     /// a page can show; each costs ~50 bytes of the answer.
     pub max_presence_members: usize,
+    /// In a cluster (`node` set): whether the broker shares presence between the servers
+    /// ([`BrokerConfig::presence`](crate::broker::BrokerConfig::presence)), so presence lists
+    /// and join/leave events cover every server. Without it they are per server.
+    pub shared_presence: bool,
 }
 
 /// The close code of a connection whose token expired without a `refresh` (4001, in the
@@ -164,6 +170,7 @@ impl Default for ChatConfig {
             max_conns_per_ip: 0,
             trusted_proxies: Vec::new(),
             max_presence_members: 1000,
+            shared_presence: false,
         }
     }
 }
@@ -202,6 +209,8 @@ pub struct Chat {
     sequencer: Sequencer,
     /// The same in a cluster whose broker keeps the rooms' logs.
     cluster: ClusterSequencer,
+    /// Presence across servers (a cluster whose broker shares it).
+    presence: presence::ClusterPresence,
     /// This server's connections of each user.
     users: Arc<Users>,
     /// Connections open per client address (with a limit set).
@@ -336,6 +345,7 @@ impl Chat {
             epochs: Arc::new(Epochs::for_this_run()),
             sequencer: Sequencer::default(),
             cluster: ClusterSequencer::default(),
+            presence: presence::ClusterPresence::default(),
             users: Arc::new(Users::default()),
             per_address: Arc::new(clients::PerAddress::default()),
         }
@@ -443,6 +453,12 @@ impl Chat {
         self.cfg.node.is_none() || self.cfg.log
     }
 
+    /// Whether presence lists and join/leave events come from the broker (a cluster sharing
+    /// presence) rather than from this server alone.
+    fn shares_presence(&self) -> bool {
+        self.cfg.node.is_some() && self.cfg.shared_presence
+    }
+
     fn handle(&self, conn: &mut Conn<'_, Box<Member>>, req: Request<'_>) -> Result<(), Refusal> {
         match req {
             Request::Join {
@@ -482,14 +498,24 @@ impl Chat {
                 }
                 let room = self.rooms.join(name);
                 member.rooms.push((name.into(), room.clone()));
-                let first = room.add_member(&member.presence_key, member.name.as_deref());
-                if first && self.cfg.rules.of(name).join_leave {
-                    let event = protocol::member_event(
-                        "member_joined",
-                        name,
-                        &member.presence_key,
-                        member.name.as_deref(),
-                    );
+                let here = room.add_member(&member.presence_key, member.name.as_deref());
+                let (key, nick) = (member.presence_key.clone(), member.name.clone());
+                let joined_event = if self.shares_presence() {
+                    // The room's home sets this server's entry (after the join, in order).
+                    let value = presence::value(nick.as_deref(), here);
+                    let req = HomeReq::Presence {
+                        member: key,
+                        name: nick,
+                        value: Some(value),
+                    };
+                    conn.to_home(name, req);
+                    None
+                } else {
+                    (here == 1 && self.cfg.rules.of(name).join_leave).then(|| {
+                        protocol::member_event("member_joined", name, &key, nick.as_deref())
+                    })
+                };
+                if let Some(event) = joined_event {
                     conn.publish(name, Frame::text(&event), false);
                 }
                 if ordered {
@@ -522,11 +548,22 @@ impl Chat {
                 };
                 let (_, room) = member.rooms.swap_remove(i);
                 self.rooms.leave(name, &room);
-                let last = room.remove_member(&member.presence_key);
-                if last && self.cfg.rules.of(name).join_leave {
-                    let event =
-                        protocol::member_event("member_left", name, &member.presence_key, None);
-                    conn.publish(name, Frame::text(&event), false);
+                let left = room.remove_member(&member.presence_key);
+                let key = member.presence_key.clone();
+                let nick = member.name.clone();
+                if let Some(here) = left {
+                    if self.shares_presence() {
+                        let value = (here > 0).then(|| presence::value(nick.as_deref(), here));
+                        let req = HomeReq::Presence {
+                            member: key,
+                            name: nick,
+                            value,
+                        };
+                        conn.to_home(name, req);
+                    } else if here == 0 && self.cfg.rules.of(name).join_leave {
+                        let event = protocol::member_event("member_left", name, &key, None);
+                        conn.publish(name, Frame::text(&event), false);
+                    }
                 }
                 if ordered {
                     let online = room.online();
@@ -633,6 +670,11 @@ impl Chat {
                 let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
                     return Err(not_joined());
                 };
+                if self.shares_presence() {
+                    // Every server's members: from the broker, through the room's home.
+                    conn.to_home(name, HomeReq::PresenceList { reply: None });
+                    return Ok(());
+                }
                 let (members, truncated) = room.members(self.cfg.max_presence_members);
                 let list = protocol::presence_list(name, room.online(), &members, truncated);
                 conn.send_text(&list);
@@ -918,9 +960,17 @@ impl Handler for Chat {
         }
         for (name, room) in &member.rooms {
             self.rooms.leave(name, room);
-            let last = room.remove_member(&member.presence_key);
-            if last && self.cfg.rules.of(name).join_leave {
-                if let Some(publisher) = self.publisher() {
+            let left = room.remove_member(&member.presence_key);
+            if let (Some(here), Some(publisher)) = (left, self.publisher()) {
+                if self.shares_presence() {
+                    let value = (here > 0).then(|| presence::value(member.name.as_deref(), here));
+                    let req = HomeReq::Presence {
+                        member: member.presence_key.clone(),
+                        name: member.name.clone(),
+                        value,
+                    };
+                    publisher.to_home(name, req);
+                } else if here == 0 && self.cfg.rules.of(name).join_leave {
                     let event =
                         protocol::member_event("member_left", name, &member.presence_key, None);
                     publisher.publish(name, Frame::text(&event));
@@ -936,6 +986,14 @@ impl Handler for Chat {
 
     fn home(&mut self, home: &mut Home<'_>, data: Box<dyn Any + Send>) {
         let data = match data.downcast::<HomeReq>() {
+            Ok(req)
+                if matches!(
+                    *req,
+                    HomeReq::Presence { .. } | HomeReq::PresenceList { .. }
+                ) =>
+            {
+                return self.presence.request(home, *req);
+            }
             Ok(req) if home.has_log() => {
                 return self.cluster.request(home, *req, &self.cfg, &self.epochs);
             }
@@ -947,6 +1005,12 @@ impl Handler for Chat {
             Err(data) => data,
         };
         if let Ok(event) = data.downcast::<LogEvent>() {
+            if matches!(
+                *event,
+                LogEvent::PresenceChanged { .. } | LogEvent::PresenceListed { .. }
+            ) {
+                return self.presence.event(home, *event, &self.cfg);
+            }
             self.cluster
                 .log_event(home, *event, &self.cfg, &self.epochs, &self.rooms);
         }

@@ -42,31 +42,29 @@ impl Room {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// `member` (a user id, or a connection's id) has one more connection in the room: `true`
-    /// if it is its first (the member joined).
-    pub fn add_member(&self, member: &str, name: Option<&str>) -> bool {
+    /// `member` (a user id, or a connection's id) has one more connection in the room: its
+    /// connections here now (1: the member joined).
+    pub fn add_member(&self, member: &str, name: Option<&str>) -> u32 {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         let present = members.entry(member.into()).or_insert_with(|| Present {
             name: name.map(Box::from),
             connections: 0,
         });
         present.connections += 1;
-        present.connections == 1
+        present.connections
     }
 
-    /// `member` has one connection fewer in the room: `true` if it was its last (the member
-    /// left).
-    pub fn remove_member(&self, member: &str) -> bool {
+    /// `member` has one connection fewer in the room: its connections here now (0: it left),
+    /// or `None` if it had none.
+    pub fn remove_member(&self, member: &str) -> Option<u32> {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(present) = members.get_mut(member) else {
-            return false;
-        };
+        let present = members.get_mut(member)?;
         present.connections -= 1;
-        if present.connections == 0 {
+        let left = present.connections;
+        if left == 0 {
             members.remove(member);
-            return true;
         }
-        false
+        Some(left)
     }
 
     /// The members (by user or connection id, in order), at most `max`; and whether there
@@ -165,20 +163,21 @@ mod member_tests {
     #[test]
     fn members_are_counted_per_user_and_listed_in_order() {
         let room = Room::default();
-        assert!(
+        assert_eq!(
             room.add_member("bob", Some("Bob")),
+            1,
             "bob's first connection"
         );
-        assert!(!room.add_member("bob", Some("Bob")), "his second");
-        assert!(room.add_member("alice", None));
+        assert_eq!(room.add_member("bob", Some("Bob")), 2, "his second");
+        assert_eq!(room.add_member("alice", None), 1);
         let (list, more) = room.members(10);
         assert!(!more);
         let names: Vec<(&str, u32)> = list.iter().map(|(k, p)| (&**k, p.connections)).collect();
         assert_eq!(names, [("alice", 1), ("bob", 2)]);
         assert_eq!(room.members(1), (vec![list[0].clone()], true), "bounded");
-        assert!(!room.remove_member("bob"));
-        assert!(room.remove_member("bob"), "his last");
-        assert!(!room.remove_member("bob"), "gone");
+        assert_eq!(room.remove_member("bob"), Some(1));
+        assert_eq!(room.remove_member("bob"), Some(0), "his last");
+        assert_eq!(room.remove_member("bob"), None, "gone");
         assert_eq!(room.members(10).0.len(), 1);
     }
 }

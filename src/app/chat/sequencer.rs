@@ -61,6 +61,15 @@ pub(super) enum HomeReq {
         limit: usize,
         reply: Option<SyncSender<String>>,
     },
+    /// This server's presence entry for `member` changed (a cluster sharing presence): its
+    /// display name and its value here (`None`: its last connection here left).
+    Presence {
+        member: Box<str>,
+        name: Option<Box<str>>,
+        value: Option<String>,
+    },
+    /// Every server's members of the room, for the requester (or the backend API's `reply`).
+    PresenceList { reply: Option<SyncSender<String>> },
 }
 
 /// One worker's share of the rooms' order: the logs of the rooms it is home to. Each worker's
@@ -179,6 +188,8 @@ impl Sequencer {
                     None => home.send_to(from, Frame::text(&page)),
                 }
             }
+            // Shared presence is a cluster's (see `presence`).
+            HomeReq::Presence { .. } | HomeReq::PresenceList { .. } => {}
         }
         history.sweep(now, |room| rooms.online_in(room) > 0);
     }

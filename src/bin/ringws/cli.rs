@@ -217,6 +217,10 @@ pub(crate) struct Cli {
     /// its own [default: ringws:room:].
     #[arg(long, value_name = "PREFIX", requires = "broker")]
     broker_prefix: Option<String>,
+    /// With --broker: how long a server's presence entries outlive it in Redis: a server that
+    /// dies drops out of every presence list within this [default: 30s].
+    #[arg(long, requires = "broker", value_parser = parse_duration, value_name = "DURATION")]
+    broker_presence_ttl: Option<Duration>,
     /// With --broker: bytes of publications waiting for Redis before more are dropped (and
     /// counted) [default: 8388608].
     #[arg(long, requires = "broker", value_parser = clap::value_parser!(u64).range(65_536..=1 << 32))]
@@ -559,6 +563,9 @@ impl Cli {
         if let Some(prefix) = &self.broker_prefix {
             cfg.channel_prefix = prefix.clone();
         }
+        if let Some(ttl) = self.broker_presence_ttl {
+            cfg.presence = Some(ringws::broker::PresenceConfig { ttl });
+        }
         if let Some(n) = self.broker_max_pending_bytes {
             cfg.max_pending_bytes = n as usize;
         }
@@ -751,6 +758,21 @@ mod tests {
             (&["--send-burst", "9"], |e| e.chat.send_rate.burst == 9),
             (&["--join-rate", "0"], |e| e.chat.join_rate.per_second == 0),
             (&["--join-burst", "3"], |e| e.chat.join_rate.burst == 3),
+            (
+                &[
+                    "--broker",
+                    "redis://127.0.0.1:6379",
+                    "--broker-presence-ttl",
+                    "3s",
+                ],
+                |e| {
+                    e.broker
+                        .as_ref()
+                        .and_then(|b| b.presence.as_ref())
+                        .map(|p| p.ttl)
+                        == Some(Duration::from_secs(3))
+                },
+            ),
             (&["--max-conns-per-ip", "20"], |e| {
                 e.chat.max_conns_per_ip == 20
             }),

@@ -120,6 +120,9 @@ fn main() -> ExitCode {
                     ..LogConfig::default()
                 });
                 chat_cfg.log = true;
+                // Presence lists and join/leave events cover every server.
+                broker.presence.get_or_insert_with(Default::default);
+                chat_cfg.shared_presence = true;
             }
             let chat = Chat::new(chat_cfg);
             let attach = chat.clone();

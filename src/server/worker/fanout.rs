@@ -122,6 +122,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             worker: self.index,
             workers: self.hub.workers(),
             has_log: self.has_log,
+            has_presence: self.has_presence,
             ops: &self.ops,
         };
         self.handler.home(&mut home, req.data);

@@ -114,6 +114,8 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     to_relay: Vec<(Topic, Frame)>,
     /// Whether the relay keeps ordered logs (a home may use them).
     has_log: bool,
+    /// Whether the relay shares presence between the servers.
+    has_presence: bool,
     /// This iteration's requests for the relay's logs.
     to_log: Vec<LogRequest>,
     /// Input that arrived for a connection after its reading paused, by slot: its generation,
@@ -177,6 +179,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             shutdown_deadline: None,
             topics: LocalTopics::new(hub.workers(), relay.is_some()),
             has_log: relay.as_ref().is_some_and(|r| r.has_log()),
+            has_presence: relay.as_ref().is_some_and(|r| r.has_presence()),
             to_log: Vec::new(),
             index,
             hub,

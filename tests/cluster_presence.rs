@@ -1,0 +1,172 @@
+//! Presence across servers: two `ringws` processes and one Redis (started here). A room's
+//! presence list shows the members on both servers, merged by user; joins and leaves are
+//! announced once for the cluster (a user's first connection anywhere, its last); a Redis
+//! restarted empty gets every server's entries again; a server killed with SIGKILL drops out
+//! of the lists within the presence ttl.
+//!
+//! Needs `redis-server` on the PATH (see `tests/cluster.rs`).
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use support::Client;
+use support::cluster::{Node, Redis, event, send, wait_until};
+use support::patience;
+
+const SECRET: &str = "the presence tests' secret, 32 b";
+
+fn token(user: &str) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": user, "exp": exp, "name": user.to_uppercase()}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A connection of `user` on `node`, joined to `room`.
+fn member(node: &Node, user: &str, room: &str) -> Client {
+    let (mut c, _) = Client::connect_with(
+        node.addr,
+        &format!("Authorization: Bearer {}\r\n", token(user)),
+    );
+    assert_eq!(event(&mut c)["user"], user);
+    send(&mut c, json!({"op": "join", "room": room}));
+    loop {
+        let e = event(&mut c);
+        if e["op"] == "joined" {
+            return c;
+        }
+        assert_ne!(e["op"], "error", "{e}");
+    }
+}
+
+/// The room's presence list, asked of `c`'s server (an error answered: `null`, e.g. while
+/// the broker is unreachable).
+fn list(c: &mut Client, room: &str) -> Value {
+    send(c, json!({"op": "presence", "room": room}));
+    loop {
+        let e = event(c);
+        if e["op"] == "presence" && e.get("members").is_some() {
+            return e;
+        }
+        if e["op"] == "error" {
+            assert_eq!(e["code"], "unavailable", "{e}");
+            return Value::Null;
+        }
+    }
+}
+
+/// The next member event about `user` (others' may come first: each server announces in
+/// its own time).
+fn member_event(c: &mut Client, user: &str) -> Value {
+    loop {
+        let e = event(c);
+        if (e["op"] == "member_joined" || e["op"] == "member_left") && e["user"] == user {
+            return e;
+        }
+    }
+}
+
+fn users(list: &Value) -> Vec<(String, u64)> {
+    let Some(members) = list["members"].as_array() else {
+        return Vec::new();
+    };
+    members
+        .iter()
+        .map(|m| {
+            (
+                m["user"].as_str().unwrap().to_owned(),
+                m["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lists_and_join_leave_events_span_the_servers_through_restarts_and_a_killed_server_drops_out() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let config = std::env::temp_dir().join(format!("ringws-presence-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[[namespace]]\nprefix = \"club-\"\njoin-leave = true\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let ttl = "2s";
+    let flags = [
+        "--jwt-secret",
+        SECRET,
+        "--broker-presence-ttl",
+        ttl,
+        "--config",
+        &config,
+    ];
+    let (a, b) = (
+        Node::start_with(&redis, "a", &flags),
+        Node::start_with(&redis, "b", &flags),
+    );
+    wait_until("both servers connected to Redis", patience(), || {
+        a.metric("broker_connected") == 1 && b.metric("broker_connected") == 1
+    });
+    let mut alice = [member(&a, "alice", "club-1"), member(&a, "alice", "club-1")];
+    let mut bob = member(&b, "bob", "club-1");
+    // Alice (two connections on A) and Bob (on B), each listed once, from either server.
+    let expected = vec![("alice".to_owned(), 2), ("bob".to_owned(), 1)];
+    wait_until("both servers' entries listed", patience(), || {
+        users(&list(&mut alice[0], "club-1")) == expected
+    });
+    let seen_from_b = list(&mut bob, "club-1");
+    assert_eq!(users(&seen_from_b), expected);
+    assert_eq!(seen_from_b["members"][0]["name"], "ALICE");
+    assert_eq!(seen_from_b["online"], 3);
+    // Carol joins on B, then on A too: announced once, on both servers.
+    let mut carol_b = member(&b, "carol", "club-1");
+    let e = member_event(&mut alice[0], "carol");
+    assert_eq!(
+        (&e["op"], &e["user"], &e["name"]),
+        (&json!("member_joined"), &json!("carol"), &json!("CAROL"))
+    );
+    assert_eq!(member_event(&mut bob, "carol")["op"], "member_joined");
+    let mut carol_a = member(&a, "carol", "club-1");
+    // She leaves B: still on A, so nobody is told; then A too: she left the cluster.
+    send(&mut carol_b, json!({"op": "leave", "room": "club-1"}));
+    send(&mut carol_a, json!({"op": "leave", "room": "club-1"}));
+    let e = member_event(&mut bob, "carol");
+    assert_eq!(
+        e["op"], "member_left",
+        "her next event after her join (her second connection was not announced): {e}"
+    );
+    // Redis restarts empty: both servers set their entries again.
+    redis.kill();
+    redis.restart();
+    wait_until(
+        "the entries set again after Redis restarted",
+        patience() * 2,
+        || {
+            a.metric("broker_connected") == 1
+                && b.metric("broker_connected") == 1
+                && users(&list(&mut alice[0], "club-1")) == expected
+        },
+    );
+    // Server B dies without a word: within the ttl it is gone from A's lists.
+    drop(bob);
+    drop(b);
+    let took = wait_until("the dead server's members dropped", patience() * 3, || {
+        users(&list(&mut alice[1], "club-1")) == vec![("alice".to_owned(), 2)]
+    });
+    assert!(
+        took < Duration::from_secs(2) + patience(),
+        "dropped after {took:?} (ttl {ttl})"
+    );
+    let _ = std::fs::remove_file(&config);
+}
