@@ -55,6 +55,10 @@ fn start(policy: Backpressure) -> (TestServer, Flood, usize) {
     let mut cfg = config();
     cfg.max_outbound_bytes = LIMIT;
     cfg.backpressure = policy;
+    // No heartbeat: a reader that never reads would be closed for not answering pings once
+    // the test outlasts ping_interval + pong_timeout (under qemu it can), and flow control,
+    // not heartbeats, is what these tests are about (tests/heartbeat.rs has those).
+    cfg.ping_interval = None;
     // A small receive ring (64 KiB), so the reply ceiling is near the mark.
     cfg.uring.buf_entries = 16;
     cfg.uring.buf_size = 4096;
