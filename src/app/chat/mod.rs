@@ -21,7 +21,8 @@
 //! | [`clients`] | the client's address behind trusted proxies, connections per address |
 //! | [`api`] | the backend API: publish, broadcast, disconnect, presence, history, info |
 //! | [`rules`] | who may join and send, by namespace; personal rooms (direct messages) |
-//! | [`rate`] | per-connection rate limits (token buckets) |
+//! | [`rate`] | per-connection rate limits (token buckets), the decay of refusals |
+//! | `users` | this server's connections of each user |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
 pub mod api;
@@ -36,6 +37,7 @@ pub mod rate;
 pub mod rooms;
 pub mod rules;
 mod sequencer;
+mod users;
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
@@ -52,10 +54,11 @@ use cluster::ClusterSequencer;
 use history::{Epochs, HistoryConfig};
 use identity::{Identity, Tokens};
 use protocol::{MessageEvent, Refusal, Request};
-use rate::{Bucket, Rate};
+use rate::{Bucket, Rate, decayed};
 use rooms::{Room, Rooms};
 use rules::{JoinRule, Rules, SendRule};
 use sequencer::{HomeReq, Sequencer};
+pub use users::Users;
 
 /// Decides whether an upgrade request may chat: `Ok(name)` accepts it (with a display name the
 /// token stands for, if any), `Err((status, reason))` refuses it with that HTTP status (401,
@@ -246,48 +249,6 @@ struct Disconnect;
 /// `/api/disconnect`): 4002.
 pub const DISCONNECTED: CloseCode = CloseCode(4002);
 
-/// This server's connections of each user (those with a token): for direct operations on a
-/// user (disconnect). Touched when such a connection opens or closes, never per message.
-#[derive(Debug, Default)]
-pub struct Users {
-    conns: std::sync::Mutex<std::collections::HashMap<Box<str>, Vec<ConnId>>>,
-}
-
-impl Users {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Box<str>, Vec<ConnId>>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn add(&self, user: &str, conn: ConnId) {
-        self.lock().entry(user.into()).or_default().push(conn);
-    }
-
-    fn remove(&self, user: &str, conn: ConnId) {
-        let mut conns = self.lock();
-        if let Some(list) = conns.get_mut(user) {
-            list.retain(|c| *c != conn);
-            if list.is_empty() {
-                conns.remove(user);
-            }
-        }
-    }
-
-    /// The connections of `user` on this server.
-    pub fn of(&self, user: &str) -> Vec<ConnId> {
-        self.lock().get(user).cloned().unwrap_or_default()
-    }
-
-    /// Users with connections on this server.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no user has a connection here.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// Milliseconds on a monotonic clock, from 1 (for presence rate limits: a wall clock stepped
 /// back would silence presence until it caught up).
 fn monotonic_ms() -> u64 {
@@ -298,21 +259,6 @@ fn monotonic_ms() -> u64 {
 fn presence_frame(room: &Room, name: &str) -> Frame {
     let event = protocol::room_event("presence", name, room.online());
     Frame::text(&event)
-}
-
-/// `errors` refusals counted as of `at` (ms), as of `now`: one forgiven per whole `period`
-/// passed (0: never). Returns the count and the time it is counted as of (the start of the
-/// period under way, so partial periods add up).
-fn decayed(errors: u8, at: u64, now: u64, period: u64) -> (u8, u64) {
-    if period == 0 || errors == 0 {
-        return (errors, now);
-    }
-    let periods = now.saturating_sub(at) / period;
-    let forgiven = periods.min(u64::from(errors)) as u8;
-    if forgiven == errors {
-        return (0, now);
-    }
-    (errors - forgiven, at + periods * period)
 }
 
 /// How often owed presence updates are looked for.
@@ -1019,44 +965,5 @@ impl Handler for Chat {
     fn http(&mut self, req: &HttpRequest<'_>) -> HttpResponse {
         let metrics = self.server.get().map(|(_, m)| m);
         pages::serve(req, metrics, &self.rooms)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::decayed;
-
-    #[test]
-    fn refusals_are_forgiven_one_per_period() {
-        assert_eq!(
-            decayed(0, 0, 5_000, 1_000),
-            (0, 5_000),
-            "nothing to forgive"
-        );
-        assert_eq!(
-            decayed(5, 1_000, 1_999, 1_000),
-            (5, 1_000),
-            "not a whole period yet"
-        );
-        assert_eq!(
-            decayed(5, 1_000, 3_500, 1_000),
-            (3, 3_000),
-            "two periods; the half kept"
-        );
-        assert_eq!(
-            decayed(3, 3_000, 4_000, 1_000),
-            (2, 4_000),
-            "the half counted"
-        );
-        assert_eq!(
-            decayed(2, 0, 1_000_000, 1_000),
-            (0, 1_000_000),
-            "all of them, no more"
-        );
-        assert_eq!(
-            decayed(7, 0, 1_000_000, 0),
-            (7, 1_000_000),
-            "a period of 0: never"
-        );
     }
 }

@@ -53,6 +53,21 @@ impl Bucket {
     }
 }
 
+/// `errors` refusals counted as of `at` (ms), as of `now`: one forgiven per whole `period`
+/// passed (0: never). Returns the count and the time it is counted as of (the start of the
+/// period under way, so partial periods add up).
+pub(super) fn decayed(errors: u8, at: u64, now: u64, period: u64) -> (u8, u64) {
+    if period == 0 || errors == 0 {
+        return (errors, now);
+    }
+    let periods = now.saturating_sub(at) / period;
+    let forgiven = periods.min(u64::from(errors)) as u8;
+    if forgiven == errors {
+        return (0, now);
+    }
+    (errors - forgiven, at + periods * period)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +110,39 @@ mod tests {
         );
         let mut free = Bucket::default();
         assert!((0..10_000).all(|_| free.take(Rate::UNLIMITED, 5)));
+    }
+
+    #[test]
+    fn refusals_are_forgiven_one_per_period() {
+        assert_eq!(
+            decayed(0, 0, 5_000, 1_000),
+            (0, 5_000),
+            "nothing to forgive"
+        );
+        assert_eq!(
+            decayed(5, 1_000, 1_999, 1_000),
+            (5, 1_000),
+            "not a whole period yet"
+        );
+        assert_eq!(
+            decayed(5, 1_000, 3_500, 1_000),
+            (3, 3_000),
+            "two periods; the half kept"
+        );
+        assert_eq!(
+            decayed(3, 3_000, 4_000, 1_000),
+            (2, 4_000),
+            "the half counted"
+        );
+        assert_eq!(
+            decayed(2, 0, 1_000_000, 1_000),
+            (0, 1_000_000),
+            "all of them, no more"
+        );
+        assert_eq!(
+            decayed(7, 0, 1_000_000, 0),
+            (7, 1_000_000),
+            "a period of 0: never"
+        );
     }
 }
