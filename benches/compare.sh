@@ -5,8 +5,9 @@
 #                      [--slope-first N] [--slope-conns N]
 #                      [--servers "ringws fastwebsockets tungstenite ws uws bun"]
 #                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k flood idle slope
-#                                    cpp cactive zpp zpl zactive zidle"]
+#                                    cpp cactive zpp zpl zactive zidle hs hsr"]
 #                      [--port BASE] [--workers N] [--baseline SERVER] [--no-build]
+#                      [--results NAME]
 #
 # Servers: ringws, ringws-epoll (its epoll backend), ringws-zc (ringws with
 # --send-zc-min-bytes 16384), ringws-4k (1024 x 4 KiB receive buffers, as on kernels before 6.12), ringws-base (the binary
@@ -14,6 +15,16 @@
 # same with --compression shared), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
 # ws 8.x), uws (uWebSockets.js 20.30), bun (Bun 1.4.5) (benches/peers-js, npm registry: installed
 # by this script when missing; a JS server whose install fails is skipped with a note).
+# TLS (wss://, the test certificate of tests/data/tls, TLS 1.3 X25519 AES-128-GCM as the load
+# tool offers them): ringws-tls, uws-tls (uWS.SSLApp), ws-tls (ws on Node's https server),
+# bun-tls (Bun.serve's tls); the load tool connects with --tls --tls-ca to them, in every
+# scenario. hs / hsr (handshakes): 2,000 connections opened 64 at a time, each a full TLS
+# handshake (hs) or resuming a ticket of an earlier one (hsr, --tls-resume), then the upgrade;
+# the table gives connections per second and the server's CPU per connection. The TLS table
+# (benches/results/tls-latest.md) is made with
+#   benches/compare.sh --reps 3 --window 5 --warmup 1 --servers "ringws ringws-tls uws-tls
+#     ws-tls bun-tls" --scenarios "pp100 pp1k pl20 pl1k hs hsr slope" --slope-first 5000
+#     --slope-conns 15000 --baseline ringws-tls --results tls-latest
 # Scenarios: pp100, pp1000 (ping-pong, 20 B text), pp1k (100 conns, 1 KiB binary), pp10x64k
 # (10 conns, 64 KiB binary), pl20 / pl1k (pipelined, 100 conns x 16 in flight, 20 B text /
 # 1 KiB binary), flood (10 conns writing 1 KiB binary messages as fast as their sockets take
@@ -37,7 +48,8 @@
 # Output: a Markdown table (median [min-max] over the reps) on stdout and in
 # target/bench-results/compare-STAMP.md, the raw JSON lines in compare-STAMP.jsonl, server logs
 # in compare-STAMP-logs/, an SVG chart (benches/chart.py) in compare-STAMP.svg; the latest table
-# and chart are also copied to benches/results/latest.md and latest.svg. ringws is skipped, with a note, if its binary does not build or does
+# and chart are also copied to benches/results/latest.md and latest.svg (NAME.md and NAME.svg
+# with --results NAME: the TLS comparison keeps its own, tls-latest). ringws is skipped, with a note, if its binary does not build or does
 # not start with --mode echo.
 set -euo pipefail
 
@@ -56,6 +68,7 @@ BUN_VERSION=1.4.5
 BASE_PORT=65400
 WORKERS=1
 BUILD=1
+RESULTS=latest
 CMDLINE="$0 $*"
 
 usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -74,6 +87,7 @@ while [ $# -gt 0 ]; do
         --port) BASE_PORT=$2; shift 2 ;;
         --workers) WORKERS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --results) RESULTS=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "unknown option: $1" >&2; usage ;;
     esac
@@ -96,6 +110,8 @@ JSONL=$OUT/compare-$STAMP.jsonl
 MD=$OUT/compare-$STAMP.md
 SVG=$OUT/compare-$STAMP.svg
 JSDIR=$ROOT/benches/peers-js
+CERT=$ROOT/tests/data/tls/cert.pem
+KEY=$ROOT/tests/data/tls/key.pem
 BUN=$JSDIR/node_modules/.bun/package/bin/bun
 NODE=$(command -v node || true)
 LOGS=$OUT/compare-$STAMP-logs
@@ -111,8 +127,8 @@ fi
 [ -x "$LOAD" ] || { echo "no load tool at $LOAD" >&2; exit 1; }
 
 # ------------------------------------------------------------------ JS peers (npm registry)
-install_js_peers ws uws ws-z uws-z
-install_bun bun bun-z
+install_js_peers ws uws ws-z uws-z ws-tls uws-tls
+install_bun bun bun-z bun-tls
 
 # ------------------------------------------------------------------ servers
 server_cmd() { # NAME PORT -> the command, one word per line
@@ -150,6 +166,11 @@ server_cmd() { # NAME PORT -> the command, one word per line
         ws-z) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" deflate ;;
         uws-z) printf '%s\n' "$NODE" "$JSDIR/uws-echo.js" "$2" deflate ;;
         bun-z) printf '%s\n' "$BUN" "$JSDIR/bun-echo.js" "$2" deflate ;;
+        ringws-tls) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
+                    --listen "127.0.0.1:$2" --workers "$WORKERS" --tls-cert "$CERT" --tls-key "$KEY" ;;
+        ws-tls) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" --tls "$CERT" "$KEY" ;;
+        uws-tls) printf '%s\n' "$NODE" "$JSDIR/uws-echo.js" "$2" --tls "$CERT" "$KEY" ;;
+        bun-tls) printf '%s\n' "$BUN" "$JSDIR/bun-echo.js" "$2" --tls "$CERT" "$KEY" ;;
         *) echo "unknown server $1" >&2; return 1 ;;
     esac
 }
@@ -168,7 +189,7 @@ for s in $SERVERS; do
         stop_server
     elif [ "$s" = ringws ]; then
         note "ringws skipped: target/release/ringws does not start with --mode echo (see $LOGS/ringws.log)"
-    elif [ "$s" = ws ] || [ "$s" = uws ] || [ "$s" = bun ]; then
+    elif [[ " ws uws bun ws-z uws-z bun-z ws-tls uws-tls bun-tls " == *" $s "* ]]; then
         note "$s skipped: it does not start (see $LOGS/$s.log)"
     else
         echo "$s does not start (see $LOGS/$s.log)" >&2
@@ -196,6 +217,8 @@ scenario_name() {
         zidle) echo "compressed: idle RSS/conn at $IDLE_CONNS" ;;
         cpp) echo "plain: 100 × chat JSON" ;;
         cactive) echo "plain: RSS/conn, 1000 active × chat JSON" ;;
+        hs) echo "handshakes: 2,000 full, 64 at a time" ;;
+        hsr) echo "handshakes: 2,000 resumed, 64 at a time" ;;
     esac
 }
 
@@ -222,6 +245,8 @@ scenario_args() { # SCENARIO -> load tool arguments, one per line
         zidle) printf '%s\n' idle -c "$IDLE_CONNS" --compress -d "$IDLE_HOLD" ;;
         cpp) printf '%s\n' pingpong -c 100 --chat-json -d "$WINDOW" -w "$WARMUP" ;;
         cactive) printf '%s\n' pingpong -c 1000 --chat-json -d "$WINDOW" -w "$WARMUP" ;;
+        hs) printf '%s\n' idle -c 2000 --concurrency 64 -d 1 ;;
+        hsr) printf '%s\n' idle -c 2000 --concurrency 64 -d 1 --tls-resume ;;
         *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
 }
@@ -231,6 +256,8 @@ for rep in $(seq "$REPS"); do
     for sc in $SCENARIOS; do
         for s in "${ACTIVE[@]}"; do
             name=$(scenario_name "$sc")
+            # Resumption needs TLS.
+            [ "$sc" != hsr ] || [[ "$s" == *-tls ]] || continue
             echo "rep $rep/$REPS: $name: $s" >&2
             if ! start_server "$s"; then
                 note "rep $rep $name: $s did not start"
@@ -238,6 +265,7 @@ for rep in $(seq "$REPS"); do
                 continue
             fi
             mapfile -t args < <(scenario_args "$sc")
+            [[ "$s" != *-tls ]] || args+=(--tls --tls-ca "$CERT")
             line=$(setsid -w taskset -c 1 sh -c "$PRIO" sh "$LOAD" "${args[@]}" \
                 --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" --json --quiet \
                 --label "$s" --scenario "$name") || {
@@ -272,11 +300,11 @@ done
     "$LOAD" summarize "$JSONL" --baseline "$BASELINE"
 } | tee "$MD"
 mkdir -p "$ROOT/benches/results"
-cp "$MD" "$ROOT/benches/results/latest.md"
+cp "$MD" "$ROOT/benches/results/$RESULTS.md"
 if python3 "$ROOT/benches/chart.py" "$JSONL" -o "$SVG" \
     --title "ringws vs peers, $(date -u '+%Y-%m-%d'), $REPS reps × ${WINDOW} s"; then
-    cp "$SVG" "$ROOT/benches/results/latest.svg"
-    echo "chart: $SVG (and benches/results/latest.svg)" >&2
+    cp "$SVG" "$ROOT/benches/results/$RESULTS.svg"
+    echo "chart: $SVG (and benches/results/$RESULTS.svg)" >&2
 else
     echo "the chart failed" >&2
     FAILED=1

@@ -16,6 +16,9 @@
 //! - `broker` (Cargo feature `broker`, on by default): topics across servers: a bridge thread
 //!   between the workers and a message broker (Redis pub/sub), implementing the server's
 //!   [`server::Relay`]. It sits above the server: the server never names it.
+//! - [`tls`]: TLS for `wss://` and `https://`, sans-IO over rustls' unbuffered API: ciphertext
+//!   in, plaintext out, and back; the workers drive it between the sockets and the protocol
+//!   core.
 //! - [`app`]: the applications `--mode` selects (echo, chat).
 //! - [`manual`]: documentation only: the security duties of a WebSocket server and the past
 //!   vulnerabilities of its kind, each mapped to the code and the test that prevents it.
@@ -30,6 +33,7 @@ pub mod proto;
 #[allow(unsafe_code)]
 pub(crate) mod runtime;
 pub mod server;
+pub mod tls;
 
 /// The README's Rust snippets, compiled by the doc tests so they cannot fall behind the API.
 #[cfg(doctest)]

@@ -5,14 +5,15 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ringws::app::chat::api::{self, ApiConfig, ApiServer};
 use ringws::app::chat::identity::Tokens;
+use ringws::app::chat::rules::{Namespace, Rules};
 use ringws::app::chat::{Chat, ChatConfig};
-use serde_json::{Value, json};
+use serde_json::json;
+use support::api::{call, call_raw};
 use support::chat::{event, event_skipping_presence, send};
 use support::{Client, TestServer, config, patience};
 
@@ -20,8 +21,15 @@ const KEY: &str = "the-api-key";
 const SECRET: &[u8] = b"the api tests' secret, 32 bytes.";
 
 fn start() -> (TestServer, Chat, ApiServer) {
+    let quiet = Namespace {
+        prefix: "live-".into(),
+        history: false,
+        presence: false,
+        ..Namespace::default()
+    };
     let chat = Chat::new(ChatConfig {
         tokens: Some(Arc::new(Tokens::hs256(SECRET).unwrap())),
+        rules: Rules::new(vec![quiet]).unwrap(),
         ..ChatConfig::default()
     });
     let server = TestServer::start_with(config(), chat.clone(), |bound| {
@@ -35,48 +43,8 @@ fn start() -> (TestServer, Chat, ApiServer) {
     (server, chat, api)
 }
 
-/// An HTTP request to the API: the status and the JSON answer.
-fn call(api: SocketAddr, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
-    let (status, head, body) = call_raw(api, method, path, key, body);
-    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {head}{body}"));
-    (status, value)
-}
-
-fn call_raw(
-    api: SocketAddr,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(patience())).unwrap();
-    let auth = key.map_or(String::new(), |k| format!("Authorization: apikey {k}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: api\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, format!("{head}\r\n\r\n"), body.to_owned())
-}
-
 fn token(user: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    encode(
-        &Header::new(Algorithm::HS256),
-        &json!({"sub": user, "exp": exp}),
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    support::api::token(SECRET, user, json!({}))
 }
 
 fn user(server: &TestServer, user: &str) -> Client {
@@ -158,6 +126,7 @@ fn a_publication_reaches_the_members_in_the_rooms_order_and_its_history() {
             ),
             "{e}"
         );
+        assert!(e.get("id").is_none(), "the API's key is not shown: {e}");
         let e = event_skipping_presence(m);
         assert_eq!(
             (&e["offset"], &e["data"]["kind"]),
@@ -288,11 +257,29 @@ fn bad_requests_get_4xx_and_a_code() {
         (status, &answer["error"]["code"]),
         (413, &json!("too_large"))
     );
-    let (status, answer) = call(addr, "GET", "/api/history?room=r&limit=x", Some(KEY), "");
-    assert_eq!(
-        (status, &answer["error"]["code"]),
-        (400, &json!("bad_field"))
+    let gets = [
+        ("/api/history?room=r&limit=x", 400, "bad_field"),
+        // A namespace without history or presence.
+        ("/api/history?room=live-1", 409, "no_history"),
+        ("/api/presence?room=live-1", 409, "no_presence"),
+    ];
+    for (path, status, code) in gets {
+        let (got, answer) = call(addr, "GET", path, Some(KEY), "");
+        assert_eq!(
+            (got, &answer["error"]["code"]),
+            (status, &json!(code)),
+            "{path}"
+        );
+    }
+    // Publishing there works (offsets, no history).
+    let (status, answer) = call(
+        addr,
+        "POST",
+        "/api/publish",
+        Some(KEY),
+        r#"{"room":"live-1","text":"x"}"#,
     );
+    assert_eq!((status, &answer["offset"]), (200, &json!(1)), "{answer}");
 }
 
 #[test]

@@ -260,6 +260,88 @@ fn the_page_the_client_library_health_and_metrics_share_the_port() {
     assert!(http_get(&server, "/nope").starts_with("HTTP/1.1 404"));
 }
 
+/// The sum of a family's `_count` lines over the workers.
+fn histogram_count(metrics: &str, family: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("ringws_{family}_count{{")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn metrics_have_build_info_and_latency_histograms_that_promtool_accepts() {
+    let (server, _) = start(ChatConfig::default());
+    let before = http_get(&server, "/metrics");
+    let upgrades = 3;
+    let mut members: Vec<_> = (0..upgrades).map(|_| member(&server).0).collect();
+    for (i, c) in members.iter_mut().enumerate() {
+        join(c, &format!("r{i}"));
+    }
+    let body = |page: &str| page.split_once("\r\n\r\n").unwrap().1.to_owned();
+    let after = http_get(&server, "/metrics");
+    let (before, after) = (body(&before), body(&after));
+    // Each upgrade is one handshake measured; the loop worked between the two scrapes.
+    assert_eq!(
+        histogram_count(&after, "handshake_duration_seconds")
+            - histogram_count(&before, "handshake_duration_seconds"),
+        upgrades
+    );
+    assert!(
+        histogram_count(&after, "loop_busy_seconds")
+            > histogram_count(&before, "loop_busy_seconds"),
+        "{after}"
+    );
+    assert!(
+        after.contains(&format!(
+            "ringws_build_info{{version=\"{}\",commit=\"",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{after}"
+    );
+    // Prometheus' own linter on the live scrape (Debian's `prometheus` package; the test
+    // command installs it).
+    // Looked up on PATH first: under qemu-user a spawn of a missing program is not reported
+    // as an error (the chroot of the aarch64 run has no promtool).
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    let Some(promtool) = found else {
+        assert!(
+            std::env::var_os("RINGWS_REQUIRE_PROMTOOL").is_none(),
+            "no promtool on PATH, and the test command requires it"
+        );
+        support::skip(
+            "metrics_have_build_info_and_latency_histograms_that_promtool_accepts",
+            "no promtool on PATH (apt install prometheus)",
+        );
+        return;
+    };
+    let mut promtool = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(after.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn origin_allow_list_and_token_hook_refuse_at_the_upgrade() {
     let cfg = ChatConfig {

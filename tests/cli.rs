@@ -19,6 +19,11 @@ fn ringws(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn bad_flags_name_the_flag() {
+    const CERT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/cert.pem");
+    const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/key.pem");
+    // The test certificate is for localhost: not valid for another name.
+    let other_name = format!("chat.example.com={CERT},{KEY}");
+    let missing = format!("localhost=/nonexistent.pem,{KEY}");
     for (args, flag) in [
         (&["--max-fragments", "0"][..], "--max-fragments"),
         (&["--recv-buffers", "3"][..], "--recv-buffers"),
@@ -36,6 +41,16 @@ fn bad_flags_name_the_flag() {
             "--jwt-public-key",
         ),
         (&["--jwt-public-key", "Cargo.toml"][..], "--jwt-public-key"),
+        (&["--jwt-issuer", "auth.example"][..], "--jwt-issuer"),
+        (
+            &[
+                "--jwt-secret",
+                "0123456789abcdef0123456789abcdef",
+                "--jwt-audience",
+                " ",
+            ][..],
+            "--jwt-audience",
+        ),
         (
             &["--auth-token", "t", "--jwt-secret", "s"][..],
             "--auth-token",
@@ -44,6 +59,47 @@ fn bad_flags_name_the_flag() {
         (&["--send-rate", "fast"][..], "--send-rate"),
         (&["--trusted-proxy", "10.0.0.0/33"][..], "--trusted-proxy"),
         (&["--api-listen", "127.0.0.1:1"][..], "--api-key"),
+        (&["--tls-cert", "Cargo.toml"][..], "--tls-key"),
+        (
+            &[
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                "/nonexistent.pem",
+            ][..],
+            "--tls-cert",
+        ),
+        (
+            &["--tls-cert", "Cargo.toml", "--tls-key", "Cargo.toml"][..],
+            "--tls-cert",
+        ),
+        (&["--tls-sni", &other_name][..], "--tls-cert"),
+        (
+            &[
+                "--tls-cert",
+                CERT,
+                "--tls-key",
+                KEY,
+                "--tls-sni",
+                "localhost",
+            ][..],
+            "--tls-sni",
+        ),
+        (
+            &[
+                "--tls-cert",
+                CERT,
+                "--tls-key",
+                KEY,
+                "--tls-sni",
+                &other_name,
+            ][..],
+            "--tls-sni: server name chat.example.com",
+        ),
+        (
+            &["--tls-cert", CERT, "--tls-key", KEY, "--tls-sni", &missing][..],
+            "--tls-sni: server name localhost: cannot read /nonexistent.pem",
+        ),
     ] {
         let out = ringws(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -130,8 +186,8 @@ fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
         ])
         .env("RINGWS_TEST_URING_ERRNO", "1") // EPERM, as a container's seccomp profile answers
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // The server works: an upgrade and an echo.
@@ -168,7 +224,7 @@ fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let log = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
     let line = log
         .lines()
         .find(|l| l.contains("io_uring unavailable"))
@@ -291,8 +347,8 @@ fn a_broker_from_the_config_file_that_is_down_is_logged_once_and_the_server_serv
     let mut child = support::bin(env!("CARGO_BIN_EXE_ringws"))
         .args(["--config", config.to_str().unwrap()])
         .env("RUST_LOG", "info,ringws=debug")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let start = Instant::now();
@@ -327,11 +383,11 @@ fn a_broker_from_the_config_file_that_is_down_is_logged_once_and_the_server_serv
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap();
-    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap();
+    let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        !text.contains("s3cret") && !stderr.contains("s3cret"),
-        "the password leaked:\n{text}\n{stderr}"
+        !text.contains("s3cret") && !stdout.contains("s3cret"),
+        "the password leaked:\n{text}\n{stdout}"
     );
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(
@@ -380,4 +436,185 @@ fn the_auth_token_guards_the_chat_in_the_query_and_as_a_bearer() {
     let mut page = Client::raw(server.addr);
     page.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(page.read_http_head().0, 200);
+}
+
+/// Runs the binary with `args` (echo mode, one worker, RUST_LOG unset) until it serves, stops
+/// it with SIGTERM, and returns its stderr (the log).
+fn log_of_a_run(args: &[&str]) -> String {
+    let port = free_port();
+    let child = support::bin(env!("CARGO_BIN_EXE_ringws"))
+        .args(["--mode", "echo", "--workers", "1"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::wait_until("ringws listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stderr).expect("the log is UTF-8")
+}
+
+#[test]
+fn json_log_lines_parse_and_carry_fields() {
+    let log = log_of_a_run(&["--log-format", "json"]);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for line in &lines {
+        for field in ["timestamp", "level", "message"] {
+            assert!(line.get(field).is_some(), "{field} missing: {line}");
+        }
+    }
+    let start = lines
+        .iter()
+        .find(|l| l.get("url").is_some())
+        .unwrap_or_else(|| panic!("no start line: {log}"));
+    assert_eq!(start["level"], "INFO");
+    assert_eq!(start["mode"], "echo");
+    assert_eq!(start["compression"], "off");
+    assert_eq!(start["workers"], 1);
+    assert!(
+        ["io_uring", "epoll"].contains(&start["backend"].as_str().unwrap()),
+        "{start}"
+    );
+    assert!(
+        start["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("ws://127.0.0.1:"),
+        "{start}"
+    );
+    assert!(lines.iter().any(|l| l["message"] == "stopped"), "{log}");
+}
+
+#[test]
+fn text_log_has_no_escapes_when_piped_says_the_start_in_words_and_follows_the_level() {
+    let log = log_of_a_run(&[]);
+    assert!(
+        !log.contains('\x1b'),
+        "escape bytes in a piped log: {log:?}"
+    );
+    let start = log
+        .lines()
+        .find(|l| l.contains("listening on ws://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        start.contains("echo mode, compression off, backend ") && start.contains(", 1 workers,"),
+        "{start}"
+    );
+    assert!(!start.contains("Echo") && !start.contains("Off"), "{start}");
+    // --log-level warn: no info line (the start line is info).
+    let quiet = log_of_a_run(&["--log-level", "warn"]);
+    assert!(!quiet.contains("listening on"), "{quiet}");
+    assert!(!quiet.contains(" INFO "), "{quiet}");
+}
+
+#[test]
+fn a_storm_of_bad_handshakes_is_summarized_not_logged_one_by_one() {
+    use std::io::{Read, Write};
+    const BAD: usize = 2000;
+    const WORKERS: usize = 2;
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ringws-storm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let mut child = support::bin(env!("CARGO_BIN_EXE_ringws"))
+        .args(["--mode", "echo", "--workers", &WORKERS.to_string()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    support::wait_until("ringws listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let start = Instant::now();
+    // An upgrade without Sec-WebSocket-Key: 400, each on its own connection.
+    let request = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for i in 0..BAD {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(support::patience())).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        assert!(reply.starts_with("HTTP/1.1 400"), "{i}: {reply}");
+    }
+    // The summaries add up to every refusal, by reason.
+    let summaries = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l.get("http_error").is_some())
+            .collect()
+    };
+    let told = |lines: &[serde_json::Value]| -> u64 {
+        lines
+            .iter()
+            .map(|l| l["http_error"].as_u64().unwrap())
+            .sum()
+    };
+    support::wait_until("the summaries count every refusal", || {
+        told(&summaries()) == BAD as u64
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let lines = summaries();
+    assert!(
+        lines.len() as f64 <= WORKERS as f64 * (elapsed + 2.0),
+        "{} summary lines in {elapsed:.1} s",
+        lines.len()
+    );
+    for l in &lines {
+        assert!(l["worker"].as_u64().unwrap() < WORKERS as u64, "{l}");
+        assert_eq!(l["protocol_error"], 0, "{l}");
+    }
+    let all = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        all.lines().count() < 20 + lines.len(),
+        "a line per refusal?\n{all}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn version_names_the_version_commit_target_and_backends() {
+    let out = ringws(&["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.trim();
+    assert!(
+        line.starts_with(&format!("ringws {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    let commit = line
+        .split("(commit ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_default();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(", {}-", std::env::consts::ARCH)) && line.contains("-linux-"),
+        "{line}"
+    );
+    assert!(line.ends_with(", backends io_uring epoll)"), "{line}");
 }

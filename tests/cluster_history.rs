@@ -12,7 +12,9 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use support::Client;
-use support::cluster::{Node, Redis, event, members_on_both_workers, message, send, wait_until};
+use support::cluster::{
+    Node, Redis, event, members_on_both_workers, message, nodes, send, wait_until,
+};
 use support::patience;
 
 /// The offsets and texts of the next `n` message events.
@@ -38,19 +40,6 @@ fn messages(c: &mut Client, n: usize) -> Vec<(u64, String, String)> {
         ));
     }
     got
-}
-
-/// Two servers, once both have their session with Redis (a join before that is answered
-/// without knowing the room's log: correct, but not what these tests are about).
-fn nodes(redis: &Redis, flags: &[&str]) -> (Node, Node) {
-    let (a, b) = (
-        Node::start_with(redis, "a", flags),
-        Node::start_with(redis, "b", flags),
-    );
-    wait_until("both servers connected to Redis", patience(), || {
-        a.metric("broker_connected") == 1 && b.metric("broker_connected") == 1
-    });
-    (a, b)
 }
 
 #[test]
@@ -424,17 +413,7 @@ fn entries_missed_while_the_servers_lost_their_subscriptions_are_filled_in() {
 
 /// A token for `user`, signed with the servers' secret.
 fn token(user: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": user, "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    support::api::token(SECRET.as_bytes(), user, json!({}))
 }
 
 const SECRET: &str = "the cluster tests' secret, 32 b.";
@@ -501,22 +480,9 @@ fn a_direct_message_reaches_its_user_on_every_server_once_in_order() {
     assert_eq!(event(&mut bob)["code"], "forbidden");
 }
 
-/// A POST to an API: the status and the JSON answer.
+/// A request to an API with the key the tests give it.
 fn api_call(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(patience())).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: api\r\nAuthorization: apikey k3y\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap())
+    support::api::call(addr, method, path, Some("k3y"), body)
 }
 
 #[test]
@@ -543,7 +509,17 @@ fn the_api_of_one_server_publishes_to_members_on_the_other_in_the_rooms_order() 
         assert_eq!(status, 200, "{answer}");
         offsets.push(answer["offset"].as_u64().expect("an offset"));
     }
-    let got = messages(&mut on_b, 5);
+    let first = message(&mut on_b);
+    assert!(
+        first.get("id").is_none(),
+        "the API's key is not shown: {first}"
+    );
+    let mut got = vec![(
+        first["offset"].as_u64().unwrap(),
+        first["from"].as_str().unwrap().to_owned(),
+        first["text"].as_str().unwrap().to_owned(),
+    )];
+    got.extend(messages(&mut on_b, 4));
     assert_eq!(
         got.iter().map(|m| m.0).collect::<Vec<_>>(),
         offsets,

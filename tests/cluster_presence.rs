@@ -8,27 +8,21 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Client;
-use support::cluster::{Node, Redis, event, send, wait_until};
+use support::cluster::{Node, Redis, event, nodes, send, wait_until};
 use support::patience;
 
 const SECRET: &str = "the presence tests' secret, 32 b";
 
 fn token(user: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": user, "exp": exp, "name": user.to_uppercase()}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    support::api::token(
+        SECRET.as_bytes(),
+        user,
+        json!({"name": user.to_uppercase()}),
     )
-    .unwrap()
 }
 
 /// A connection of `user` on `node`, joined to `room`.
@@ -111,13 +105,7 @@ fn lists_and_join_leave_events_span_the_servers_through_restarts_and_a_killed_se
         "--config",
         &config,
     ];
-    let (a, b) = (
-        Node::start_with(&redis, "a", &flags),
-        Node::start_with(&redis, "b", &flags),
-    );
-    wait_until("both servers connected to Redis", patience(), || {
-        a.metric("broker_connected") == 1 && b.metric("broker_connected") == 1
-    });
+    let (a, b) = nodes(&redis, &flags);
     let mut alice = [member(&a, "alice", "club-1"), member(&a, "alice", "club-1")];
     let mut bob = member(&b, "bob", "club-1");
     // Alice (two connections on A) and Bob (on B), each listed once, from either server.
@@ -168,5 +156,61 @@ fn lists_and_join_leave_events_span_the_servers_through_restarts_and_a_killed_se
         took < Duration::from_secs(2) + patience(),
         "dropped after {took:?} (ttl {ttl})"
     );
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn a_server_stopped_gracefully_leaves_the_lists_at_once_not_after_the_ttl() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    // A ttl far longer than the wait below: only the stop itself can explain the drop.
+    // Rooms "live-*" have no presence: nothing of them goes to Redis.
+    let config = std::env::temp_dir().join(format!("ringws-quiet-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[[namespace]]\nprefix = \"live-\"\npresence = false\nhistory = false\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let flags = [
+        "--jwt-secret",
+        SECRET,
+        "--broker-presence-ttl",
+        "600s",
+        "--config",
+        &config,
+    ];
+    let (a, b) = nodes(&redis, &flags);
+    let _watching = member(&a, "alice", "live-1");
+    let mut alice = member(&a, "alice", "lobby");
+    // Bob's connection stays open through the stop (it never answers the close): the entry
+    // goes with the server, not with his close.
+    let bob = member(&b, "bob", "lobby");
+    let both = vec![("alice".to_owned(), 1), ("bob".to_owned(), 1)];
+    wait_until("both servers' entries listed", patience(), || {
+        users(&list(&mut alice, "lobby")) == both
+    });
+    // Alice's live-1 join came before her lobby join, whose entry is there: live-1 has none.
+    assert_eq!(
+        redis
+            .command_args(&["EXISTS", "ringws:room:live-1|presence"])
+            .as_deref(),
+        Some(":0\r\n"),
+        "no presence entries for a room without presence"
+    );
+    assert_eq!(b.stop(), Some(0), "a graceful stop exits 0");
+    // Within the patience: far less than the 10-minute ttl, so only the stop explains it.
+    wait_until("the stopped server's members dropped", patience(), || {
+        users(&list(&mut alice, "lobby")) == vec![("alice".to_owned(), 1)]
+    });
+    assert_eq!(
+        redis
+            .command_args(&["SCARD", "ringws:room:lobby|presence"])
+            .as_deref(),
+        Some(":1\r\n"),
+        "only A is left in the room's set of servers"
+    );
+    drop(bob);
     let _ = std::fs::remove_file(&config);
 }

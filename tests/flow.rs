@@ -220,9 +220,11 @@ fn a_paused_connection_still_reads_the_close_reply_at_shutdown() {
     let _one = one_at_a_time();
     let mut cfg = config();
     cfg.max_outbound_bytes = 64 * 1024;
-    // Long deadlines: if the close reply were not read, the shutdown would take 20 s.
-    cfg.proto.close_timeout = Duration::from_secs(20);
-    cfg.shutdown_timeout = Duration::from_secs(30);
+    // Long deadlines: if the close reply were not read, the close would time out after 60 s
+    // (a loaded CI machine once took over 20 s to pass the 32 MiB through, and the 20 s
+    // deadline this test had closed the connection before the reply came).
+    cfg.proto.close_timeout = Duration::from_secs(60);
+    cfg.shutdown_timeout = Duration::from_secs(90);
     let server = TestServer::start(cfg, Echo);
     let mut stream = upgraded(server.addr);
     let sent = 32 * 1024; // 32 MiB: far more than the queue and the kernel's buffers hold

@@ -61,6 +61,12 @@ fn chat_config() -> ChatConfig {
                 join_leave: true,
                 ..Namespace::default()
             },
+            Namespace {
+                prefix: "live-".into(),
+                history: false,
+                presence: false,
+                ..Namespace::default()
+            },
         ])
         .unwrap(),
         ..ChatConfig::default()
@@ -170,6 +176,14 @@ fn tokens_are_checked_at_the_upgrade() {
             "too long",
             format!("/?token={}", "a".repeat(5000)),
             "token too long",
+        ),
+        (
+            "a room token",
+            format!(
+                "/?token={}",
+                sign(json!({"sub": "alice", "exp": now() + 600, "room": "vip-1"}))
+            ),
+            "a room token is not a connection token",
         ),
     ];
     for (what, path, reason) in refused {
@@ -365,6 +379,41 @@ fn a_refreshed_token_keeps_the_connection() {
 }
 
 #[test]
+fn a_refreshed_token_with_fewer_rooms_leaves_the_rooms_it_no_longer_allows() {
+    let server = start(chat_config());
+    let with = |rooms: Value| sign(json!({"sub": "tom", "exp": now() + 600, "rooms": rooms}));
+    let (mut c, _) = connect(&server, &with(json!(["team-1", "team-2"])), "tom");
+    for room in ["team-1", "team-2", "lobby"] {
+        assert_eq!(
+            ask(&mut c, json!({"op": "join", "room": room}))["op"],
+            "joined"
+        );
+    }
+    let refreshed = ask(
+        &mut c,
+        json!({"op": "refresh", "token": with(json!(["team-1"]))}),
+    );
+    assert_eq!(refreshed["op"], "refreshed", "{refreshed}");
+    // Told why, then left; the other rooms (a claim that still matches, no rule) kept.
+    let why = event_skipping_presence(&mut c);
+    assert_eq!((code(&why), &why["room"]), ("forbidden", &json!("team-2")));
+    let left = event_skipping_presence(&mut c);
+    assert_eq!(
+        (&left["op"], &left["room"]),
+        (&json!("left"), &json!("team-2"))
+    );
+    for room in ["team-1", "lobby"] {
+        let echo = ask(&mut c, json!({"op": "send", "room": room, "text": "still"}));
+        assert_eq!(
+            (&echo["op"], &echo["room"]),
+            (&json!("message"), &json!(room))
+        );
+    }
+    let refused = ask(&mut c, json!({"op": "send", "room": "team-2", "text": "x"}));
+    assert_eq!(code(&refused), "not_joined");
+}
+
+#[test]
 fn rate_limits_refuse_the_excess_refill_and_close_persistent_abuse() {
     let mut server_cfg = config();
     server_cfg.ping_interval = Some(Duration::from_millis(100));
@@ -541,4 +590,85 @@ fn presence_lists_members_and_join_leave_events_follow_the_namespace() {
         )),
         "not_joined"
     );
+}
+
+#[test]
+fn a_namespace_without_history_or_presence_keeps_neither_but_keeps_the_order() {
+    let server = start(chat_config());
+    let join = |c: &mut Client, room: &str, since: Option<(&str, u64)>| {
+        let mut request = json!({"op": "join", "room": room});
+        if let Some((epoch, offset)) = since {
+            request["since"] = json!({"epoch": epoch, "offset": offset});
+        }
+        let joined = ask(c, request);
+        assert_eq!(joined["op"], "joined", "{joined}");
+        joined
+    };
+    let (mut alice, mut bob) = (user(&server, "alice"), user(&server, "bob"));
+    // "lobby" (presence on) beside "live-1" (off): Bob's joins, live-1's first, then a
+    // message in each. Alice is told of his join where presence is on only.
+    join(&mut alice, "live-1", None);
+    join(&mut alice, "lobby", None);
+    join(&mut bob, "live-1", None);
+    join(&mut bob, "lobby", None);
+    for (room, text) in [("live-1", "one"), ("lobby", "hi"), ("live-1", "two")] {
+        send(&mut bob, json!({"op": "send", "room": room, "text": text}));
+    }
+    // Counts are updated at most once a second per room: Bob's join comes with the next
+    // update (the presence thread's), in both rooms at once were presence on in both.
+    let (mut updates, mut live) = (Vec::new(), Vec::<(u64, Value)>::new());
+    while live.len() < 2 || !updates.iter().any(|r| r == "lobby") {
+        let e = event(&mut alice);
+        match e["op"].as_str() {
+            Some("presence") => updates.push(e["room"].as_str().unwrap().to_owned()),
+            Some("message") if e["room"] == "live-1" => {
+                live.push((e["offset"].as_u64().unwrap(), e["text"].clone()))
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        updates.iter().any(|r| r == "lobby"),
+        "lobby's count updates: {updates:?}"
+    );
+    assert!(
+        !updates.iter().any(|r| r == "live-1"),
+        "none for live-1: {updates:?}"
+    );
+    assert_eq!(
+        live,
+        [(1, json!("one")), (2, json!("two"))],
+        "offsets all the same"
+    );
+    // Neither a list nor a page here; both in the lobby.
+    let no = |c: &mut Client, op: &str, room: &str| {
+        code(&ask(c, json!({"op": op, "room": room}))).to_owned()
+    };
+    assert_eq!(no(&mut alice, "presence", "live-1"), "no_presence");
+    assert_eq!(no(&mut alice, "history", "live-1"), "no_history");
+    send(&mut alice, json!({"op": "presence", "room": "lobby"}));
+    let list = loop {
+        let e = event(&mut alice);
+        if e.get("members").is_some() {
+            break e;
+        }
+    };
+    assert_eq!(list["members"].as_array().map(Vec::len), Some(2), "{list}");
+    let page = ask(&mut alice, json!({"op": "history", "room": "lobby"}));
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(1), "{page}");
+    // Nothing kept to recover from: a position behind is told so, one at the end is fine.
+    let mut carol = user(&server, "carol");
+    let epoch = join(&mut carol, "live-1", None)["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ask(&mut carol, json!({"op": "leave", "room": "live-1"}));
+    let behind = join(&mut carol, "live-1", Some((&epoch, 1)));
+    assert_eq!(
+        (&behind["recovered"], &behind["offset"]),
+        (&json!(false), &json!(2))
+    );
+    ask(&mut carol, json!({"op": "leave", "room": "live-1"}));
+    let current = join(&mut carol, "live-1", Some((&epoch, 2)));
+    assert_eq!(current["recovered"], true, "{current}");
 }

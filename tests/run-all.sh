@@ -33,6 +33,17 @@ redis-server --version
 # its absence is a failure.
 export RINGWS_REQUIRE_REDIS=1
 
+step "promtool for the metrics test (Debian's prometheus package, installed when missing)"
+if ! command -v promtool >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends prometheus \
+    || { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; }
+fi
+promtool --version | head -1
+promtool check rules tuning/prometheus-alerts.yml
+# tests/chat.rs checks a live scrape with `promtool check metrics`; here its absence is a failure.
+export RINGWS_REQUIRE_PROMTOOL=1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -52,27 +63,43 @@ step "integration tests again on the epoll backend"
 RINGWS_TEST_IO=epoll cargo test --workspace --locked --test '*'
 
 step "Autobahn|Testsuite at the default limits, every case but 9.x on both backends at once: io_uring with shared compression, epoll with dedicated compression (all 216 permessage-deflate cases each; diffed with expected-defaults.json)"
-AB_CASES=("1.*" "2.*" "3.*" "4.*" "5.*" "6.*" "7.*" "10.*" "12.*" "13.*")
+# autobahn_both NAME "URING ENV" "EPOLL ENV" CASES...: tests/autobahn/ci.sh on both backends at
+# once (each with its environment, e.g. "RINGWS_IO=uring RINGWS_AUTOBAHN_PORT=65100"); their
+# totals shown, their logs whole when one fails.
 ab_logs=$(mktemp -d)
-RINGWS_IO=uring RINGWS_COMPRESSION=shared RINGWS_AUTOBAHN_PORT=65100 \
-  bash tests/autobahn/ci.sh "${AB_CASES[@]}" >"$ab_logs/uring.log" 2>&1 &
-ab_uring=$!
-RINGWS_IO=epoll RINGWS_COMPRESSION=dedicated RINGWS_AUTOBAHN_PORT=65200 \
-  bash tests/autobahn/ci.sh "${AB_CASES[@]}" >"$ab_logs/epoll.log" 2>&1 &
-ab_epoll=$!
-ab_status=0
-wait "$ab_uring" || ab_status=1
-wait "$ab_epoll" || ab_status=$((ab_status + 2))
-grep -H -E "^Totals|^  behavior|selected cases match|differ from|^\[autobahn\] (PASS|FAIL)" \
-  "$ab_logs/uring.log" "$ab_logs/epoll.log" || true
-if [ "$ab_status" != 0 ]; then
-  cat "$ab_logs/uring.log" "$ab_logs/epoll.log"
-  exit 1
-fi
+autobahn_both() {
+  local name=$1 uring_env=$2 epoll_env=$3 status=0 uring epoll
+  shift 3
+  # The environments are words (NAME=VALUE, no spaces): split on purpose.
+  # shellcheck disable=SC2086
+  env $uring_env bash tests/autobahn/ci.sh "$@" >"$ab_logs/$name-uring.log" 2>&1 &
+  uring=$!
+  # shellcheck disable=SC2086
+  env $epoll_env bash tests/autobahn/ci.sh "$@" >"$ab_logs/$name-epoll.log" 2>&1 &
+  epoll=$!
+  wait "$uring" || status=1
+  wait "$epoll" || status=$((status + 2))
+  grep -H -E "^Totals|^  behavior|selected cases match|differ from|wstest finished|^\[autobahn\] (PASS|FAIL)" \
+    "$ab_logs/$name-uring.log" "$ab_logs/$name-epoll.log" || true
+  if [ "$status" != 0 ]; then
+    cat "$ab_logs/$name-uring.log" "$ab_logs/$name-epoll.log"
+    exit 1
+  fi
+}
+autobahn_both defaults \
+  "RINGWS_IO=uring RINGWS_COMPRESSION=shared RINGWS_AUTOBAHN_PORT=65100" \
+  "RINGWS_IO=epoll RINGWS_COMPRESSION=dedicated RINGWS_AUTOBAHN_PORT=65200" \
+  "1.*" "2.*" "3.*" "4.*" "5.*" "6.*" "7.*" "10.*" "12.*" "13.*"
 
 step "Autobahn 9.x (limits and performance) with raised limits (16 MiB messages, 70,000 fragments), both backends"
 RINGWS_LIMITS=raised RINGWS_IO=uring bash tests/autobahn/ci.sh "9.*"
 RINGWS_LIMITS=raised RINGWS_IO=epoll bash tests/autobahn/ci.sh "9.*"
+
+step "Autobahn over wss:// (TLS in the workers, the test certificate of tests/data/tls): cases 1-7, 9 and 10 with raised limits, both backends at once (diffed with expected-results.json: TLS changes no outcome)"
+autobahn_both tls \
+  "RINGWS_TLS=1 RINGWS_LIMITS=raised RINGWS_IO=uring RINGWS_AUTOBAHN_PORT=65300" \
+  "RINGWS_TLS=1 RINGWS_LIMITS=raised RINGWS_IO=epoll RINGWS_AUTOBAHN_PORT=65350" \
+  "1.*" "2.*" "3.*" "4.*" "5.*" "6.*" "7.*" "9.*" "10.*"
 
 step "ringws.js on its own: heartbeat from the welcome, reconnection, the send queue's bound (Node's test runner)"
 if ! command -v node >/dev/null; then

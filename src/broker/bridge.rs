@@ -25,7 +25,7 @@ use futures_util::FutureExt;
 use super::envelope::Incoming;
 use super::interest::Interest;
 use super::{Broker, BrokerConfig, BrokerError, BrokerRx, BrokerTx, Link, envelope};
-use crate::server::{Frame, Inbound, LogEvent, Topic};
+use crate::server::{CONTROL_TOPIC, Frame, Inbound, LogEvent, Topic};
 
 /// Most messages delivered to the workers in one batch.
 const MAX_BATCH: usize = 1024;
@@ -55,6 +55,7 @@ pub(crate) fn spawn<B: Broker>(
         unsent: 0,
         homes: Vec::new(),
         presence: Default::default(),
+        control: Topic::from(CONTROL_TOPIC),
         broker,
         cfg,
         link,
@@ -85,6 +86,8 @@ pub(super) struct Bridge<B> {
     pub(super) homes: Vec<(Topic, LogEvent)>,
     /// This node's presence entries (set again with each new session).
     pub(super) presence: super::presence::Mine,
+    /// [`CONTROL_TOPIC`], shared by every control message delivered.
+    control: Topic,
 }
 
 /// Marks the broker unreachable however the bridge ends (a panic included), so the workers
@@ -177,12 +180,14 @@ impl<B: Broker> Bridge<B> {
         self.link.count_dropped(std::mem::take(&mut self.unsent));
         if first {
             tracing::warn!(
+                broker = %self.link.describe(),
+                reason = %why,
                 "broker {} unreachable ({why}): rooms are served on this node only, \
                  publications for other nodes are dropped; reconnecting with backoff",
                 self.link.describe()
             );
         } else {
-            tracing::debug!("broker {}: still unreachable ({why})", self.link.describe());
+            tracing::debug!(broker = %self.link.describe(), reason = %why, "broker {}: still unreachable ({why})", self.link.describe());
         }
     }
 
@@ -194,6 +199,13 @@ impl<B: Broker> Bridge<B> {
         let all = self.interest.resubscribe();
         let dropped: Vec<Topic> = before.into_iter().filter(|t| !all.contains(t)).collect();
         self.tell_homes(&dropped, false);
+        // The servers' control messages: always wanted, never a room.
+        if let Err(e) = self
+            .timed(tx.subscribe(&[self.channel(CONTROL_TOPIC)]))
+            .await
+        {
+            return End::Lost(format!("subscribing to control messages: {e}"));
+        }
         for chunk in all.chunks(MAX_CHANNELS_PER_BATCH) {
             if self.link.stopping() {
                 return End::Stop;
@@ -213,6 +225,8 @@ impl<B: Broker> Bridge<B> {
         self.tell_homes(&all, true);
         match self.outage.take() {
             Some((since, dropped)) => tracing::info!(
+                broker = %self.link.describe(),
+                dropped,
                 "broker {} reachable again after {:.1} s: subscribed to {} rooms again; {} \
                  publications could not cross meanwhile",
                 self.link.describe(),
@@ -221,6 +235,8 @@ impl<B: Broker> Bridge<B> {
                 self.link.stats().dropped - dropped
             ),
             None => tracing::info!(
+                broker = %self.link.describe(),
+                node = %self.link.node(),
                 "broker {}: connected as node {}",
                 self.link.describe(),
                 self.link.node()
@@ -285,14 +301,14 @@ impl<B: Broker> Bridge<B> {
         self.refuse_log(pending.log, "the server is stopping");
         self.refuse_log(pending.log_refused, "the server is stopping");
         let n = pending.outbound.len() as u64;
-        if n == 0 {
-            return;
+        if n > 0 {
+            let batch = self.encode(&pending.outbound);
+            match tokio::time::timeout(STOP_GRACE, tx.publish(&batch)).await {
+                Ok(Ok(())) => self.link.count_sent(n),
+                _ => self.link.count_dropped(n),
+            }
         }
-        let batch = self.encode(&pending.outbound);
-        match tokio::time::timeout(STOP_GRACE, tx.publish(&batch)).await {
-            Ok(Ok(())) => self.link.count_sent(n),
-            _ => self.link.count_dropped(n),
-        }
+        self.drop_presence(tx, STOP_GRACE).await;
     }
 
     /// Sends what the workers submitted: publications, then changes of subscriptions.
@@ -391,6 +407,13 @@ impl<B: Broker> Bridge<B> {
             return;
         }
         self.link.count_received(1);
+        if topic == CONTROL_TOPIC {
+            let event = LogEvent::Control {
+                payload: frame.wire().slice(frame.header_len()..),
+            };
+            self.homes.push((self.control.clone(), event));
+            return;
+        }
         // No worker wants it (the topic lingers before its unsubscribe): nowhere to go.
         let Some((topic, workers)) = self.interest.workers(topic) else {
             return;

@@ -462,6 +462,57 @@ mod tests {
         ));
     }
 
+    /// Every metric the dashboard and the alert rules under `tuning/` name is one the server
+    /// writes (its workers', the broker bridge's, the chat's room gauge): a renamed metric
+    /// cannot leave a panel or an alert silently empty.
+    #[test]
+    fn the_dashboard_and_alerts_name_only_metrics_that_exist() {
+        use std::collections::HashSet;
+        let workers =
+            std::sync::Arc::new(vec![
+                std::sync::Arc::new(crate::server::Counters::default()),
+            ]);
+        let server = crate::server::Metrics {
+            workers,
+            relay: None,
+        };
+        let link = Link::new(NodeId(1), "test".into(), 10);
+        let page = server.prometheus() + &link.prometheus();
+        let mut families: HashSet<String> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect();
+        // The chat application's own (tests/chat.rs reads it on a live page).
+        families.insert("ringws_chat_rooms".into());
+        let files = [
+            (
+                "tuning/grafana-dashboard.json",
+                include_str!("../../tuning/grafana-dashboard.json"),
+            ),
+            (
+                "tuning/prometheus-alerts.yml",
+                include_str!("../../tuning/prometheus-alerts.yml"),
+            ),
+        ];
+        for (file, text) in files {
+            let mut named = 0;
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("ringws_") {
+                    continue;
+                }
+                named += 1;
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| word.strip_suffix(s))
+                    .filter(|f| families.contains(*f))
+                    .unwrap_or(word);
+                assert!(families.contains(family), "{file}: {word} is not a metric");
+            }
+            assert!(named >= 5, "{file}: {named} metrics named");
+        }
+    }
+
     #[test]
     fn prometheus_names_every_counter_with_the_node() {
         let link = Link::new(NodeId(0xab), "test".into(), 10);

@@ -175,6 +175,16 @@ pub trait BrokerTx: Send {
         let _ = (cfg, node, channels);
         async { Ok(()) }
     }
+    /// Removes this node's presence entries in `channels` (a graceful stop: the other nodes'
+    /// lists drop this node's members at once, not when the entries expire).
+    fn presence_drop(
+        &mut self,
+        node: &str,
+        channels: &[String],
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        let _ = (node, channels);
+        async { Ok(()) }
+    }
 }
 
 /// One presence entry of this node to set (or remove).
@@ -376,6 +386,10 @@ impl<B: Broker> Relay for BrokerRelay<B> {
 
     fn has_log(&self) -> bool {
         self.link.has_log()
+    }
+
+    fn has_control(&self) -> bool {
+        true
     }
 
     fn has_presence(&self) -> bool {

@@ -10,6 +10,7 @@
 //!        ◀── LogEvent::PresenceListed ────────────────────────────────────────────┘
 //!  every ttl/3: PEXPIRE this node's hashes; a node that dies drops out within the ttl
 //!  a new session (Redis restarted, the link came back): every entry of this node set again
+//!  a graceful stop: every entry of this node removed (one round trip, bounded)
 //! ```
 //!
 //! The bridge keeps a copy of this node's entries (what its homes last set) for the new
@@ -209,6 +210,28 @@ impl<B: Broker> Bridge<B> {
         }
         self.presence.refreshed = Some(Instant::now());
         Ok(())
+    }
+
+    /// Stopping: removes every entry of this node (one round trip), so the other nodes' lists
+    /// drop its members at once rather than when the entries expire. A failure leaves them
+    /// to expire.
+    pub(super) async fn drop_presence(&mut self, tx: &mut B::Tx, grace: std::time::Duration) {
+        if self.cfg.presence.is_none() || self.presence.entries.is_empty() {
+            return;
+        }
+        let node = self.link.node().to_string();
+        let channels = self.presence.channels();
+        match tokio::time::timeout(grace, tx.presence_drop(&node, &channels)).await {
+            Ok(Ok(())) => {
+                self.presence.entries.clear();
+                tracing::debug!(
+                    "presence: this node's entries in {} rooms removed",
+                    channels.len()
+                );
+            }
+            Ok(Err(e)) => tracing::warn!(reason = %e, "presence: entries left to expire ({e})"),
+            Err(_) => tracing::warn!("presence: entries left to expire (no answer in {grace:?})"),
+        }
     }
 
     /// When this node's entries must next be kept alive (with entries and presence on).

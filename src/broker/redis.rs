@@ -317,6 +317,19 @@ impl BrokerTx for RedisTx {
         self.refresh_presence(cfg, node, channels).await
     }
 
+    async fn presence_drop(&mut self, node: &str, channels: &[String]) -> Result<(), BrokerError> {
+        let mut pipe = redis::pipe();
+        for c in channels {
+            pipe.cmd("DEL").arg(format!("{c}|presence|{node}")).ignore();
+            pipe.cmd("SREM")
+                .arg(format!("{c}|presence"))
+                .arg(node)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn).await?;
+        Ok(())
+    }
+
     async fn read(
         &mut self,
         log: &LogConfig,

@@ -96,6 +96,12 @@ pub struct ServerConfig {
     /// closed. Default 10 s (as uWebSockets): a browser upgrades within milliseconds; a slow
     /// trickle of header bytes (slowloris) is cut off.
     pub handshake_timeout: Duration,
+    /// Refused and failed connections (HTTP errors at the upgrade, handshake timeouts, a full
+    /// worker, TLS handshake failures, protocol errors) are logged as one summary line per
+    /// worker per this interval, with counts by reason; zero: not logged (`/metrics` counts
+    /// them either way). Default 1 s: an operator sees an attack within a second, and a storm of
+    /// 10,000 bad handshakes a second writes one line a second per worker, not 10,000.
+    pub refusal_log_interval: Duration,
     /// When nothing has arrived from a peer for this long, the server pings it (up to one `tick`
     /// early: the ping is never late, and `pong_timeout` counts from the ping itself). Default 30 s:
     /// below the idle timeouts of common NATs and load balancers (60 s and more), so the ping
@@ -130,6 +136,10 @@ pub struct ServerConfig {
     pub compression: proto::deflate::DeflateConfig,
     /// Ring and receive-buffer sizes of each worker.
     pub uring: UringConfig,
+    /// TLS (`wss://`, `https://`) on the listener: every connection starts with a TLS
+    /// handshake with this certificate. Default `None`: plain TCP (TLS terminated elsewhere,
+    /// or none).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl ServerConfig {
@@ -167,6 +177,7 @@ impl Default for ServerConfig {
             linger: Duration::from_secs(2),
             tick: Duration::from_millis(100),
             handshake_timeout: Duration::from_secs(10),
+            refusal_log_interval: Duration::from_secs(1),
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(20),
             idle_timeout: None,
@@ -176,6 +187,7 @@ impl Default for ServerConfig {
             proto: proto::Config::default(),
             compression: proto::deflate::DeflateConfig::default(),
             uring: UringConfig::default(),
+            tls: None,
         }
     }
 }

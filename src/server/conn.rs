@@ -59,8 +59,9 @@ use crate::proto::{CloseCode, Connection, Error, Timestamp};
 /// reply must be read). `DIRTY`: listed for the next flush. `PING_OUTSTANDING`: a heartbeat
 /// ping is unanswered. `PEER_EOF`: the peer's stream ended (no lingering then).
 pub(crate) enum Phase<S> {
-    /// Reading the HTTP request head.
-    AwaitHead(HeadReader),
+    /// Reading the HTTP request head; since the accept at this worker-clock millisecond
+    /// (wrapping: a handshake lasts seconds at most), for the handshake's duration.
+    AwaitHead(HeadReader, u32),
     /// Upgraded: the protocol state and the handler's state.
     Open { ws: Connection, state: S },
     /// Nothing more is read for the application: flushing what is queued, then closing.
@@ -158,6 +159,18 @@ pub(crate) struct Actions {
     pub(crate) replies_over: bool,
 }
 
+impl Actions {
+    /// Both: what either asks for.
+    pub(crate) fn and(self, other: Actions) -> Actions {
+        Actions {
+            flush: self.flush || other.flush,
+            rearm: self.rearm || other.rearm,
+            close_now: self.close_now || other.close_now,
+            replies_over: self.replies_over || other.replies_over,
+        }
+    }
+}
+
 /// What became of a publication for one subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivery {
@@ -240,11 +253,12 @@ impl Ctx<'_> {
 }
 
 impl<S> Slot<S> {
-    /// A slot for a socket just accepted: waiting for its request head.
-    pub(crate) fn new(fd: OwnedFd) -> Self {
+    /// A slot for a socket just accepted (at `accepted_ms` of the worker's clock): waiting for
+    /// its request head.
+    pub(crate) fn new(fd: OwnedFd, accepted_ms: u32) -> Self {
         Slot {
             fd: Some(fd),
-            phase: Phase::AwaitHead(HeadReader::new()),
+            phase: Phase::AwaitHead(HeadReader::new(), accepted_ms),
             out: Outbox::default(),
             flags: Flags::default(),
             since: 0,
@@ -263,7 +277,7 @@ impl<S> Slot<S> {
         let before = self.out.queued();
         self.out.take_offered();
         let mut actions = match &mut self.phase {
-            Phase::AwaitHead(_) => self.on_handshake_bytes(data, handler, ctx),
+            Phase::AwaitHead(..) => self.on_handshake_bytes(data, handler, ctx),
             Phase::Open { .. } => self.on_ws_bytes(data, handler, ctx),
             // Draining after our close: input is read and dropped until EOF.
             Phase::Closing => Actions::default(),
@@ -409,7 +423,7 @@ impl<S> Slot<S> {
     pub(crate) fn next_deadline(&self, ctx: &Ctx<'_>) -> Option<u32> {
         let cfg = ctx.cfg;
         match &self.phase {
-            Phase::AwaitHead(_) => Some(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))),
+            Phase::AwaitHead(..) => Some(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))),
             Phase::Open { ws, .. } => {
                 if let Some(deadline) = ws.poll_timeout() {
                     return Some(ctx.tick_of(deadline));
@@ -453,7 +467,7 @@ impl<S> Slot<S> {
             ..Actions::default()
         };
         match &mut self.phase {
-            Phase::AwaitHead(_) => {
+            Phase::AwaitHead(..) => {
                 if ctx.reached(self.since.wrapping_add(ctx.ticks(cfg.handshake_timeout))) {
                     // Slowloris, or a client that connected and said nothing.
                     Counters::inc(&counters.handshake_timeouts, 1);
@@ -540,7 +554,7 @@ impl<S> Slot<S> {
             Phase::Open { .. } => {
                 self.apply_close_request(Some((code, reason.to_owned())), ctx, &mut actions)
             }
-            Phase::AwaitHead(_) => {
+            Phase::AwaitHead(..) => {
                 self.phase = Phase::Closing;
                 actions.close_now = true;
             }
@@ -651,7 +665,7 @@ impl<S> Slot<S> {
         handler: &mut H,
         ctx: &Ctx<'_>,
     ) -> Actions {
-        let Phase::AwaitHead(reader) = &mut self.phase else {
+        let Phase::AwaitHead(reader, _) = &mut self.phase else {
             return Actions::default();
         };
         let limits = &ctx.cfg.proto.limits;
@@ -720,6 +734,13 @@ impl<S> Slot<S> {
             } => {
                 self.out.push(Bytes::from(response), Kind::Response);
                 self.out.sendable = true;
+                if let Phase::AwaitHead(_, accepted) = self.phase {
+                    let ms = (ctx.now.0 as u32).wrapping_sub(accepted);
+                    ctx.counters
+                        .timings
+                        .handshake
+                        .record(u64::from(ms) * 1_000_000);
+                }
                 self.phase = Phase::Open {
                     // RSV1 marks a compressed message once permessage-deflate is agreed.
                     ws: Connection::with_rsv(if agreement.is_some() { RSV1 } else { 0 }),
@@ -927,7 +948,7 @@ mod tests {
             ops: &ops,
             codecs: &codecs,
         };
-        let mut s = Slot::<()>::new(crate::runtime::sys::eventfd().unwrap());
+        let mut s = Slot::<()>::new(crate::runtime::sys::eventfd().unwrap(), 0);
         s.out.sendable = true;
         // Broadcasts fill the queue to its mark (and a heartbeat ping past it): still reading.
         while s.push_publication(&frame, &ctx) == Delivery::Queued {}

@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
     ($(#[doc = $doc:literal] $name:ident: $kind:ident,)*) => {
-        /// One worker's counters.
+        /// One worker's counters (and its latency histograms).
         #[derive(Debug, Default)]
         pub struct Counters {
             $(#[doc = $doc] pub $name: $kind,)*
+            /// Latency histograms (exported after the counters).
+            pub timings: super::histogram::Timings,
         }
 
         /// A snapshot of counters, summed over workers.
@@ -129,6 +131,24 @@ counters! {
     idle_timeouts: AtomicU64,
     /// Connections closed for not replying to our close frame in time.
     close_timeouts: AtomicU64,
+    /// TLS handshakes completed.
+    tls_handshakes: AtomicU64,
+    /// TLS sessions that failed during the handshake, by reason: malformed (not TLS: plaintext HTTP, garbage, an oversized record), alert (the client sent one), incompatible (no version, cipher or ALPN protocol in common), other.
+    tls_handshake_failures_reason_malformed: AtomicU64,
+    /// (see tls_handshake_failures)
+    tls_handshake_failures_reason_alert: AtomicU64,
+    /// (see tls_handshake_failures)
+    tls_handshake_failures_reason_incompatible: AtomicU64,
+    /// (see tls_handshake_failures)
+    tls_handshake_failures_reason_other: AtomicU64,
+    /// TLS sessions that failed after the handshake, by reason: bad_record (a record that does not decrypt), alert (the client sent one mid-stream), malformed, other.
+    tls_failures_reason_bad_record: AtomicU64,
+    /// (see tls_failures)
+    tls_failures_reason_alert: AtomicU64,
+    /// (see tls_failures)
+    tls_failures_reason_malformed: AtomicU64,
+    /// (see tls_failures)
+    tls_failures_reason_other: AtomicU64,
 }
 
 impl Counters {
@@ -196,6 +216,24 @@ pub fn prometheus_head(out: &mut String, name: &str, gauge: bool, help: &str) ->
     metric
 }
 
+impl Snapshot {
+    /// TLS sessions that failed during the handshake, every reason.
+    pub fn tls_handshake_failures(&self) -> i64 {
+        self.tls_handshake_failures_reason_malformed
+            + self.tls_handshake_failures_reason_alert
+            + self.tls_handshake_failures_reason_incompatible
+            + self.tls_handshake_failures_reason_other
+    }
+
+    /// TLS sessions that failed after the handshake, every reason.
+    pub fn tls_failures(&self) -> i64 {
+        self.tls_failures_reason_bad_record
+            + self.tls_failures_reason_alert
+            + self.tls_failures_reason_malformed
+            + self.tls_failures_reason_other
+    }
+}
+
 impl Metrics {
     /// A snapshot of each worker's counters, in worker order.
     pub fn per_worker(&self) -> Vec<Snapshot> {
@@ -214,10 +252,63 @@ impl Metrics {
     /// (`ringws_broker_*{node="..."}`) when one is attached.
     pub fn prometheus(&self) -> String {
         let mut out = self.workers_prometheus();
+        self.timings_prometheus(&mut out);
         if let Some(relay) = &self.relay {
             relay.write_metrics(&mut out);
         }
         out
+    }
+
+    /// `ringws_build_info` and the workers' latency histograms.
+    fn timings_prometheus(&self, out: &mut String) {
+        use super::histogram::{HistogramSnapshot, Timings, write_prometheus};
+        use std::fmt::Write;
+        let uring = self.snapshot().io_uring_workers > 0;
+        let _ = writeln!(
+            out,
+            "# HELP ringws_build_info The server's version, the commit it was built from and the I/O backend running (value 1).\n\
+             # TYPE ringws_build_info gauge\n\
+             ringws_build_info{{version=\"{}\",commit=\"{}\",backend=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            env!("RINGWS_COMMIT"),
+            if uring { "io_uring" } else { "epoll" }
+        );
+        if let Ok(limit) = crate::runtime::sys::nofile_limit() {
+            let _ = writeln!(
+                out,
+                "# HELP ringws_open_files_limit The process's RLIMIT_NOFILE (soft): one descriptor per connection, so about this many connections at most.\n\
+                 # TYPE ringws_open_files_limit gauge\n\
+                 ringws_open_files_limit {}",
+                limit.0.map_or("+Inf".to_owned(), |n| n.to_string())
+            );
+        }
+        let shape = Timings::default();
+        type Pick = fn(&Timings) -> &super::histogram::Histogram;
+        let families: [(&str, &str, Pick); 2] = [
+            (
+                "loop_busy_seconds",
+                "How long each worker loop iteration worked, from its wake-up to its next wait (completions, timers, sends).",
+                |t| &t.loop_busy,
+            ),
+            (
+                "handshake_duration_seconds",
+                "From accept to the upgrade answered (the TLS handshake included), at the worker clock's 1 ms resolution.",
+                |t| &t.handshake,
+            ),
+        ];
+        for (name, help, pick) in families {
+            let series: Vec<(String, HistogramSnapshot)> = self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(w, c)| {
+                    let mut s = HistogramSnapshot::default();
+                    pick(&c.timings).add_to(&mut s);
+                    (format!("worker=\"{w}\""), s)
+                })
+                .collect();
+            write_prometheus(out, name, help, pick(&shape), &series);
+        }
     }
 
     fn workers_prometheus(&self) -> String {
@@ -227,11 +318,22 @@ impl Metrics {
         let Some(first) = workers.first() else {
             return out;
         };
+        // `family_reason_R` fields are one family with a `reason` label, its help the first's.
+        let mut family = "";
+        let mut metric = String::new();
         for (i, (name, gauge, help, _)) in first.fields().into_iter().enumerate() {
-            let metric = prometheus_head(&mut out, name, gauge, help);
+            let (base, reason) = match name.split_once("_reason_") {
+                Some((base, reason)) => (base, Some(reason)),
+                None => (name, None),
+            };
+            if reason.is_none() || base != family {
+                metric = prometheus_head(&mut out, base, gauge, help);
+                family = base;
+            }
+            let label = reason.map_or(String::new(), |r| format!(",reason=\"{r}\""));
             for (w, snapshot) in workers.iter().enumerate() {
                 let value = snapshot.fields()[i].3;
-                let _ = writeln!(out, "{metric}{{worker=\"{w}\"}} {value}");
+                let _ = writeln!(out, "{metric}{{worker=\"{w}\"{label}}} {value}");
             }
         }
         out
@@ -248,6 +350,7 @@ mod tests {
         let a = Arc::new(Counters::default());
         let b = Arc::new(Counters::default());
         Counters::inc(&a.accepted, 3);
+        b.timings.handshake.record(3_000_000);
         Counters::add(&b.open, 2);
         let m = Metrics {
             workers: Arc::new(vec![a, b]),
@@ -269,13 +372,56 @@ mod tests {
             "{text}"
         );
         let fields = Snapshot::default().fields().len();
+        // One family per field, but the `family_reason_R` ones share theirs.
+        let families: std::collections::HashSet<&str> = Snapshot::default()
+            .fields()
+            .iter()
+            .map(|f| f.0.split("_reason_").next().unwrap())
+            .collect();
+        // And build_info, the open files limit and the two histograms.
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE")).count(),
-            fields
+            families.len() + 4
         );
-        assert_eq!(
-            text.lines().filter(|l| !l.starts_with('#')).count(),
-            2 * fields
+        let limit = crate::runtime::sys::nofile_limit().unwrap().0;
+        assert!(
+            text.contains(&format!(
+                "\nringws_open_files_limit {}\n",
+                limit.map_or("+Inf".to_owned(), |n| n.to_string())
+            )),
+            "{text}"
         );
+        assert!(
+            text.contains("# TYPE ringws_build_info gauge\nringws_build_info{version=\""),
+            "{text}"
+        );
+        assert!(text.contains("backend=\"epoll\"} 1"), "{text}");
+        for h in ["loop_busy_seconds", "handshake_duration_seconds"] {
+            assert!(
+                text.contains(&format!("# TYPE ringws_{h} histogram")),
+                "{text}"
+            );
+        }
+        // 3 ms: above the 2 ms bound, at or below 4 ms.
+        for (le, n) in [("0.002", 0), ("0.004", 1), ("+Inf", 1)] {
+            let line =
+                format!("ringws_handshake_duration_seconds_bucket{{worker=\"1\",le=\"{le}\"}} {n}");
+            assert!(text.contains(&line), "{line}: {text}");
+        }
+        assert!(text.contains("ringws_handshake_duration_seconds_count{worker=\"1\"} 1"));
+        assert!(text.contains("ringws_handshake_duration_seconds_count{worker=\"0\"} 0"));
+        assert!(
+            text.contains(
+                "ringws_tls_handshake_failures_total{worker=\"0\",reason=\"malformed\"} 0"
+            ),
+            "{text}"
+        );
+        let counter_lines = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| !l.contains("_seconds_") && !l.starts_with("ringws_build_info"))
+            .filter(|l| !l.starts_with("ringws_open_files_limit"))
+            .count();
+        assert_eq!(counter_lines, 2 * fields);
     }
 }

@@ -210,6 +210,7 @@ mod dispatch;
 #[cfg(test)]
 mod fake;
 mod handler;
+pub mod histogram;
 pub mod home;
 mod ops;
 mod outbox;
@@ -240,13 +241,15 @@ pub use home::Home;
 pub use outbox::SendStatus;
 pub use publisher::Publisher;
 pub use pubsub::{BadConnId, ConnId, Inbound, Topic};
-pub use relay::{LogEntry, LogEvent, LogRange, LogRead, LogRequest, LogUnavailable, Relay};
+pub use relay::{
+    CONTROL_TOPIC, LogEntry, LogEvent, LogRange, LogRead, LogRequest, LogUnavailable, Relay,
+};
 
 use crate::runtime::epoll::Epoll;
 use crate::runtime::probe_uring;
 use crate::runtime::sys;
-use crate::runtime::uring::{DEFAULT_BACKLOG, Uring, bind_listener};
-use counters::Counters;
+use crate::runtime::uring::{DEFAULT_BACKLOG, Uring, bind_listener, check_port_free};
+pub(crate) use counters::Counters;
 use worker::{Shared, Worker};
 
 /// A bound server, not yet running.
@@ -269,11 +272,9 @@ impl<H: Handler> Server<H> {
     /// would otherwise let it silently take a share of the connections), or any bind error.
     pub fn bind(cfg: ServerConfig, handler: H) -> io::Result<Self> {
         if cfg.listen.port() != 0 {
-            // A plain bind fails if anything listens there, with or without SO_REUSEPORT.
-            let probe = TcpListener::bind(cfg.listen).map_err(|e| {
+            check_port_free(cfg.listen).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.listen))
             })?;
-            drop(probe);
         }
         let backlog = if cfg.backlog > 0 {
             cfg.backlog
@@ -362,6 +363,8 @@ impl<H: Handler> Server<H> {
                 Ok(flags) => Some(flags),
                 Err(cause) => {
                     tracing::warn!(
+                        reason = %cause,
+                        backend = "epoll",
                         "{cause}: running on the epoll backend (--io epoll says so quietly)"
                     );
                     None
@@ -393,7 +396,7 @@ impl<H: Handler> Server<H> {
                     let cfg = theirs.cfg.clone();
                     if cfg.pin_workers {
                         if let Err(e) = sys::pin_to_cpu(i) {
-                            tracing::warn!("worker {i}: cannot pin to CPU {i}: {e}");
+                            tracing::warn!(worker = i, reason = %e, "worker {i}: cannot pin to CPU {i}: {e}");
                         }
                     }
                     // The backend is built on the worker's own thread (io_uring: single issuer).

@@ -33,6 +33,9 @@ pub(crate) enum Kind {
     Control,
     /// The HTTP response of the handshake: never dropped.
     Response,
+    /// TLS records, already encrypted (or the TLS handshake's own): sent as they are, never
+    /// dropped.
+    Sealed,
 }
 
 /// One queued frame.
@@ -237,6 +240,83 @@ impl Outbox {
         }
     }
 
+    /// Encrypts what waits (TLS): each run of frames not yet sealed becomes one entry of
+    /// records, made by `seal` from the run's bytes; sealed entries stay as they are, in their
+    /// place. Only between sends (nothing in flight).
+    ///
+    /// # Errors
+    /// What `seal` returned; the queue is then left as it was.
+    pub(crate) fn seal<E>(
+        &mut self,
+        mut seal: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        debug_assert_eq!(self.in_flight, 0, "sealed only between sends");
+        let Some(frames) = self.frames.as_mut() else {
+            return Ok(());
+        };
+        if frames.iter().all(|e| e.kind == Kind::Sealed) {
+            return Ok(());
+        }
+        let mut out: VecDeque<Entry> = VecDeque::with_capacity(2);
+        // A run of one frame (the common case: one message) is sealed from its own bytes; a
+        // longer run is gathered into one buffer first (fewer records).
+        let mut plain: Vec<u8> = Vec::new();
+        let mut run: Option<&Bytes> = None;
+        let mut flush = |run: &mut Option<&Bytes>,
+                         plain: &mut Vec<u8>,
+                         out: &mut VecDeque<Entry>|
+         -> Result<(), E> {
+            let bytes: &[u8] = match run.take() {
+                Some(one) if plain.is_empty() => one,
+                Some(_) | None if !plain.is_empty() => plain,
+                _ => return Ok(()),
+            };
+            let mut records = Vec::with_capacity(bytes.len() + bytes.len() / 1024 + 64);
+            seal(bytes, &mut records)?;
+            plain.clear();
+            out.push_back(Entry {
+                bytes: Bytes::from(records),
+                kind: Kind::Sealed,
+            });
+            Ok(())
+        };
+        for e in frames.iter() {
+            if e.kind == Kind::Sealed {
+                flush(&mut run, &mut plain, &mut out)?;
+                out.push_back(e.clone());
+            } else if let Some(first) = run.take() {
+                if plain.is_empty() {
+                    plain.extend_from_slice(first);
+                }
+                plain.extend_from_slice(&e.bytes);
+                run = Some(&e.bytes);
+            } else {
+                run = Some(&e.bytes);
+            }
+        }
+        flush(&mut run, &mut plain, &mut out)?;
+        let queued: usize = out.iter().map(|e| e.bytes.len()).sum();
+        self.queued = u32::try_from(queued).unwrap_or(u32::MAX);
+        **frames = out;
+        Ok(())
+    }
+
+    /// A failed TLS session: the entries already sealed (records sent as they are, its alert
+    /// among them) stay, in order; the frames not sealed yet are dropped, and nothing more is
+    /// queued. Only between sends (nothing in flight).
+    pub(crate) fn retain_sealed(&mut self) {
+        debug_assert_eq!(self.in_flight, 0, "only between sends");
+        if let Some(frames) = self.frames.as_mut() {
+            frames.retain(|e| e.kind == Kind::Sealed);
+            let queued: usize = frames.iter().map(|e| e.bytes.len()).sum();
+            self.queued = u32::try_from(queued).unwrap_or(u32::MAX);
+            if frames.is_empty() {
+                self.frames = None;
+            }
+        }
+        self.sendable = false;
+    }
+
     /// A failed send: nothing more will go out; drop everything.
     pub(crate) fn clear(&mut self) {
         self.frames = None;
@@ -415,5 +495,51 @@ mod tests {
         o.sent(2);
         assert!(o.is_empty());
         assert!(o.frames.is_none(), "an empty queue holds no allocation");
+    }
+
+    #[test]
+    fn sealing_turns_each_run_of_frames_into_one_entry_in_place() {
+        let mut q = Outbox {
+            sendable: true,
+            ..Outbox::default()
+        };
+        q.push(b("hs"), Kind::Sealed);
+        q.push(b("HTTP/1.1 101"), Kind::Response);
+        q.push(b("frame"), Kind::Data);
+        q.push(b("alert"), Kind::Sealed);
+        q.push(b("pong"), Kind::Control);
+        // A "cipher" that brackets the run, so what was sealed together shows.
+        q.seal(|plain, out| {
+            out.extend_from_slice(b"<");
+            out.extend_from_slice(plain);
+            out.extend_from_slice(b">");
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        let sent: Vec<Bytes> = q.pending().collect();
+        assert_eq!(
+            sent,
+            [b("hs"), b("<HTTP/1.1 101frame>"), b("alert"), b("<pong>")]
+        );
+        assert_eq!(q.queued(), sent.iter().map(|e| e.len()).sum::<usize>());
+        // Sealed already: nothing changes; a failing seal leaves the queue as it was.
+        q.seal(|_, _| Err::<(), ()>(())).unwrap();
+        q.push(b("more"), Kind::Data);
+        let before: Vec<Bytes> = q.pending().collect();
+        assert!(q.seal(|_, _| Err::<(), &str>("closed")).is_err());
+        assert_eq!(q.pending().collect::<Vec<_>>(), before);
+        // The session failed: what was sealed (its alert among it) stays, in order.
+        q.retain_sealed();
+        let kept: Vec<Bytes> = q.pending().collect();
+        assert_eq!(
+            kept,
+            [b("hs"), b("<HTTP/1.1 101frame>"), b("alert"), b("<pong>")]
+        );
+        assert_eq!(q.queued(), kept.iter().map(|e| e.len()).sum::<usize>());
+        assert!(!q.sendable);
+        let mut unsealed = Outbox::default();
+        unsealed.push(b("frame"), Kind::Data);
+        unsealed.retain_sealed();
+        assert!(unsealed.is_empty() && unsealed.queued() == 0);
     }
 }

@@ -40,6 +40,32 @@ impl Publisher {
         self.publish_here(topic, frame);
     }
 
+    /// Sends `payload` to every other server of the cluster, whose home worker of
+    /// [`CONTROL_TOPIC`](super::relay::CONTROL_TOPIC) gets it as
+    /// [`LogEvent::Control`](super::LogEvent::Control): at most once (a broker that is
+    /// unreachable drops it, counted). Returns whether a relay carries control messages now
+    /// ([`Relay::has_control`] and [`Relay::ready`]); this server itself gets nothing.
+    pub fn control(&self, payload: &str) -> bool {
+        match &self.relay {
+            Some(relay) if relay.has_control() && relay.ready() => {
+                let topic: Topic = Arc::from(super::relay::CONTROL_TOPIC);
+                relay.submit(
+                    u16::MAX,
+                    &mut vec![(topic, Frame::text(payload))],
+                    &mut Vec::new(),
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a relay carries control messages to other servers
+    /// ([`Publisher::control`]), reachable or not.
+    pub fn has_control(&self) -> bool {
+        self.relay.as_ref().is_some_and(|r| r.has_control())
+    }
+
     /// Sends `frame` to every subscriber of `topic` on this server's workers only.
     pub fn publish_local(&self, topic: &str, frame: Frame) {
         self.publish_here(Arc::from(topic), frame);

@@ -7,6 +7,8 @@
 //!   worker ──(end of loop iteration: publications, changes of interest)──▶ Relay::submit
 //!   worker ◀──(per-worker inbox, one lock and one wake-up per batch)────── Inbound::deliver
 //!   /metrics ──▶ Relay::write_metrics          ServerHandle::join ──▶ Relay::stop
+//!   Publisher::control ──▶ Relay::submit(CONTROL_TOPIC) ──▶ other servers' home of
+//!                                   CONTROL_TOPIC: LogEvent::Control (Relay::has_control)
 //! ```
 //!
 //! Calls in order: [`Relay::start`] once, before any worker runs; then [`Relay::submit`] (and
@@ -46,6 +48,11 @@ use crate::proto::frame::Frame;
 // What a home asks of the log is one of the operations a handler queues (`ops`): defined there,
 // so that the home and the operations need nothing of this module.
 pub use super::ops::{LogRange, LogRequest};
+
+/// The topic of the servers' control messages ([`Relay::has_control`]): no connection can
+/// subscribe to it (no room name starts with `#`); what arrives on it goes to its home worker
+/// as [`LogEvent::Control`].
+pub const CONTROL_TOPIC: &str = "#control";
 
 /// One entry of a topic's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +124,13 @@ pub enum LogEvent {
         /// Whether another live server has one, or why it could not be told.
         elsewhere: Result<bool, LogUnavailable>,
     },
+    /// A control message from another server (sent with
+    /// [`Publisher::control`](super::Publisher::control)), to the home worker of
+    /// [`CONTROL_TOPIC`]: at most once, in the order each server sent its own.
+    Control {
+        /// What it sent (opaque to the relay).
+        payload: Bytes,
+    },
     /// The answer to a presence list: every live server's entries (a member on two servers
     /// comes twice, once per server).
     PresenceListed {
@@ -164,6 +178,13 @@ pub trait Relay: Send + Sync + 'static {
     /// Whether the relay shares presence between the servers ([`LogRequest::Presence`]).
     /// Default: no.
     fn has_presence(&self) -> bool {
+        false
+    }
+
+    /// Whether the relay carries control messages between the servers: publications on
+    /// [`CONTROL_TOPIC`] reach every other server's home worker of that topic as
+    /// [`LogEvent::Control`] (never a connection). Default: no.
+    fn has_control(&self) -> bool {
         false
     }
 

@@ -10,6 +10,9 @@
 #                       fragments, for the 9.x performance cases; expected-results.json)
 #   RINGWS_COMPRESSION  the permessage-deflate mode: off, shared (default), dedicated
 #   RINGWS_IO           the backend: auto, uring, epoll
+#   RINGWS_TLS          1: the server speaks TLS (the test certificate in tests/data/tls) and
+#                       the suite connects to wss:// (diffed against the same expected results:
+#                       TLS changes the transport, never a case's outcome)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,15 +25,20 @@ case "${RINGWS_LIMITS:-defaults}" in
   *) echo "RINGWS_LIMITS must be defaults or raised" >&2; exit 2 ;;
 esac
 while (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+tls=() url=$port
+if [ "${RINGWS_TLS:-0}" = 1 ]; then
+  tls=(--tls-cert tests/data/tls/cert.pem --tls-key tests/data/tls/key.pem)
+  url="wss://127.0.0.1:$port/"
+fi
 log=$(mktemp)
 # RINGWS_IO selects the backend (auto, uring, epoll); the run is diffed against the same
 # expected results whichever runs.
 ./target/release/ringws --mode echo --io "${RINGWS_IO:-auto}" --listen "127.0.0.1:$port" \
-  "${limits[@]}" --compression "${RINGWS_COMPRESSION:-shared}" >"$log" 2>&1 &
+  "${limits[@]}" "${tls[@]}" --compression "${RINGWS_COMPRESSION:-shared}" >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 status=0
-bash tests/autobahn/run.sh "$port" "$expected" "$@" || status=$?
+bash tests/autobahn/run.sh "$url" "$expected" "$@" || status=$?
 if ! kill -0 "$pid" 2>/dev/null; then
   echo "ringws died during the Autobahn run; its log:" >&2
   cat "$log" >&2

@@ -4,7 +4,8 @@
 #
 #   tests/autobahn/run.sh [--write-expected] URL_OR_PORT EXPECTED_JSON [CASES...]
 #
-#   URL_OR_PORT    a port (-> ws://127.0.0.1:PORT/) or a ws:// URL
+#   URL_OR_PORT    a port (-> ws://127.0.0.1:PORT/) or a ws:// or wss:// URL (wss: the
+#                  server's certificate is not verified: a test certificate)
 #   EXPECTED_JSON  {"1.1.1": {"behavior": "OK", "behaviorClose": "OK"}, ...}
 #   CASES          wstest case patterns; default: 1.* 2.* 3.* 4.* 5.* 6.* 7.* 9.* 10.*
 #
@@ -51,10 +52,10 @@ STALL_TIMEOUT="${AUTOBAHN_STALL_TIMEOUT:-300}"
 
 if [[ "$TARGET" =~ ^[0-9]+$ ]]; then
   URL="ws://127.0.0.1:$TARGET/"
-elif [[ "$TARGET" == ws://* ]]; then
+elif [[ "$TARGET" == ws://* || "$TARGET" == wss://* ]]; then
   URL="$TARGET"
 else
-  die "URL_OR_PORT must be a port number or a ws:// URL, got '$TARGET'"
+  die "URL_OR_PORT must be a port number or a ws:// or wss:// URL, got '$TARGET'"
 fi
 EXPECTED="$(cd "$(dirname "$EXPECTED")" 2>/dev/null && pwd -P)/$(basename "$EXPECTED")" \
   || die "directory of EXPECTED_JSON '$2' does not exist"
@@ -87,13 +88,15 @@ say "reports in $OUTDIR"
 
 # Wait until the server completes a WebSocket opening handshake (then close cleanly).
 "$PY3" - "$URL" "${AUTOBAHN_CONNECT_WAIT:-30}" <<'EOF' || die "no WebSocket server answering at $URL"
-import base64, os, socket, sys, time, urllib.parse
+import base64, os, socket, ssl, sys, time, urllib.parse
 url, wait = urllib.parse.urlsplit(sys.argv[1]), float(sys.argv[2])
-host, port = url.hostname, url.port or 80
+host, port = url.hostname, url.port or (443 if url.scheme == "wss" else 80)
 deadline, err = time.monotonic() + wait, None
+tls = ssl._create_unverified_context() if url.scheme == "wss" else None
 while True:
     try:
-        with socket.create_connection((host, port), timeout=5) as s:
+        raw = socket.create_connection((host, port), timeout=5)
+        with (tls.wrap_socket(raw, server_hostname=host) if tls else raw) as s:
             key = base64.b64encode(os.urandom(16)).decode()
             s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"

@@ -1,13 +1,15 @@
 // The chat page in a real browser: two pages in one room see each other's messages; the server
 // is killed and started again, and the pages reconnect and re-join by themselves; a page that
 // goes offline while the other talks gets every message it missed, once each, in order; two
-// users signed in with tokens exchange direct messages.
+// users signed in with tokens exchange direct messages; the page served over https talks over
+// wss:// (the test certificate in tests/data/tls, which the browser is told to accept).
 // Run by tests/browser/run.sh (RINGWS_BIN: the server binary, RINGWS_PORT: a free port).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
 import { createHmac } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const BIN = process.env.RINGWS_BIN;
@@ -49,6 +51,21 @@ async function stopServer(server) {
 const connected = () => document.getElementById("status").className === "up";
 const disconnected = () => document.getElementById("status").className === "down";
 
+function launch() {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** The sum of a counter's samples over its labels, from a /metrics text. */
+function total(metrics, name) {
+  return metrics.split("\n")
+    .filter((l) => l.startsWith(`ringws_${name}_total{`))
+    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+}
+
 async function say(page, text) {
   await page.fill("#text", text);
   await page.press("#text", "Enter");
@@ -61,11 +78,7 @@ async function sees(page, text) {
 test("two pages chat in one room, and reconnect and re-join after a server restart", async () => {
   assert.ok(BIN && PORT, "RINGWS_BIN and RINGWS_PORT must be set (tests/browser/run.sh)");
   let server = await startServer();
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const a = await (await browser.newContext()).newPage();
     const b = await (await browser.newContext()).newPage();
@@ -100,11 +113,8 @@ test("two pages chat in one room, and reconnect and re-join after a server resta
     // Chromium offers permessage-deflate and chat mode accepts it: the messages above went
     // compressed both ways (and were read, so compression works end to end in a browser).
     const metrics = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();
-    const total = (name) => metrics.split("\n")
-      .filter((l) => l.startsWith(`ringws_${name}_total{`))
-      .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
-    assert.ok(total("compressed_in") > 0, "the browser sent compressed messages");
-    assert.ok(total("compressed_out") > 0, "the server sent compressed messages");
+    assert.ok(total(metrics, "compressed_in") > 0, "the browser sent compressed messages");
+    assert.ok(total(metrics, "compressed_out") > 0, "the server sent compressed messages");
     if (SHOTS) await a.screenshot({ path: `${SHOTS}/chat-after-restart.png` });
   } finally {
     await browser.close();
@@ -115,11 +125,7 @@ test("two pages chat in one room, and reconnect and re-join after a server resta
 test("a page that was offline shows every message it missed, once each, in order", async () => {
   // Text heartbeats every second: the page notices the dead connection within ~11 s.
   const server = await startServer(["--text-heartbeat", "ping:pong", "--ping-interval", "2s"]);
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const a = await (await browser.newContext()).newPage();
     const bContext = await browser.newContext();
@@ -163,11 +169,7 @@ function jwt(sub, name, secret) {
 test("two users signed in with tokens exchange direct messages", async () => {
   const secret = "the browser test's secret, 32+ bytes";
   const server = await startServer(["--jwt-secret", secret]);
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const alice = await (await browser.newContext()).newPage();
     const bob = await (await browser.newContext()).newPage();
@@ -190,6 +192,37 @@ test("two users signed in with tokens exchange direct messages", async () => {
     await say(bob, "hi alice");
     await sees(alice, "hi alice");
     if (SHOTS) await alice.screenshot({ path: `${SHOTS}/chat-direct-messages.png` });
+  } finally {
+    await browser.close();
+    await stopServer(server);
+  }
+});
+
+test("the page served over https chats over wss://", async () => {
+  // (`URL` here is the page's address: the constructor is globalThis.URL.)
+  const tls = (file) => fileURLToPath(new globalThis.URL(`../data/tls/${file}`, import.meta.url));
+  const server = await startServer(["--tls-cert", tls("cert.pem"), "--tls-key", tls("key.pem")]);
+  const browser = await launch();
+  try {
+    // The test certificate is self-signed: the contexts accept it (as --ignore-certificate-errors).
+    const a = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+    const bContext = await browser.newContext({ ignoreHTTPSErrors: true });
+    const b = await bContext.newPage();
+    const https = `https://127.0.0.1:${PORT}/`;
+    for (const page of [a, b]) {
+      await page.goto(https);
+      await page.waitForFunction(connected);
+    }
+    await b.locator("#rooms li", { hasText: "2 online" }).waitFor({ timeout: 10000 });
+    await say(a, "over tls");
+    await sees(b, "over tls");
+    await say(b, "and back");
+    await sees(a, "and back");
+    // The pages' WebSockets went through the workers' TLS (no plaintext port exists), compressed.
+    const metrics = await (await bContext.request.get(`${https}metrics`)).text();
+    assert.ok(total(metrics, "tls_handshakes") >= 2, "a TLS handshake per page (and its fetches)");
+    assert.ok(total(metrics, "compressed_in") > 0, "the browser sent compressed messages");
+    if (SHOTS) await a.screenshot({ path: `${SHOTS}/chat-over-wss.png` });
   } finally {
     await browser.close();
     await stopServer(server);

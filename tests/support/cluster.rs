@@ -187,8 +187,8 @@ impl Node {
                 "RUST_LOG",
                 std::env::var("RINGWS_NODE_LOG").unwrap_or_else(|_| "info".into()),
             )
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start ringws");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -229,6 +229,27 @@ impl Node {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the server with SIGTERM (a graceful stop) and waits for it to exit: its exit
+    /// code.
+    pub fn stop(mut self) -> Option<i32> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut code = None;
+        wait_until("the server exits", patience() * 2, || {
+            match self.child.try_wait().unwrap() {
+                Some(status) => {
+                    code = status.code();
+                    true
+                }
+                None => false,
+            }
+        });
+        code
     }
 }
 
@@ -301,4 +322,17 @@ pub fn members_on_both_workers(node: &Node, room: &str) -> Vec<(Client, String)>
         members.push((c, id));
     }
     members
+}
+
+/// Two servers, once both have their session with Redis (a join before that is answered
+/// without knowing the room's log: correct, but not what these tests are about).
+pub fn nodes(redis: &Redis, flags: &[&str]) -> (Node, Node) {
+    let (a, b) = (
+        Node::start_with(redis, "a", flags),
+        Node::start_with(redis, "b", flags),
+    );
+    wait_until("both servers connected to Redis", patience(), || {
+        a.metric("broker_connected") == 1 && b.metric("broker_connected") == 1
+    });
+    (a, b)
 }

@@ -2,8 +2,10 @@
 //! raw-socket client that can send anything (unmasked frames, bytes split anywhere, garbage).
 #![allow(dead_code)]
 
+pub mod api;
 pub mod chat;
 pub mod cluster;
+pub mod tls;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -265,10 +267,14 @@ impl Sink for Collect {
 /// A raw client.
 pub struct Client {
     pub stream: TcpStream,
+    /// TLS over `stream` (a `wss://` client), when set: everything goes through it.
+    tls: Option<Box<rustls::ClientConnection>>,
     conn: Connection,
     cfg: Config,
     pending: std::collections::VecDeque<Got>,
     eof: bool,
+    /// Whether this client has sent a close frame (then it does not answer the server's).
+    sent_close: bool,
 }
 
 pub const KEY: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
@@ -292,10 +298,156 @@ impl Client {
         cfg.limits.max_fragments = 1 << 20;
         Client {
             stream,
+            tls: None,
             conn: Connection::new(),
             cfg,
             pending: Default::default(),
             eof: false,
+            sent_close: false,
+        }
+    }
+
+    /// A TCP connection with TLS (for `localhost`, trusting what `config` trusts), nothing
+    /// sent yet: the handshake goes with the first bytes.
+    pub fn raw_tls(addr: SocketAddr, config: &std::sync::Arc<rustls::ClientConfig>) -> Self {
+        Self::raw_tls_for(addr, config, "localhost")
+    }
+
+    /// The same for the server `name` (sent in SNI).
+    pub fn raw_tls_for(
+        addr: SocketAddr,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> Self {
+        let mut c = Self::raw(addr);
+        let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+        c.tls = Some(Box::new(
+            rustls::ClientConnection::new(config.clone(), name).unwrap(),
+        ));
+        c
+    }
+
+    /// A `wss://` connection: TLS, then the upgrade (101 checked).
+    pub fn connect_tls(addr: SocketAddr, config: &std::sync::Arc<rustls::ClientConfig>) -> Self {
+        Self::connect_tls_with(addr, config, "").0
+    }
+
+    /// A `wss://` connection to the server `name` (sent in SNI).
+    pub fn connect_tls_for(
+        addr: SocketAddr,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> Self {
+        let mut c = Self::raw_tls_for(addr, config, name);
+        c.upgrade("");
+        c
+    }
+
+    /// The same with `extra` header lines in the upgrade; returns the response head too.
+    pub fn connect_tls_with(
+        addr: SocketAddr,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+        extra: &str,
+    ) -> (Self, String) {
+        let mut c = Self::raw_tls(addr, config);
+        let head = c.upgrade(extra);
+        (c, head)
+    }
+
+    /// Sends the upgrade request with `extra` header lines, checks the 101, and returns its head.
+    fn upgrade(&mut self, extra: &str) -> String {
+        let request = upgrade_request("/").replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1);
+        self.send_raw(request.as_bytes());
+        let (status, head, rest) = self.read_http_head();
+        assert_eq!(status, 101, "{head}");
+        if head
+            .to_ascii_lowercase()
+            .contains("sec-websocket-extensions: permessage-deflate")
+        {
+            self.conn = Connection::with_rsv(ringws::proto::frame::RSV1);
+        }
+        self.feed(rest);
+        head
+    }
+
+    /// The certificate the server presented (a `wss://` connection whose handshake is done).
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        let tls = self.tls.as_ref()?;
+        Some(tls.peer_certificates()?.first()?.to_vec())
+    }
+
+    /// `wss://` only: sends `plaintext` as one TLS record with its last byte changed on the
+    /// way (the AEAD tag no longer matches).
+    pub fn send_tampered_record(&mut self, plaintext: &[u8]) {
+        let tls = self.tls.as_mut().expect("a wss:// client");
+        tls.writer().write_all(plaintext).unwrap();
+        let mut record = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut record).unwrap();
+        }
+        *record.last_mut().expect("a record") ^= 1;
+        self.stream.write_all(&record).unwrap();
+    }
+
+    /// Reads until the stream ends or fails: what ended it (`"eof"`, or the error, e.g. the
+    /// TLS alert the server sent).
+    pub fn read_to_failure(&mut self) -> String {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match self.read_bytes(&mut chunk) {
+                Ok(0) => return "eof".into(),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return e.to_string(),
+            }
+        }
+    }
+
+    /// Writes `bytes` (through TLS when there is TLS).
+    fn write_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.stream.write_all(bytes);
+        };
+        // rustls takes so much plaintext at a time: send what it made, then the rest.
+        let mut rest = bytes;
+        loop {
+            let n = tls.writer().write(rest)?;
+            rest = &rest[n..];
+            while tls.wants_write() {
+                tls.write_tls(&mut self.stream)?;
+            }
+            if rest.is_empty() {
+                return Ok(());
+            }
+            if n == 0 {
+                // Its buffer is full before the handshake is done: finish the handshake.
+                tls.complete_io(&mut self.stream)?;
+            }
+        }
+    }
+
+    /// Reads what came (through TLS when there is TLS): 0 at the end of the stream.
+    fn read_bytes(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.stream.read(buf);
+        };
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n), // 0: close_notify
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            while tls.wants_write() {
+                tls.write_tls(&mut self.stream)?;
+            }
+            if tls.read_tls(&mut self.stream)? == 0 {
+                return Ok(0);
+            }
+            tls.process_new_packets().map_err(std::io::Error::other)?;
+            while tls.wants_write() {
+                tls.write_tls(&mut self.stream)?;
+            }
         }
     }
 
@@ -330,11 +482,12 @@ impl Client {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        self.write_bytes(bytes).expect("write");
     }
 
     /// A masked frame.
     pub fn send(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        self.sent_close |= opcode == OpCode::Close;
         self.send_raw(&encode_masked_frame(opcode, fin, KEY, payload));
     }
 
@@ -362,7 +515,7 @@ impl Client {
                     .unwrap_or(0);
                 return (status, head, buf[end + 4..].to_vec());
             }
-            let n = match self.stream.read(&mut chunk) {
+            let n = match self.read_bytes(&mut chunk) {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue, // EINTR: retry
                 other => other.expect("read response"),
             };
@@ -378,8 +531,16 @@ impl Client {
     /// Reads everything until the server closes; for plain HTTP responses.
     pub fn read_to_end(&mut self) -> Vec<u8> {
         let mut all = Vec::new();
-        self.stream.read_to_end(&mut all).expect("read to EOF");
-        all
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match self.read_bytes(&mut chunk) {
+                Ok(0) => return all,
+                Ok(n) => all.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
+                Err(e) => panic!("read to EOF: {e}"),
+            }
+        }
     }
 
     fn feed(&mut self, mut bytes: Vec<u8>) {
@@ -399,7 +560,7 @@ impl Client {
             if self.eof {
                 return Got::Eof;
             }
-            match self.stream.read(&mut chunk) {
+            match self.read_bytes(&mut chunk) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.feed(chunk[..n].to_vec()),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => self.eof = true,
@@ -409,11 +570,19 @@ impl Client {
         }
     }
 
-    /// Expects a close frame with `code`, then the server's EOF.
+    /// Expects a close frame with `code`, answers it as a client must (RFC 6455 §5.5.1) unless
+    /// this client sent one first, then expects the server's EOF. Without the answer the server
+    /// would wait its close timeout, as long as this client's read timeout: a race.
     pub fn expect_close(&mut self, code: u16) {
         match self.next() {
             Got::Close(Some(c), reason) => assert_eq!(c, code, "reason: {reason}"),
             other => panic!("expected close {code}, got {other:?}"),
+        }
+        if !self.sent_close {
+            self.sent_close = true;
+            let payload = code.to_be_bytes();
+            // The server may already have closed (it fails some connections at once): ignored.
+            let _ = self.write_bytes(&encode_masked_frame(OpCode::Close, true, KEY, &payload));
         }
         self.expect_eof();
     }

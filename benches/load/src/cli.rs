@@ -129,6 +129,19 @@ pub struct Common {
     /// message is sent compressed and compressed messages received are inflated (and checked).
     #[arg(long)]
     pub compress: bool,
+    /// TLS (wss://): every connection makes a TLS handshake first, trusting the certificates
+    /// of --tls-ca (a wss:// URL implies it).
+    #[arg(long)]
+    pub tls: bool,
+    /// TLS: the PEM certificates (a CA, or the server's self-signed one) the server's
+    /// certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// TLS: connections resume the sessions earlier ones were given (TLS 1.3 tickets, the
+    /// TLS 1.2 session ID), as returning browsers do; the report counts them (`tls_resumed`).
+    /// Without it every connection makes a full handshake.
+    #[arg(long)]
+    pub tls_resume: bool,
     /// Also sample this process's CPU time over the window, reported under NAME (repeat): in a
     /// cluster, the publishers' node and Redis.
     #[arg(long, value_name = "NAME=PID", value_parser = parse_also_pid)]
@@ -260,6 +273,11 @@ pub struct IdleArgs {
     /// start the way the absolute figure does. Needs --server-pid.
     #[arg(long, value_name = "N")]
     pub sample_at: Option<usize>,
+    /// Chat members instead of bare connections (the server in --mode chat): connection i
+    /// joins room r{i % R} (the last one joins them all, at most 16) and holds; the report's
+    /// memory is then per idle chat member.
+    #[arg(long, value_name = "R")]
+    pub rooms: Option<usize>,
 }
 
 impl IdleArgs {
@@ -308,6 +326,18 @@ impl Common {
         }
         let mut target = target;
         target.compress = self.compress;
+        let wss = self
+            .url
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("wss://"));
+        target.tls = match (self.tls || wss, &self.tls_ca) {
+            (false, None) => None,
+            (_, Some(ca)) => Some(crate::target::Tls::trusting(ca, self.tls_resume)?),
+            (true, None) => return Err("--tls (or a wss:// URL) needs --tls-ca FILE".to_string()),
+        };
+        if self.tls_resume && target.tls.is_none() {
+            return Err("--tls-resume needs TLS (--tls or a wss:// URL, and --tls-ca)".to_string());
+        }
         Ok(Setup {
             target,
             connections: self.connections,
@@ -455,6 +485,39 @@ mod tests {
             panic!("not idle");
         };
         a
+    }
+
+    #[test]
+    fn tls_needs_a_ca_and_wss_implies_tls() {
+        let setup = |extra: &[&str]| {
+            let mut argv = vec!["ringws-load", "idle"];
+            argv.extend_from_slice(extra);
+            let Command::Idle(a) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not idle");
+            };
+            a.common.setup()
+        };
+        for args in [
+            &["--url", "wss://127.0.0.1:1/"][..],
+            &["--addr", "127.0.0.1:1", "--tls"][..],
+        ] {
+            let e = setup(args).unwrap_err();
+            assert!(e.contains("--tls-ca"), "{args:?}: {e}");
+        }
+        let e = setup(
+            &[
+                "--url",
+                "wss://127.0.0.1:1/",
+                "--tls-ca",
+                "/nonexistent.pem",
+            ][..],
+        )
+        .unwrap_err();
+        assert!(e.contains("/nonexistent.pem"), "{e}");
+        let plain = setup(&["--url", "ws://127.0.0.1:1/"][..]).unwrap();
+        assert!(plain.target.tls.is_none());
+        let e = setup(&["--url", "ws://127.0.0.1:1/", "--tls-resume"][..]).unwrap_err();
+        assert!(e.contains("--tls-resume needs TLS"), "{e}");
     }
 
     #[test]

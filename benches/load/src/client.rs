@@ -5,7 +5,7 @@
 //! nothing once the connection is warm, and a whole frame goes out in one `write`.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -67,6 +67,8 @@ pub struct Client {
     pub seed: u32,
     /// permessage-deflate, when the server accepted it.
     pub pmd: Option<Box<ClientPmd>>,
+    /// TLS (`wss://`): everything written and read goes through it.
+    pub tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Client {
@@ -105,7 +107,31 @@ impl Client {
             last_sent: Instant::now(),
             seed,
             pmd: None,
+            tls: None,
         })
+    }
+
+    /// Reads what came: the socket's bytes, or with TLS the plaintext of its records (the
+    /// socket is read until it would block, so an edge is never lost). 0: the stream ended.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(0);
+        };
+        let Some(tls) = self.tls.as_mut() else {
+            return stream.read(buf);
+        };
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n), // 0: close_notify
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if tls.read_tls(stream)? == 0 {
+                return Ok(0);
+            }
+            tls.process_new_packets().map_err(io::Error::other)?;
+        }
     }
 
     /// The server accepted permessage-deflate (`server_no_context_takeover` or not): RSV1
@@ -148,7 +174,7 @@ impl Client {
 
     /// Whether bytes are still owed to the socket.
     pub fn has_output(&self) -> bool {
-        self.sent < self.out.len()
+        self.sent < self.out.len() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Writes what is owed until done or the socket is full.
@@ -156,6 +182,30 @@ impl Client {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
+        if let Some(tls) = self.tls.as_mut() {
+            // Plaintext into TLS (as much as it takes now), its records out to the socket.
+            loop {
+                if self.sent < self.out.len() {
+                    self.sent += tls.writer().write(&self.out[self.sent..])?;
+                }
+                while tls.wants_write() {
+                    match tls.write_tls(stream) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if self.sent >= self.out.len() {
+                    self.out.clear();
+                    self.sent = 0;
+                    return Ok(());
+                }
+                if tls.is_handshaking() {
+                    return Ok(()); // the rest goes once the handshake is done (on a read)
+                }
+            }
+        }
         while self.sent < self.out.len() {
             match stream.write(&self.out[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -8,18 +8,17 @@
 //! receive buffer (the protocol core spills only a message that spans reads), which is what lets
 //! one process hold ten thousand idle connections.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use ringws::proto::connection::MessageKind;
-use ringws::proto::{CloseCode, Config, Event, Sink, Timestamp};
+use ringws::proto::{CloseCode, Config, Timestamp};
 
-use crate::broadcast::{self, Plan, Received};
+use crate::broadcast::{self, Plan};
 use crate::client::{Client, Phase};
-use crate::deflate::ClientPmd;
 use crate::handshake::{self, HandshakeError};
+use crate::inbox::{Chat, Inbox};
 use crate::rng::Rng;
 use crate::stats::{ErrorCounts, Latency, Lateness};
 use crate::target::Target;
@@ -111,6 +110,8 @@ pub struct Counters {
     pub window_pings: u64,
     /// How late the server's pings came, since the window opened.
     pub lateness: Lateness,
+    /// TLS connections whose handshake resumed a session (`--tls-resume`).
+    pub tls_resumed: usize,
     /// Every error since the start.
     pub errors: ErrorCounts,
     /// The first few error descriptions.
@@ -222,11 +223,15 @@ impl Engine {
         let seed = self.rng.next_u64() as u32;
         self.shared.counters.started += 1;
         // Broadcast publishers (connections past the subscribers) may go to another node.
-        let addr = match (&self.publish_target, self.shared.bcast.as_ref()) {
-            (Some(t), Some(b)) if matches!(b.plan.role(i), broadcast::Role::Publisher(_)) => t.addr,
-            _ => self.target.addr,
+        let target = match (&self.publish_target, self.shared.bcast.as_ref()) {
+            (Some(t), Some(b)) if matches!(b.plan.role(i), broadcast::Role::Publisher(_)) => t,
+            _ => &self.target,
         };
-        let registered = Client::connect(addr, source, key, seed).and_then(|mut c| {
+        let tls = target.tls.clone().map(|t| (t, target.host.clone()));
+        let registered = Client::connect(target.addr, source, key, seed).and_then(|mut c| {
+            if let Some((tls, host)) = tls {
+                c.tls = Some(Box::new(tls.session(&host)?));
+            }
             if let Some(s) = c.stream.as_mut() {
                 self.poll.registry().register(
                     s,
@@ -506,10 +511,10 @@ impl Engine {
             return Ok(());
         }
         loop {
-            let Some(stream) = c.stream.as_mut() else {
+            if c.stream.is_none() {
                 return Ok(());
-            };
-            let n = match stream.read(rbuf) {
+            }
+            let n = match c.read_into(rbuf) {
                 Ok(0) => {
                     return match c.phase {
                         Phase::Closing => {
@@ -521,7 +526,13 @@ impl Engine {
                     };
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // TLS may have records to answer with (its handshake's end).
+                    if c.tls.is_some() && c.has_output() {
+                        c.flush().map_err(|e| shared.io_failure(c.phase, e))?;
+                    }
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(shared.io_failure(c.phase, e)),
             };
@@ -531,7 +542,7 @@ impl Engine {
                     let Some(len) =
                         handshake::check_response(&c.head, &c.key).map_err(Failure::Handshake)?
                     else {
-                        if n < rbuf.len() {
+                        if n < rbuf.len() && c.tls.is_none() {
                             return Ok(());
                         }
                         continue;
@@ -547,6 +558,13 @@ impl Engine {
                     c.last_sent = Instant::now();
                     shared.counters.settled += 1;
                     shared.counters.open += 1;
+                    let resumed = Some(rustls::HandshakeKind::Resumed);
+                    if c.tls
+                        .as_ref()
+                        .is_some_and(|t| t.handshake_kind() == resumed)
+                    {
+                        shared.counters.tls_resumed += 1;
+                    }
                     let mut head = std::mem::take(&mut c.head);
                     shared.feed(i, c, &mut head[len..])?;
                     if c.phase == Phase::Open {
@@ -560,6 +578,15 @@ impl Engine {
             if c.phase == Phase::Closing && c.proto.is_closed() {
                 finish(poll, c);
                 return Ok(());
+            }
+            if c.tls.is_some() {
+                // TLS may owe records (its handshake, our request once it is done) while the
+                // socket stays writable (no new edge): written now; and the socket is read
+                // until it would block (a short plaintext read says nothing of it).
+                if c.has_output() {
+                    c.flush().map_err(|e| shared.io_failure(c.phase, e))?;
+                }
+                continue;
             }
             if n < rbuf.len() {
                 // A short read emptied the socket's receive queue; bytes arriving later raise a
@@ -823,114 +850,6 @@ fn queue(cfg: &Config, i: usize, c: &mut Client, payload: &Payload, n: u64) -> u
     queued
 }
 
-/// Receives a connection's events during one `handle_read`.
-struct Inbox<'a> {
-    payload: Option<&'a Payload>,
-    /// The connection's index (for the sequence numbers).
-    conn: usize,
-    /// The sequence number of the oldest message in flight.
-    expect: u64,
-    /// Messages in flight.
-    in_flight: u64,
-    closing: bool,
-    out: &'a mut Vec<u8>,
-    /// permessage-deflate's codecs, when agreed.
-    pmd: Option<&'a mut ClientPmd>,
-    echoes: u32,
-    /// Pings received (their pongs are in `out`, queued by the protocol core).
-    pings: u32,
-    mismatch: Option<Mismatch>,
-    peer_closed: bool,
-    /// Broadcast: the chat frames' handling (`echoes` then counts deliveries).
-    chat: Option<Chat<'a>>,
-}
-
-/// What a broadcast connection's received frames update.
-struct Chat<'a> {
-    state: &'a mut broadcast::State,
-    /// The window's latencies, while recording.
-    latency: Option<&'a mut Latency>,
-    /// When the bytes were read, ns since the engine started.
-    now_ns: u64,
-}
-
-impl Inbox<'_> {
-    fn data(&mut self, kind: Option<MessageKind>, bytes: &[u8]) {
-        if self.closing || self.mismatch.is_some() {
-            return;
-        }
-        if let Some(chat) = self.chat.as_mut() {
-            if kind != Some(MessageKind::Text) {
-                self.mismatch = Some(Mismatch::Chat("a binary or compressed frame"));
-                return;
-            }
-            match chat.state.receive(self.conn, bytes, chat.now_ns) {
-                Ok(Received::Delivery { latency_ns }) => {
-                    self.echoes += 1;
-                    if let Some(l) = chat.latency.as_mut() {
-                        l.record(latency_ns);
-                    }
-                }
-                // Joins are tallied in the state, per connection.
-                Ok(Received::Joined | Received::PublisherCopy | Received::Ignored) => {}
-                Err(why) => self.mismatch = Some(Mismatch::Chat(why)),
-            }
-            return;
-        }
-        let checked = match (self.payload, kind) {
-            (Some(p), Some(kind)) if self.in_flight > 0 => p.verify(self.expect, kind, bytes),
-            (Some(_), None) => Err(Mismatch::Kind),
-            _ => Err(Mismatch::Unexpected),
-        };
-        match checked {
-            Ok(()) => {
-                self.in_flight -= 1;
-                self.expect = next_seq(self.conn, self.expect);
-                self.echoes += 1;
-            }
-            Err(m) => self.mismatch = Some(m),
-        }
-    }
-}
-
-impl Sink for Inbox<'_> {
-    fn event(&mut self, event: Event<'_>) {
-        match event {
-            Event::Text(t) => self.data(Some(MessageKind::Text), t.as_bytes()),
-            Event::Binary(b) => self.data(Some(MessageKind::Binary), b),
-            // Only with permessage-deflate agreed (the core refuses RSV1 otherwise).
-            Event::Compressed { text, payload } => {
-                let Some(pmd) = self.pmd.as_mut() else {
-                    return self.data(None, payload);
-                };
-                if pmd.inflate(payload).is_err() {
-                    self.mismatch = Some(Mismatch::Kind);
-                    return;
-                }
-                let plain = std::mem::take(&mut pmd.buf);
-                let kind = if text {
-                    MessageKind::Text
-                } else {
-                    MessageKind::Binary
-                };
-                self.data(Some(kind), &plain);
-                if let Some(pmd) = self.pmd.as_mut() {
-                    pmd.buf = plain;
-                }
-            }
-            // The protocol core already queued the masked pong with the same payload through
-            // `transmit` (not while closing).
-            Event::Ping(_) if !self.closing => self.pings += 1,
-            Event::Ping(_) | Event::Pong(_) => {}
-            Event::Close { .. } => self.peer_closed = true,
-        }
-    }
-
-    fn transmit(&mut self, _opcode: ringws::proto::frame::OpCode, frame: &[u8]) {
-        self.out.extend_from_slice(frame);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -952,63 +871,5 @@ mod tests {
         assert_eq!(flood_batch(34), FLOOD_BATCH_BYTES / 34);
         assert_eq!(flood_batch(1 << 20), 1);
         assert_eq!(flood_batch(0), FLOOD_BATCH_BYTES);
-    }
-
-    fn inbox<'a>(p: &'a Payload, out: &'a mut Vec<u8>, expect: u64, in_flight: u64) -> Inbox<'a> {
-        Inbox {
-            payload: Some(p),
-            conn: 2,
-            expect,
-            in_flight,
-            closing: false,
-            out,
-            pmd: None,
-            echoes: 0,
-            pings: 0,
-            mismatch: None,
-            peer_closed: false,
-            chat: None,
-        }
-    }
-
-    fn message(p: &Payload, seq: u64) -> Vec<u8> {
-        let mut m = Vec::new();
-        p.write(seq, &mut m);
-        m
-    }
-
-    #[test]
-    fn pipelined_echoes_are_checked_in_order() {
-        let p = Payload::new(20, MessageKind::Text);
-        let first = next_seq(2, 0);
-        let second = next_seq(2, first);
-        let third = next_seq(2, second);
-        let mut out = Vec::new();
-        let mut inbox = inbox(&p, &mut out, first, 3);
-        inbox.data(Some(MessageKind::Text), &message(&p, first));
-        inbox.data(Some(MessageKind::Text), &message(&p, second));
-        assert_eq!((inbox.echoes, inbox.in_flight, inbox.expect), (2, 1, third));
-        assert_eq!(inbox.mismatch, None);
-        inbox.data(Some(MessageKind::Text), &message(&p, third));
-        assert_eq!(inbox.in_flight, 0);
-        // One more than was sent.
-        inbox.data(Some(MessageKind::Text), &message(&p, next_seq(2, third)));
-        assert_eq!(inbox.mismatch, Some(Mismatch::Unexpected));
-        assert_eq!(inbox.echoes, 3);
-    }
-
-    #[test]
-    fn out_of_order_echo_is_a_mismatch() {
-        let p = Payload::new(20, MessageKind::Binary);
-        let first = next_seq(2, 0);
-        let second = next_seq(2, first);
-        let mut out = Vec::new();
-        let mut inbox = inbox(&p, &mut out, first, 2);
-        inbox.data(Some(MessageKind::Binary), &message(&p, second));
-        assert!(matches!(inbox.mismatch, Some(Mismatch::Bytes { .. })));
-        assert_eq!(inbox.echoes, 0);
-        // Nothing is checked after the first mismatch.
-        inbox.data(Some(MessageKind::Binary), &message(&p, first));
-        assert_eq!(inbox.echoes, 0);
     }
 }

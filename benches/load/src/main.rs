@@ -29,6 +29,7 @@ mod client;
 mod deflate;
 mod engine;
 mod handshake;
+mod inbox;
 mod recover;
 mod report;
 mod rng;
@@ -101,6 +102,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 a.ping_interval,
                 a.ready_file.as_deref(),
                 sample_at,
+                a.rooms,
             )
             .map_err(|e| e.to_string())?;
             Ok(finish(report, &a.common))

@@ -26,6 +26,10 @@ pub struct Report {
     pub open_at_end: usize,
     /// Seconds to establish them.
     pub setup_secs: f64,
+    /// Server CPU time spent while they were established (idle, in one step), ns.
+    pub setup_server_cpu_ns: Option<u64>,
+    /// TLS connections that resumed a session (`--tls-resume`).
+    pub tls_resumed: usize,
     /// Payload bytes (message loads).
     pub size: Option<usize>,
     /// Binary or text (message loads).
@@ -216,6 +220,12 @@ impl Report {
         }
     }
 
+    /// Server CPU µs per connection established (its TCP, TLS and WebSocket handshakes).
+    pub fn setup_server_cpu_us_per_conn(&self) -> Option<f64> {
+        let ns = self.setup_server_cpu_ns?;
+        (self.established > 0).then(|| ns as f64 / 1000.0 / self.established as f64)
+    }
+
     /// Server RSS growth per established connection (idle), bytes; may be negative.
     pub fn rss_per_conn(&self) -> Option<f64> {
         let (b, a) = (self.server_rss_before?, self.server_rss_after?);
@@ -303,6 +313,12 @@ impl Report {
         });
         if let Some(api) = &self.api_publish {
             v["api_publish"] = json!(api);
+        }
+        if let Some(us) = self.setup_server_cpu_us_per_conn() {
+            v["setup_server_cpu_us_per_conn"] = json!(us);
+        }
+        if self.tls_resumed > 0 {
+            v["tls_resumed"] = json!(self.tls_resumed);
         }
         if let Some(n) = self.compressed_conns {
             v["compressed_conns"] = json!(n);

@@ -279,16 +279,28 @@ pub fn idle(
     ping_interval: Option<Duration>,
     ready_file: Option<&Path>,
     sample_at: Option<usize>,
+    rooms: Option<usize>,
 ) -> io::Result<Report> {
     let mut report = Report::new("idle", setup);
     report.ping_interval = ping_interval;
     report.server_rss_before = setup.server.map(|p| p.rss_bytes()).transpose()?;
-    let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), Workload::Idle)?;
+    // Chat members: the broadcast plan's joins, and nothing ever published.
+    let workload = match rooms {
+        None => Workload::Idle,
+        Some(r) => {
+            let subscribers = setup.connections.saturating_sub(1);
+            let plan = Plan::new(subscribers, 1, r, 1.0)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Workload::Broadcast(plan)
+        }
+    };
+    let mut engine = Engine::new(setup.target.clone(), setup.sources.clone(), workload)?;
     engine.expect_pings_every(ping_interval.unwrap_or_default());
     let mut progress = Progress::new(setup.progress, "idle");
     let mut budget = setup.connect_timeout;
     if let Some(first) = sample_at.filter(|&n| n < setup.connections) {
         let took = establish(&mut engine, first, budget, setup, &mut progress)?;
+        let took = took + joined(&mut engine, budget.saturating_sub(took), &mut progress)?;
         report.setup_secs += took.as_secs_f64();
         budget = budget.saturating_sub(took);
         progress.phase = "settle";
@@ -296,9 +308,16 @@ pub fn idle(
         report.rss_first_conns = Some(engine.counters().open);
         report.server_rss_at_first = setup.server.map(|p| p.rss_bytes()).transpose()?;
     }
+    let setup_cpu0 = setup.server.map(|p| p.cpu_ns()).transpose()?;
     let took = establish(&mut engine, setup.connections, budget, setup, &mut progress)?;
+    let took = took + joined(&mut engine, budget.saturating_sub(took), &mut progress)?;
+    let setup_cpu1 = setup.server.map(|p| p.cpu_ns()).transpose()?;
+    if sample_at.filter(|&n| n < setup.connections).is_none() {
+        report.setup_server_cpu_ns = setup_cpu0.zip(setup_cpu1).map(|(a, b)| b.saturating_sub(a));
+    }
     report.setup_secs += took.as_secs_f64();
     report.established = engine.counters().open;
+    report.tls_resumed = engine.counters().tls_resumed;
     if let Some(path) = ready_file {
         write_ready(path, report.established)?;
     }
@@ -366,6 +385,24 @@ fn establish(
         }
         engine.turn((deadline - now).min(Duration::from_millis(100)))?;
         progress.tick(engine);
+    }
+    Ok(t0.elapsed())
+}
+
+/// Runs the loop until every open connection's joins are acknowledged (chat members; at
+/// once otherwise), for at most `budget`. Returns the time taken.
+fn joined(engine: &mut Engine, budget: Duration, progress: &mut Progress) -> io::Result<Duration> {
+    progress.phase = "join";
+    let t0 = Instant::now();
+    while engine.joins_pending() > 0 && t0.elapsed() < budget {
+        engine.turn(Duration::from_millis(100))?;
+        progress.tick(engine);
+    }
+    if engine.joins_pending() > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{} joins not acknowledged in time", engine.joins_pending()),
+        ));
     }
     Ok(t0.elapsed())
 }

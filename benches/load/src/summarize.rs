@@ -30,6 +30,8 @@ struct Cell {
     p99: Vec<f64>,
     /// Broadcast: messages lost, over the runs.
     lost: u64,
+    /// Idle: `rate` and `cpu` are the setup's (connections per second, CPU per connection).
+    setup: bool,
     runs: usize,
     errors: u64,
 }
@@ -79,6 +81,12 @@ pub fn markdown(lines: &str, baseline: &str) -> String {
                 let cell = table.cell(&v);
                 cell.rss.extend(v["rss_per_conn_bytes"].as_f64());
                 cell.slope.extend(v["rss_slope_per_conn"].as_f64());
+                // The setup as the rate and CPU (a handshake benchmark), where measured.
+                if let Some(cpu) = v["setup_server_cpu_us_per_conn"].as_f64() {
+                    cell.rate.extend(v["setup_conns_per_sec"].as_f64());
+                    cell.cpu.push(cpu);
+                    cell.setup = true;
+                }
             }
             _ => {
                 let cell = table.cell(&v);
@@ -150,6 +158,12 @@ fn messages_table(table: &Table, baseline: &str) -> String {
             }
             out.push('\n');
         }
+    }
+    if cells.values().any(|c| c.setup) {
+        out.push_str(
+            "\nIdle rows: msg/s is connections set up per second, CPU µs/msg the server's CPU \
+             per connection set up (TCP, TLS and WebSocket handshakes).\n",
+        );
     }
     if cells.values().any(|c| !c.slope.is_empty()) {
         out.push_str(
@@ -357,6 +371,19 @@ mod tests {
             rows[4],
             "| idle | ringws | 1 | — | — | 300 [300–300] | 2 | B/conn ×1.00 |"
         );
+    }
+
+    #[test]
+    fn an_idle_run_shows_its_setup_rate_and_cpu_per_connection() {
+        let line = r#"{"mode":"idle","scenario":"hs","label":"ringws","setup_conns_per_sec":2000.0,"setup_server_cpu_us_per_conn":250.0,"rss_per_conn_bytes":900.0,"errors":{"total":0}}"#;
+        let md = markdown(line, "ringws");
+        assert!(
+            md.contains("| hs | ringws | 1 | 2.0k [2.0k–2.0k] | 250.00 [250.00–250.00] |"),
+            "{md}"
+        );
+        assert!(md.contains("connections set up per second"), "{md}");
+        let slope = r#"{"mode":"idle","scenario":"slope","label":"ringws","rss_per_conn_bytes":900.0,"errors":{"total":0}}"#;
+        assert!(!markdown(slope, "ringws").contains("connections set up per second"));
     }
 
     #[test]

@@ -7,10 +7,10 @@
 //! |---|---|---|
 //! | `POST /api/publish` | `{"room":R,"text":T}` or `{"room":R,"data":{...}}` | `{"room":R,"offset":N}` (`offset` where rooms have one order) |
 //! | `POST /api/broadcast` | `{"rooms":[R,...],"text":T}` (or `data`) | `{"offsets":{R:N,...}}` |
-//! | `POST /api/disconnect` | `{"user":U}` | `{"user":U,"disconnected":n}`: this server's connections of U, closed with 4002 |
+//! | `POST /api/disconnect` | `{"user":U}` | `{"user":U,"disconnected":n}`: this server's connections of U, closed with 4002; in a cluster every other server is told to close its own (`"servers":"all"`; 503 while the broker is unreachable) |
 //! | `GET /api/presence?room=R` | | `{"room":R,"online":n,"members":[{"user","name","connections"}]}`: on every server of a cluster sharing presence |
 //! | `GET /api/history?room=R&limit=K&before=N` | | the `history` event a member would get |
-//! | `GET /api/info` | | `{"version","node","workers","connections","rooms","users"}` of this server |
+//! | `GET /api/info` | | `{"version","node","workers","connections","rooms","users"}` of this server; in a cluster also `"servers"` (each heard from within 6 s, with `age_ms`) and `"cluster":{"servers","connections"}` |
 //!
 //! Members receive a publication as an ordinary `message` with `"from":"api"` (and the
 //! `data`, if given), in the room's order, kept in its history. Errors are 4xx (5xx when the
@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::protocol::{self, MessageEvent};
-use super::sequencer::HomeReq;
+use super::sequencer::{HomeReq, Outgoing};
 use super::{Chat, now_ms};
 use crate::proto::frame::Frame;
 
@@ -461,7 +461,7 @@ impl Api {
         let key = format!("api:{}:{n}", self.run);
         publisher.to_home(
             room,
-            HomeReq::Send {
+            HomeReq::Send(Outgoing {
                 room: None,
                 from: "api".to_owned(),
                 name: None,
@@ -471,7 +471,7 @@ impl Api {
                 user: None,
                 data: p.data.clone(),
                 reply: Some(tx),
-            },
+            }),
         );
         match rx.recv_timeout(self.cfg.answer_timeout) {
             Ok(Ok(offset)) => Ok(Some(offset)),
@@ -482,14 +482,29 @@ impl Api {
 
     fn disconnect(&self, body: &[u8]) -> Result<Answer, Failure> {
         let d: DisconnectBody = parse(body)?;
-        let n = self.chat.disconnect(&d.user);
-        Ok(Answer::Json(json!({"user": d.user, "disconnected": n})))
+        match self.chat.disconnect_everywhere(&d.user) {
+            (n, None) => Ok(Answer::Json(json!({"user": d.user, "disconnected": n}))),
+            (n, Some(true)) => Ok(Answer::Json(
+                json!({"user": d.user, "disconnected": n, "servers": "all"}),
+            )),
+            (n, Some(false)) => Err(fail(
+                503,
+                "unavailable",
+                format!(
+                    "closed {n} connections on this server; the other servers cannot be told \
+                     now (the broker is unreachable): ask again"
+                ),
+            )),
+        }
     }
 
     fn presence(&self, query: &str) -> Result<Answer, Failure> {
         let room =
             param(query, "room").ok_or_else(|| fail(400, "missing_field", "'room' is missing"))?;
         self.room(&room)?;
+        if !self.chat.cfg.rules.of(&room).presence {
+            return Err(fail(409, "no_presence", "this room has no presence"));
+        }
         if self.chat.shares_presence() {
             // Every server's members: from the broker, through the room's home.
             let Some(publisher) = self.chat.publisher() else {
@@ -548,6 +563,9 @@ impl Api {
         if !self.chat.ordered() {
             return Err(fail(409, "no_history", "rooms keep no history here"));
         }
+        if !self.chat.cfg.rules.of(&room).history {
+            return Err(fail(409, "no_history", "this room keeps no history"));
+        }
         let Some(publisher) = self.chat.publisher() else {
             return Err(fail(503, "unavailable", "the server is starting"));
         };
@@ -566,18 +584,25 @@ impl Api {
     }
 
     fn info(&self) -> Value {
-        let (connections, workers) = match self.chat.server.get() {
-            Some((_, metrics)) => (metrics.snapshot().open, metrics.workers.len()),
-            None => (0, 0),
-        };
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "node": self.chat.cfg.node,
-            "workers": workers,
-            "connections": connections,
-            "rooms": self.chat.rooms.len(),
-            "users": self.chat.users.len(),
-        })
+        let me = self.chat.info();
+        let mut answer = serde_json::to_value(&me).unwrap_or_default();
+        if self.chat.publisher().is_some_and(|p| p.has_control()) {
+            // Every server heard from lately (this one included), and the sums.
+            let mut servers = vec![(me, std::time::Duration::ZERO)];
+            servers.extend(self.chat.servers());
+            let connections: u64 = servers.iter().map(|(s, _)| s.connections).sum();
+            let list: Vec<Value> = servers
+                .into_iter()
+                .map(|(s, age)| {
+                    let mut v = serde_json::to_value(s).unwrap_or_default();
+                    v["age_ms"] = (age.as_millis() as u64).into();
+                    v
+                })
+                .collect();
+            answer["cluster"] = json!({"servers": list.len(), "connections": connections});
+            answer["servers"] = list.into();
+        }
+        answer
     }
 }
 

@@ -224,6 +224,24 @@ impl History {
         frame
     }
 
+    /// The room's next offset for a message that is not kept (a namespace with `history =
+    /// false`): `make` as in [`History::append`]; the offset advances, nothing is stored, so a
+    /// client that missed it cannot recover (it is told so) and pages do not show it.
+    pub fn advance(
+        &mut self,
+        room: &str,
+        now: u64,
+        make: impl FnOnce(&str, u64) -> Frame,
+    ) -> Frame {
+        self.ensure(room, now);
+        self.touch(room, now);
+        let Some(log) = self.logs.get_mut(room) else {
+            return make("", 0); // not reached: `ensure` made it
+        };
+        log.last += 1;
+        make(&log.epoch, log.last)
+    }
+
     /// Makes `room`'s log the cache of a log kept elsewhere (a cluster's broker), at `epoch`
     /// with `last` as its last offset: if it is anywhere else, its messages are dropped (what
     /// is kept stays one unbroken run that ends at `last`).
@@ -251,10 +269,23 @@ impl History {
 
     /// Keeps `frame` as `room`'s message at `offset` of `epoch`, given by a log kept elsewhere
     /// (a cluster's broker): after [`History::align`] to the offset before it, so a jump in
-    /// offsets starts the kept run again. Bounded as [`History::append`].
-    pub fn insert(&mut self, room: &str, epoch: &Arc<str>, offset: u64, now: u64, frame: Frame) {
+    /// offsets starts the kept run again. Bounded as [`History::append`]; not kept without
+    /// `keep` (see [`History::advance`]).
+    pub fn insert(
+        &mut self,
+        room: &str,
+        epoch: &Arc<str>,
+        offset: u64,
+        now: u64,
+        frame: Frame,
+        keep: bool,
+    ) {
         self.align(room, epoch, offset.saturating_sub(1), now);
-        self.append(room, now, |_, _| frame);
+        if keep {
+            self.append(room, now, |_, _| frame);
+        } else {
+            self.advance(room, now, |_, _| frame);
+        }
     }
 
     /// Where a client joining `room` resumes, from its position `since` (epoch, last offset
@@ -510,6 +541,27 @@ mod tests {
         let b = h.resume("b", None, 10);
         assert_ne!(b.epoch, first.epoch);
         assert_eq!(text(&h.append("b", 11, frame)), format!("{}/1", b.epoch));
+    }
+
+    #[test]
+    fn messages_not_kept_advance_the_offset_and_recover_only_when_nothing_was_missed() {
+        let mut h = history(HistoryConfig::default());
+        let epoch = h.resume("a", None, 0).epoch;
+        for i in 1..=3 {
+            assert_eq!(text(&h.advance("a", i, frame)), format!("{epoch}/{i}"));
+        }
+        assert_eq!(h.bytes(), 0, "nothing kept");
+        assert_eq!(h.page("a", None, 10, 5).1, Vec::<Frame>::new());
+        let missed = h.resume("a", Some((&epoch, 1)), 5);
+        assert_eq!((missed.last, missed.recovered), (3, Some(false)));
+        let caught_up = h.resume("a", Some((&epoch, 3)), 5);
+        assert_eq!(caught_up.recovered, Some(true));
+        // The same for entries given by a cluster's log.
+        h.insert("a", &epoch, 4, 6, Frame::text("four"), false);
+        assert_eq!((h.bytes(), h.resume("a", None, 6).last), (0, 4));
+        h.insert("a", &epoch, 5, 6, Frame::text("five"), true);
+        let kept: Vec<String> = h.page("a", None, 10, 6).1.iter().map(text).collect();
+        assert_eq!(kept, ["five"]);
     }
 
     #[test]

@@ -18,7 +18,13 @@
 //! Claims used: `sub`, `exp`, `nbf`, `name` (display name), `rooms` (patterns of the rooms the
 //! user may join where a namespace asks for them: `"team-7"` exactly, or `"team-7:*"` for every
 //! room that starts with `team-7:`). A room token (for namespaces whose rule is `signed`) has
-//! `sub`, `exp` and `room`: this user may join this room.
+//! `sub`, `exp` and `room`: this user may join this room. The two kinds are told apart by
+//! `room`: a token with it is refused as a connection token, one without it as a room token,
+//! so a token handed out for one room never opens a connection.
+//!
+//! With [`Tokens::require_issuer`] or [`Tokens::require_audience`] set (`--jwt-issuer`, `--jwt-audience`),
+//! every token must carry that `iss` / an `aud` naming it: a key shared by several services
+//! (or environments) then does not let one service's tokens into another.
 //!
 //! Time is passed in (seconds since the Unix epoch): the checks are deterministic and tested
 //! without a clock.
@@ -62,6 +68,11 @@ pub enum TokenError {
     Claims,
     /// A room token for another user or another room.
     WrongRoom,
+    /// A room token where a connection token is needed (it has `room`), or the other way
+    /// round.
+    Kind,
+    /// `iss` or `aud` missing, or not the ones this server expects.
+    Issuer,
 }
 
 impl TokenError {
@@ -76,6 +87,8 @@ impl TokenError {
             TokenError::NotYetValid => "token not yet valid",
             TokenError::Claims => "bad token claims",
             TokenError::WrongRoom => "token is for another user or room",
+            TokenError::Kind => "a room token is not a connection token",
+            TokenError::Issuer => "token issuer or audience not accepted",
         }
     }
 }
@@ -240,6 +253,26 @@ impl Tokens {
         }
     }
 
+    /// Every token must carry `iss` = `issuer` (`--jwt-issuer`).
+    pub fn require_issuer(&mut self, issuer: &str) {
+        self.validation.set_issuer(&[issuer]);
+        self.validation
+            .required_spec_claims
+            .insert("iss".to_owned());
+        self.verified.lock().clear(); // remembered under the old rules
+    }
+
+    /// Every token must carry an `aud` naming `audience` (a string, or one of an array:
+    /// `--jwt-audience`).
+    pub fn require_audience(&mut self, audience: &str) {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self.validation
+            .required_spec_claims
+            .insert("aud".to_owned());
+        self.verified.lock().clear();
+    }
+
     /// The algorithm tokens must be signed with (`"HS256"`, `"RS256"` or `"ES256"`).
     pub fn algorithm(&self) -> &'static str {
         match self.alg {
@@ -294,6 +327,11 @@ impl Tokens {
                         TokenError::Algorithm
                     }
                     ErrorKind::Json(_) => TokenError::Claims,
+                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenError::Issuer,
+                    ErrorKind::MissingRequiredClaim(c) if c == "iss" || c == "aud" => {
+                        TokenError::Issuer
+                    }
+                    ErrorKind::MissingRequiredClaim(_) => TokenError::Claims,
                     _ => TokenError::Malformed,
                 }
             })?
@@ -317,6 +355,9 @@ impl Tokens {
     /// Why the token is refused.
     pub fn check(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
         let claims = self.claims(token, now)?;
+        if claims.room.is_some() {
+            return Err(TokenError::Kind);
+        }
         let name = match claims.name {
             None => None,
             Some(name)
@@ -356,6 +397,9 @@ impl Tokens {
         now: u64,
     ) -> Result<u64, TokenError> {
         let claims = self.claims(token, now)?;
+        if claims.room.is_none() {
+            return Err(TokenError::Kind);
+        }
         if claims.sub != user || claims.room.as_deref() != Some(room) {
             return Err(TokenError::WrongRoom);
         }
@@ -583,6 +627,50 @@ mod tests {
             tokens.check_room(&token, "alice", "vip2", NOW),
             Err(TokenError::WrongRoom)
         );
+        // The kinds are not interchangeable.
+        assert_eq!(
+            tokens.check(&token, NOW),
+            Err(TokenError::Kind),
+            "a room token"
+        );
+        let connection = hs(&json!({"sub": "alice", "exp": NOW + 60}));
+        assert_eq!(
+            tokens.check_room(&connection, "alice", "vip", NOW),
+            Err(TokenError::Kind),
+            "a connection token"
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_once_set() {
+        let mut tokens = Tokens::hs256(SECRET).unwrap();
+        let claims = |extra: Value| {
+            let mut c = json!({"sub": "alice", "exp": NOW + 60});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            hs(&c)
+        };
+        let plain = claims(json!({}));
+        let good = claims(json!({"iss": "auth.example", "aud": ["other", "chat"]}));
+        assert!(
+            tokens.check(&plain, NOW).is_ok(),
+            "not asked for: not needed"
+        );
+        tokens.require_issuer("auth.example");
+        tokens.require_audience("chat");
+        assert!(tokens.check(&good, NOW).is_ok());
+        let single = claims(json!({"iss": "auth.example", "aud": "chat"}));
+        assert!(tokens.check(&single, NOW).is_ok(), "aud as a string");
+        for bad in [
+            plain,
+            claims(json!({"iss": "auth.example"})),
+            claims(json!({"aud": "chat"})),
+            claims(json!({"iss": "evil.example", "aud": "chat"})),
+            claims(json!({"iss": "auth.example", "aud": "billing"})),
+        ] {
+            assert_eq!(tokens.check(&bad, NOW), Err(TokenError::Issuer));
+        }
     }
 
     #[test]

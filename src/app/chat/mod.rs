@@ -23,11 +23,14 @@
 //! | [`rules`] | who may join and send, by namespace; personal rooms (direct messages) |
 //! | [`rate`] | per-connection rate limits (token buckets), the decay of refusals |
 //! | `users` | this server's connections of each user |
+//! | [`servers`] | a cluster's servers: control messages between them, each one's info |
+//! | `config` | the chat's limits and options ([`ChatConfig`]), the authentication hook |
 //! | `pages` | the demo page, the browser client, `/healthz`, `/metrics` |
 
 pub mod api;
 pub mod clients;
 mod cluster;
+mod config;
 pub mod history;
 pub mod identity;
 mod pages;
@@ -37,6 +40,7 @@ pub mod rate;
 pub mod rooms;
 pub mod rules;
 mod sequencer;
+pub mod servers;
 mod users;
 
 use std::any::Any;
@@ -45,158 +49,25 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::proto::CloseCode;
 use crate::proto::frame::Frame;
-use crate::proto::handshake::{HttpRequest, OriginPolicy, UpgradeRequest};
+use crate::proto::handshake::HttpRequest;
 use crate::server::{
     Conn, ConnId, Decision, Handler, Home, HttpResponse, LogEvent, Message, Metrics, Publisher,
     Upgrade,
 };
 use cluster::ClusterSequencer;
-use history::{Epochs, HistoryConfig};
-use identity::{Identity, Tokens};
+pub use config::{AuthHook, ChatConfig};
+use history::Epochs;
+use identity::Identity;
 use protocol::{MessageEvent, Refusal, Request};
-use rate::{Bucket, Rate, decayed};
+use rate::{Bucket, decayed};
 use rooms::{Room, Rooms};
-use rules::{JoinRule, Rules, SendRule};
-use sequencer::{HomeReq, Sequencer};
+use rules::{JoinRule, SendRule};
+use sequencer::{HomeReq, Outgoing, Sequencer};
 pub use users::Users;
-
-/// Decides whether an upgrade request may chat: `Ok(name)` accepts it (with a display name the
-/// token stands for, if any), `Err((status, reason))` refuses it with that HTTP status (401,
-/// 403, ...). Called on the worker thread for every upgrade: it must not block (check a signed
-/// token, not a database).
-pub type AuthHook =
-    Arc<dyn Fn(&UpgradeRequest<'_>) -> Result<Option<String>, (u16, &'static str)> + Send + Sync>;
-
-/// The chat's limits and options. Every limit bounds what one connection can make the server
-/// hold or do.
-#[derive(Clone)]
-pub struct ChatConfig {
-    /// Rooms one connection may be in at once. Default 16: a chat client shows a handful; each
-    /// room joined costs a subscription on the worker and a share of every message sent there.
-    pub max_rooms: usize,
-    /// Longest message text, in bytes (after JSON decoding). Default 4096: a long chat message;
-    /// the frame limit (`max_message_bytes`) bounds the whole request anyway.
-    pub max_text: usize,
-    /// Longest room name, in bytes. Default 64.
-    pub max_room_name: usize,
-    /// Longest display name, in bytes. Default 32.
-    pub max_name: usize,
-    /// Refused requests a connection may make before it is closed with 1008 (policy
-    /// violation). Default 16: a buggy client sees its errors; a hostile one is cut off.
-    pub max_errors: u8,
-    /// How often one refused request is forgiven (the count of refusals decays by one per
-    /// period). Default 10 s: a client that errs now and then is never closed for it, one that
-    /// keeps sending bad requests (more than `max_errors` faster than one per period) is.
-    pub error_decay: std::time::Duration,
-    /// Which page origins may open a chat connection (RFC 6455 §10.2). Default: any.
-    pub origins: OriginPolicy,
-    /// The authentication hook; `None` lets everyone in.
-    pub auth: Option<AuthHook>,
-    /// The text heartbeat the server answers (`--text-heartbeat`), told to clients in the
-    /// welcome so the browser library uses it: (request, response, interval in ms).
-    pub heartbeat: Option<(String, String, u64)>,
-    /// This server's node id when rooms span several servers through a broker (`--broker`):
-    /// connection ids are prefixed with it (unique across nodes), presence stays on each node
-    /// (its counts are per node) and message events carry no count. `None`: a lone server.
-    pub node: Option<String>,
-    /// Room history and its bounds (a lone server keeps it in memory, per room's home worker).
-    pub history: HistoryConfig,
-    /// In a cluster (`node` set): whether the broker keeps a log per room (the Redis bridge
-    /// with [`BrokerConfig::log`](crate::broker::BrokerConfig::log) set), so rooms have one
-    /// order, offsets and history across the servers. Without it, each sender's messages keep
-    /// their order, and there is no history.
-    pub log: bool,
-    /// Connection tokens (JWT, see [`identity`]): when set, every upgrade must carry a valid
-    /// token (HTTP 401 otherwise) and the connection is the token's user. `None`: no tokens.
-    pub tokens: Option<Arc<Tokens>>,
-    /// How long before its token expires a connection is told (`{"op":"expiring"}`), to send
-    /// a new one (`refresh`); at expiry it is closed with [`TOKEN_EXPIRED`]. Default 60 s:
-    /// time for a client to ask its application for a new token.
-    pub expiry_notice: std::time::Duration,
-    /// Who may join and send, by namespace (see [`rules`]). Default: anyone may join any room
-    /// (except personal ones) and send to the rooms joined.
-    pub rules: Rules,
-    /// Messages one connection may send: default 100 a second, 200 at once. A person types a
-    /// few a second; a script that floods a room costs every member. Excess: `rate_limited`.
-    pub send_rate: Rate,
-    /// Joins (and history pages) one connection may ask for: default 10 a second, 50 at once
-    /// (a client rejoining its rooms after a reconnect). Each costs a subscription or a
-    /// history read.
-    pub join_rate: Rate,
-    /// Connections one client address may have open at once (HTTP 429 beyond). Default 0:
-    /// off, because many users share an address behind a NAT (offices, mobile carriers); set
-    /// it where clients have addresses of their own (see [`clients`]).
-    pub max_conns_per_ip: u32,
-    /// Proxies (load balancers) whose `X-Forwarded-For` is believed, as networks: the client
-    /// is the rightmost address there that is not one of them. Default none: the peer's
-    /// address is the client's.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Most members a presence list gives (`"truncated":true` beyond). Default 1000: a list
-    /// a page can show; each costs ~50 bytes of the answer.
-    pub max_presence_members: usize,
-    /// In a cluster (`node` set): whether the broker shares presence between the servers
-    /// ([`BrokerConfig::presence`](crate::broker::BrokerConfig::presence)), so presence lists
-    /// and join/leave events cover every server. Without it they are per server.
-    pub shared_presence: bool,
-}
 
 /// The close code of a connection whose token expired without a `refresh` (4001, in the
 /// range RFC 6455 §7.4.2 leaves to applications).
 pub const TOKEN_EXPIRED: CloseCode = CloseCode(4001);
-
-impl Default for ChatConfig {
-    fn default() -> Self {
-        ChatConfig {
-            max_rooms: 16,
-            max_text: 4096,
-            max_room_name: 64,
-            max_name: 32,
-            max_errors: 16,
-            error_decay: std::time::Duration::from_secs(10),
-            origins: OriginPolicy::Any,
-            auth: None,
-            heartbeat: None,
-            node: None,
-            history: HistoryConfig::default(),
-            log: false,
-            tokens: None,
-            expiry_notice: std::time::Duration::from_secs(60),
-            rules: Rules::default(),
-            send_rate: Rate {
-                per_second: 100,
-                burst: 200,
-            },
-            join_rate: Rate {
-                per_second: 10,
-                burst: 50,
-            },
-            max_conns_per_ip: 0,
-            trusted_proxies: Vec::new(),
-            max_presence_members: 1000,
-            shared_presence: false,
-        }
-    }
-}
-
-impl std::fmt::Debug for ChatConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatConfig")
-            .field("max_rooms", &self.max_rooms)
-            .field("max_text", &self.max_text)
-            .field("origins", &self.origins)
-            .field("auth", &self.auth.is_some())
-            .field("node", &self.node)
-            .field("history", &self.history)
-            .field("log", &self.log)
-            .field("tokens", &self.tokens)
-            .field("rules", &self.rules)
-            .field("send_rate", &self.send_rate)
-            .field("join_rate", &self.join_rate)
-            .field("max_conns_per_ip", &self.max_conns_per_ip)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The chat application (clone one per worker; the clones share rooms and metrics).
 #[derive(Clone)]
@@ -218,6 +89,8 @@ pub struct Chat {
     users: Arc<Users>,
     /// Connections open per client address (with a limit set).
     per_address: Arc<clients::PerAddress>,
+    /// The other servers of a cluster, as heard (`/api/info`).
+    servers: Arc<servers::Servers>,
 }
 
 /// One member's state (boxed: a connection that never joins costs a pointer in its slot).
@@ -294,6 +167,7 @@ impl Chat {
             presence: presence::ClusterPresence::default(),
             users: Arc::new(Users::default()),
             per_address: Arc::new(clients::PerAddress::default()),
+            servers: Arc::new(servers::Servers::default()),
         }
     }
 
@@ -326,22 +200,37 @@ impl Chat {
 
     /// Connects the application to the running server (its publisher and metrics).
     pub fn attach(&self, publisher: Publisher, metrics: Metrics) {
-        if self.server.set((publisher.clone(), metrics)).is_err() {
+        if self
+            .server
+            .set((publisher.clone(), metrics.clone()))
+            .is_err()
+        {
             return;
         }
         // Presence changes inside a room's one-a-second limit are told when it allows: a
         // thread (no worker ever waits) looks for owed updates every 250 ms and ends with the
         // chat.
+        // The same thread tells the other servers of a cluster this one's info.
         let rooms = Arc::downgrade(&self.rooms);
+        let (cfg, users) = (self.cfg.clone(), self.users.clone());
         let spawned = std::thread::Builder::new()
             .name("ringws-presence".into())
             .spawn(move || {
+                let mut told: Option<Instant> = None;
                 loop {
-                    std::thread::sleep(PRESENCE_PERIOD);
                     let Some(rooms) = rooms.upgrade() else { return };
+                    if publisher.has_control()
+                        && told.is_none_or(|t| t.elapsed() >= servers::INFO_PERIOD)
+                    {
+                        let info = servers::info_of(&cfg, Some(&metrics), &rooms, &users);
+                        told = Some(Instant::now());
+                        publisher.control(&servers::Control::Info(info).encode());
+                    }
                     for (name, room) in rooms.owed(monotonic_ms()) {
                         publisher.publish_local(&name, presence_frame(&room, &name));
                     }
+                    drop(rooms);
+                    std::thread::sleep(PRESENCE_PERIOD);
                 }
             });
         if let Err(e) = spawned {
@@ -376,8 +265,9 @@ impl Chat {
         }
     }
 
+    /// The room's `presence` count update, if one is due (never where presence is off).
     fn presence(&self, room: &Room, name: &str) -> Option<Frame> {
-        room.presence_due(monotonic_ms())
+        (self.cfg.rules.of(name).presence && room.presence_due(monotonic_ms()))
             .then(|| presence_frame(room, name))
     }
 
@@ -444,9 +334,13 @@ impl Chat {
                 }
                 let room = self.rooms.join(name);
                 member.rooms.push((name.into(), room.clone()));
-                let here = room.add_member(&member.presence_key, member.name.as_deref());
+                let namespace = self.cfg.rules.of(name);
+                // Without presence the member is not tracked (nor is its leave, then).
+                let here = namespace
+                    .presence
+                    .then(|| room.add_member(&member.presence_key, member.name.as_deref()));
                 let (key, nick) = (member.presence_key.clone(), member.name.clone());
-                let joined_event = if self.shares_presence() {
+                let joined_event = if let Some(here) = here.filter(|_| self.shares_presence()) {
                     // The room's home sets this server's entry (after the join, in order).
                     let value = presence::value(nick.as_deref(), here);
                     let req = HomeReq::Presence {
@@ -457,7 +351,7 @@ impl Chat {
                     conn.to_home(name, req);
                     None
                 } else {
-                    (here == 1 && self.cfg.rules.of(name).join_leave).then(|| {
+                    (here == Some(1) && namespace.join_leave).then(|| {
                         protocol::member_event("member_joined", name, &key, nick.as_deref())
                     })
                 };
@@ -537,7 +431,7 @@ impl Chat {
                 let room = self.may_send(member, name, text)?;
                 if ordered {
                     // Stamped with the room's next offset by its home, which publishes it.
-                    let req = HomeReq::Send {
+                    let req = HomeReq::Send(Outgoing {
                         room,
                         from,
                         name: member.name.clone(),
@@ -547,7 +441,7 @@ impl Chat {
                         user: member.identity.as_ref().map(|i| i.user.clone()),
                         data: None,
                         reply: None,
-                    };
+                    });
                     conn.to_home(name, req);
                     return Ok(());
                 }
@@ -586,6 +480,9 @@ impl Chat {
                 if !member.rooms.iter().any(|(r, _)| &**r == name) {
                     return Err(not_joined());
                 }
+                if !self.cfg.rules.of(name).history {
+                    return Err(no_history());
+                }
                 if !ordered {
                     return Err(Refusal {
                         code: "unavailable",
@@ -616,6 +513,9 @@ impl Chat {
                 let Some((_, room)) = member.rooms.iter().find(|(r, _)| &**r == name) else {
                     return Err(not_joined());
                 };
+                if !self.cfg.rules.of(name).presence {
+                    return Err(no_presence());
+                }
                 if self.shares_presence() {
                     // Every server's members: from the broker, through the room's home.
                     conn.to_home(name, HomeReq::PresenceList { reply: None });
@@ -644,11 +544,28 @@ impl Chat {
                 }
                 let exp = fresh.exp;
                 let unchanged = member.identity.as_ref().is_some_and(|id| id.exp == exp);
+                // Rooms the old token's `rooms` let the member into and the new one does not:
+                // left, each with the reason.
+                let lost: Vec<Box<str>> = member
+                    .rooms
+                    .iter()
+                    .filter(|(room, _)| {
+                        self.cfg.rules.of(room).join == JoinRule::Claim
+                            && rules::owner(room).is_none()
+                            && !fresh.rooms_allow(room)
+                    })
+                    .map(|(room, _)| room.clone())
+                    .collect();
                 member.identity = Some(Box::new(fresh));
                 conn.send_text(&protocol::refreshed(exp));
                 // The same expiry has its timers already.
                 if !unchanged {
                     self.expire_at(conn, exp);
+                }
+                for room in &lost {
+                    let why = forbidden("the rooms of your new token do not include this one");
+                    conn.send_text(&protocol::error(&why, Some(room)));
+                    self.handle(conn, Request::Leave { room })?;
                 }
             }
         }
@@ -752,6 +669,22 @@ fn not_joined() -> Refusal {
     Refusal {
         code: "not_joined",
         message: "join the room first".to_owned(),
+    }
+}
+
+/// A history request where the room's namespace keeps none (`history = false`).
+fn no_history() -> Refusal {
+    Refusal {
+        code: "no_history",
+        message: "this room keeps no history".to_owned(),
+    }
+}
+
+/// A presence request where the room's namespace has none (`presence = false`).
+fn no_presence() -> Refusal {
+    Refusal {
+        code: "no_presence",
+        message: "this room has no presence".to_owned(),
     }
 }
 
@@ -951,6 +884,9 @@ impl Handler for Chat {
             Err(data) => data,
         };
         if let Ok(event) = data.downcast::<LogEvent>() {
+            if let LogEvent::Control { payload } = *event {
+                return self.control(&payload);
+            }
             if matches!(
                 *event,
                 LogEvent::PresenceChanged { .. } | LogEvent::PresenceListed { .. }

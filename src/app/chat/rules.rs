@@ -10,6 +10,8 @@
 //! send = "members"      # members | nobody
 //! max-text = 1024       # longest message here (at most the server's --max-text)
 //! join-leave = true     # members get member_joined / member_left (default false)
+//! history = true        # messages kept for history pages and recovery (default true)
+//! presence = true       # presence lists, counts and join/leave events (default true)
 //! ```
 //!
 //! - `anyone`: every connection (the default, and the rule of rooms no namespace names);
@@ -18,18 +20,24 @@
 //! - `signed`: a `join` that carries a room token (`"token"`, signed by the application with
 //!   the server's key, with `sub` = the user, `room` = the room, and `exp`);
 //! - `send = "nobody"`: members read, only the application publishes (announcements).
+//! - `history = false`: messages still get offsets (one order; a client sees a gap) but none
+//!   is kept: `history` pages and `/api/history` are refused (`no_history`) and a join with
+//!   `since` recovers only when nothing was missed (typing indicators, cursors, live scores);
+//! - `presence = false`: no member lists (`presence` and `/api/presence` refused,
+//!   `no_presence`), no `presence` count updates, no join/leave events and, in a cluster, no
+//!   entries in Redis: a room of 10,000 viewers costs no presence at all.
 //!
 //! `user:<id>` is built in and cannot be redefined: only the connections whose token's `sub` is
 //! `<id>` may join it; any connection with a token may send to it without joining (a direct
 //! message, to all of that user's connections that joined it, on every server).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The prefix of personal rooms.
 pub const PERSONAL: &str = "user:";
 
 /// Who may join the rooms of a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JoinRule {
     /// Every connection.
@@ -44,7 +52,7 @@ pub enum JoinRule {
 }
 
 /// Who may send to the rooms of a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SendRule {
     /// Members of the room.
@@ -55,7 +63,7 @@ pub enum SendRule {
 }
 
 /// The rules of the rooms whose names start with `prefix`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Namespace {
     /// The prefix of the rooms' names (`""`: every room no longer prefix names).
@@ -67,13 +75,38 @@ pub struct Namespace {
     #[serde(default)]
     pub send: SendRule,
     /// Longest message text here, in bytes (`None`: the server's `max_text`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_text: Option<usize>,
     /// Whether members are told when someone joins or leaves (`member_joined`,
     /// `member_left`). Default off: each costs a message to every member, which in a large
     /// room with churn outweighs the chat itself.
     #[serde(default)]
     pub join_leave: bool,
+    /// Whether messages are kept for history pages and recovery. Default on.
+    #[serde(default = "on")]
+    pub history: bool,
+    /// Whether members are tracked for presence lists, counts and join/leave events. Default
+    /// on; off, a member costs nothing beyond its subscription.
+    #[serde(default = "on")]
+    pub presence: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Namespace {
+            prefix: String::new(),
+            join: JoinRule::default(),
+            send: SendRule::default(),
+            max_text: None,
+            join_leave: false,
+            history: true,
+            presence: true,
+        }
+    }
 }
 
 /// The namespaces, longest prefix first.
@@ -100,6 +133,12 @@ impl Rules {
         // A prefix of "user:" or one under it would change (or seem to change) their rule.
         let personal =
             |p: &str| !p.is_empty() && (p.starts_with(PERSONAL) || PERSONAL.starts_with(p));
+        if let Some(ns) = namespaces.iter().find(|ns| ns.join_leave && !ns.presence) {
+            return Err(format!(
+                "namespace '{}': join-leave = true needs presence (presence = false)",
+                ns.prefix
+            ));
+        }
         if let Some(ns) = namespaces.iter().find(|ns| personal(&ns.prefix)) {
             return Err(format!(
                 "namespace '{}' would cover the personal rooms ('{PERSONAL}<id>'), whose rule is fixed",
@@ -180,5 +219,25 @@ mod tests {
             let e = Rules::new(vec![ns(p, JoinRule::Token)]).unwrap_err();
             assert!(e.contains("personal"), "{p}: {e}");
         }
+        let contradiction = Namespace {
+            join_leave: true,
+            presence: false,
+            ..ns("live-", JoinRule::Anyone)
+        };
+        let e = Rules::new(vec![contradiction]).unwrap_err();
+        assert!(e.contains("join-leave") && e.contains("presence"), "{e}");
+    }
+
+    #[test]
+    fn history_and_presence_are_on_unless_a_namespace_turns_them_off() {
+        let quiet = Namespace {
+            history: false,
+            presence: false,
+            ..ns("live-", JoinRule::Anyone)
+        };
+        let rules = Rules::new(vec![quiet]).unwrap();
+        assert!(!rules.of("live-1").history && !rules.of("live-1").presence);
+        assert!(rules.of("lobby").history && rules.of("lobby").presence);
+        assert!(rules.of("user:bob").history && rules.of("user:bob").presence);
     }
 }

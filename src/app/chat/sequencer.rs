@@ -39,22 +39,7 @@ pub(super) enum HomeReq {
     /// Leave: unsubscribed in order with the room's joins, then told.
     Leave { online: i64 },
     /// A message to stamp, keep and publish.
-    Send {
-        /// The room's shared counters, if the sender is a member (a direct message's sender
-        /// is not).
-        room: Option<Arc<Room>>,
-        from: String,
-        name: Option<Box<str>>,
-        ts: u64,
-        text: String,
-        id: Option<Box<str>>,
-        /// The sender's user id, if it has a token.
-        user: Option<Box<str>>,
-        /// Structured data the message carries (the backend API's `data`).
-        data: Option<serde_json::Value>,
-        /// Where the outcome goes when the backend API sent it: the offset, or why not.
-        reply: Option<SyncSender<Result<u64, String>>>,
-    },
+    Send(Outgoing),
     /// A page of history for the requester (or, from the backend API, for `reply`).
     History {
         before: Option<u64>,
@@ -70,6 +55,53 @@ pub(super) enum HomeReq {
     },
     /// Every server's members of the room, for the requester (or the backend API's `reply`).
     PresenceList { reply: Option<SyncSender<String>> },
+}
+
+/// A message on its way to its room's home: a member's, or the backend API's.
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    /// The room's shared counters, if the sender is a member (a direct message's sender is
+    /// not).
+    pub(super) room: Option<Arc<Room>>,
+    /// The sender's connection id (`"api"` for the backend API).
+    pub(super) from: String,
+    pub(super) name: Option<Box<str>>,
+    pub(super) ts: u64,
+    pub(super) text: String,
+    /// The client's id for the message (the backend API's: its key).
+    pub(super) id: Option<Box<str>>,
+    /// The sender's user id, if it has a token.
+    pub(super) user: Option<Box<str>>,
+    /// Structured data the message carries (the backend API's `data`).
+    pub(super) data: Option<serde_json::Value>,
+    /// Where the outcome goes when the backend API sent it: the offset, or why not.
+    pub(super) reply: Option<SyncSender<Result<u64, String>>>,
+}
+
+impl Outgoing {
+    /// The message event the members of `room` get: with its `offset` where it has one (then
+    /// also its `seq`), and the room's `online` count where it means something.
+    pub(super) fn event<'a>(
+        &'a self,
+        room: &'a str,
+        offset: Option<u64>,
+        online: Option<i64>,
+    ) -> MessageEvent<'a> {
+        MessageEvent {
+            room,
+            from: &self.from,
+            name: self.name.as_deref(),
+            ts: self.ts,
+            seq: offset.unwrap_or(0),
+            offset,
+            text: &self.text,
+            online,
+            // The API's key is its own business, not the members'.
+            id: self.id.as_deref().filter(|_| self.reply.is_none()),
+            user: self.user.as_deref(),
+            data: self.data.as_ref(),
+        }
+    }
 }
 
 /// One worker's share of the rooms' order: the logs of the rooms it is home to. Each worker's
@@ -131,41 +163,27 @@ impl Sequencer {
                     Frame::text(&protocol::room_event("left", &name, online)),
                 );
             }
-            HomeReq::Send {
-                room,
-                from: sender,
-                name: nick,
-                ts,
-                text,
-                id,
-                user,
-                data,
-                reply,
-            } => {
-                let online = room.map_or_else(|| rooms.online_in(&name), |r| r.online());
+            HomeReq::Send(out) => {
+                let online = out
+                    .room
+                    .as_ref()
+                    .map_or_else(|| rooms.online_in(&name), |r| r.online());
                 let mut sent = None;
-                let frame = history.append(&name, now, |_epoch, offset| {
+                let make = |_epoch: &str, offset| {
                     if rules::owner(&name).is_some() {
-                        sent = Some(protocol::sent(&name, Some(offset), id.as_deref()));
+                        sent = Some(protocol::sent(&name, Some(offset), out.id.as_deref()));
                     }
-                    let event = MessageEvent {
-                        room: &name,
-                        from: &sender,
-                        name: nick.as_deref(),
-                        ts,
-                        seq: offset,
-                        offset: Some(offset),
-                        text: &text,
-                        online: Some(online),
-                        id: id.as_deref(),
-                        user: user.as_deref(),
-                        data: data.as_ref(),
-                    };
-                    if let Some(reply) = &reply {
+                    if let Some(reply) = &out.reply {
                         let _ = reply.try_send(Ok(offset));
                     }
+                    let event = out.event(&name, Some(offset), Some(online));
                     Frame::text(&event.to_json())
-                });
+                };
+                let frame = if cfg.rules.of(&name).history {
+                    history.append(&name, now, make)
+                } else {
+                    history.advance(&name, now, make)
+                };
                 home.publish(frame);
                 // A direct message's sender is told it went out (it is not in the room).
                 if let Some(sent) = sent {

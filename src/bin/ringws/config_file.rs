@@ -20,7 +20,7 @@ pub(crate) fn args_with_config_file() -> Result<Options, String> {
     read(std::env::args_os().collect())
 }
 
-fn read(argv: Vec<std::ffi::OsString>) -> Result<Options, String> {
+pub(crate) fn read(argv: Vec<std::ffi::OsString>) -> Result<Options, String> {
     let mut path = None;
     for (i, arg) in argv.iter().enumerate() {
         let arg = arg.to_string_lossy();
@@ -47,7 +47,7 @@ fn read(argv: Vec<std::ffi::OsString>) -> Result<Options, String> {
     for (key, value) in table {
         if key == "namespace" {
             namespaces = value.try_into().map_err(|e| {
-                format!("--config: {path}: [[namespace]]: {e} (fields: prefix, join = anyone|token|claim|signed, send = members|nobody, max-text)")
+                format!("--config: {path}: [[namespace]]: {e} (fields: prefix, join = anyone|token|claim|signed, send = members|nobody, max-text, join-leave, history, presence)")
             })?;
             continue;
         }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod config_file;
+mod logs;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.print_example_config {
+        print!("{}", cli::example_config());
+        return ExitCode::SUCCESS;
+    }
+    if cli.print_config {
+        return match cli.print_config(&namespaces) {
+            Ok(toml) => {
+                print!("{toml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringws: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let rules = match Rules::new(namespaces) {
         Ok(rules) => rules,
         Err(e) => {
@@ -76,24 +93,39 @@ fn main() -> ExitCode {
             eprintln!("ringws: cannot turn transparent huge pages off ({e}); continuing");
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .init();
-    let cfg = cli.config();
+    logs::init(&cli.logs());
+    let mut cfg = cli.config();
+    match cli.tls_config() {
+        Ok(tls) => cfg.tls = tls,
+        Err(e) => {
+            eprintln!("ringws: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
+    if let Some(tls) = cfg.tls.clone() {
+        if let Err(e) = reload_on_sighup(tls) {
+            eprintln!("ringws: cannot handle SIGHUP: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     for warning in startup_warnings(&cfg) {
         tracing::warn!("{warning}");
     }
-    let (workers, bufs, buf_size) = (cfg.workers, cfg.uring.buf_entries, cfg.uring.buf_size);
-    let summary = format!(
-        "ringws {} ({:?} mode) listening on ws://{{addr}}/ with {workers} workers, {bufs} x {buf_size} B receive buffers each, permessage-deflate {:?}",
-        env!("CARGO_PKG_VERSION"),
-        cli.mode,
-        cfg.compression.mode
-    );
+    let summary = Summary {
+        scheme,
+        mode: match cli.mode {
+            Mode::Echo => "echo",
+            Mode::Chat => "chat",
+        },
+        compression: match cfg.compression.mode {
+            ringws::proto::deflate::Mode::Off => "off",
+            ringws::proto::deflate::Mode::Shared => "shared",
+            ringws::proto::deflate::Mode::Dedicated => "dedicated",
+        },
+        workers: cfg.workers,
+        buffers: (cfg.uring.buf_entries, cfg.uring.buf_size),
+    };
     let mut broker = cli.broker_config();
     let url = cli.broker.as_deref();
     match cli.mode {
@@ -148,11 +180,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reads the TLS certificate and key again on every SIGHUP: new handshakes use them, the
+/// connections open keep theirs; files that cannot be used leave the certificate in use.
+fn reload_on_sighup(tls: ringws::tls::TlsConfig) -> std::io::Result<()> {
+    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    std::thread::Builder::new()
+        .name("ringws-sighup".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if !hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    continue;
+                }
+                match tls.reload() {
+                    Ok(r) => tracing::info!(
+                        "TLS: certificate reloaded from {} and {}{} (new handshakes use it)",
+                        r.cert.display(),
+                        r.key.display(),
+                        match r.names {
+                            0 => String::new(),
+                            n => format!(", with {n} by server name"),
+                        }
+                    ),
+                    Err(e) => {
+                        tracing::warn!("TLS: reload refused ({e}); the certificate in use stays")
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// What the start line says, in words (and as fields).
+struct Summary {
+    scheme: &'static str,
+    mode: &'static str,
+    compression: &'static str,
+    workers: usize,
+    /// Receive buffers per worker: how many, of how many bytes.
+    buffers: (u16, u32),
+}
+
 /// Starts a bound server, runs until SIGTERM or SIGINT, and stops it gracefully.
 fn serve<H: Handler>(
     server: std::io::Result<Server<H>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    summary: &str,
+    summary: &Summary,
 ) -> ExitCode {
     let server = match server {
         Ok(server) => server,
@@ -169,20 +243,47 @@ fn serve<H: Handler>(
             return ExitCode::FAILURE;
         }
     };
-    match handle.ring_flags() {
-        Some(f) => tracing::info!(
-            "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={} incremental_bufs={}",
-            f.single_issuer,
-            f.defer_taskrun,
-            f.coop_taskrun,
-            f.submit_all,
-            f.sq_entries,
-            f.cq_entries,
-            f.incremental_bufs
-        ),
-        None => tracing::info!("backend epoll"),
-    }
-    tracing::info!("{}", summary.replace("{addr}", &addr.to_string()));
+    let backend = match handle.ring_flags() {
+        Some(f) => {
+            tracing::info!(
+                single_issuer = f.single_issuer,
+                defer_taskrun = f.defer_taskrun,
+                coop_taskrun = f.coop_taskrun,
+                submit_all = f.submit_all,
+                sq = f.sq_entries,
+                cq = f.cq_entries,
+                incremental_bufs = f.incremental_bufs,
+                "backend io_uring: single_issuer={} defer_taskrun={} coop_taskrun={} submit_all={} sq={} cq={} incremental_bufs={}",
+                f.single_issuer,
+                f.defer_taskrun,
+                f.coop_taskrun,
+                f.submit_all,
+                f.sq_entries,
+                f.cq_entries,
+                f.incremental_bufs
+            );
+            "io_uring"
+        }
+        None => "epoll",
+    };
+    let Summary {
+        scheme,
+        mode,
+        compression,
+        workers,
+        buffers: (bufs, buf_size),
+    } = *summary;
+    let url = format!("{scheme}://{addr}/");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        %url,
+        mode,
+        compression,
+        backend,
+        workers,
+        "ringws {} listening on {url}: {mode} mode, compression {compression}, backend {backend}, {workers} workers, {bufs} x {buf_size} B receive buffers each",
+        env!("CARGO_PKG_VERSION"),
+    );
     match handle.join() {
         Ok(()) => {
             tracing::info!("stopped");

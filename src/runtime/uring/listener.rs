@@ -29,6 +29,28 @@ pub fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> 
     Ok(socket.into())
 }
 
+/// Fails with `AddrInUse` if another socket is bound to `addr`, with or without `SO_REUSEPORT`
+/// (which would otherwise let a stale process silently take a share of the connections).
+///
+/// The probe binds with `SO_REUSEADDR` (as a std listener would, so connections in TIME_WAIT
+/// from an earlier run do not count) but never listens: a client that connects while the
+/// server starts is refused, never accepted by the probe and then reset, so "the port accepts"
+/// means the real listeners are up.
+///
+/// # Errors
+/// `AddrInUse`, or any error of `socket`, `setsockopt` or `bind`.
+pub fn check_port_free(addr: SocketAddr) -> io::Result<()> {
+    port_probe(addr).map(drop)
+}
+
+/// The bound, never listening, socket of [`check_port_free`].
+fn port_probe(addr: SocketAddr) -> io::Result<Socket> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    Ok(probe)
+}
+
 /// Sets `TCP_NODELAY` on an accepted socket: frames are written whole, so Nagle's delay would
 /// only add latency.
 ///
@@ -51,6 +73,24 @@ mod tests {
         let sock = socket2::SockRef::from(&a);
         assert!(sock.reuse_port().unwrap());
         assert!(sock.nonblocking().unwrap());
+    }
+
+    #[test]
+    fn the_port_probe_refuses_a_taken_port_and_never_accepts() {
+        let taken = bind_listener("127.0.0.1:0".parse().unwrap(), 16).expect("bind");
+        let addr = taken.local_addr().unwrap();
+        let e = check_port_free(addr).expect_err("a listener holds the port");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        // A free port: while the probe holds it the port refuses connections (it never
+        // listens), which is what a client polling for readiness must see.
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let probe = port_probe(addr).expect("a free port");
+        let e = std::net::TcpStream::connect(addr).expect_err("the probe does not listen");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        drop(probe);
+        check_port_free(addr).expect("free again");
     }
 
     #[test]

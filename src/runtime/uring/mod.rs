@@ -111,7 +111,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 
 pub use crate::runtime::Completion;
 pub use buf_ring::{BufRing, MAX_ENTRIES};
-pub use listener::{DEFAULT_BACKLOG, bind_listener, set_nodelay};
+pub use listener::{DEFAULT_BACKLOG, bind_listener, check_port_free, set_nodelay};
 pub use ring::{RingFlags, build_ring, probe_ops};
 pub use send::MAX_IOVECS;
 pub use user_data::{OpKind, UserData};

@@ -27,6 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub(crate) use clock::Clock;
+
 use super::compress::Codecs;
 use super::config::ServerConfig;
 use super::conn::{Actions, Ctx, Flags, Flow, Slot};
@@ -43,9 +45,12 @@ use crate::runtime::sys;
 use crate::runtime::uring::user_data::MAX_SLOT;
 use crate::runtime::{Backend, Completion, WAKE_PAYLOAD};
 
+mod clock;
 mod fanout;
 mod flow;
+mod refusals;
 mod timers;
+mod tls;
 
 use timers::HandlerTimers;
 
@@ -91,6 +96,10 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     /// is never earlier than the event it stamps, so no deadline fires early by the clock's
     /// resolution).
     clock_up: Timestamp,
+    /// The same moment in nanoseconds (for the loop's busy time).
+    clock_ns: u64,
+    /// When the loop last woke up, in nanoseconds.
+    woke_ns: u64,
     accepting: bool,
     /// Accepting is paused (out of file descriptors) until this tick or until a slot is freed.
     accept_retry_at: Option<u32>,
@@ -122,15 +131,10 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     /// the bytes, and how many were fed already. Replies to it would pass the reply ceiling (a
     /// compressed request can be far smaller than its answer), so it waits for the resume.
     held: HashMap<u32, (u32, Vec<u8>, usize)>,
-}
-
-/// Where a worker's time comes from.
-pub(crate) enum Clock {
-    /// The monotonic clock, counted from the worker's start.
-    Real(Instant),
-    /// Milliseconds a test sets: timeouts tested to the tick, without waiting for them.
-    #[cfg(test)]
-    Manual(std::rc::Rc<std::cell::Cell<u64>>),
+    /// TLS, when the listener has it: each connection's session.
+    tls: Option<tls::WorkerTls>,
+    /// The log's summary of refused and failed connections.
+    refusals: refusals::RefusalLog,
 }
 
 /// What settling an event left for after the slot is let go.
@@ -158,6 +162,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             relay,
         } = shared;
         let ids = cfg.max_connections_per_worker.min(MAX_SLOT) as usize;
+        let tls = cfg.tls.clone().map(tls::WorkerTls::new);
+        let cfg_refusal_interval = cfg.refusal_log_interval;
         Worker {
             io,
             listener,
@@ -174,6 +180,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             time: Clock::Real(Instant::now()),
             clock: Timestamp(0),
             clock_up: Timestamp(0),
+            clock_ns: 0,
+            woke_ns: 0,
             accepting: true,
             accept_retry_at: None,
             shutdown_deadline: None,
@@ -189,6 +197,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             inbox: Vec::new(),
             to_relay: Vec::new(),
             held: HashMap::new(),
+            tls,
+            refusals: refusals::RefusalLog::new(cfg_refusal_interval),
         }
     }
 
@@ -201,45 +211,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         }
     }
 
-    /// The time of this loop iteration.
-    fn now(&self) -> Timestamp {
-        self.clock
-    }
-
-    /// The time of this loop iteration, rounded up: where a deadline counts from.
-    fn start_time(&self) -> Timestamp {
-        self.clock_up
-    }
-
-    /// Reads the clock (once per loop iteration, after the wait).
-    fn read_clock(&mut self) {
-        (self.clock, self.clock_up) = match &self.time {
-            Clock::Real(epoch) => {
-                let nanos = epoch.elapsed().as_nanos();
-                (
-                    Timestamp((nanos / 1_000_000) as u64),
-                    Timestamp(nanos.div_ceil(1_000_000) as u64),
-                )
-            }
-            #[cfg(test)]
-            Clock::Manual(ms) => (Timestamp(ms.get()), Timestamp(ms.get())),
-        };
-    }
-
-    fn tick_ms(&self) -> u64 {
-        self.cfg.tick.as_millis().max(1) as u64
-    }
-
-    /// The wheel's tick for the present moment.
-    fn tick(&self) -> u32 {
-        (self.now().0 / self.tick_ms()) as u32
-    }
-
-    /// The present moment as a start time: the tick, rounded up (see `Ctx::stamp`).
-    fn stamp(&self) -> u32 {
-        self.start_time().0.div_ceil(self.tick_ms()) as u32
-    }
-
     /// Runs until a graceful shutdown completes.
     pub(crate) fn run(mut self) -> io::Result<()> {
         Counters::set(
@@ -250,7 +221,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         self.io.arm_wake(self.hub.efd(self.index))?;
         if let Some(fd) = self.io.ring_fd() {
             if let Err(e) = self.hub.set_ring(self.index, fd) {
-                tracing::warn!("worker {}: wake-ups through the eventfd: {e}", self.index);
+                tracing::warn!(worker = self.index, reason = %e, "worker {}: wake-ups through the eventfd: {e}", self.index);
             }
         }
         let result = self.serve();
@@ -266,14 +237,20 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             self.codecs.get_mut().end_of_batch();
             self.rearm_starved()?;
             self.read_clock();
+            if self.woke_ns != 0 {
+                let busy = self.clock_ns.saturating_sub(self.woke_ns);
+                self.counters.timings.loop_busy.record(busy);
+            }
             let wait = self.wait_time();
             self.io.wait(Some(wait))?;
             self.read_clock();
+            self.woke_ns = self.clock_ns.max(1);
             while let Some(completion) = self.io.next_completion() {
                 self.on_completion(completion)?;
             }
             self.run_timers()?;
             self.run_handler_timers()?;
+            self.refusals.check(self.clock, &self.counters, self.index);
             if let Some(at) = self.accept_retry_at {
                 if self.tick().wrapping_sub(at) as i32 >= 0 {
                     self.resume_accepting()?;
@@ -310,21 +287,6 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         }
     }
 
-    /// How long the loop may sleep: until the wheel's next due tick, at most one tick (the
-    /// shutdown flag is looked at every tick), and no later than the next handler timer.
-    fn wait_time(&self) -> Duration {
-        let tick_ms = self.tick_ms();
-        let until_next_tick = tick_ms - self.now().0 % tick_ms;
-        let mut wait = match self.wheel.next_wake() {
-            Some(t) if t.wrapping_sub(self.wheel.now()) <= 1 => until_next_tick,
-            _ => tick_ms,
-        };
-        if let Some(due) = self.handler_timers.next_due() {
-            wait = wait.min(due.0.saturating_sub(self.now().0));
-        }
-        Duration::from_millis(wait.max(1))
-    }
-
     fn on_completion(&mut self, completion: Completion) -> io::Result<()> {
         match completion {
             Completion::Accepted { fd, more } => {
@@ -343,6 +305,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     // connection is freed, or a second has passed.
                     if self.accept_retry_at.is_none() {
                         tracing::warn!(
+                            worker = self.index,
+                            errno,
                             "accept paused: {} (the open-files limit? tuning/README.md, \"File descriptors\")",
                             io::Error::from_raw_os_error(errno)
                         );
@@ -373,6 +337,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 // This connection fails; the others go on.
                 Counters::inc(&self.counters.ring_faults, 1);
                 tracing::error!(
+                    worker = self.index,
+                    conn = %self.id(slot, generation),
                     "worker {}: a receive named buffer {bid}, which is lent already: connection {} failed, buffer withheld",
                     self.index,
                     self.id(slot, generation)
@@ -431,6 +397,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 more,
             } => {
                 tracing::debug!(
+                    worker = self.index,
+                    conn = %self.id(slot, generation),
+                    errno,
                     "connection {}: receive failed: {}",
                     self.id(slot, generation),
                     io::Error::from_raw_os_error(errno)
@@ -484,6 +453,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 if result < 0 {
                     // The descriptor is released whatever close(2) says; nothing to retry.
                     tracing::debug!(
+                        worker = self.index,
+                        conn = %self.id(slot, generation),
+                        errno = -result,
                         "connection {}: close: {}",
                         self.id(slot, generation),
                         io::Error::from_raw_os_error(-result)
@@ -503,6 +475,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 flags,
             } => {
                 tracing::warn!(
+                    worker = self.index,
                     "worker {}: unexpected completion (user_data {user_data:#x}, result {result}, flags {flags:#x}); ignored",
                     self.index
                 );
@@ -530,7 +503,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             Counters::inc(&self.counters.refused, 1);
             return self.io.close(fd, 0, 0);
         }
-        let mut new = Slot::new(fd);
+        let mut new = Slot::new(fd, self.now().0 as u32);
         new.since = self.stamp(); // the handshake deadline counts from here
         let Some((slot, generation)) = self.slots.insert(new, cap) else {
             // Not reached (the count was checked); the slot's drop closes the socket.
@@ -538,6 +511,16 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             return Ok(());
         };
         Counters::add(&self.counters.connections, 1);
+        if let Some(tls) = self.tls.as_mut() {
+            if let Err(e) = tls.open(slot, generation) {
+                tracing::warn!(worker = self.index, reason = %e, "TLS: no session for a new connection ({e}): closed");
+                let actions = Actions {
+                    close_now: true,
+                    ..Actions::default()
+                };
+                return self.settle_now(slot, generation, actions);
+            }
+        }
         if let Some(s) = self.slots.get_mut(slot, generation) {
             rearm_recv(s, slot, generation, &mut self.io)?;
         }
@@ -572,6 +555,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             held,
             wheel,
             dirty,
+            tls,
             ..
         } = self;
         let Some(s) = slots.get_mut(slot, generation) else {
@@ -594,14 +578,57 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         let mut settled = Settled::default();
         if s.flags.has(Flags::SHUT_DOWN) || s.flags.has(Flags::FD_CLOSING) {
             io.recycle(bid); // draining after our close: the bytes are dropped
+        } else if let Some(got) = tls
+            .as_mut()
+            .and_then(|t| t.receive(slot, generation, io.recv_buf(bid, len)))
+        {
+            // TLS: decrypted in the receive buffer; the plaintext goes where bytes go.
+            io.recycle(bid);
+            s.seen(tick);
+            Counters::inc(&counters.bytes_received, len as u64);
+            let actions = match got {
+                Ok(got) => {
+                    let mut actions = Actions::default();
+                    if got.handshake_done {
+                        Counters::inc(&counters.tls_handshakes, 1);
+                    }
+                    if let Some(records) = got.records {
+                        Counters::add(&counters.bytes_queued, records.len() as i64);
+                        s.out.push(records, super::outbox::Kind::Sealed);
+                        actions.flush = true;
+                    }
+                    if let Some(t) = tls.as_mut().filter(|t| !t.plain.is_empty()) {
+                        let mut plain = std::mem::take(&mut t.plain);
+                        if s.flags.has(Flags::READ_PAUSED) || s.flags.has(Flags::INPUT_HELD) {
+                            hold(s, held, counters, slot, generation, &plain);
+                        } else {
+                            actions = actions.and(s.on_bytes(&mut plain, handler, &ctx));
+                        }
+                        plain.clear();
+                        t.plain = plain;
+                    }
+                    if got.peer_closed {
+                        actions = actions.and(s.on_eof(handler, &ctx, false));
+                    }
+                    actions
+                }
+                Err((e, alert)) => {
+                    let during_handshake = matches!(s.phase, super::conn::Phase::AwaitHead(..));
+                    tls::count_failure(counters, during_handshake, e.reason());
+                    tracing::debug!(reason = e.reason(), "TLS: {e}");
+                    if let Some(alert) = alert {
+                        Counters::add(&counters.bytes_queued, alert.len() as i64);
+                        s.out.push(alert, super::outbox::Kind::Sealed);
+                    }
+                    s.on_eof(handler, &ctx, false)
+                }
+            };
+            settled = settle(s, slot, generation, actions, io, wheel, dirty, &ctx)?;
         } else if s.flags.has(Flags::READ_PAUSED) || s.flags.has(Flags::INPUT_HELD) {
             // Arrived before the pause took effect: held, fed when reading resumes.
             s.seen(tick);
-            s.flags.set(Flags::INPUT_HELD, true);
             Counters::inc(&counters.bytes_received, len as u64);
-            Counters::add(&counters.input_held, len as i64);
-            let held = held.entry(slot).or_insert((generation, Vec::new(), 0));
-            held.1.extend_from_slice(io.recv_buf(bid, len));
+            hold(s, held, counters, slot, generation, io.recv_buf(bid, len));
             io.recycle(bid);
         } else {
             s.seen(tick);
@@ -690,6 +717,17 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 s.flags.set(Flags::DIRTY, false);
                 continue; // the completion of the send in flight flushes the rest
             }
+            if let Some(tls) = self.tls.as_mut() {
+                // What waits is sealed into records just before it is sent; a connection that
+                // is done says close_notify first.
+                let last = s.flags.has(Flags::CLOSE_AFTER_FLUSH);
+                let before = s.out.queued() as i64;
+                if tls.seal(slot, generation, &mut s.out, last).is_err() {
+                    s.out.clear();
+                }
+                // Records are larger than their plaintext (and a failed session sends nothing).
+                Counters::add(&self.counters.bytes_queued, s.out.queued() as i64 - before);
+            }
             if !s.out.is_empty() {
                 if self.io.send_busy(slot) {
                     // A zero-copy send's bytes are still in use (or the slot's previous
@@ -775,6 +813,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         };
         self.wheel.cancel(slot);
         self.codecs.get_mut().forget(slot, s.pmd);
+        if let Some(tls) = self.tls.as_mut() {
+            tls.forget(slot);
+        }
         if let Some((_, buf, fed)) = self.held.remove(&slot) {
             Counters::add(&self.counters.input_held, -((buf.len() - fed) as i64));
         }
@@ -860,6 +901,21 @@ fn settle<S, B: Backend>(
     }
     settled.finished = s.is_finished();
     Ok(settled)
+}
+
+/// Keeps input that came while the slot's reading is paused, to be fed when it resumes.
+fn hold<S>(
+    s: &mut Slot<S>,
+    held: &mut HashMap<u32, (u32, Vec<u8>, usize)>,
+    counters: &Counters,
+    slot: u32,
+    generation: u32,
+    bytes: &[u8],
+) {
+    s.flags.set(Flags::INPUT_HELD, true);
+    Counters::add(&counters.input_held, bytes.len() as i64);
+    let held = held.entry(slot).or_insert((generation, Vec::new(), 0));
+    held.1.extend_from_slice(bytes);
 }
 
 /// Arms the slot's one timer at its earliest deadline (or disarms it).

@@ -14,18 +14,37 @@ use ringws::proto::deflate::Mode as DeflateMode;
 use ringws::proto::handshake::OriginPolicy;
 use ringws::server::{Backpressure, IoChoice, ServerConfig};
 
+/// What `--version` says: the version, the commit it was built from, the target, and the
+/// I/O backends built in (which one runs is chosen at start: `--io`).
+pub(crate) const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RINGWS_COMMIT"),
+    ", ",
+    env!("RINGWS_TARGET"),
+    ", backends io_uring epoll)"
+);
+
 /// A WebSocket server for Linux: thread per core, io_uring, strict RFC 6455.
 ///
 /// Every limit left out keeps the default documented in the library (`ServerConfig`,
 /// `proto::Limits`).
 #[derive(Debug, Parser)]
-#[command(name = "ringws", version, args_override_self = true)]
+#[command(name = "ringws", version = VERSION, args_override_self = true)]
 pub(crate) struct Cli {
     /// A TOML file of options: the flags' long names as keys, e.g. `listen = "0.0.0.0:9001"`,
     /// `max-rooms = 32`, `allow-origin = ["https://chat.example.com"]`, `pin = true`. Flags on
     /// the command line win over the file.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
+    /// Print the effective configuration (defaults, --config file and flags merged) as TOML
+    /// that --config reads back, and exit.
+    #[arg(long)]
+    pub(crate) print_config: bool,
+    /// Print an example configuration file (every option commented out, with its help and
+    /// default; tuning/ringws.toml is this), and exit.
+    #[arg(long)]
+    pub(crate) print_example_config: bool,
     /// Address to listen on [default: 127.0.0.1:9001].
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -42,6 +61,15 @@ pub(crate) struct Cli {
     /// The application to run.
     #[arg(long, value_enum, default_value_t = Mode::Chat)]
     pub(crate) mode: Mode,
+    /// Log lines on stderr: text (for people; coloured only on a terminal without NO_COLOR) or
+    /// json (one object per line with the events' fields, for Loki or Elasticsearch)
+    /// [default: text].
+    #[arg(long, value_enum)]
+    log_format: Option<crate::logs::LogFormat>,
+    /// The least severe events logged: off, error, warn, info, debug or trace; RUST_LOG, when
+    /// set, wins [default: info].
+    #[arg(long, value_name = "LEVEL", value_parser = crate::logs::parse_level)]
+    log_level: Option<tracing::level_filters::LevelFilter>,
     /// Largest message accepted, in bytes (close 1009 beyond) [default: 65536].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_message_bytes: Option<u32>,
@@ -87,7 +115,7 @@ pub(crate) struct Cli {
     #[arg(long, value_parser = parse_duration)]
     pong_timeout: Option<Duration>,
     /// Close (1000) connections that send no message for this long [default: off].
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     idle_timeout: Option<Duration>,
     /// Browser heartbeat: answer the text REQUEST with RESPONSE, e.g. ping:pong [default: off].
     #[arg(long, value_name = "REQUEST:RESPONSE", value_parser = parse_text_heartbeat)]
@@ -97,7 +125,7 @@ pub(crate) struct Cli {
     #[arg(long, value_parser = parse_tick)]
     tick: Option<Duration>,
     /// Send zero-copy (SENDMSG_ZC) when a send has at least this many bytes [default: off].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "BYTES")]
     send_zc_min_bytes: Option<u32>,
     /// permessage-deflate: off, shared (no context takeover: one compressor per worker, no
     /// memory per connection) or dedicated (context takeover: better ratios, a compressor per
@@ -165,10 +193,30 @@ pub(crate) struct Cli {
     /// RSA (RS256) or P-256 (ES256) [default: no tokens].
     #[arg(long, value_name = "FILE")]
     jwt_public_key: Option<std::path::PathBuf>,
+    /// Chat: tokens must carry this `iss` (when the key is shared with other services)
+    /// [default: not checked].
+    #[arg(long, value_name = "ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Chat: tokens must carry an `aud` naming this (a string, or one of an array)
+    /// [default: not checked].
+    #[arg(long, value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
     /// Chat: how long before its token expires a connection is told to refresh it (then it is
     /// closed with 4001) [default: 60s].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     jwt_expiry_notice: Option<Duration>,
+    /// TLS: serve wss:// and https:// on the listener with this certificate chain (PEM: the
+    /// server's certificate first, then the intermediates); needs --tls-key [default: no TLS].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// TLS: another certificate, for clients that name NAME in SNI (an exact DNS name the
+    /// certificate is valid for); repeat for more names; any other client gets --tls-cert.
+    /// Reloaded with it on SIGHUP [default: none].
+    #[arg(long, value_name = "NAME=CERT,KEY", value_parser = parse_sni, requires = "tls_cert")]
+    tls_sni: Vec<ringws::tls::NamedFiles>,
     /// Chat: messages one connection may send per second, sustained; 0: no limit; excess is
     /// refused with rate_limited [default: 100].
     #[arg(long, value_name = "N")]
@@ -223,7 +271,7 @@ pub(crate) struct Cli {
     broker_presence_ttl: Option<Duration>,
     /// With --broker: bytes of publications waiting for Redis before more are dropped (and
     /// counted) [default: 8388608].
-    #[arg(long, requires = "broker", value_parser = clap::value_parser!(u64).range(65_536..=1 << 32))]
+    #[arg(long, requires = "broker", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65_536..=1 << 32))]
     broker_max_pending_bytes: Option<u64>,
 }
 
@@ -338,7 +386,50 @@ fn parse_power_of_two(s: &str) -> Result<u16, String> {
     }
 }
 
+/// `NAME=CERT,KEY` (`--tls-sni`).
+fn parse_sni(s: &str) -> Result<ringws::tls::NamedFiles, String> {
+    let parsed = s.split_once('=').and_then(|(name, files)| {
+        let (cert, key) = files.split_once(',')?;
+        (!name.is_empty() && !cert.is_empty() && !key.is_empty()).then(|| ringws::tls::NamedFiles {
+            name: name.to_owned(),
+            cert: cert.into(),
+            key: key.into(),
+        })
+    });
+    parsed.ok_or_else(|| {
+        format!("'{s}' is not NAME=CERT,KEY (e.g. chat.example.com=/etc/ringws/chat.pem,/etc/ringws/chat.key)")
+    })
+}
+
 impl Cli {
+    /// What --log-format and --log-level say.
+    pub(crate) fn logs(&self) -> crate::logs::LogSettings {
+        crate::logs::LogSettings {
+            format: self.log_format.unwrap_or(crate::logs::LogFormat::Text),
+            level: self
+                .log_level
+                .unwrap_or(tracing::level_filters::LevelFilter::INFO),
+        }
+    }
+
+    /// The TLS configuration from --tls-cert, --tls-key and --tls-sni, if given.
+    ///
+    /// # Errors
+    /// A file that cannot be read or used, with the flag's name.
+    pub(crate) fn tls_config(&self) -> Result<Option<ringws::tls::TlsConfig>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                ringws::tls::TlsConfig::from_pem_files_with_names(cert, key, &self.tls_sni)
+                    .map(Some)
+                    .map_err(|e| match e {
+                        ringws::tls::TlsConfigError::Name(..) => format!("--tls-sni: {e}"),
+                        e => format!("--tls-cert / --tls-key: {e}"),
+                    })
+            }
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) fn config(&self) -> ServerConfig {
         let mut cfg = ServerConfig::default();
         if let Some(listen) = self.listen {
@@ -443,16 +534,20 @@ impl Cli {
 
 /// The auth hook of `--auth-token`: the token in the query or a bearer header.
 fn token_hook(token: String) -> AuthHook {
+    use subtle::ConstantTimeEq;
     std::sync::Arc::new(move |req: &ringws::proto::handshake::UpgradeRequest<'_>| {
+        // Compared in constant time: the time taken says nothing of how much was right.
+        let same = |given: &str| bool::from(given.as_bytes().ct_eq(token.as_bytes()));
         let query = req.path().split_once('?').map_or("", |(_, q)| q);
         let in_query = query
             .split('&')
-            .any(|kv| kv.strip_prefix("token=") == Some(token.as_str()));
+            .filter_map(|kv| kv.strip_prefix("token="))
+            .any(same);
         let in_header = req
             .header("authorization")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            == Some(token.as_str());
+            .is_some_and(same);
         if in_query || in_header {
             Ok(None)
         } else {
@@ -484,8 +579,28 @@ impl Cli {
             }
             (None, None) => None,
         };
+        if tokens.is_none() && (self.jwt_issuer.is_some() || self.jwt_audience.is_some()) {
+            return Err(
+                "--jwt-issuer / --jwt-audience: give the key too (--jwt-secret or --jwt-public-key)"
+                    .to_owned(),
+            );
+        }
         if let Some(mut tokens) = tokens {
             tokens.max_name = chat.max_name;
+            for (flag, value) in [
+                ("--jwt-issuer", &self.jwt_issuer),
+                ("--jwt-audience", &self.jwt_audience),
+            ] {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    return Err(format!("{flag}: empty"));
+                }
+            }
+            if let Some(iss) = &self.jwt_issuer {
+                tokens.require_issuer(iss);
+            }
+            if let Some(aud) = &self.jwt_audience {
+                tokens.require_audience(aud);
+            }
             chat.tokens = Some(std::sync::Arc::new(tokens));
         }
         if let Some(d) = self.jwt_expiry_notice {
@@ -573,332 +688,9 @@ impl Cli {
     }
 }
 
+mod example;
+mod print;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ringws::proto::handshake::OriginPolicy;
-    use ringws::server::UringConfig;
+mod tests;
 
-    /// What a command line configures: the server, the chat, the broker bridge.
-    struct Effective {
-        server: ServerConfig,
-        chat: ChatConfig,
-        broker: Option<BrokerConfig>,
-        api: Option<ringws::app::chat::api::ApiConfig>,
-    }
-
-    fn effective(args: &[&str]) -> Effective {
-        let cli = Cli::try_parse_from(std::iter::once("ringws").chain(args.iter().copied()))
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        let server = cli.config();
-        let chat = cli
-            .chat_config(&server)
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        Effective {
-            broker: cli.broker_config(),
-            api: cli.api_config(),
-            server,
-            chat,
-        }
-    }
-
-    type Check = fn(&Effective) -> bool;
-
-    /// Every flag, with a value other than its default, and where it lands.
-    #[test]
-    fn every_flag_reaches_the_configuration() {
-        let rows: &[(&[&str], Check)] = &[
-            (&["--listen", "0.0.0.0:9100"], |e| {
-                e.server.listen == "0.0.0.0:9100".parse().unwrap()
-            }),
-            (&["--workers", "3"], |e| e.server.workers == 3),
-            (&["--pin"], |e| e.server.pin_workers),
-            (&["--io", "epoll"], |e| e.server.io == IoChoice::Epoll),
-            (&["--io", "uring"], |e| e.server.io == IoChoice::Uring),
-            (&["--max-message-bytes", "1000"], |e| {
-                let l = &e.server.proto.limits;
-                (l.max_message_bytes, l.max_frame_bytes) == (1000, 1000)
-            }),
-            (
-                &["--max-message-bytes", "1000", "--max-frame-bytes", "100"],
-                |e| {
-                    let l = &e.server.proto.limits;
-                    (l.max_message_bytes, l.max_frame_bytes) == (1000, 100)
-                },
-            ),
-            (&["--max-fragments", "7"], |e| {
-                e.server.proto.limits.max_fragments == 7
-            }),
-            (&["--max-header-bytes", "4096"], |e| {
-                e.server.proto.limits.max_header_bytes == 4096
-            }),
-            (&["--max-headers", "20"], |e| {
-                e.server.proto.limits.max_headers == 20
-            }),
-            (&["--max-outbound-bytes", "5000"], |e| {
-                e.server.max_outbound_bytes == 5000
-            }),
-            (&["--outbound-low-water", "1000"], |e| {
-                e.server.outbound_low_water == 1000
-            }),
-            (&["--backpressure", "drop-oldest"], |e| {
-                e.server.backpressure == Backpressure::DropOldest
-            }),
-            (&["--backpressure", "close"], |e| {
-                e.server.backpressure == Backpressure::Close
-            }),
-            (&["--backpressure", "drop"], |e| {
-                e.server.backpressure == Backpressure::DropNewest
-            }),
-            (&["--close-timeout", "750ms"], |e| {
-                e.server.proto.close_timeout == Duration::from_millis(750)
-            }),
-            (&["--shutdown-timeout", "2m"], |e| {
-                e.server.shutdown_timeout == Duration::from_secs(120)
-            }),
-            (&["--recv-buffers", "256"], |e| {
-                e.server.uring.buf_entries == 256
-            }),
-            (&["--recv-buffer-size", "8192"], |e| {
-                e.server.uring.buf_size == 8192
-            }),
-            (&["--handshake-timeout", "3s"], |e| {
-                e.server.handshake_timeout == Duration::from_secs(3)
-            }),
-            (&["--ping-interval", "7s"], |e| {
-                e.server.ping_interval == Some(Duration::from_secs(7))
-            }),
-            (&["--ping-interval", "0"], |e| {
-                e.server.ping_interval.is_none()
-            }),
-            (&["--pong-timeout", "4s"], |e| {
-                e.server.pong_timeout == Duration::from_secs(4)
-            }),
-            (&["--idle-timeout", "90s"], |e| {
-                e.server.idle_timeout == Some(Duration::from_secs(90))
-            }),
-            (&["--text-heartbeat", "hb:ok", "--mode", "echo"], |e| {
-                e.server.text_heartbeat == Some(("hb".into(), "ok".into()))
-            }),
-            (&["--tick", "50ms"], |e| {
-                e.server.tick == Duration::from_millis(50)
-            }),
-            (&["--send-zc-min-bytes", "16384"], |e| {
-                e.server.uring.send_zc_min_bytes == Some(16384)
-            }),
-            (&["--compression", "dedicated"], |e| {
-                e.server.compression.mode == DeflateMode::Dedicated
-            }),
-            (&["--compression", "off"], |e| {
-                e.server.compression.mode == DeflateMode::Off
-            }),
-            (&["--compression-level", "6"], |e| {
-                e.server.compression.level == 6
-            }),
-            (&["--compression-min-bytes", "200"], |e| {
-                e.server.compression.min_bytes == 200
-            }),
-            (&["--compression-window-bits", "12"], |e| {
-                e.server.compression.server_max_window_bits == 12
-            }),
-            (&["--compression-client-window-bits", "9"], |e| {
-                e.server.compression.client_max_window_bits == 9
-            }),
-            (&["--max-rooms", "3"], |e| e.chat.max_rooms == 3),
-            (&["--max-text", "100"], |e| e.chat.max_text == 100),
-            (&["--history-messages", "5"], |e| {
-                e.chat.history.max_messages == 5
-            }),
-            (&["--history-bytes", "4096"], |e| {
-                e.chat.history.max_bytes == 4096
-            }),
-            (&["--history-age", "90s"], |e| {
-                e.chat.history.max_age == Duration::from_secs(90)
-            }),
-            (&["--history-total-bytes", "1000000"], |e| {
-                e.chat.history.total_bytes == 1_000_000
-            }),
-            (&["--history-rooms", "10"], |e| {
-                e.chat.history.max_rooms == 10
-            }),
-            (&["--history-page", "20"], |e| e.chat.history.page == 20),
-            (&["--history-busy-bytes", "1000"], |e| {
-                e.chat.history.busy_bytes == 1000
-            }),
-            (
-                &[
-                    "--allow-origin",
-                    "https://a.example",
-                    "--allow-origin",
-                    "https://b.example",
-                ],
-                |e| {
-                    e.chat.origins
-                        == OriginPolicy::allow_list(["https://a.example", "https://b.example"])
-                },
-            ),
-            (&["--auth-token", "t0ken"], |e| e.chat.auth.is_some()),
-            (&["--jwt-secret", "0123456789abcdef0123456789abcdef"], |e| {
-                e.chat.tokens.as_ref().map(|t| t.algorithm()) == Some("HS256")
-            }),
-            (
-                &[
-                    "--jwt-public-key",
-                    concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/tests/data/jwt/es256-public.pem"
-                    ),
-                ],
-                |e| e.chat.tokens.as_ref().map(|t| t.algorithm()) == Some("ES256"),
-            ),
-            (&["--jwt-expiry-notice", "5s"], |e| {
-                e.chat.expiry_notice == Duration::from_secs(5)
-            }),
-            (&["--send-rate", "7"], |e| e.chat.send_rate.per_second == 7),
-            (&["--send-burst", "9"], |e| e.chat.send_rate.burst == 9),
-            (&["--join-rate", "0"], |e| e.chat.join_rate.per_second == 0),
-            (&["--join-burst", "3"], |e| e.chat.join_rate.burst == 3),
-            (
-                &[
-                    "--broker",
-                    "redis://127.0.0.1:6379",
-                    "--broker-presence-ttl",
-                    "3s",
-                ],
-                |e| {
-                    e.broker
-                        .as_ref()
-                        .and_then(|b| b.presence.as_ref())
-                        .map(|p| p.ttl)
-                        == Some(Duration::from_secs(3))
-                },
-            ),
-            (&["--max-conns-per-ip", "20"], |e| {
-                e.chat.max_conns_per_ip == 20
-            }),
-            (
-                &[
-                    "--trusted-proxy",
-                    "10.0.0.0/8",
-                    "--trusted-proxy",
-                    "192.0.2.1",
-                ],
-                |e| {
-                    e.chat.trusted_proxies
-                        == [
-                            "10.0.0.0/8".parse().unwrap(),
-                            "192.0.2.1/32".parse().unwrap(),
-                        ]
-                },
-            ),
-            (
-                &["--api-listen", "127.0.0.1:9002", "--api-key", "k3y"],
-                |e| {
-                    e.api
-                        .as_ref()
-                        .is_some_and(|a| a.key == "k3y" && a.listen.port() == 9002)
-                },
-            ),
-            (&["--broker", "redis://127.0.0.1:6379"], |e| {
-                e.broker
-                    .as_ref()
-                    .is_some_and(|b| b.channel_prefix == "ringws:room:")
-            }),
-            (
-                &["--broker", "redis://h:1", "--broker-prefix", "eu:"],
-                |e| e.broker.as_ref().is_some_and(|b| b.channel_prefix == "eu:"),
-            ),
-            (
-                &[
-                    "--broker",
-                    "redis://h:1",
-                    "--broker-max-pending-bytes",
-                    "100000",
-                ],
-                |e| {
-                    e.broker
-                        .as_ref()
-                        .is_some_and(|b| b.max_pending_bytes == 100_000)
-                },
-            ),
-        ];
-        for (args, check) in rows {
-            assert!(
-                check(&effective(args)),
-                "{args:?} did not reach the configuration"
-            );
-        }
-        // Each row's flag is one of the command line's, and every flag of the command line (but
-        // --config, --mode and --huge-pages, which choose what runs rather than configure it:
-        // tests/cli.rs starts the binary with them) has a row.
-        use clap::CommandFactory;
-        let listed: std::collections::HashSet<&str> = rows
-            .iter()
-            .flat_map(|(args, _)| args.iter().filter(|a| a.starts_with("--")))
-            .map(|a| a.trim_start_matches("--"))
-            .collect();
-        for arg in Cli::command().get_arguments() {
-            let Some(long) = arg.get_long() else { continue };
-            if ["config", "mode", "huge-pages", "help", "version"].contains(&long) {
-                continue;
-            }
-            assert!(listed.contains(long), "--{long} has no row");
-        }
-    }
-
-    #[test]
-    fn defaults_are_the_librarys_and_the_modes_own() {
-        let chat = effective(&[]);
-        let library = ServerConfig::default();
-        assert_eq!(chat.server.listen, library.listen);
-        assert_eq!(chat.server.max_outbound_bytes, library.max_outbound_bytes);
-        assert_eq!(chat.server.proto, library.proto);
-        assert_eq!(chat.server.uring, UringConfig::default());
-        // Chat mode: compression shared and the browser heartbeat (its interval half the ping
-        // interval, told to clients in the welcome).
-        assert_eq!(chat.server.compression.mode, DeflateMode::Shared);
-        assert_eq!(
-            chat.server.text_heartbeat,
-            Some(("ping".into(), "pong".into()))
-        );
-        assert_eq!(
-            chat.chat.heartbeat,
-            Some(("ping".into(), "pong".into(), 15_000))
-        );
-        assert!(chat.broker.is_none());
-        let echo = effective(&["--mode", "echo"]);
-        assert_eq!(echo.server.compression.mode, DeflateMode::Off);
-        assert_eq!(echo.server.text_heartbeat, None);
-    }
-
-    #[test]
-    fn the_auth_token_is_checked_in_the_query_and_as_a_bearer() {
-        use ringws::proto::handshake::{Request, UpgradeRequest};
-        let e = effective(&["--auth-token", "s3cret"]);
-        let hook = e.chat.auth.expect("a hook");
-        let decide = |path: &str, auth: Option<&str>| {
-            let header = auth.map_or(String::new(), |v| format!("Authorization: {v}\r\n"));
-            let head = format!(
-                "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-                 {header}\r\n"
-            );
-            let limits = ringws::proto::Limits::default();
-            let Ok(Request::Upgrade(req)) = Request::parse(head.as_bytes(), &limits) else {
-                panic!("not an upgrade")
-            };
-            let req: &UpgradeRequest<'_> = &req;
-            hook(req).map(drop).map_err(|(status, _)| status)
-        };
-        assert_eq!(decide("/ws?token=s3cret", None), Ok(()));
-        assert_eq!(decide("/ws?room=a&token=s3cret", None), Ok(()));
-        assert_eq!(decide("/ws", Some("Bearer s3cret")), Ok(()));
-        assert_eq!(decide("/ws", None), Err(401));
-        assert_eq!(decide("/ws?token=s3cre", None), Err(401));
-        assert_eq!(decide("/ws?token=s3cretx", None), Err(401));
-        assert_eq!(decide("/ws?xtoken=s3cret", None), Err(401));
-        assert_eq!(decide("/ws", Some("Bearer wrong")), Err(401));
-        assert_eq!(decide("/ws", Some("Basic s3cret")), Err(401));
-        assert_eq!(decide("/ws", Some("s3cret")), Err(401));
-    }
-}
+pub(crate) use example::example_config;
