@@ -87,13 +87,17 @@ fn main() -> ExitCode {
         eprintln!("ringws: {e}");
         return ExitCode::from(2);
     }
-    if !cli.huge_pages {
-        // Before the workers allocate: their memory is then counted in 4 KiB pages.
-        if let Err(e) = ringws::server::disable_huge_pages() {
-            eprintln!("ringws: cannot turn transparent huge pages off ({e}); continuing");
-        }
-    }
+    // Before the workers allocate: their memory is then counted in 4 KiB pages. A failure
+    // (e.g. under qemu-user, which answers EINVAL) is logged once the log format is set, so
+    // a JSON log stays JSON on every line.
+    let huge_pages_kept_on = match cli.huge_pages {
+        true => None,
+        false => ringws::server::disable_huge_pages().err(),
+    };
     logs::init(&cli.logs());
+    if let Some(e) = huge_pages_kept_on {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off; continuing");
+    }
     let mut cfg = cli.config();
     match cli.tls_config() {
         Ok(tls) => cfg.tls = tls,
@@ -290,7 +294,7 @@ fn serve<H: Handler>(
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ringws: worker failed: {e}");
+            tracing::error!(error = %e, "worker failed");
             ExitCode::FAILURE
         }
     }
