@@ -117,6 +117,50 @@ fn a_publication_reaches_every_subscriber_on_every_worker_in_order() {
 }
 
 #[test]
+fn a_publication_is_timed_to_its_sends_on_every_worker_that_delivers_it() {
+    let server = TestServer::start(config(), Rooms);
+    let mut subs = subscribers_on_both_workers(&server, "lobby", 2);
+    // One publication (the first of the publishing worker: always sampled), to everyone.
+    subs[0].send_text("all lobby timed");
+    for c in &mut subs {
+        expect_text(c, "timed");
+    }
+    // Each worker records the sample once it has submitted the sends of the iteration that
+    // queued it: both do, once each (nothing else was published).
+    let count = |text: &str, w: usize| -> u64 {
+        let prefix = format!("ringws_fanout_delay_seconds_count{{worker=\"{w}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix}in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let start = std::time::Instant::now();
+    let text = loop {
+        let text = server.metrics().prometheus();
+        if count(&text, 0) >= 1 && count(&text, 1) >= 1 {
+            break text;
+        }
+        assert!(start.elapsed() < support::patience(), "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!((count(&text, 0), count(&text, 1)), (1, 1), "{text}");
+    for w in 0..2 {
+        let prefix = format!("ringws_fanout_delay_seconds_sum{{worker=\"{w}\"}} ");
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            sum > 0.0 && sum < support::patience().as_secs_f64(),
+            "{sum}"
+        );
+    }
+}
+
+#[test]
 fn a_publisher_handle_reaches_every_worker_from_another_thread() {
     let server = TestServer::start(config(), Rooms);
     let mut subs = subscribers_on_both_workers(&server, "news", 4);

@@ -284,7 +284,7 @@ impl Metrics {
         }
         let shape = Timings::default();
         type Pick = fn(&Timings) -> &super::histogram::Histogram;
-        let families: [(&str, &str, Pick); 2] = [
+        let families: [(&str, &str, Pick); 3] = [
             (
                 "loop_busy_seconds",
                 "How long each worker loop iteration worked, from its wake-up to its next wait (completions, timers, sends).",
@@ -294,6 +294,11 @@ impl Metrics {
                 "handshake_duration_seconds",
                 "From accept to the upgrade answered (the TLS handshake included), at the worker clock's 1 ms resolution.",
                 |t| &t.handshake,
+            ),
+            (
+                "fanout_delay_seconds",
+                "From a publication to its sends submitted on the worker that delivers it (a fan-out's delay, queueing behind other work and the wake-up of other workers included); sampled, at most one per worker per 10 ms.",
+                |t| &t.fanout,
             ),
         ];
         for (name, help, pick) in families {
@@ -335,15 +340,78 @@ impl Metrics {
                 let value = snapshot.fields()[i].3;
                 let _ = writeln!(out, "{metric}{{worker=\"{w}\"{label}}} {value}");
             }
+            // The same value under its name with the unit last, as Prometheus' conventions
+            // want; the first name stays for the dashboards and alerts that use it.
+            if let Some((_, unit_name)) = UNIT_NAMES.iter().find(|(n, _)| *n == name) {
+                let help = format!("{help} (Also `{metric}`: the same value.)");
+                let unit_metric = prometheus_head(&mut out, unit_name, gauge, &help);
+                for (w, snapshot) in workers.iter().enumerate() {
+                    let value = snapshot.fields()[i].3;
+                    let _ = writeln!(out, "{unit_metric}{{worker=\"{w}\"}} {value}");
+                }
+            }
         }
         out
     }
 }
 
+/// Counters whose unit is not the last word of their name, and the name that has it
+/// (`ringws_sent_bytes_total` beside `ringws_bytes_sent_total`). Added, never renamed: both
+/// are exported.
+const UNIT_NAMES: [(&str, &str); 4] = [
+    ("input_held", "input_held_bytes"),
+    ("bytes_queued", "queued_bytes"),
+    ("bytes_sent", "sent_bytes"),
+    ("bytes_received", "received_bytes"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn byte_counters_are_also_named_with_the_unit_last() {
+        let a = Arc::new(Counters::default());
+        Counters::inc(&a.bytes_sent, 1234);
+        Counters::add(&a.bytes_queued, 56);
+        let m = Metrics {
+            workers: Arc::new(vec![a]),
+            relay: None,
+        };
+        let text = m.prometheus();
+        for (old, new) in [
+            ("ringws_bytes_sent_total", "ringws_sent_bytes_total"),
+            ("ringws_bytes_queued", "ringws_queued_bytes"),
+        ] {
+            let value = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}{{worker=\"0\"}} ")))
+                    .unwrap_or_else(|| panic!("no {name}: {text}"))
+                    .to_owned()
+            };
+            assert_eq!(value(old), value(new), "{text}");
+        }
+        assert!(
+            text.contains("# TYPE ringws_sent_bytes_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE ringws_queued_bytes gauge"), "{text}");
+        assert!(
+            text.contains("ringws_sent_bytes_total{worker=\"0\"} 1234"),
+            "{text}"
+        );
+        for (field, unit_name) in UNIT_NAMES {
+            assert!(
+                Snapshot::default().fields().iter().any(|f| f.0 == field),
+                "{field} is not a counter"
+            );
+            assert!(
+                text.contains(&format!("# TYPE ringws_{unit_name}")),
+                "{unit_name}"
+            );
+        }
+    }
 
     #[test]
     fn prometheus_lists_every_counter_per_worker() {
@@ -378,10 +446,11 @@ mod tests {
             .iter()
             .map(|f| f.0.split("_reason_").next().unwrap())
             .collect();
-        // And build_info, the open files limit and the two histograms.
+        // The byte counters' second names, build_info, the open files limit and the three
+        // histograms.
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE")).count(),
-            families.len() + 4
+            families.len() + UNIT_NAMES.len() + 5
         );
         let limit = crate::runtime::sys::nofile_limit().unwrap().0;
         assert!(
@@ -396,7 +465,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("backend=\"epoll\"} 1"), "{text}");
-        for h in ["loop_busy_seconds", "handshake_duration_seconds"] {
+        for h in [
+            "loop_busy_seconds",
+            "handshake_duration_seconds",
+            "fanout_delay_seconds",
+        ] {
             assert!(
                 text.contains(&format!("# TYPE ringws_{h} histogram")),
                 "{text}"
@@ -422,6 +495,8 @@ mod tests {
             .filter(|l| !l.contains("_seconds_") && !l.starts_with("ringws_build_info"))
             .filter(|l| !l.starts_with("ringws_open_files_limit"))
             .count();
-        assert_eq!(counter_lines, 2 * fields);
+        // Each field once per worker, and the byte counters a second time under their
+        // unit-last names.
+        assert_eq!(counter_lines, 2 * (fields + UNIT_NAMES.len()));
     }
 }

@@ -98,6 +98,10 @@ pub struct Timings {
     /// From accept to the upgrade's answer queued (TLS handshake included), at the worker's
     /// clock resolution (1 ms), from 1 ms to ~8 s.
     pub handshake: Histogram,
+    /// From a sampled publication to the end of the iteration that queued it for a
+    /// connection and submitted the sends (at most one sample per worker per 10 ms), from 1 µs
+    /// to ~8 s.
+    pub fanout: Histogram,
 }
 
 impl Default for Timings {
@@ -105,6 +109,7 @@ impl Default for Timings {
         Timings {
             loop_busy: Histogram::new(1_000, 21),
             handshake: Histogram::new(1_000_000, 14),
+            fanout: Histogram::new(1_000, 24),
         }
     }
 }

@@ -124,7 +124,7 @@ impl Publisher {
     }
 
     fn deliver(&self, w: usize, p: Publication) {
-        if self.hub.deliver(w, &mut vec![Item::Publish(p)]) {
+        if self.hub.deliver(w, &mut vec![Item::Publish(p, None)]) {
             sys::eventfd_signal(self.hub.efd(w));
         }
     }

@@ -133,14 +133,18 @@ impl Publication {
     }
 }
 
+/// When a sampled publication was made (`None`: not sampled). See `ringws_fanout_delay_seconds`.
+pub(crate) type Sampled = Option<std::time::Instant>;
+
 /// What a worker's inbox carries, in order.
 #[derive(Debug)]
 pub(crate) enum Item {
-    /// A publication to deliver to this worker's connections.
-    Publish(Publication),
+    /// A publication to deliver to this worker's connections; when sampled, the moment it
+    /// was published (for the fan-out delay histogram).
+    Publish(Publication, Sampled),
     /// From a topic's home: a run of publications to the topic's subscribers, each taking it
     /// whole or not at all (see [`Home::publish_run`](super::Home::publish_run)).
-    Run(Topic, Arc<[Frame]>),
+    Run(Topic, Arc<[Frame]>, Sampled),
     /// A request for this worker as a topic's home.
     Home(HomeRequest),
     /// From a topic's home: a connection of this worker joins the topic.
@@ -156,7 +160,7 @@ impl Item {
     #[cfg(test)]
     pub(crate) fn publication(&self) -> Option<&Publication> {
         match self {
-            Item::Publish(p) => Some(p),
+            Item::Publish(p, _) => Some(p),
             _ => None,
         }
     }
@@ -286,7 +290,7 @@ impl Inbound {
         }
         let mut publications: Vec<Item> = batch
             .drain(..)
-            .map(|(topic, frame)| Item::Publish(Publication::topic(topic, frame)))
+            .map(|(topic, frame)| Item::Publish(Publication::topic(topic, frame), None))
             .collect();
         if !publications.is_empty() && self.hub.deliver(worker, &mut publications) {
             sys::eventfd_signal(self.hub.efd(worker));
@@ -538,7 +542,7 @@ mod tests {
     #[test]
     fn inbox_batches_wake_only_when_empty() {
         let hub = Hub::new(2).unwrap();
-        let p = |s: &str| Item::Publish(Publication::topic(t(s), Frame::text("x")));
+        let p = |s: &str| Item::Publish(Publication::topic(t(s), Frame::text("x")), None);
         let mut batch = vec![p("a"), p("b")];
         assert!(hub.deliver(1, &mut batch), "empty inbox: wake");
         assert!(batch.is_empty(), "the batch moved");

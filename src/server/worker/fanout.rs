@@ -15,7 +15,7 @@ use crate::server::counters::Counters;
 use crate::server::handler::Handler;
 use crate::server::home::{Home, HomeRequest, Join, home_of};
 use crate::server::ops::Op;
-use crate::server::pubsub::{ConnId, Item, Publication, Target, Topic};
+use crate::server::pubsub::{ConnId, Item, Publication, Sampled, Target, Topic};
 
 impl<H: Handler, B: Backend> Worker<H, B> {
     /// Carries out what handlers asked for, in order, until nothing is left (delivering a
@@ -52,11 +52,12 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                     Op::PublishRun(topic, frames) => {
                         Counters::inc(&self.counters.published, frames.len() as u64);
                         let run: Arc<[Frame]> = frames.into();
+                        let sampled = self.sampler.sample(self.clock_ns);
                         for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
                             self.topics
-                                .send_to(w, Item::Run(topic.clone(), run.clone()));
+                                .send_to(w, Item::Run(topic.clone(), run.clone(), sampled));
                         }
-                        self.deliver_run(&topic, &run)?;
+                        self.deliver_run(&topic, &run, sampled)?;
                     }
                     Op::ToHome(req) => {
                         let home = home_of(&req.topic, self.hub.workers());
@@ -96,16 +97,19 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 if cluster && self.relay.is_some() {
                     self.to_relay.push((topic.clone(), p.frame.clone()));
                 }
+                let sampled = self.sampler.sample(self.clock_ns);
                 for w in (0..self.hub.workers()).filter(|&w| w != self.index) {
-                    self.topics.send_to(w, Item::Publish(p.clone()));
+                    self.topics.send_to(w, Item::Publish(p.clone(), sampled));
                 }
-                self.deliver_local(&p)
+                self.deliver_local(&p, sampled)
             }
-            Target::Conn(id) if usize::from(id.worker) == self.index => self.deliver_local(&p),
+            Target::Conn(id) if usize::from(id.worker) == self.index => {
+                self.deliver_local(&p, None)
+            }
             Target::Conn(id) => {
                 let w = usize::from(id.worker);
                 if w < self.hub.workers() {
-                    self.topics.send_to(w, Item::Publish(p));
+                    self.topics.send_to(w, Item::Publish(p, None));
                 }
                 Ok(())
             }
@@ -191,8 +195,9 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     }
 
     /// Queues a publication on this worker's connections it is for: the subscribers of its
-    /// topic, or the one connection it names.
-    pub(super) fn deliver_local(&mut self, p: &Publication) -> io::Result<()> {
+    /// topic, or the one connection it names. A sampled one that reached a connection is
+    /// timed until this iteration's sends (see [`Sampler`]).
+    pub(super) fn deliver_local(&mut self, p: &Publication, sampled: Sampled) -> io::Result<()> {
         let (now, start, tick) = (self.now(), self.start_time(), self.tick());
         let mut close = Vec::new();
         let Worker {
@@ -204,6 +209,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             ops,
             codecs,
             index,
+            sampler,
             ..
         } = self;
         let subscribers = match &p.target {
@@ -237,9 +243,14 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 codecs,
             };
             match s.push_publication(&p.frame, &ctx) {
-                Delivery::Queued if !s.flags.has(Flags::DIRTY) => {
-                    s.flags.set(Flags::DIRTY, true);
-                    dirty.push((slot, generation));
+                Delivery::Queued => {
+                    if let Some(at) = sampled {
+                        sampler.delivered(at);
+                    }
+                    if !s.flags.has(Flags::DIRTY) {
+                        s.flags.set(Flags::DIRTY, true);
+                        dirty.push((slot, generation));
+                    }
                 }
                 Delivery::Close => close.push((slot, generation)),
                 _ => {}
@@ -257,7 +268,12 @@ impl<H: Handler, B: Backend> Worker<H, B> {
     /// whole, above its queue's limit by at most the run's size, if its queue is within its
     /// limit now or it took a run earlier in this iteration (a burst that came in pieces);
     /// else none of it (counted as dropped).
-    pub(super) fn deliver_run(&mut self, topic: &Topic, run: &[Frame]) -> io::Result<()> {
+    pub(super) fn deliver_run(
+        &mut self,
+        topic: &Topic,
+        run: &[Frame],
+        sampled: Sampled,
+    ) -> io::Result<()> {
         let (now, start, tick) = (self.now(), self.start_time(), self.tick());
         let size: usize = run.iter().map(|f| f.wire().len()).sum();
         let mut close = Vec::new();
@@ -270,6 +286,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             ops,
             codecs,
             index,
+            sampler,
             ..
         } = self;
         for (slot, generation) in topics.subscribers(topic) {
@@ -307,7 +324,12 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             }
             if closing {
                 close.push((slot, generation));
-            } else if !s.flags.has(Flags::DIRTY) {
+                continue;
+            }
+            if let Some(at) = sampled {
+                sampler.delivered(at);
+            }
+            if !s.flags.has(Flags::DIRTY) {
                 s.flags.set(Flags::DIRTY, true);
                 dirty.push((slot, generation));
             }
@@ -361,8 +383,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         self.hub.take(self.index, &mut batch);
         for item in batch.drain(..) {
             match item {
-                Item::Publish(p) => self.deliver_local(&p)?,
-                Item::Run(topic, run) => self.deliver_run(&topic, &run)?,
+                Item::Publish(p, sampled) => self.deliver_local(&p, sampled)?,
+                Item::Run(topic, run, sampled) => self.deliver_run(&topic, &run, sampled)?,
                 Item::Join(join) => self.join_local(join)?,
                 Item::Leave(id, topic) => {
                     self.topics.unsubscribe(id.slot, id.generation, &topic);
@@ -382,5 +404,76 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         }
         self.inbox = batch;
         self.run_ops()
+    }
+}
+
+/// How often a worker samples a publication for `ringws_fanout_delay_seconds`: at most one
+/// per 10 ms per worker (100 a second), so the hot path pays a comparison per publication and
+/// two clock reads per 10 ms.
+const SAMPLE_EVERY_NS: u64 = 10_000_000;
+
+/// Samples the delay of a fan-out: from a sampled publication (on any worker of this server)
+/// to the end of the first iteration that queued it for a connection of this worker and
+/// handed that iteration's sends to the kernel. Publications that reach no connection here
+/// are not timed here.
+#[derive(Debug, Default)]
+pub(crate) struct Sampler {
+    /// The worker clock (ns) from which the next publication is sampled.
+    next_ns: u64,
+    /// The oldest sampled publication queued in this iteration.
+    pending: Sampled,
+}
+
+impl Sampler {
+    /// Whether to sample a publication made now (the iteration's clock `now_ns`): the moment,
+    /// if so.
+    pub(crate) fn sample(&mut self, now_ns: u64) -> Sampled {
+        if now_ns < self.next_ns {
+            return None;
+        }
+        self.next_ns = now_ns + SAMPLE_EVERY_NS;
+        Some(std::time::Instant::now())
+    }
+
+    /// A sampled publication made `at` was queued for a connection in this iteration.
+    pub(crate) fn delivered(&mut self, at: std::time::Instant) {
+        if self.pending.is_none_or(|p| at < p) {
+            self.pending = Some(at);
+        }
+    }
+
+    /// The iteration's sends are submitted: records the oldest sample's delay.
+    pub(crate) fn sent(&mut self, into: &crate::server::histogram::Histogram) {
+        if let Some(at) = self.pending.take() {
+            into.record(at.elapsed().as_nanos() as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::histogram::{Histogram, HistogramSnapshot};
+
+    #[test]
+    fn at_most_one_publication_per_period_is_sampled_and_the_oldest_delivered_is_timed() {
+        let mut s = Sampler::default();
+        let first = s.sample(5).expect("the first is sampled");
+        assert_eq!(s.sample(5 + SAMPLE_EVERY_NS - 1), None);
+        let second = s.sample(5 + SAMPLE_EVERY_NS).expect("a period later");
+        let h = Histogram::new(1_000, 24);
+        s.sent(&h); // nothing delivered: nothing recorded
+        s.delivered(second);
+        s.delivered(first);
+        s.delivered(second);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.sent(&h);
+        s.sent(&h); // recorded once
+        let mut snap = HistogramSnapshot::default();
+        h.add_to(&mut snap);
+        assert_eq!(snap.counts.iter().sum::<u64>(), 1);
+        // The oldest: at least the 2 ms slept since `first`.
+        assert!(snap.sum_ns >= 2_000_000, "{}", snap.sum_ns);
+        assert!(snap.sum_ns <= first.elapsed().as_nanos() as u64);
     }
 }

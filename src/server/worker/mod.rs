@@ -100,6 +100,8 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     clock_ns: u64,
     /// When the loop last woke up, in nanoseconds.
     woke_ns: u64,
+    /// Samples publications for the fan-out delay histogram.
+    sampler: fanout::Sampler,
     accepting: bool,
     /// Accepting is paused (out of file descriptors) until this tick or until a slot is freed.
     accept_retry_at: Option<u32>,
@@ -181,6 +183,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             clock: Timestamp(0),
             clock_up: Timestamp(0),
             clock_ns: 0,
+            sampler: fanout::Sampler::default(),
             woke_ns: 0,
             accepting: true,
             accept_retry_at: None,
@@ -233,6 +236,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         loop {
             self.send_publications()?;
             self.flush()?;
+            self.sampler.sent(&self.counters.timings.fanout);
             // Frames compressed for this iteration's fan-outs are queued by now.
             self.codecs.get_mut().end_of_batch();
             self.rearm_starved()?;
