@@ -102,8 +102,11 @@ impl ApiPublisher {
 
 fn post(addr: SocketAddr, key: &str, room: usize, stamp: Stamp) -> Result<(), String> {
     let body = format!(
-        r#"{{"room":"r{room}","text":"{}:{}:{}"}}"#,
-        stamp.publisher, stamp.seq, stamp.sent_ns
+        r#"{{"room":"{}{room}","text":"{}:{}:{}"}}"#,
+        crate::broadcast::room_prefix(),
+        stamp.publisher,
+        stamp.seq,
+        stamp.sent_ns
     );
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect: {e}"))?;

@@ -152,9 +152,34 @@ impl Plan {
     }
 }
 
+/// The rooms' names: this prefix and the room's number (`--room-prefix`, `r` by default), so
+/// several runs against one server keep to rooms of their own.
+static ROOM_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the rooms' name prefix, before any connection: 1 to 32 of `[A-Za-z0-9_-]`.
+pub fn set_room_prefix(prefix: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(format!(
+            "--room-prefix {prefix:?}: 1 to 32 letters, digits, '_' or '-'"
+        ));
+    }
+    ROOM_PREFIX
+        .set(prefix.to_owned())
+        .map_err(|_| "--room-prefix: set twice".to_owned())
+}
+
+/// The rooms' name prefix.
+pub fn room_prefix() -> &'static str {
+    ROOM_PREFIX.get().map_or("r", String::as_str)
+}
+
 /// The join request for `room`.
 pub fn join_request(room: usize) -> String {
-    format!(r#"{{"op":"join","room":"r{room}"}}"#)
+    format!(r#"{{"op":"join","room":"{}{room}"}}"#, room_prefix())
 }
 
 /// Appends the send request of publisher `publisher`'s message `seq` to `room`, stamped with
@@ -169,7 +194,8 @@ pub fn write_send(out: &mut Vec<u8>, room: usize, stamp: Stamp) {
     // Writing to a Vec cannot fail.
     let _ = write!(
         out,
-        r#"{{"op":"send","room":"r{room}","text":"{publisher}:{seq}:{sent_ns}"}}"#
+        r#"{{"op":"send","room":"{}{room}","text":"{publisher}:{seq}:{sent_ns}"}}"#,
+        room_prefix()
     );
 }
 

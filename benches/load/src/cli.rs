@@ -122,7 +122,7 @@ pub struct Common {
     /// than one address has ephemeral ports). 0: let the kernel choose.
     #[arg(long, default_value_t = 0)]
     pub sources: u8,
-    /// No progress line on stderr.
+    /// No status line on stderr (there is one only when stderr is a terminal).
     #[arg(short, long)]
     pub quiet: bool,
     /// Offer permessage-deflate (client_no_context_takeover); where the server accepts, every
@@ -146,6 +146,10 @@ pub struct Common {
     /// cluster, the publishers' node and Redis.
     #[arg(long, value_name = "NAME=PID", value_parser = parse_also_pid)]
     pub also_pid: Vec<(String, u32)>,
+    /// Chat modes: the rooms' names are this and a number (r0, r1, ...), so that several runs
+    /// against one server keep to rooms of their own.
+    #[arg(long, default_value = "r", value_name = "PREFIX")]
+    pub room_prefix: String,
 }
 
 fn parse_also_pid(s: &str) -> Result<(String, u32), String> {
@@ -210,6 +214,10 @@ pub struct BroadcastArgs {
     /// Lost or out-of-order messages fail the run (exit code 1), like any error.
     #[arg(long)]
     pub strict: bool,
+    /// Also report the window in parts of this many seconds (deliveries and latency
+    /// percentiles of each, with the time it ended): how a long run went, e.g. a soak.
+    #[arg(long, value_name = "SECS")]
+    pub every: Option<f64>,
     /// Publishers connect to this HOST:PORT instead of the subscribers' server: another node of
     /// a ringws cluster (cross-node fan-out through its broker).
     #[arg(long, value_name = "ADDR")]
@@ -266,6 +274,10 @@ pub struct IdleArgs {
     /// scripts that sample the server over the hold, e.g. benches/heartbeat.sh).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// End every connection with a reset (RST: SO_LINGER 0, then close) instead of the close
+    /// handshake, as a crashed client or a dropped network path leaves it.
+    #[arg(long)]
+    pub abort: bool,
     /// Also measure the server's RSS slope: open N connections first (N < -c), hold them as
     /// long as the hold (-d) and sample the server's RSS, then open the rest and hold and
     /// sample as usual. The report adds the RSS growth per connection between the two counts
@@ -338,6 +350,7 @@ impl Common {
         if self.tls_resume && target.tls.is_none() {
             return Err("--tls-resume needs TLS (--tls or a wss:// URL, and --tls-ca)".to_string());
         }
+        crate::broadcast::set_room_prefix(&self.room_prefix)?;
         Ok(Setup {
             target,
             connections: self.connections,

@@ -434,6 +434,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Resets every connection (RST: `SO_LINGER` 0, then close) instead of closing it, as a
+    /// crashed client or a dropped network path leaves it to the server.
+    pub fn abort_all(&mut self) {
+        self.shared.sending = false;
+        self.shared.recording = false;
+        for c in &mut self.clients {
+            if let Some(s) = &c.stream {
+                let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+            }
+            finish(&self.poll, c);
+        }
+    }
+
     /// Sends a close frame on every open connection and waits up to `limit` for the replies.
     /// Nothing that happens during this counts as an error.
     pub fn close_all(&mut self, limit: Duration) -> io::Result<()> {

@@ -82,12 +82,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 setup.publish_target = Some(t);
             }
             setup.publish_api = a.publish_api.zip(a.api_key.clone());
+            let every = a
+                .every
+                .map(seconds)
+                .transpose()
+                .map_err(|e| format!("--every {e}"))?
+                .filter(|d| !d.is_zero());
             let report = run::broadcast(
                 &setup,
                 plan,
-                seconds(a.warmup)?,
-                seconds(a.duration)?,
-                seconds(a.drain)?,
+                run::Phases {
+                    warmup: seconds(a.warmup)?,
+                    duration: seconds(a.duration)?,
+                    drain: seconds(a.drain)?,
+                    every,
+                },
                 a.strict,
             )
             .map_err(|e| e.to_string())?;
@@ -103,6 +112,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 a.ready_file.as_deref(),
                 sample_at,
                 a.rooms,
+                a.abort,
             )
             .map_err(|e| e.to_string())?;
             Ok(finish(report, &a.common))

@@ -81,6 +81,8 @@ pub struct Report {
     pub server_rss_at_first: Option<u64>,
     /// Echoes counted in each whole second of the window, in order.
     pub per_second: Vec<u64>,
+    /// The window in parts (`--every`), in order.
+    pub windows: Vec<Part>,
     /// Machine CPU time used by other processes (neither this one nor the server, when
     /// `--server-pid` names it) during the window, and the time stolen by the hypervisor, each
     /// as a % of all CPUs: how quiet the machine was while measuring.
@@ -91,6 +93,32 @@ pub struct Report {
     pub api_publish: Option<String>,
     /// The broadcast's plan and checks (broadcast).
     pub broadcast: Option<BroadcastFigures>,
+}
+
+/// A part of the window (`broadcast --every`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Part {
+    /// When it ended, seconds since the Unix epoch (to line it up with other samples).
+    pub ended_unix_secs: f64,
+    /// How long it was.
+    pub secs: f64,
+    /// Messages (deliveries) in it.
+    pub messages: u64,
+    /// The latency of those.
+    pub latency: LatencySummary,
+}
+
+impl Part {
+    fn to_json(self) -> Value {
+        json!({
+            "ended_unix_secs": self.ended_unix_secs,
+            "secs": self.secs,
+            "messages": self.messages,
+            "p50_us": self.latency.p50,
+            "p99_us": self.latency.p99,
+            "max_us": self.latency.max,
+        })
+    }
 }
 
 /// A broadcast run's plan and what the subscribers' checks found, over the whole run.
@@ -313,6 +341,9 @@ impl Report {
         });
         if let Some(api) = &self.api_publish {
             v["api_publish"] = json!(api);
+        }
+        if !self.windows.is_empty() {
+            v["windows"] = self.windows.iter().copied().map(Part::to_json).collect();
         }
         if let Some(us) = self.setup_server_cpu_us_per_conn() {
             v["setup_server_cpu_us_per_conn"] = json!(us);

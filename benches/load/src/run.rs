@@ -2,7 +2,7 @@
 //! drives the engine through its phases (warm-up, window, hold), samples the server around the
 //! window and returns a report.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -74,8 +74,12 @@ pub fn messages(
     measure(
         &mut engine,
         setup,
-        warmup,
-        duration,
+        Phases {
+            warmup,
+            duration,
+            drain: Duration::ZERO,
+            every: None,
+        },
         &mut progress,
         &mut report,
     )?;
@@ -94,16 +98,35 @@ pub fn messages(
     Ok(report)
 }
 
-/// Starts sending, warms up for `warmup`, then measures a window of `duration`: messages (or
-/// deliveries), latency, the server's and this process's CPU time, the server's RSS at the end.
+/// A run's phases.
+#[derive(Debug, Clone, Copy)]
+pub struct Phases {
+    /// Sending before the window (not measured).
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// After the window, how long a broadcast waits for what is still on its way.
+    pub drain: Duration,
+    /// Also report the window in parts this long (see [`Report::windows`]).
+    pub every: Option<Duration>,
+}
+
+/// Starts sending, warms up, then measures a window: messages (or deliveries), latency, the
+/// server's and this process's CPU time, the server's RSS at the end; with `every`, also each
+/// part of the window.
 fn measure(
     engine: &mut Engine,
     setup: &Setup,
-    warmup: Duration,
-    duration: Duration,
+    phases: Phases,
     progress: &mut Progress,
     report: &mut Report,
 ) -> io::Result<()> {
+    let Phases {
+        warmup,
+        duration,
+        every,
+        ..
+    } = phases;
     engine.start_sending();
     progress.phase = "warm-up";
     drive_for(engine, warmup, progress)?;
@@ -121,17 +144,25 @@ fn measure(
     progress.phase = "window";
     // Whole seconds one by one (the per-second timeline), then the rest.
     let mut counted = 0;
+    let mut part = PartStart::new(engine);
     for _ in 0..duration.as_secs() {
         drive_for(engine, Duration::from_secs(1), progress)?;
         let now = engine.counters().window_messages;
         report.per_second.push(now - counted);
         counted = now;
+        if every.is_some_and(|every| part.at.elapsed() >= every) {
+            report.windows.push(part.end(engine));
+            part = PartStart::new(engine);
+        }
     }
     drive_for(
         engine,
         duration - Duration::from_secs(duration.as_secs()),
         progress,
     )?;
+    if every.is_some() && engine.counters().window_messages > part.messages {
+        report.windows.push(part.end(engine));
+    }
     engine.close_window();
     let window = t0.elapsed();
     let cpu1 = setup.server.map(|p| p.cpu_ns()).transpose()?;
@@ -166,14 +197,8 @@ fn measure(
 /// acknowledged (at most the connect timeout), publishes for `warmup` and a window of
 /// `duration`, then stops publishing and waits up to `drain` for the subscribers to receive
 /// everything published. What they have not received by then is lost, as are sequence gaps.
-pub fn broadcast(
-    setup: &Setup,
-    plan: Plan,
-    warmup: Duration,
-    duration: Duration,
-    drain: Duration,
-    strict: bool,
-) -> io::Result<Report> {
+pub fn broadcast(setup: &Setup, plan: Plan, phases: Phases, strict: bool) -> io::Result<Report> {
+    let drain = phases.drain;
     let mut report = Report::new("broadcast", setup);
     report.connections = plan.connections();
     let mut engine = Engine::new(
@@ -207,14 +232,7 @@ pub fn broadcast(
     report.established = engine.counters().open;
     let joins_missing = engine.joins_pending();
 
-    measure(
-        &mut engine,
-        setup,
-        warmup,
-        duration,
-        &mut progress,
-        &mut report,
-    )?;
+    measure(&mut engine, setup, phases, &mut progress, &mut report)?;
 
     engine.stop_sending();
     let api = engine.api.take().map(crate::api::ApiPublisher::finish);
@@ -280,6 +298,7 @@ pub fn idle(
     ready_file: Option<&Path>,
     sample_at: Option<usize>,
     rooms: Option<usize>,
+    abort: bool,
 ) -> io::Result<Report> {
     let mut report = Report::new("idle", setup);
     report.ping_interval = ping_interval;
@@ -342,7 +361,11 @@ pub fn idle(
     report.lateness = c.lateness.summary();
     report.lateness_hist = c.lateness.histogram_ms();
 
-    engine.close_all(CLOSE_GRACE)?;
+    if abort {
+        engine.abort_all();
+    } else {
+        engine.close_all(CLOSE_GRACE)?;
+    }
     progress.done();
     report.errors = engine.counters().errors;
     report.notes = engine.counters().notes.clone();
@@ -420,12 +443,43 @@ fn drive_for(engine: &mut Engine, d: Duration, progress: &mut Progress) -> io::R
     }
 }
 
-/// The progress line printed once a second on stderr.
+/// Where a part of the window (`--every`) started.
+struct PartStart {
+    at: Instant,
+    messages: u64,
+    latency: crate::stats::Latency,
+}
+
+impl PartStart {
+    fn new(engine: &Engine) -> Self {
+        Self {
+            at: Instant::now(),
+            messages: engine.counters().window_messages,
+            latency: engine.counters().latency.clone(),
+        }
+    }
+
+    /// The part from its start to now.
+    fn end(&self, engine: &Engine) -> crate::report::Part {
+        let c = engine.counters();
+        crate::report::Part {
+            ended_unix_secs: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            secs: self.at.elapsed().as_secs_f64(),
+            messages: c.window_messages - self.messages,
+            latency: c.latency.since(&self.latency),
+        }
+    }
+}
+
+/// The status line on stderr, updated once a second: on a terminal only (indicatif).
 struct Progress {
-    on: bool,
+    /// The status line; hidden (drawing nothing) when stderr is not a terminal, or with
+    /// `--quiet`.
+    bar: indicatif::ProgressBar,
     mode: &'static str,
     phase: &'static str,
-    start: Instant,
     last: Instant,
     last_messages: u64,
     last_pings: u64,
@@ -433,13 +487,24 @@ struct Progress {
 
 impl Progress {
     fn new(on: bool, mode: &'static str) -> Self {
-        let now = Instant::now();
+        // indicatif's stderr target draws only on a terminal: piped into a file or a script,
+        // the tool writes nothing but its report.
+        let bar = if on {
+            indicatif::ProgressBar::new_spinner()
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{prefix} {elapsed}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(mode);
+        bar.enable_steady_tick(Duration::from_millis(200));
         Self {
-            on,
+            bar,
             mode,
             phase: "",
-            start: now,
-            last: now,
+            last: Instant::now(),
             last_messages: 0,
             last_pings: 0,
         }
@@ -447,7 +512,7 @@ impl Progress {
 
     fn tick(&mut self, engine: &Engine) {
         let elapsed = self.last.elapsed();
-        if !self.on || elapsed < Duration::from_secs(1) {
+        if self.bar.is_hidden() || elapsed < Duration::from_secs(1) {
             return;
         }
         let c = engine.counters();
@@ -457,28 +522,20 @@ impl Progress {
         self.last = Instant::now();
         self.last_messages = c.messages;
         self.last_pings = c.pings;
-        let _ = writeln!(
-            io::stderr(),
-            "[{} {:5.1}s {}] open {}/{} msg/s {:.0} pings/s {:.0} errors {}",
-            self.mode,
-            self.start.elapsed().as_secs_f64(),
+        self.bar.set_message(format!(
+            "{}: open {}/{} msg/s {:.0} pings/s {:.0} errors {}",
             self.phase,
             c.open,
             c.started,
             rate,
             ping_rate,
             c.errors.total()
-        );
+        ));
     }
 
     fn done(&self) {
-        if self.on {
-            let _ = writeln!(
-                io::stderr(),
-                "[{} {:5.1}s] done",
-                self.mode,
-                self.start.elapsed().as_secs_f64()
-            );
+        if !self.bar.is_hidden() {
+            self.bar.finish_with_message(format!("{} done", self.mode));
         }
     }
 }

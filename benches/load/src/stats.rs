@@ -78,6 +78,16 @@ impl Latency {
         self.hist.reset();
     }
 
+    /// The percentiles of what was recorded since `earlier` (a copy of this one taken then).
+    pub fn since(&self, earlier: &Latency) -> LatencySummary {
+        let mut part = self.clone();
+        match part.hist.subtract(&earlier.hist) {
+            Ok(()) => part.summary(),
+            // `earlier` is not an earlier copy (a reset in between): the whole instead.
+            Err(_) => self.summary(),
+        }
+    }
+
     /// The percentiles, in microseconds; all zero if nothing was recorded.
     pub fn summary(&self) -> LatencySummary {
         if self.hist.is_empty() {

@@ -1,7 +1,7 @@
 //! The load tool against a real ringws server (in this process, on a free loopback port): its
 //! flood mode (open loop, every echo checked) completes with no error of any kind, and so does
 //! ping-pong over `wss://` (`--tls-ca`), and connections that resume TLS sessions
-//! (`--tls-resume`) are counted. The backend follows `RINGWS_TEST_IO` (`epoll` or
+//! (`--tls-resume`) are counted; piped, it prints no status line. The backend follows `RINGWS_TEST_IO` (`epoll` or
 //! `uring`), as the server's own integration tests do.
 
 use std::process::Command;
@@ -117,6 +117,34 @@ fn the_load_tools_flood_mode_gets_every_echo() {
     handle.shutdown();
     handle.join().expect("the server stops cleanly");
     clean_report(&out);
+}
+
+#[test]
+fn piped_without_quiet_the_tool_writes_its_report_and_nothing_else() {
+    let cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        io: io(),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(cfg, Echo).expect("bind");
+    let addr = server.local_addr();
+    let handle = server.start().expect("start");
+    // Over a second of work (the status line is updated once a second), stderr a pipe: the
+    // status line is for terminals only.
+    let out = load_tool()
+        .args(["pingpong", "--addr", &addr.to_string()])
+        .args(["-c", "2", "-d", "1.5", "-w", "0.2", "--json"])
+        .output()
+        .expect("run ringws-load");
+    handle.shutdown();
+    handle.join().expect("the server stops cleanly");
+    clean_report(&out);
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The load tool's binary, through `RINGWS_TEST_RUNNER` when set (e.g. `qemu-aarch64 -L
