@@ -170,6 +170,49 @@ fn sigterm_stops_the_server_with_exit_code_0() {
 }
 
 #[test]
+fn sighup_without_tls_is_logged_and_the_server_keeps_serving() {
+    use std::io::BufRead;
+    let port = free_port();
+    let mut child = support::bin(env!("CARGO_BIN_EXE_ringws"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "1"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| loop {
+        match lines.recv_timeout(support::patience()) {
+            Ok(line) if line.contains(what) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("no log line with {what:?}: {e}"),
+        }
+    };
+    wait_for("listening on");
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let kill = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(kill.success());
+    };
+    // A SIGHUP's default action would end the process: it is handled and logged instead.
+    signal("-HUP");
+    wait_for("SIGHUP: nothing to reload");
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    signal("-TERM");
+    wait_for("stopped");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
 fn without_io_uring_auto_falls_back_to_epoll_says_why_and_serves() {
     use std::io::{Read, Write};
     let port = free_port();

@@ -64,6 +64,16 @@ fn main() -> ExitCode {
         print!("{}", cli::example_config());
         return ExitCode::SUCCESS;
     }
+    if cli.print_man_page {
+        use std::io::Write;
+        return match std::io::stdout().write_all(&cli::man_page()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringws: --print-man-page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.print_config {
         return match cli.print_config(&namespaces) {
             Ok(toml) => {
@@ -107,11 +117,11 @@ fn main() -> ExitCode {
         }
     }
     let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
-    if let Some(tls) = cfg.tls.clone() {
-        if let Err(e) = reload_on_sighup(tls) {
-            eprintln!("ringws: cannot handle SIGHUP: {e}");
-            return ExitCode::FAILURE;
-        }
+    // Handled with or without TLS: a SIGHUP out of habit (log rotation, `systemctl reload`)
+    // never kills the server.
+    if let Err(e) = reload_on_sighup(cfg.tls.clone()) {
+        eprintln!("ringws: cannot handle SIGHUP: {e}");
+        return ExitCode::FAILURE;
     }
     for warning in startup_warnings(&cfg) {
         tracing::warn!("{warning}");
@@ -186,7 +196,8 @@ fn main() -> ExitCode {
 
 /// Reads the TLS certificate and key again on every SIGHUP: new handshakes use them, the
 /// connections open keep theirs; files that cannot be used leave the certificate in use.
-fn reload_on_sighup(tls: ringws::tls::TlsConfig) -> std::io::Result<()> {
+/// Without TLS a SIGHUP is logged and changes nothing.
+fn reload_on_sighup(tls: Option<ringws::tls::TlsConfig>) -> std::io::Result<()> {
     let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
     std::thread::Builder::new()
@@ -197,6 +208,10 @@ fn reload_on_sighup(tls: ringws::tls::TlsConfig) -> std::io::Result<()> {
                 if !hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
                     continue;
                 }
+                let Some(tls) = &tls else {
+                    tracing::info!("SIGHUP: nothing to reload (no --tls-cert); still serving");
+                    continue;
+                };
                 match tls.reload() {
                     Ok(r) => tracing::info!(
                         "TLS: certificate reloaded from {} and {}{} (new handshakes use it)",

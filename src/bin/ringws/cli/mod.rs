@@ -45,6 +45,10 @@ pub(crate) struct Cli {
     /// default; tuning/ringws.toml is this), and exit.
     #[arg(long)]
     pub(crate) print_example_config: bool,
+    /// Print the manual page (roff, for `man -l -`; the Debian package installs it as
+    /// ringws(1)), and exit.
+    #[arg(long)]
+    pub(crate) print_man_page: bool,
     /// Address to listen on [default: 127.0.0.1:9001].
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -689,8 +693,10 @@ impl Cli {
 }
 
 mod example;
+mod man;
 mod print;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use example::example_config;
+pub(crate) use man::man_page;

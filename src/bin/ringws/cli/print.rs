@@ -13,10 +13,11 @@ use ringws::proto::deflate::Mode as DeflateMode;
 use ringws::server::{Backpressure, IoChoice};
 
 /// The flags that are never printed: they choose what runs rather than configure it.
-pub(super) const NOT_PRINTED: [&str; 5] = [
+pub(super) const NOT_PRINTED: [&str; 6] = [
     "config",
     "print-config",
     "print-example-config",
+    "print-man-page",
     "help",
     "version",
 ];
