@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ringws: formatting, lints, unit/property/integration tests, doc tests, the
 # Autobahn conformance suite, the browser test, compile checks of the benchmarks and fuzz
-# targets, and the aarch64 build and tests under emulation. Installs what it needs on a fresh
+# targets, the Debian package (built, installed, run, purged), and the aarch64 build and tests
+# under emulation. Installs what it needs on a fresh
 # machine (as root).
 # Usage: tests/run-all.sh        (from anywhere; FUZZ_SECONDS=N sets each fuzz target's run,
 #                                30 by default; longer runs: see fuzz/README.md)
@@ -115,6 +116,13 @@ bash tests/tuning/check_test.sh
 
 step "benchmarks compile"
 cargo bench --workspace --no-run --locked
+
+step "the Debian package: cargo deb (installed when missing), dpkg -i here, systemd-analyze verify, the installed binary serves /healthz, dpkg --purge"
+bash tests/package.sh
+
+step "a 2-minute soak: 2,000 chat clients (steady, compressed, churning with close and RST, never reading); fails on a lost, duplicated or reordered message, a failed churn cycle or RSS growth after the warm-up"
+bash tests/soak_verdict.sh
+bash benches/soak.sh --minutes 2 --out "$(mktemp -d)"
 
 step "fuzzing: each target for ${FUZZ_SECONDS:=30} s from the committed corpus (nightly and cargo-fuzz installed when missing; the corpora and past failures are replayed on stable by cargo test)"
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
