@@ -12,9 +12,9 @@
 #     duplicated or reordered among these connections, which stay connected), latency per 10 s;
 #   - churn: a fifth reconnecting: two loops, each holding a tenth of N in rooms c0..c9 for 2 to
 #     6 s, then ending them, one loop with the close handshake, the other by RST;
-#   - silent: 8 members of a0 that never read (their queues fill and the drop policy keeps
-#     them bounded; the heartbeat closes them; a member is opened again once its socket says
-#     so, which an orphaned socket with unread data can put off for minutes).
+#   - silent: 8 members of a0 that never read (what is sent to them waits in the kernel and
+#     their queues until the heartbeat closes them; a member is opened again once its socket
+#     says so, which an orphaned socket with unread data can put off for minutes).
 # The server: `ringws --mode chat` (both workers, rate limits off, heartbeat every 5 s).
 # Samples: the server's RSS and open descriptors every 10 s. At the end benches/soak.py writes
 # DIR/soak.csv and DIR/soak.svg (RSS and p99 over time), prints the summary, and fails on any
