@@ -95,8 +95,8 @@ fn rustls_key(pkcs8: &[u8]) -> rustls::pki_types::PrivateKeyDer<'static> {
     ))
 }
 
-#[test]
-fn the_load_tools_flood_mode_gets_every_echo() {
+/// An echo server with one worker on a free loopback port, on the backend under test.
+fn echo_server() -> (std::net::SocketAddr, ringws::server::ServerHandle) {
     let cfg = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 1,
@@ -105,7 +105,18 @@ fn the_load_tools_flood_mode_gets_every_echo() {
     };
     let server = Server::bind(cfg, Echo).expect("bind");
     let addr = server.local_addr();
-    let handle = server.start().expect("start");
+    (addr, server.start().expect("start"))
+}
+
+/// Stops the server; a worker error fails the test.
+fn stop(handle: ringws::server::ServerHandle) {
+    handle.shutdown();
+    handle.join().expect("the server stops cleanly");
+}
+
+#[test]
+fn the_load_tools_flood_mode_gets_every_echo() {
+    let (addr, handle) = echo_server();
     let out = load_tool()
         .args(["flood", "--addr", &addr.to_string()])
         .args([
@@ -114,22 +125,13 @@ fn the_load_tools_flood_mode_gets_every_echo() {
         .args(["--json", "--quiet"])
         .output()
         .expect("run ringws-load");
-    handle.shutdown();
-    handle.join().expect("the server stops cleanly");
+    stop(handle);
     clean_report(&out);
 }
 
 #[test]
 fn piped_without_quiet_the_tool_writes_its_report_and_nothing_else() {
-    let cfg = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 1,
-        io: io(),
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(cfg, Echo).expect("bind");
-    let addr = server.local_addr();
-    let handle = server.start().expect("start");
+    let (addr, handle) = echo_server();
     // Over a second of work (the status line is updated once a second), stderr a pipe: the
     // status line is for terminals only.
     let out = load_tool()
@@ -137,8 +139,7 @@ fn piped_without_quiet_the_tool_writes_its_report_and_nothing_else() {
         .args(["-c", "2", "-d", "1.5", "-w", "0.2", "--json"])
         .output()
         .expect("run ringws-load");
-    handle.shutdown();
-    handle.join().expect("the server stops cleanly");
+    stop(handle);
     clean_report(&out);
     assert!(
         out.stderr.is_empty(),
