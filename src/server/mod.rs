@@ -200,6 +200,7 @@
 //! | `wheel` | the per-worker hierarchical timer wheel |
 //! | `counters` | per-worker counters, summed on demand |
 //! | `checks` | start-up warnings about host limits |
+//! | [`floor`] | a raw echo on the same I/O loop, without WebSocket: the benchmarks' floor |
 
 mod checks;
 mod compress;
@@ -209,6 +210,7 @@ mod counters;
 mod dispatch;
 #[cfg(test)]
 mod fake;
+pub mod floor;
 mod handler;
 pub mod histogram;
 pub mod home;

@@ -178,6 +178,10 @@ pub struct PingPongArgs {
     /// sixteen different texts in turn, about 200 bytes (--size and --binary are ignored).
     #[arg(long, conflicts_with = "binary")]
     pub chat_json: bool,
+    /// The server sends back every byte as it came, still masked (the benchmarks' floor,
+    /// `ringws-floor`): echoes are checked byte for byte against the frames sent.
+    #[arg(long)]
+    pub raw_echo: bool,
     /// Seconds of the measurement window.
     #[arg(short, long, default_value_t = 10.0)]
     pub duration: f64,
@@ -320,6 +324,10 @@ pub struct SummarizeArgs {
     /// The server other servers are compared to.
     #[arg(long, default_value = "ringws")]
     pub baseline: String,
+    /// Also a table of the baseline's server CPU per message divided by this server's, per
+    /// scenario (repeat: one column each), e.g. `--versus floor --versus uws-cpp`.
+    #[arg(long, value_name = "SERVER")]
+    pub versus: Vec<String>,
 }
 
 impl Common {

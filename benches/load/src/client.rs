@@ -69,6 +69,8 @@ pub struct Client {
     pub pmd: Option<Box<ClientPmd>>,
     /// TLS (`wss://`): everything written and read goes through it.
     pub tls: Option<Box<rustls::ClientConnection>>,
+    /// `--raw-echo`: the frames sent, to check their raw echoes against.
+    pub raw: Option<Box<crate::raw::RawEcho>>,
 }
 
 impl Client {
@@ -108,6 +110,7 @@ impl Client {
             seed,
             pmd: None,
             tls: None,
+            raw: None,
         })
     }
 

@@ -232,6 +232,9 @@ impl Engine {
             if let Some((tls, host)) = tls {
                 c.tls = Some(Box::new(tls.session(&host)?));
             }
+            if target.raw_echo {
+                c.raw = Some(Box::default());
+            }
             if let Some(s) = c.stream.as_mut() {
                 self.poll.registry().register(
                     s,
@@ -455,6 +458,8 @@ impl Engine {
         let now = self.shared.now();
         for c in &mut self.clients {
             match c.phase {
+                // A raw echo would send our close frame back, masked: just end.
+                Phase::Open if c.raw.is_some() => finish(&self.poll, c),
                 Phase::Open => {
                     if let Ok(frame) = c.proto.close(&self.shared.cfg, CloseCode::NORMAL, "", now) {
                         c.out.extend_from_slice(&frame);
@@ -767,6 +772,14 @@ impl Shared {
         if data.is_empty() {
             return Ok(());
         }
+        if let Some(raw) = c.raw.as_mut() {
+            let echoes = raw.received(data).map_err(Failure::Mismatch)?;
+            for _ in 0..echoes {
+                c.expect = next_seq(i, c.expect);
+            }
+            c.in_flight -= u64::from(echoes);
+            return self.echoed(i, c, echoes);
+        }
         let mut inbox = Inbox {
             payload: self.workload.payload(),
             conn: i,
@@ -820,6 +833,11 @@ impl Shared {
         if peer_closed {
             return Err(Failure::Closed("close frame"));
         }
+        self.echoed(i, c, echoes)
+    }
+
+    /// Counts `echoes` verified echoes of connection `i`, times them, and sends what it owes.
+    fn echoed(&mut self, i: usize, c: &mut Client, echoes: u32) -> Result<(), Failure> {
         if echoes > 0 {
             let now = Instant::now();
             let counters = &mut self.counters;
@@ -851,8 +869,12 @@ fn queue(cfg: &Config, i: usize, c: &mut Client, payload: &Payload, n: u64) -> u
     let mut queued = 0;
     while queued < n {
         let seq = next_seq(i, c.seq);
+        let start = c.out.len();
         if c.queue_message(cfg, payload, seq).is_err() {
             break;
+        }
+        if let Some(raw) = c.raw.as_mut() {
+            raw.sent(&c.out[start..]);
         }
         if c.in_flight == 0 {
             c.expect = seq;

@@ -11,6 +11,7 @@
 //! | [`target`] | the `ws://` URL or address to load |
 //! | [`handshake`] | the upgrade request and the checks on the response |
 //! | [`verify`] | the messages sent and the byte-for-byte check of their echoes |
+//! | [`raw`] | `--raw-echo`: echoes of the frames as sent (the floor), checked byte for byte |
 //! | [`client`] | one connection: socket, phase, protocol state, output buffer |
 //! | [`engine`] | the event loop driving every connection |
 //! | [`broadcast`] | the broadcast plan, its chat requests, the check of each delivery |
@@ -30,6 +31,7 @@ mod deflate;
 mod engine;
 mod handshake;
 mod inbox;
+mod raw;
 mod recover;
 mod report;
 mod rng;
@@ -161,7 +163,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 std::fs::read_to_string(&a.file)
                     .map_err(|e| format!("{}: {e}", a.file.display()))?
             };
-            print!("{}", summarize::markdown(&text, &a.baseline));
+            print!("{}", summarize::markdown(&text, &a.baseline, &a.versus));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -169,7 +171,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 
 /// Runs a message load with `a`'s options.
 fn messages(a: &PingPongArgs, load: Load) -> Result<ExitCode, String> {
-    let setup = a.common.setup()?;
+    let mut setup = a.common.setup()?;
+    if a.raw_echo && (a.common.compress || setup.target.tls.is_some()) {
+        return Err("--raw-echo is for a plain server: not with --compress or TLS".to_string());
+    }
+    setup.target.raw_echo = a.raw_echo;
     let kind = if a.binary {
         MessageKind::Binary
     } else {

@@ -23,6 +23,8 @@ pub struct Target {
     pub compress: bool,
     /// TLS (`wss://` or `--tls`): the client configuration, trusting `--tls-ca`.
     pub tls: Option<Tls>,
+    /// The server echoes raw bytes after the upgrade (`--raw-echo`, the floor).
+    pub raw_echo: bool,
 }
 
 /// A TLS client configuration (compared by identity: one per run).
@@ -195,6 +197,7 @@ impl Target {
             path,
             compress: false,
             tls: None,
+            raw_echo: false,
         })
     }
 
@@ -210,6 +213,7 @@ impl Target {
             path: "/".to_string(),
             compress: false,
             tls: None,
+            raw_echo: false,
         })
     }
 }

@@ -1,0 +1,102 @@
+//! The benchmarks' floor (`ringws::server::floor`, run as `ringws-floor`) with the load tool's
+//! `--raw-echo`: ping-pong and pipelined runs get every echo back byte for byte, and the same
+//! check against a real WebSocket server (whose frames are not the client's, masked) fails.
+//! The backend follows `RINGWS_TEST_IO` (`epoll` or `uring`), as the other tests do.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ringws::app::echo::Echo;
+use ringws::server::{IoChoice, Server, ServerConfig, UringConfig, floor};
+
+fn io() -> IoChoice {
+    match std::env::var("RINGWS_TEST_IO").as_deref() {
+        Ok("epoll") => IoChoice::Epoll,
+        Ok("uring") => IoChoice::Uring,
+        _ => IoChoice::Auto,
+    }
+}
+
+fn load_tool() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringws-load"))
+}
+
+/// The floor on a free loopback port, on a thread of its own; stopped (and its error, if any,
+/// failing the test) by [`Floor::stop`].
+struct Floor {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Floor {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            floor::serve(&listener, io(), UringConfig::default(), &flag)
+        });
+        Floor { addr, stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .expect("the floor's thread")
+            .expect("the floor stops cleanly");
+    }
+}
+
+fn run(addr: std::net::SocketAddr, mode: &[&str]) -> (bool, serde_json::Value) {
+    let out = load_tool()
+        .args(mode)
+        .args(["--addr", &addr.to_string(), "--raw-echo"])
+        .args([
+            "-c", "8", "--size", "100", "-d", "1", "-w", "0.2", "--json", "--quiet",
+        ])
+        .output()
+        .expect("run ringws-load");
+    let report = serde_json::from_slice(out.stdout.trim_ascii()).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status.success(), report)
+}
+
+#[test]
+fn the_floor_echoes_every_frame_byte_for_byte() {
+    let floor = Floor::start();
+    for mode in [&["pingpong"][..], &["pipelined", "--depth", "8"]] {
+        let (ok, report) = run(floor.addr, mode);
+        assert!(ok, "{mode:?}: {report}");
+        let errors = &report["errors"];
+        assert_eq!(errors["total"], 0, "{mode:?}: {errors} {}", report["notes"]);
+        assert!(report["messages"].as_u64().unwrap_or(0) > 100, "{report}");
+        assert_eq!(report["open_at_end"], 8, "{report}");
+    }
+    floor.stop();
+}
+
+#[test]
+fn raw_echo_checks_fail_against_a_websocket_server() {
+    let cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        io: io(),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(cfg, Echo).expect("bind");
+    let addr = server.local_addr();
+    let handle = server.start().expect("start");
+    let (ok, report) = run(addr, &["pingpong"]);
+    handle.shutdown();
+    handle.join().expect("the server stops cleanly");
+    assert!(!ok, "{report}");
+    assert_eq!(report["errors"]["mismatch"], 8, "{report}");
+    assert_eq!(report["messages"], 0, "{report}");
+}
