@@ -3,7 +3,7 @@
 # this machine, interleaved (A B C A B C ...), with ratios against ringws.
 #
 #   benches/broadcast.sh [--reps N] [--window S] [--warmup S] [--drain S]
-#                        [--servers "ringws uws bun"] [--scenarios "1k 10k"]
+#                        [--servers "ringws uws-cpp uws bun"] [--scenarios "1k 10k"]
 #                        [--rate-1k N] [--rate-10k N] [--workers N] [--pin]
 #                        [--port BASE] [--no-build]
 #
@@ -13,7 +13,10 @@
 #
 # Servers: ringws (target/release/ringws --mode chat --workers N, 2 by default: every core),
 # uws (benches/peers-js/uws-chat.js: uWebSockets.js 20.30, ws.subscribe / app.publish), bun
-# (benches/peers-js/bun-chat.js: Bun 1.4.5, ws.subscribe / server.publish). The JS peers come
+# (benches/peers-js/bun-chat.js: Bun 1.4.5, ws.subscribe / server.publish), uws-cpp
+# (benches/peers-cpp/uws-chat.cpp: the same protocol on uWebSockets C++ itself, built by
+# install_uws_cpp in benches/lib.sh from ../shared/peers/uwebsockets.tar.gz or UWS_CPP_DIR;
+# skipped with a note when there is neither; single-threaded, as the JS peers). The JS peers come
 # from the npm registry and are installed by this script when missing, as benches/compare.sh
 # does; a JS server whose install fails is skipped with a note. All three speak the ringws chat
 # protocol's join/send/message subset; the peers' message frames are smaller than ringws's
@@ -54,7 +57,7 @@ REPS=5
 WINDOW=10
 WARMUP=2
 DRAIN=2
-SERVERS="ringws uws bun"
+SERVERS="ringws uws-cpp uws bun"
 SCENARIOS="1k 10k"
 RATE_1K=100
 RATE_10K=5
@@ -112,6 +115,7 @@ fi
 # ------------------------------------------------------------------ JS peers (npm registry)
 install_js_peers uws
 install_bun bun
+install_uws_cpp uws-cpp
 
 # ------------------------------------------------------------------ servers
 server_cmd() { # NAME PORT -> the command, one word per line
@@ -123,6 +127,7 @@ server_cmd() { # NAME PORT -> the command, one word per line
                     --mode chat --listen "127.0.0.1:$2" --workers "$WORKERS" \
                     $(no_rate_limits "$RINGWS_BASE_BIN") ;;
         uws) printf '%s\n' "$NODE" "$JSDIR/uws-chat.js" "$2" ;;
+        uws-cpp) printf '%s\n' "$UWS_CPP_BIN/uws-chat" "$2" ;;
         bun) printf '%s\n' "$BUN" "$JSDIR/bun-chat.js" "$2" ;;
         *) echo "unknown server $1" >&2; return 1 ;;
     esac

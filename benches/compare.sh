@@ -3,7 +3,7 @@
 #
 #   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
 #                      [--slope-first N] [--slope-conns N]
-#                      [--servers "ringws fastwebsockets tungstenite ws uws bun"]
+#                      [--servers "ringws floor uws-cpp fastwebsockets tungstenite ws uws bun"]
 #                      [--scenarios "pp100 pp1k pp1000 pp10x64k pl20 pl1k flood idle slope
 #                                    cpp cactive zpp zpl zactive zidle hs hsr"]
 #                      [--port BASE] [--workers N] [--baseline SERVER] [--no-build]
@@ -14,7 +14,13 @@
 # named by RINGWS_BASE_BIN, e.g. a build of an earlier commit, for A/B runs; ringws-base-z the
 # same with --compression shared), fastwebsockets, tungstenite (benches/peers, crates.io), ws (Node
 # ws 8.x), uws (uWebSockets.js 20.30), bun (Bun 1.4.5) (benches/peers-js, npm registry: installed
-# by this script when missing; a JS server whose install fails is skipped with a note).
+# by this script when missing; a JS server whose install fails is skipped with a note),
+# uws-cpp (uWebSockets C++, the leader, on no registry: its EchoServer example built from the
+# snapshot ../shared/peers/uwebsockets.tar.gz, or from the unpacked snapshot UWS_CPP_DIR names,
+# into target/peers/uws-cpp; skipped with a note when neither is there or the build fails),
+# floor (benches/floor: a raw TCP echo on ringws's own io_uring loop, no WebSocket work after
+# the upgrade, checked with ringws-load --raw-echo: the limit of the method, in the echo
+# scenarios only; floor-epoll the same on the epoll backend).
 # TLS (wss://, the test certificate of tests/data/tls, TLS 1.3 X25519 AES-128-GCM as the load
 # tool offers them): ringws-tls, uws-tls (uWS.SSLApp), ws-tls (ws on Node's https server),
 # bun-tls (Bun.serve's tls); the load tool connects with --tls --tls-ca to them, in every
@@ -61,7 +67,7 @@ BASELINE=ringws
 IDLE_HOLD=3
 SLOPE_FIRST=5000
 SLOPE_CONNS=19000
-SERVERS="ringws fastwebsockets tungstenite ws uws bun"
+SERVERS="ringws floor uws-cpp fastwebsockets tungstenite ws uws bun"
 SCENARIOS="pp100 pp1k pp1000 pp10x64k pl20 pl1k flood idle slope"
 DEPTH=16
 BUN_VERSION=1.4.5
@@ -129,6 +135,7 @@ fi
 # ------------------------------------------------------------------ JS peers (npm registry)
 install_js_peers ws uws ws-z uws-z ws-tls uws-tls
 install_bun bun bun-z bun-tls
+install_uws_cpp uws-cpp
 
 # ------------------------------------------------------------------ servers
 server_cmd() { # NAME PORT -> the command, one word per line
@@ -157,6 +164,14 @@ server_cmd() { # NAME PORT -> the command, one word per line
         ws) printf '%s\n' "$NODE" "$JSDIR/ws-echo.js" "$2" ;;
         uws) printf '%s\n' "$NODE" "$JSDIR/uws-echo.js" "$2" ;;
         bun) printf '%s\n' "$BUN" "$JSDIR/bun-echo.js" "$2" ;;
+        # uWebSockets C++ (epoll, no TLS; install_uws_cpp in benches/lib.sh builds it): its
+        # EchoServer example, compression off, automatic pings at its 120 s idle timeout.
+        # The floor: a raw echo on ringws's own io_uring loop, no WebSocket work after the
+        # upgrade (benches/floor); the load checks its echoes with --raw-echo.
+        floor) printf '%s\n' "$ROOT/target/release/ringws-floor" --listen "127.0.0.1:$2" --io io_uring ;;
+        floor-epoll) printf '%s\n' "$ROOT/target/release/ringws-floor" --listen "127.0.0.1:$2" --io epoll ;;
+        uws-cpp) printf '%s\n' /usr/bin/env UWS_COMPRESSION=0 UWS_IDLE_TIMEOUT=120 \
+                    "$UWS_CPP_BIN/EchoServer" "$2" 127.0.0.1 ;;
         # permessage-deflate on (for the z* scenarios): ringws shared and dedicated modes, the
         # JS peers with theirs (uWS SHARED_COMPRESSOR, Bun perMessageDeflate, ws threshold 64).
         ringws-z) printf '%s\n' "$ROOT/target/release/ringws" --mode echo \
@@ -189,7 +204,7 @@ for s in $SERVERS; do
         stop_server
     elif [ "$s" = ringws ]; then
         note "ringws skipped: target/release/ringws does not start with --mode echo (see $LOGS/ringws.log)"
-    elif [[ " ws uws bun ws-z uws-z bun-z ws-tls uws-tls bun-tls " == *" $s "* ]]; then
+    elif [[ " ws uws bun ws-z uws-z bun-z ws-tls uws-tls bun-tls uws-cpp " == *" $s "* ]]; then
         note "$s skipped: it does not start (see $LOGS/$s.log)"
     else
         echo "$s does not start (see $LOGS/$s.log)" >&2
@@ -258,6 +273,10 @@ for rep in $(seq "$REPS"); do
             name=$(scenario_name "$sc")
             # Resumption needs TLS.
             [ "$sc" != hsr ] || [[ "$s" == *-tls ]] || continue
+            # The floor echoes raw bytes: only the plain echo scenarios.
+            if [[ "$s" == floor* ]] && [[ " pp100 pp1000 pp1k pp10x64k pl20 pl1k flood " != *" $sc "* ]]; then
+                continue
+            fi
             echo "rep $rep/$REPS: $name: $s" >&2
             if ! start_server "$s"; then
                 note "rep $rep $name: $s did not start"
@@ -266,6 +285,7 @@ for rep in $(seq "$REPS"); do
             fi
             mapfile -t args < <(scenario_args "$sc")
             [[ "$s" != *-tls ]] || args+=(--tls --tls-ca "$CERT")
+            [[ "$s" != floor* ]] || args+=(--raw-echo)
             line=$(setsid -w taskset -c 1 sh -c "$PRIO" sh "$LOAD" "${args[@]}" \
                 --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" --json --quiet \
                 --label "$s" --scenario "$name") || {
@@ -297,7 +317,7 @@ done
     echo "- raw results: target/bench-results/$(basename "$JSONL")"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
-    "$LOAD" summarize "$JSONL" --baseline "$BASELINE"
+    "$LOAD" summarize "$JSONL" --baseline "$BASELINE" --versus floor --versus uws-cpp
 } | tee "$MD"
 mkdir -p "$ROOT/benches/results"
 cp "$MD" "$ROOT/benches/results/$RESULTS.md"

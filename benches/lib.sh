@@ -1,5 +1,5 @@
 # Shared by benches/compare.sh and benches/broadcast.sh (sourced, not run): notes, the JS
-# peers' installation, starting and stopping a server on a fresh port, number formatting.
+# peers' installation, uWebSockets C++'s build, starting and stopping a server on a fresh port, number formatting.
 #
 # The caller sets ROOT, JSDIR, BUN, BUN_VERSION, NODE, LOGS, BASE_PORT, SERVERS and
 # SERVER_CPUS (an array: a CPU pinning prefix such as `taskset -c 0`, or empty), and defines
@@ -10,7 +10,7 @@ note() { echo "note: $*" >&2; NOTES+=("$*"); }
 
 # Builds the load tool (which must build) and ringws (noted and skipped if it does not).
 build_bins() {
-    (cd "$ROOT" && cargo build --release -p ringws-load)
+    (cd "$ROOT" && cargo build --release -p ringws-load -p ringws-floor)
     if ! (cd "$ROOT" && cargo build --release --bin ringws); then
         note "ringws did not build"
     fi
@@ -64,6 +64,55 @@ install_bun() { # NAMES...
     if [ -x "$BUN" ] && ! "$BUN" --version >/dev/null 2>&1; then
         for s in "${want[@]}"; do drop_server "$s" "$BUN does not run here"; done
     fi
+}
+
+# uWebSockets C++ (the peer to beat; on no registry): built from the snapshot tarball
+# ($UWS_CPP_TARBALL, by default ../shared/peers/uwebsockets.tar.gz beside the repository) or
+# from an unpacked snapshot directory ($UWS_CPP_DIR, holding build.sh and uWebSockets/), into
+# target/peers/uws-cpp (rebuilt when the source changes; gcc, g++ and zlib1g-dev needed, about
+# 15 s). Sets UWS_CPP_BIN (the directory of EchoServer, BroadcastingEchoServer, load_test) and,
+# with benches/peers-cpp/uws-chat.cpp, builds uws-chat there too. NAMES: the uWS C++ servers
+# wanted; each is dropped with a note when there is no source or the build fails.
+UWS_CPP_BIN=
+install_uws_cpp() { # NAMES...
+    local want=() s src stamp out="$ROOT/target/peers/uws-cpp"
+    for s in "$@"; do wants "$s" && want+=("$s"); done
+    [ ${#want[@]} -gt 0 ] || return 0
+    local tarball=${UWS_CPP_TARBALL:-$ROOT/../shared/peers/uwebsockets.tar.gz}
+    if [ -n "${UWS_CPP_DIR:-}" ]; then
+        src=$(cd "$UWS_CPP_DIR" && pwd) || src=
+        stamp="dir $src $(find "$src" -type f -newer "$src/build.sh" 2>/dev/null | wc -l)"
+    elif [ -f "$tarball" ]; then
+        src="$out/src"
+        stamp="tar $(sha256sum "$tarball" | cut -d' ' -f1)"
+    else
+        for s in "${want[@]}"; do
+            drop_server "$s" "no uWebSockets C++ source (set UWS_CPP_DIR, or put the snapshot at $tarball)"
+        done
+        return 0
+    fi
+    stamp="$stamp $(sha256sum "$ROOT/benches/peers-cpp/uws-chat.cpp" | cut -d' ' -f1)"
+    if [ "$(cat "$out/stamp" 2>/dev/null)" != "$stamp" ] || [ ! -x "$out/bin/uws-chat" ]; then
+        echo "building uWebSockets C++ ($stamp) in $out" >&2
+        rm -rf "$out" && mkdir -p "$out"
+        if [ -z "${UWS_CPP_DIR:-}" ]; then
+            mkdir -p "$src" && tar -xzf "$tarball" -C "$src" || src=
+        fi
+        local uws="$src/uWebSockets"
+        if [ -n "$src" ] && bash "$src/build.sh" "$out" >&2 \
+            && g++ -march=native -O3 -std=c++2b -flto=auto -I"$uws/src" -I"$uws/uSockets/src" \
+                "$ROOT/benches/peers-cpp/uws-chat.cpp" $(ls "$out"/obj/*.o | grep -v load_test) \
+                -lz -o "$out/bin/uws-chat" >&2
+        then
+            echo "$stamp" >"$out/stamp"
+        else
+            for s in "${want[@]}"; do
+                drop_server "$s" "uWebSockets C++ did not build (gcc, g++ and zlib1g-dev needed; see above)"
+            done
+            return 0
+        fi
+    fi
+    UWS_CPP_BIN="$out/bin"
 }
 
 # Runs "$@" in a new session with autogroup priority -10.

@@ -59,7 +59,7 @@ impl Table {
 }
 
 /// The Markdown table for `lines` (one JSON object each; other lines are skipped).
-pub fn markdown(lines: &str, baseline: &str) -> String {
+pub fn markdown(lines: &str, baseline: &str, versus: &[String]) -> String {
     let mut table = Table::default();
     let mut bcast = Table::default();
     for line in lines.lines() {
@@ -101,6 +101,7 @@ pub fn markdown(lines: &str, baseline: &str) -> String {
     let mut out = String::new();
     if !table.cells.is_empty() || bcast.cells.is_empty() {
         out.push_str(&messages_table(&table, baseline));
+        out.push_str(&versus_table(&table, baseline, versus));
     }
     if !bcast.cells.is_empty() {
         if !out.is_empty() {
@@ -190,6 +191,61 @@ fn messages_table(table: &Table, baseline: &str) -> String {
              bytes (1.00×: nothing compressed)",
         );
         out.push_str(&ratios);
+        out.push('\n');
+    }
+    out
+}
+
+/// The baseline's server CPU per message over each of `versus`'s, per scenario where the
+/// baseline ran, as the spread of the ratios of the runs made one after the other (on a
+/// shared machine whose speed drifts, a pair of neighbouring runs shares its moment): how far
+/// the baseline is from the floor, or from a peer. Empty when none of `versus` ran.
+fn versus_table(table: &Table, baseline: &str, versus: &[String]) -> String {
+    let index = |name: &str| table.servers.iter().position(|s| s == name);
+    let Some(base) = index(baseline) else {
+        return String::new();
+    };
+    let others: Vec<(&String, usize)> = versus
+        .iter()
+        .filter_map(|v| index(v).map(|i| (v, i)))
+        .collect();
+    if others.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{baseline}'s server CPU per message ÷ each server's, run by run (the k-th run of \
+         each, one after the other): median [min–max]\n\n| scenario |"
+    );
+    for (name, _) in &others {
+        out.push_str(&format!(" ÷ {name} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(others.len()));
+    out.push('\n');
+    for (si, scenario) in table.scenarios.iter().enumerate() {
+        let Some(b) = table.cells.get(&(si, base)) else {
+            continue;
+        };
+        out.push_str(&format!("| {scenario} |"));
+        for (_, vi) in &others {
+            let paired = table.cells.get(&(si, *vi)).and_then(|c| {
+                // The k-th runs of two servers ran one after the other (the reps interleave):
+                // each pair shares the machine's state of the moment.
+                let ratios: Vec<f64> = b
+                    .cpu
+                    .iter()
+                    .zip(&c.cpu)
+                    .filter(|(_, o)| **o != 0.0)
+                    .map(|(b, o)| b / o)
+                    .collect();
+                Spread::of(&ratios)
+            });
+            out.push_str(&match paired {
+                Some(r) if r.min == r.max => format!(" ×{:.2} |", r.median),
+                Some(r) => format!(" ×{:.2} [{:.2}–{:.2}] |", r.median, r.min, r.max),
+                None => " — |".to_string(),
+            });
+        }
         out.push('\n');
     }
     out
@@ -355,7 +411,7 @@ mod tests {
         }
         input += r#"{"mode":"idle","scenario":"idle","label":"ringws","rss_per_conn_bytes":300.0,"errors":{"total":2}}"#;
         input += "\nnot json\n";
-        let md = markdown(&input, "ringws");
+        let md = markdown(&input, "ringws", &[]);
         let rows: Vec<&str> = md.lines().collect();
         assert_eq!(rows.len(), 5, "{md}");
         assert!(rows[0].ends_with("| vs ringws |"));
@@ -374,16 +430,55 @@ mod tests {
     }
 
     #[test]
+    fn versus_table_divides_the_baselines_cpu_by_each_named_server() {
+        let mut input = String::new();
+        // Two reps: the machine is slower in the second (every server's CPU doubles).
+        for slow in [1.0, 2.0] {
+            for (server, cpu) in [("ringws", 5.0), ("floor", 4.0), ("uws-cpp", 6.25)] {
+                let cpu = if server == "floor" && slow > 1.0 {
+                    3.0
+                } else {
+                    cpu
+                };
+                input += &line("s1", server, 1e5, cpu * slow);
+                input += "\n";
+            }
+        }
+        input += &line("s2", "ringws", 1e5, 1.0);
+        let versus = [
+            "floor".to_string(),
+            "uws-cpp".to_string(),
+            "absent".to_string(),
+        ];
+        let md = markdown(&input, "ringws", &versus);
+        let tail: Vec<&str> = md.lines().skip_while(|l| !l.contains("÷ each")).collect();
+        assert_eq!(
+            tail,
+            [
+                "ringws's server CPU per message ÷ each server's, run by run (the k-th run of \
+                 each, one after the other): median [min–max]",
+                "",
+                "| scenario | ÷ floor | ÷ uws-cpp |",
+                "|---|---|---|",
+                "| s1 | ×1.46 [1.25–1.67] | ×0.80 |",
+                "| s2 | — | — |",
+            ],
+            "{md}"
+        );
+        assert!(!markdown(&input, "ringws", &["absent".to_string()]).contains("÷ each"));
+    }
+
+    #[test]
     fn an_idle_run_shows_its_setup_rate_and_cpu_per_connection() {
         let line = r#"{"mode":"idle","scenario":"hs","label":"ringws","setup_conns_per_sec":2000.0,"setup_server_cpu_us_per_conn":250.0,"rss_per_conn_bytes":900.0,"errors":{"total":0}}"#;
-        let md = markdown(line, "ringws");
+        let md = markdown(line, "ringws", &[]);
         assert!(
             md.contains("| hs | ringws | 1 | 2.0k [2.0k–2.0k] | 250.00 [250.00–250.00] |"),
             "{md}"
         );
         assert!(md.contains("connections set up per second"), "{md}");
         let slope = r#"{"mode":"idle","scenario":"slope","label":"ringws","rss_per_conn_bytes":900.0,"errors":{"total":0}}"#;
-        assert!(!markdown(slope, "ringws").contains("connections set up per second"));
+        assert!(!markdown(slope, "ringws", &[]).contains("connections set up per second"));
     }
 
     #[test]
@@ -402,7 +497,7 @@ mod tests {
             idle("old", 900.0, None),
         ]
         .join("\n");
-        let md = markdown(&input, "ringws");
+        let md = markdown(&input, "ringws", &[]);
         let rows: Vec<&str> = md.lines().collect();
         assert_eq!(
             rows[2],
@@ -420,7 +515,7 @@ mod tests {
         );
         assert!(md.contains("\"slope\": its growth per connection"), "{md}");
         // No slope anywhere: no note.
-        assert!(!markdown(&idle("a", 1.0, None), "ringws").contains("\"slope\""));
+        assert!(!markdown(&idle("a", 1.0, None), "ringws", &[]).contains("\"slope\""));
     }
 
     fn bline(scenario: &str, server: &str, rate: f64, cpu: f64, p99: f64, lost: u64) -> String {
@@ -439,7 +534,7 @@ mod tests {
             bline("1 room × 1,000", "uws", 100e3, 4.0, 10000.0, 7),
         ]
         .join("\n");
-        let md = markdown(&input, "ringws");
+        let md = markdown(&input, "ringws", &[]);
         let rows: Vec<&str> = md.lines().collect();
         assert!(
             rows[0].starts_with("| scenario | server | runs | deliveries/s"),
@@ -463,7 +558,7 @@ mod tests {
         // Only broadcast runs: no empty message table. With others: both, that one first.
         assert!(!md.contains("idle B/conn"));
         let mixed = format!("{}\n{input}", line("s", "ringws", 1000.0, 1.0));
-        let md = markdown(&mixed, "ringws");
+        let md = markdown(&mixed, "ringws", &[]);
         assert!(md.starts_with("| scenario | server | runs | msg/s"), "{md}");
         assert!(
             md.contains("\n\n| scenario | server | runs | deliveries/s"),
@@ -475,7 +570,7 @@ mod tests {
 
     #[test]
     fn no_baseline_no_ratio_column() {
-        let md = markdown(&line("s", "a", 1500.0, 1.0), "ringws");
+        let md = markdown(&line("s", "a", 1500.0, 1.0), "ringws", &[]);
         assert!(!md.contains("vs ringws"));
         assert!(md.contains("| s | a | 1 | 1.5k [1.5k–1.5k] | 1.00 [1.00–1.00] | — | 0 |"));
         assert_eq!(fmt_rate(2_500_000.0), "2.50M");
