@@ -175,6 +175,14 @@ fn messages(a: &PingPongArgs, load: Load) -> Result<ExitCode, String> {
     if a.raw_echo && (a.common.compress || setup.target.tls.is_some()) {
         return Err("--raw-echo is for a plain server: not with --compress or TLS".to_string());
     }
+    if a.raw_echo && matches!(load, Load::Flood) {
+        // The frames sent are kept until echoed, and flood bounds nothing in flight.
+        return Err(
+            "--raw-echo needs a bounded number of messages in flight: pingpong or \
+                    pipelined, not flood"
+                .to_string(),
+        );
+    }
     setup.target.raw_echo = a.raw_echo;
     let kind = if a.binary {
         MessageKind::Binary

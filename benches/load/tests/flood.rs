@@ -4,18 +4,11 @@
 //! (`--tls-resume`) are counted; piped, it prints no status line. The backend follows `RINGWS_TEST_IO` (`epoll` or
 //! `uring`), as the server's own integration tests do.
 
-use std::process::Command;
+mod common;
 
+use common::{echo_server, io, load_tool, stop};
 use ringws::app::echo::Echo;
-use ringws::server::{IoChoice, Server, ServerConfig};
-
-fn io() -> IoChoice {
-    match std::env::var("RINGWS_TEST_IO").as_deref() {
-        Ok("epoll") => IoChoice::Epoll,
-        Ok("uring") => IoChoice::Uring,
-        _ => IoChoice::Auto,
-    }
-}
+use ringws::server::{Server, ServerConfig};
 
 /// The report of a run, checked: a success, no error of any kind, messages echoed.
 fn clean_report(out: &std::process::Output) -> serde_json::Value {
@@ -95,25 +88,6 @@ fn rustls_key(pkcs8: &[u8]) -> rustls::pki_types::PrivateKeyDer<'static> {
     ))
 }
 
-/// An echo server with one worker on a free loopback port, on the backend under test.
-fn echo_server() -> (std::net::SocketAddr, ringws::server::ServerHandle) {
-    let cfg = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 1,
-        io: io(),
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(cfg, Echo).expect("bind");
-    let addr = server.local_addr();
-    (addr, server.start().expect("start"))
-}
-
-/// Stops the server; a worker error fails the test.
-fn stop(handle: ringws::server::ServerHandle) {
-    handle.shutdown();
-    handle.join().expect("the server stops cleanly");
-}
-
 #[test]
 fn the_load_tools_flood_mode_gets_every_echo() {
     let (addr, handle) = echo_server();
@@ -146,19 +120,4 @@ fn piped_without_quiet_the_tool_writes_its_report_and_nothing_else() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The load tool's binary, through `RINGWS_TEST_RUNNER` when set (e.g. `qemu-aarch64 -L
-/// /usr/aarch64-linux-gnu` in `tests/aarch64.sh`: a cross-built binary cannot run directly).
-fn load_tool() -> Command {
-    let path = env!("CARGO_BIN_EXE_ringws-load");
-    match std::env::var("RINGWS_TEST_RUNNER") {
-        Ok(runner) if !runner.trim().is_empty() => {
-            let mut words = runner.split_whitespace();
-            let mut cmd = Command::new(words.next().unwrap_or_default());
-            cmd.args(words).arg(path);
-            cmd
-        }
-        _ => Command::new(path),
-    }
 }

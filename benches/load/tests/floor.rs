@@ -3,25 +3,14 @@
 //! check against a real WebSocket server (whose frames are not the client's, masked) fails.
 //! The backend follows `RINGWS_TEST_IO` (`epoll` or `uring`), as the other tests do.
 
+mod common;
+
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ringws::app::echo::Echo;
-use ringws::server::{IoChoice, Server, ServerConfig, UringConfig, floor};
-
-fn io() -> IoChoice {
-    match std::env::var("RINGWS_TEST_IO").as_deref() {
-        Ok("epoll") => IoChoice::Epoll,
-        Ok("uring") => IoChoice::Uring,
-        _ => IoChoice::Auto,
-    }
-}
-
-fn load_tool() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringws-load"))
-}
+use common::{echo_server, io, load_tool, stop};
+use ringws::server::{UringConfig, floor};
 
 /// The floor on a free loopback port, on a thread of its own; stopped (and its error, if any,
 /// failing the test) by [`Floor::stop`].
@@ -84,19 +73,25 @@ fn the_floor_echoes_every_frame_byte_for_byte() {
 
 #[test]
 fn raw_echo_checks_fail_against_a_websocket_server() {
-    let cfg = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 1,
-        io: io(),
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(cfg, Echo).expect("bind");
-    let addr = server.local_addr();
-    let handle = server.start().expect("start");
+    let (addr, handle) = echo_server();
     let (ok, report) = run(addr, &["pingpong"]);
-    handle.shutdown();
-    handle.join().expect("the server stops cleanly");
+    stop(handle);
     assert!(!ok, "{report}");
     assert_eq!(report["errors"]["mismatch"], 8, "{report}");
     assert_eq!(report["messages"], 0, "{report}");
+}
+
+#[test]
+fn raw_echo_refuses_flood() {
+    // Nothing listens there: the refusal comes before any connection.
+    let out = load_tool()
+        .args(["flood", "--addr", "127.0.0.1:9", "--raw-echo", "-d", "1"])
+        .output()
+        .expect("run ringws-load");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--raw-echo") && stderr.contains("flood"),
+        "{stderr}"
+    );
 }
