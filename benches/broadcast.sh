@@ -212,6 +212,7 @@ for s in "${ACTIVE[@]}"; do
         uws) versions="$versions, uWebSockets.js $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' \
                 "$JSDIR/node_modules/@trufflesuite/uws-js-unofficial/package.json" | head -1) on Node $("$NODE" --version)" ;;
         bun) versions="$versions, Bun $("$BUN" --version)" ;;
+        uws-cpp) versions="$versions, uWebSockets C++ (snapshot in ${UWS_CPP_DIR:-../shared/peers/uwebsockets.tar.gz})" ;;
     esac
 done
 if [ "$PIN" = 1 ]; then
@@ -220,7 +221,7 @@ else
     cpus="nothing pinned: the server and the load tool share all $(nproc) CPUs"
 fi
 {
-    echo "## Broadcast: ringws chat vs uWebSockets.js and Bun pub/sub, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "## Broadcast: ringws chat vs uWebSockets C++, uWebSockets.js and Bun pub/sub, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- kernel $(uname -r), CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
     echo "- command: \`$CMDLINE\`"
