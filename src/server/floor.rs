@@ -282,21 +282,29 @@ impl<B: Backend> Floor<B> {
     /// One gathered send per connection with something owed and no send in flight.
     fn flush(&mut self) -> io::Result<()> {
         let dirty = std::mem::take(&mut self.dirty);
+        let mut busy = Vec::new();
         for &slot in &dirty {
             let Some(Some(conn)) = self.conns.get_mut(slot as usize) else {
                 continue;
             };
-            conn.dirty = false;
             if conn.sending || conn.queue.is_empty() {
+                conn.dirty = false;
                 continue;
             }
+            // The slot's previous connection may still have a send in flight (its completion
+            // can come after its close's): this one stays dirty until it is done, as a
+            // worker's does.
+            if self.io.send_busy(slot) {
+                busy.push(slot);
+                continue;
+            }
+            conn.dirty = false;
             let mut frames = conn.queue.iter().cloned();
             self.io
                 .send(conn.fd.as_fd(), slot, conn.generation, &mut frames)?;
             conn.sending = true;
         }
-        self.dirty = dirty;
-        self.dirty.clear();
+        self.dirty = busy;
         Ok(())
     }
 
