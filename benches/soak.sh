@@ -80,15 +80,20 @@ for _ in $(seq 100); do
 done
 
 # Samples every 10 s: unix time, RSS (KiB), open descriptors, churn cycles done, alive.
+# Each count is made so that it cannot fail: under `set -e -o pipefail` a `cat` of churn files
+# not made yet (the first sample comes before the churn loops start) ended the sampler at its
+# first sample, and a 2-minute run had one sample, its last.
+fds_of() { ls "/proc/$1/fd" 2>/dev/null | wc -l || true; }
+churn_cycles() { cat "$OUT"/churn-*.jsonl 2>/dev/null | wc -l || true; }
+sample() { # prints one CSV line; exit status 1 once the server is gone
+    local alive=1 rss
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER/status" 2>/dev/null) || alive=0
+    echo "$(date +%s.%N),${rss:-0},$(fds_of "$SERVER"),$(churn_cycles),$alive"
+    [ "$alive" = 1 ]
+}
 echo "unix,rss_kib,fds,churn_cycles,alive" >"$OUT/samples.csv"
 (
-    while :; do
-        alive=1
-        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER/status" 2>/dev/null) || alive=0
-        fds=$(ls "/proc/$SERVER/fd" 2>/dev/null | wc -l)
-        cycles=$(cat "$OUT"/churn-*.jsonl 2>/dev/null | wc -l)
-        echo "$(date +%s.%N),${rss:-0},$fds,$cycles,$alive" >>"$OUT/samples.csv"
-        [ "$alive" = 1 ] || exit 0
+    while sample >>"$OUT/samples.csv"; do
         sleep 10
     done
 ) &
@@ -129,16 +134,19 @@ wait "$B" || true
 kill "$SILENT" 2>/dev/null || true
 wait "$SILENT" 2>/dev/null || true
 for p in "${pids[@]:1}"; do wait "$p" 2>/dev/null || true; done
-# One last sample, then stop the sampler.
+# The sampler must still be running (it stops early only when the server is gone); then one
+# last sample, and stop it.
+if ! kill -0 "${pids[0]}" 2>/dev/null; then
+    say "the sampler stopped before the end (the server gone?)"
+    sampler_died=1
+fi
 kill "${pids[0]}" 2>/dev/null || true
 wait "${pids[0]}" 2>/dev/null || true
-alive=1
-rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER/status" 2>/dev/null) || alive=0
-echo "$(date +%s.%N),${rss:-0},$(ls "/proc/$SERVER/fd" 2>/dev/null | wc -l),$(cat "$OUT"/churn-*.jsonl 2>/dev/null | wc -l),$alive" >>"$OUT/samples.csv"
+sample >>"$OUT/samples.csv" || true
 pids=()
 say "silent members opened: $(cat "$OUT/silent.out" 2>/dev/null || echo '?')"
 curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics-end.txt" || true
-status=0
+status=${sampler_died:-0}
 python3 "$ROOT/benches/soak.py" "$OUT" --warmup "$WARMUP" --max-slope "$MAX_SLOPE" \
     --title "ringws soak: $CLIENTS clients, $MINUTES min ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))" \
     || status=1
