@@ -227,15 +227,17 @@ impl super::Backend for Epoll {
         if self.conns.len() <= index {
             self.conns.resize(index + 1, ConnIo::default());
         }
-        let fresh = self.conns[index].fd != fd
-            || self.conns[index].generation != generation
-            || !self.conns[index].armed;
+        let before = self.conns[index];
+        let same = before.fd == fd && before.generation == generation;
+        let fresh = !same || !before.armed;
         self.conns[index] = ConnIo {
             fd,
             generation,
             armed: true,
             queued: true,
-            want_write: false,
+            // Reading resumed while a send waits for room: the wait stays (the re-registration
+            // below reports the socket's current state, so a socket already writable is seen).
+            want_write: same && before.want_write,
         };
         if fresh {
             let interest = Interest::READABLE | Interest::WRITABLE;
@@ -567,6 +569,18 @@ mod tests {
 
     #[test]
     fn a_full_socket_reports_zero_bytes_sent_once_writable_again() {
+        full_socket_then_writable(false);
+    }
+
+    #[test]
+    fn reading_paused_and_resumed_while_a_send_waits_still_reports_it() {
+        // The worker pauses reading (cancel) and resumes it (arm again) while a send waits for
+        // the socket to drain: arming again must not forget the wait, or the worker would
+        // wait for a `Sent` that never comes (a shutdown test once stalled so on epoll).
+        full_socket_then_writable(true);
+    }
+
+    fn full_socket_then_writable(pause_and_resume: bool) {
         let mut e = Epoll::new(4096, true).unwrap();
         let l = listener();
         e.arm_accept(l.as_fd()).unwrap();
@@ -591,6 +605,20 @@ mod tests {
             }
         }
         assert!(total > 0);
+        if pause_and_resume {
+            e.cancel_recv(1, 1).unwrap();
+            let mut seen = Vec::new();
+            e.wait(Some(Duration::ZERO)).unwrap();
+            seen.extend(std::iter::from_fn(|| e.next_completion()));
+            assert!(
+                seen.contains(&Completion::RecvCancelled {
+                    slot: 1,
+                    generation: 1
+                }),
+                "{seen:?}"
+            );
+            e.arm_recv(fd.as_fd(), 1, 1).unwrap();
+        }
         // The client reads: the socket drains, and the send is reported with 0 bytes (the
         // worker sends the rest).
         let reader = std::thread::spawn(move || {
