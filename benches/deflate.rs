@@ -1,5 +1,5 @@
 //! Which DEFLATE codec for permessage-deflate: zlib-rs (through flate2, what ringws uses) against
-//! miniz_oxide, on a chat JSON stream (sixteen ~150-byte messages as the chat sends them), both
+//! miniz_oxide and libdeflate (whole buffers only: no context, so shared mode only), on a chat JSON stream (sixteen ~150-byte messages as the chat sends them), both
 //! at ringws' default level (2) and 15-bit windows, each reusing one state: compressing a message on its own
 //! (shared mode: reset after each), with context kept (dedicated mode), and inflating one.
 //! Prints the compressed sizes first; criterion then times each per message, side by side.
@@ -11,7 +11,30 @@ use miniz_oxide::deflate::core::{
     CompressorOxide, TDEFLFlush, compress, create_comp_flags_from_zip_params,
 };
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
-use ringws::proto::deflate::{Deflater, Inflater, TAIL};
+use ringws::proto::deflate::{Deflater, Inflater, SmallDeflater, TAIL};
+
+/// libdeflate, one message on its own (it ends in a final block, which RFC 7692 §7.2.3.3
+/// allows; no sync flush, so no tail to remove).
+fn libdeflate_deflate(c: &mut libdeflater::Compressor, msg: &[u8], out: &mut Vec<u8>) {
+    out.resize(c.deflate_compress_bound(msg.len()), 0);
+    let n = c.deflate_compress(msg, out).unwrap();
+    out.truncate(n);
+}
+
+/// libdeflate inflating a message as RFC 7692 sends it: the tail put back, then an empty final
+/// block (libdeflate wants a stream that ends), into a buffer that must hold all of it.
+fn libdeflate_inflate(
+    d: &mut libdeflater::Decompressor,
+    packed: &[u8],
+    input: &mut Vec<u8>,
+    out: &mut [u8],
+) -> usize {
+    input.clear();
+    input.extend_from_slice(packed);
+    input.extend_from_slice(&TAIL);
+    input.extend_from_slice(&[0x03, 0x00]);
+    d.deflate_decompress(input, out).unwrap()
+}
 
 /// The level timed: ringws' default (zlib-rs' level 1 is a static-Huffman fast path that
 /// barely compresses short messages: see the sizes printed first).
@@ -107,11 +130,24 @@ fn bench(c: &mut Criterion) {
             miniz_deflate(&mut mk, msg, &mut out, false);
             mks += out.len();
         }
+        let mut l =
+            libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level.into()).unwrap());
+        let mut sd = SmallDeflater::new(level);
+        let (mut ls, mut ss) = (0, 0);
+        for msg in &msgs {
+            libdeflate_deflate(&mut l, msg, &mut out);
+            ls += out.len();
+            out.clear();
+            sd.deflate(msg, &mut out);
+            ss += out.len();
+        }
         let r = |n: usize| plain as f64 / n as f64;
         eprintln!(
-            "  level {level}: no context zlib-rs {:.2}x, miniz_oxide {:.2}x; context kept zlib-rs {:.2}x, miniz_oxide {:.2}x",
+            "  level {level}: no context zlib-rs {:.2}x, miniz_oxide {:.2}x, libdeflate {:.2}x, ringws SmallDeflater {:.2}x; context kept zlib-rs {:.2}x, miniz_oxide {:.2}x",
             r(zs),
             r(ms),
+            r(ls),
+            r(ss),
             r(zks),
             r(mks)
         );
@@ -141,6 +177,31 @@ fn bench(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    g.bench_function("ringws SmallDeflater, no context (shared)", |b| {
+        let mut d = SmallDeflater::new(LEVEL);
+        let mut out = Vec::with_capacity(512);
+        b.iter(|| {
+            out.clear();
+            d.deflate(&msgs[i % msgs.len()], &mut out);
+            i += 1;
+            black_box(out.len())
+        })
+    });
+    for level in [1, 2, 4, 6] {
+        g.bench_function(
+            format!("libdeflate level {level}, no context (shared)"),
+            |b| {
+                let mut d =
+                    libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
+                let mut out = Vec::with_capacity(512);
+                b.iter(|| {
+                    libdeflate_deflate(&mut d, &msgs[i % msgs.len()], &mut out);
+                    i += 1;
+                    black_box(out.len())
+                })
+            },
+        );
+    }
     g.bench_function("zlib-rs, context kept (dedicated)", |b| {
         let mut d = Deflater::new(LEVEL, 15, false);
         let mut out = Vec::with_capacity(512);
@@ -184,6 +245,15 @@ fn bench(c: &mut Criterion) {
             d.reset();
             i += 1;
             black_box(out.len())
+        })
+    });
+    g.bench_function("libdeflate", |b| {
+        let mut d = libdeflater::Decompressor::new();
+        let (mut input, mut out) = (Vec::with_capacity(512), vec![0u8; 1024]);
+        b.iter(|| {
+            let n = libdeflate_inflate(&mut d, &packed[i % packed.len()], &mut input, &mut out);
+            i += 1;
+            black_box(n)
         })
     });
     g.bench_function("miniz_oxide", |b| {

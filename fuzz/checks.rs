@@ -7,7 +7,7 @@
 
 use ringws::proto::connection::ASSEMBLY_HEADROOM;
 use ringws::proto::deflate::codec::INFLATE_BLOCK;
-use ringws::proto::deflate::{Deflater, Inflater};
+use ringws::proto::deflate::{Deflater, Inflater, SmallDeflater};
 use ringws::proto::frame::{Header, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use ringws::proto::handshake::{
     Head, HeadReader, OriginPolicy, Request, accept, error_response, reject,
@@ -226,6 +226,17 @@ pub fn inflate(data: &[u8]) {
                     .inflate(&again, limit, &mut back)
                     .expect("round trip");
                 assert_eq!(back, out);
+                // The shared mode's encoder for short messages, read as a client reads it.
+                let mut small = Vec::new();
+                if SmallDeflater::new(2).deflate(&out, &mut small) {
+                    let mut back = Vec::new();
+                    Inflater::new(15)
+                        .inflate(&small, limit, &mut back)
+                        .expect("round trip through SmallDeflater");
+                    assert_eq!(back, out);
+                } else {
+                    assert!(out.len() > SmallDeflater::MAX_INPUT);
+                }
             }
             Err(e) => assert!(
                 matches!(e, Error::MessageTooLarge | Error::BadCompressedData),

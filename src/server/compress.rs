@@ -17,7 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::counters::Counters;
 use crate::proto::Error;
-use crate::proto::deflate::{Agreement, DeflateConfig, Deflater, Inflater};
+use crate::proto::deflate::{Agreement, DeflateConfig, Deflater, Inflater, SmallDeflater};
 use crate::proto::frame::{FIN, Frame, Header, OpCode, RSV1, encode_frame};
 
 /// One connection's side of the agreement, in one byte of its slot: 0 when not negotiated;
@@ -61,7 +61,11 @@ type FanOutCache = [Option<(Frame, Bytes)>; 8];
 pub(crate) struct Codecs {
     /// 15-bit inflater, reset after every message.
     inflater: Option<Inflater>,
-    /// No-context deflaters by window size (index `bits - 8`), made on first use.
+    /// Compresses messages without context up to [`SmallDeflater::MAX_INPUT`] bytes and the
+    /// window, with tables sized to each message; made on first use.
+    small: Option<SmallDeflater>,
+    /// No-context deflaters (zlib-rs) by window size (index `bits - 8`) for longer messages,
+    /// made on first use.
     deflaters: [Option<Deflater>; 8],
     /// Reused output buffer.
     buf: Vec<u8>,
@@ -198,7 +202,9 @@ impl Codecs {
             },
         };
         if let Some(deflater) = own {
-            return Some(encode(opcode, payload, deflater, &mut self.buf));
+            return Some(encode(opcode, &mut self.buf, |buf| {
+                deflater.deflate(payload, buf)
+            }));
         }
         // The worker's deflater for this window; a fan-out's frame is compressed once.
         let i = usize::from(bits.clamp(8, 15) - 8);
@@ -209,9 +215,21 @@ impl Codecs {
                 return Some(packed.clone());
             }
         }
-        let deflater =
-            self.deflaters[i].get_or_insert_with(|| Deflater::new(cfg.level, bits, true));
-        let packed = encode(opcode, payload, deflater, &mut self.buf);
+        // A short message goes through the small deflater when it is no longer than the window
+        // (its matches cannot reach further back than its start); zlib-rs takes the rest.
+        let (small, deflater) = (&mut self.small, &mut self.deflaters[i]);
+        let packed = encode(opcode, &mut self.buf, |buf| {
+            let fits = payload.len() <= 1 << (i + 8);
+            if !(fits
+                && small
+                    .get_or_insert_with(|| SmallDeflater::new(cfg.level))
+                    .deflate(payload, buf))
+            {
+                deflater
+                    .get_or_insert_with(|| Deflater::new(cfg.level, bits, true))
+                    .deflate(payload, buf);
+            }
+        });
         if let Some(frame) = fan_out {
             self.cache[i] = Some((frame.clone(), packed.clone()));
         }
@@ -269,10 +287,10 @@ pub(crate) fn message(
     encode_frame(if text { OpCode::Text } else { OpCode::Binary }, payload)
 }
 
-/// A compressed frame (RSV1, FIN) of `payload`, deflated through the scratch `buf`.
-fn encode(opcode: OpCode, payload: &[u8], deflater: &mut Deflater, buf: &mut Vec<u8>) -> Bytes {
+/// A compressed frame (RSV1, FIN) of a payload that `deflate` compresses into the scratch `buf`.
+fn encode(opcode: OpCode, buf: &mut Vec<u8>, deflate: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     buf.clear();
-    deflater.deflate(payload, buf);
+    deflate(buf);
     let header = Header {
         fin: true,
         rsv: RSV1,
@@ -414,6 +432,41 @@ mod tests {
         send(secret);
         let after = send(guess).unwrap();
         assert!(after.len() < first.len(), "{} {}", after.len(), first.len());
+    }
+
+    #[test]
+    fn shared_mode_compresses_short_messages_with_the_small_deflater_within_the_window() {
+        let cfg = DeflateConfig {
+            mode: Mode::Shared,
+            ..DeflateConfig::default()
+        };
+        for bits in 8..=15u8 {
+            let mut codecs = Codecs::default();
+            let offer = format!("permessage-deflate; server_max_window_bits={bits}");
+            let p = codecs.agree(1, agreement(&offer, Mode::Shared));
+            assert_eq!(p.shared_bits(), Some(bits));
+            let window = 1usize << bits;
+            for len in [100, window, window + 1, 5000] {
+                let msg: String = (0..len)
+                    .map(|i| char::from(b'a' + (i * 7 % 13) as u8))
+                    .collect();
+                let frame = codecs
+                    .compress_frame(p, 1, &Frame::text(&msg), &cfg)
+                    .expect("compressed");
+                let (_, n) = Header::parse(&frame).unwrap().unwrap();
+                // A client with the window it asked for reads it, whichever encoder made it.
+                let mut out = Vec::new();
+                Inflater::new(bits)
+                    .inflate(&frame[n..], 1 << 20, &mut out)
+                    .unwrap();
+                assert_eq!(out, msg.as_bytes(), "{bits} bits, {len} bytes");
+                let mut small = Vec::new();
+                let fits = SmallDeflater::new(cfg.level).deflate(msg.as_bytes(), &mut small)
+                    && len <= window;
+                assert_eq!(frame[n..] == small[..], fits, "{bits} bits, {len} bytes");
+                codecs.end_of_batch();
+            }
+        }
     }
 
     #[test]

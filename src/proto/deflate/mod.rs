@@ -3,7 +3,8 @@
 //! | module | concept |
 //! |---|---|
 //! | [`negotiate`](mod@negotiate) | the offer/response grammar of §7: declining malformed offers, choosing the first acceptable one |
-//! | [`codec`] | [`Inflater`] and [`Deflater`]: one whole message at a time, the inflated size checked while inflating |
+//! | [`codec`] | [`Inflater`] and [`Deflater`] (zlib-rs): one whole message at a time, the inflated size checked while inflating; context kept between messages where agreed |
+//! | [`small`] | [`SmallDeflater`]: short messages that stand alone (shared mode), every table sized to the message |
 //!
 //! The protocol core only carries the RSV1 bit: a message whose first frame has it arrives as
 //! [`Sink::compressed`](super::Sink::compressed), and the layer above inflates it with an
@@ -20,14 +21,16 @@
 //! | mode | per connection | per worker |
 //! |---|---|---|
 //! | [`Mode::Off`] | 0 | 0 |
-//! | [`Mode::Shared`] | 0 (no context takeover either way: every message stands alone) | one inflater, one deflater per window size in use |
+//! | [`Mode::Shared`] | 0 (no context takeover either way: every message stands alone) | one inflater, one [`SmallDeflater`] (a few KiB), a zlib-rs deflater per window size in use for longer messages |
 //! | [`Mode::Dedicated`] | a deflater (when the client lets us take over context) and an inflater (when it takes over its own) | as shared |
 
 pub mod codec;
 pub mod negotiate;
+pub mod small;
 
 pub use codec::{Deflater, Inflater};
 pub use negotiate::{Agreement, Mode, negotiate};
+pub use small::SmallDeflater;
 
 /// The permessage-deflate settings of a server, with the reason for each default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +42,8 @@ pub struct DeflateConfig {
     /// zlib compression level, 1 (fastest) to 9. Default 2: zlib-rs' level 1 is a fast path
     /// with fixed Huffman codes that barely compresses short messages (1.03× on chat JSON
     /// against 1.22× at 2, `benches/deflate.rs`), and levels above 2 gain nothing more on
-    /// messages compressed one at a time.
+    /// messages compressed one at a time. The same number sets how hard [`SmallDeflater`]
+    /// (shared mode's short messages) looks for matches: 4 places tried per match at 2.
     pub level: u8,
     /// Messages shorter than this are sent uncompressed (RFC 7692 allows it per message).
     /// Default 64 bytes: below that DEFLATE's block overhead eats the gain.
