@@ -184,18 +184,17 @@ impl<const N: usize> Code<N> {
 /// not zero (the caller makes sure at least two are). The lengths are optimal unless the limit
 /// cut them, then adjusted as miniz does (the longest codes folded onto the limit, the Kraft sum
 /// restored by lengthening shorter ones), and handed out shortest to most frequent.
-fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize) -> [u8; N] {
+fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize, t: &mut Tree) -> [u8; N] {
     let mut lens = [0u8; N];
     // Used symbols, ascending by frequency (ties by symbol: deterministic output).
-    let mut syms = [(0u32, 0u16); N];
-    let mut n = 0;
+    t.syms.clear();
     for (s, &f) in freq.iter().enumerate() {
         if f > 0 {
-            syms[n] = (f, s as u16);
-            n += 1;
+            t.syms.push((f, s as u16));
         }
     }
-    let syms = &mut syms[..n];
+    let n = t.syms.len();
+    let syms = &mut t.syms[..];
     syms.sort_unstable();
     if n < 2 {
         if let Some(&(_, s)) = syms.first() {
@@ -205,8 +204,10 @@ fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize) -> [u8; N] {
     }
     // Two-queue Huffman: leaves 0..n (ascending), internal nodes n..2n-1 made in ascending
     // order of weight; `parent` links each node to the one that merged it.
-    let mut weight = [0u32; 2 * LITLEN];
-    let mut parent = [0u16; 2 * LITLEN];
+    t.weight.resize(2 * LITLEN, 0);
+    t.parent.resize(2 * LITLEN, 0);
+    t.depth.resize(2 * LITLEN, 0);
+    let (weight, parent, depth) = (&mut t.weight[..], &mut t.parent[..], &mut t.depth[..]);
     for (i, &(f, _)) in syms.iter().enumerate() {
         weight[i] = f;
     }
@@ -222,16 +223,16 @@ fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize) -> [u8; N] {
         }
     };
     while next < 2 * n - 1 {
-        let a = smallest(&weight, &mut leaf, &mut inner, next);
-        let b = smallest(&weight, &mut leaf, &mut inner, next);
+        let a = smallest(weight, &mut leaf, &mut inner, next);
+        let b = smallest(weight, &mut leaf, &mut inner, next);
         weight[next] = weight[a] + weight[b];
         parent[a] = next as u16;
         parent[b] = next as u16;
         next += 1;
     }
     // Depths from the root down (a parent always comes after its children).
-    let mut depth = [0u8; 2 * LITLEN];
     let mut count = [0u32; 33];
+    depth[2 * n - 2] = 0;
     for i in (0..2 * n - 2).rev() {
         depth[i] = depth[usize::from(parent[i])].saturating_add(1).min(32);
     }
@@ -269,6 +270,15 @@ fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize) -> [u8; N] {
     lens
 }
 
+/// Scratch for [`code_lengths`], kept between messages (nothing in it needs clearing).
+#[derive(Default)]
+struct Tree {
+    syms: Vec<(u32, u16)>,
+    weight: Vec<u32>,
+    parent: Vec<u16>,
+    depth: Vec<u8>,
+}
+
 /// One LZ77 symbol: a literal (`dist` 0) or a match.
 #[derive(Clone, Copy)]
 struct Token {
@@ -288,6 +298,9 @@ pub struct SmallDeflater {
     head: Vec<u16>,
     prev: Vec<u16>,
     tokens: Vec<Token>,
+    tree: Tree,
+    /// The run-length coded code lengths of the last dynamic block (kept for its capacity).
+    runs: Vec<(u8, u8)>,
 }
 
 impl core::fmt::Debug for SmallDeflater {
@@ -328,6 +341,8 @@ impl SmallDeflater {
             head: Vec::new(),
             prev: Vec::new(),
             tokens: Vec::new(),
+            tree: Tree::default(),
+            runs: Vec::new(),
         }
     }
 
@@ -371,9 +386,10 @@ impl SmallDeflater {
                 }
             }
         }
-        let lit = Code::canonical(code_lengths(&litlen, 15));
-        let dis = Code::canonical(code_lengths(&dist, 15));
-        let header = DynamicHeader::new(&lit.len, &dis.len);
+        let lit = Code::canonical(code_lengths(&litlen, 15, &mut self.tree));
+        let dis = Code::canonical(code_lengths(&dist, 15, &mut self.tree));
+        let runs = std::mem::take(&mut self.runs);
+        let header = DynamicHeader::new(&lit.len, &dis.len, runs, &mut self.tree);
         let dynamic_cost = 3
             + header.cost()
             + extra_bits
@@ -405,6 +421,7 @@ impl SmallDeflater {
         // The sync flush: an empty stored block, its length and complement (the tail) left out.
         w.put(0, 3);
         w.align();
+        self.runs = header.runs;
         true
     }
 
@@ -520,15 +537,24 @@ struct DynamicHeader {
 }
 
 impl DynamicHeader {
-    fn new(lit: &[u8; LITLEN], dist: &[u8; DISTS]) -> Self {
+    /// The header for these code lengths, its runs written into `runs` (cleared first).
+    fn new(
+        lit: &[u8; LITLEN],
+        dist: &[u8; DISTS],
+        mut runs: Vec<(u8, u8)>,
+        tree: &mut Tree,
+    ) -> Self {
         let hlit = 257
             + lit[257..LITLEN]
                 .iter()
                 .rposition(|&l| l > 0)
                 .map_or(0, |p| p + 1);
         let hdist = 1 + dist.iter().rposition(|&l| l > 0).unwrap_or(0);
-        let lengths: Vec<u8> = lit[..hlit].iter().chain(&dist[..hdist]).copied().collect();
-        let mut runs = Vec::with_capacity(lengths.len());
+        let mut all = [0u8; LITLEN + DISTS];
+        all[..hlit].copy_from_slice(&lit[..hlit]);
+        all[hlit..hlit + hdist].copy_from_slice(&dist[..hdist]);
+        let lengths = &all[..hlit + hdist];
+        runs.clear();
         let mut i = 0;
         while i < lengths.len() {
             let l = lengths[i];
@@ -568,7 +594,7 @@ impl DynamicHeader {
             let spare = if freq[0] == 0 { 0 } else { 1 };
             freq[spare] = 1;
         }
-        let code = Code::canonical(code_lengths(&freq, 7));
+        let code = Code::canonical(code_lengths(&freq, 7, tree));
         let hclen = 4.max(1 + CL_ORDER.iter().rposition(|&s| code.len[s] > 0).unwrap_or(0));
         Self {
             hlit,
@@ -739,7 +765,7 @@ mod tests {
             *f = a;
             (a, b) = (b, a + b);
         }
-        let lens = code_lengths(&freq, 7);
+        let lens = code_lengths(&freq, 7, &mut Tree::default());
         assert!(lens.iter().all(|&l| (1..=7).contains(&l)), "{lens:?}");
         let kraft: f64 = lens.iter().map(|&l| 0.5f64.powi(i32::from(l))).sum();
         assert!((kraft - 1.0).abs() < 1e-9, "{kraft}");
