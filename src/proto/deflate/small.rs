@@ -773,6 +773,20 @@ mod tests {
         for i in 1..19 {
             assert!(lens[i] <= lens[i - 1], "{lens:?}");
         }
+        // The literal/length code's 15-bit limit, with 24 symbols in a Fibonacci series (an
+        // optimal tree 23 deep) among 286.
+        let mut freq = [0u32; LITLEN];
+        let (mut a, mut b) = (1u32, 1u32);
+        for f in freq.iter_mut().skip(100).take(24) {
+            *f = a;
+            (a, b) = (b, a + b);
+        }
+        let lens = code_lengths(&freq, 15, &mut Tree::default());
+        let used: Vec<u8> = lens.iter().copied().filter(|&l| l > 0).collect();
+        assert_eq!(used.len(), 24);
+        assert!(used.iter().all(|&l| l <= 15), "{used:?}");
+        let kraft: f64 = used.iter().map(|&l| 0.5f64.powi(i32::from(l))).sum();
+        assert!((kraft - 1.0).abs() < 1e-9, "{kraft}");
     }
 
     proptest::proptest! {
