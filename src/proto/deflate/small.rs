@@ -184,23 +184,29 @@ impl<const N: usize> Code<N> {
 /// not zero (the caller makes sure at least two are). The lengths are optimal unless the limit
 /// cut them, then adjusted as miniz does (the longest codes folded onto the limit, the Kraft sum
 /// restored by lengthening shorter ones), and handed out shortest to most frequent.
-fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize, t: &mut Tree) -> [u8; N] {
+///
+/// Returns the lengths and the bits the symbols take with them (the sum of frequency × length).
+fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize, t: &mut Tree) -> ([u8; N], u64) {
     let mut lens = [0u8; N];
-    // Used symbols, ascending by frequency (ties by symbol: deterministic output).
+    // Used symbols, ascending by frequency (ties by symbol: deterministic output), each packed
+    // as `frequency << 9 | symbol` (frequencies stay far below 2^23: a message is at most
+    // 4 KiB), which sorts faster than pairs.
     t.syms.clear();
     for (s, &f) in freq.iter().enumerate() {
         if f > 0 {
-            t.syms.push((f, s as u16));
+            t.syms.push(f << 9 | s as u32);
         }
     }
     let n = t.syms.len();
     let syms = &mut t.syms[..];
     syms.sort_unstable();
+    let symbol = |k: u32| (k & 511) as usize;
     if n < 2 {
-        if let Some(&(_, s)) = syms.first() {
-            lens[usize::from(s)] = 1;
+        if let Some(&k) = syms.first() {
+            lens[symbol(k)] = 1;
+            return (lens, u64::from(k >> 9));
         }
-        return lens;
+        return (lens, 0);
     }
     // Two-queue Huffman: leaves 0..n (ascending), internal nodes n..2n-1 made in ascending
     // order of weight; `parent` links each node to the one that merged it.
@@ -208,8 +214,8 @@ fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize, t: &mut Tree) 
     t.parent.resize(2 * LITLEN, 0);
     t.depth.resize(2 * LITLEN, 0);
     let (weight, parent, depth) = (&mut t.weight[..], &mut t.parent[..], &mut t.depth[..]);
-    for (i, &(f, _)) in syms.iter().enumerate() {
-        weight[i] = f;
+    for (i, &k) in syms.iter().enumerate() {
+        weight[i] = k >> 9;
     }
     let (mut leaf, mut inner, mut next) = (0usize, n, n);
     // The lighter of the next leaf and the next internal node.
@@ -260,20 +266,22 @@ fn code_lengths<const N: usize>(freq: &[u32; N], max_bits: usize, t: &mut Tree) 
     }
     // Shortest lengths to the most frequent symbols.
     let mut order = syms.iter().rev();
+    let mut bits = 0u64;
     for (d, &c) in count.iter().enumerate().take(max_bits + 1).skip(1) {
         for _ in 0..c {
-            if let Some(&(_, s)) = order.next() {
-                lens[usize::from(s)] = d as u8;
+            if let Some(&k) = order.next() {
+                lens[symbol(k)] = d as u8;
+                bits += u64::from(k >> 9) * d as u64;
             }
         }
     }
-    lens
+    (lens, bits)
 }
 
 /// Scratch for [`code_lengths`], kept between messages (nothing in it needs clearing).
 #[derive(Default)]
 struct Tree {
-    syms: Vec<(u32, u16)>,
+    syms: Vec<u32>,
     weight: Vec<u32>,
     parent: Vec<u16>,
     depth: Vec<u8>,
@@ -369,13 +377,15 @@ impl SmallDeflater {
             }
         }
         litlen[EOB] = 1;
-        let fixed = &self.fixed;
+        // The fixed code's lengths by range (RFC 1951 §3.2.6): 8, 9, 7, 8 bits; distances 5.
+        let sum = |f: &[u32]| f.iter().map(|&c| u64::from(c)).sum::<u64>();
         let fixed_cost = 3
             + extra_bits
-            + (0..LITLEN)
-                .map(|s| u64::from(litlen[s]) * u64::from(fixed.len[s]))
-                .sum::<u64>()
-            + dist.iter().map(|&f| u64::from(f) * 5).sum::<u64>();
+            + 8 * sum(&litlen[..144])
+            + 9 * sum(&litlen[144..256])
+            + 7 * sum(&litlen[256..280])
+            + 8 * sum(&litlen[280..])
+            + 5 * sum(&dist);
         // At least two codes in each dynamic code (as zlib does): an inflater may refuse a code
         // of one symbol.
         for f in [&mut litlen[..], &mut dist[..]] {
@@ -386,19 +396,12 @@ impl SmallDeflater {
                 }
             }
         }
-        let lit = Code::canonical(code_lengths(&litlen, 15, &mut self.tree));
-        let dis = Code::canonical(code_lengths(&dist, 15, &mut self.tree));
+        let (lit, lit_bits) = code_lengths(&litlen, 15, &mut self.tree);
+        let (dis, dist_bits) = code_lengths(&dist, 15, &mut self.tree);
+        let (lit, dis) = (Code::canonical(lit), Code::canonical(dis));
         let runs = std::mem::take(&mut self.runs);
         let header = DynamicHeader::new(&lit.len, &dis.len, runs, &mut self.tree);
-        let dynamic_cost = 3
-            + header.cost()
-            + extra_bits
-            + (0..LITLEN)
-                .map(|s| u64::from(litlen[s]) * u64::from(lit.len[s]))
-                .sum::<u64>()
-            + (0..DISTS)
-                .map(|s| u64::from(dist[s]) * u64::from(dis.len[s]))
-                .sum::<u64>();
+        let dynamic_cost = 3 + header.cost() + extra_bits + lit_bits + dist_bits;
         let stored_cost = 3 + 7 + 32 + 8 * payload.len() as u64;
 
         out.reserve(payload.len() + 16);
@@ -594,7 +597,7 @@ impl DynamicHeader {
             let spare = if freq[0] == 0 { 0 } else { 1 };
             freq[spare] = 1;
         }
-        let code = Code::canonical(code_lengths(&freq, 7, tree));
+        let code = Code::canonical(code_lengths(&freq, 7, tree).0);
         let hclen = 4.max(1 + CL_ORDER.iter().rposition(|&s| code.len[s] > 0).unwrap_or(0));
         Self {
             hlit,
@@ -765,7 +768,7 @@ mod tests {
             *f = a;
             (a, b) = (b, a + b);
         }
-        let lens = code_lengths(&freq, 7, &mut Tree::default());
+        let (lens, _) = code_lengths(&freq, 7, &mut Tree::default());
         assert!(lens.iter().all(|&l| (1..=7).contains(&l)), "{lens:?}");
         let kraft: f64 = lens.iter().map(|&l| 0.5f64.powi(i32::from(l))).sum();
         assert!((kraft - 1.0).abs() < 1e-9, "{kraft}");
@@ -781,7 +784,7 @@ mod tests {
             *f = a;
             (a, b) = (b, a + b);
         }
-        let lens = code_lengths(&freq, 15, &mut Tree::default());
+        let (lens, _) = code_lengths(&freq, 15, &mut Tree::default());
         let used: Vec<u8> = lens.iter().copied().filter(|&l| l > 0).collect();
         assert_eq!(used.len(), 24);
         assert!(used.iter().all(|&l| l <= 15), "{used:?}");
