@@ -6,9 +6,10 @@
 //! Both are built for long inputs. Compressing a message on its own with zlib-rs means a reset
 //! that clears a fixed 128 KiB hash table, then building the block's Huffman codes with a heap
 //! over all 286 symbols; libdeflate initializes tables of the same size on every call.
-//! `benches/deflate.rs` times a chat message at about 6.3 µs with either (this encoder: 3.1), of which a third is
-//! that `memset` (the rest mostly code building), and in a server the 128 KiB also push the
-//! connection state out of the caches. This encoder does the same work at the message's scale:
+//! `benches/deflate.rs` times a chat message at about 6.3 µs with either (this encoder: 3.1),
+//! of which a third is that `memset` (the rest mostly code building), and in a server the
+//! 128 KiB also push the connection state out of the caches. This encoder does the same work at
+//! the message's scale:
 //!
 //! 1. **Matches** (LZ77): a hash of three bytes into a head table of the next power of two
 //!    above the message (64 to 4,096 entries; only that part is cleared), chained through a
