@@ -83,6 +83,22 @@ fn miniz_inflate(d: &mut DecompressorOxide, packed: &[u8], out: &mut [u8]) -> us
     n
 }
 
+/// Times `deflate` over the chat messages in turn, one message per iteration.
+fn each_message(
+    b: &mut criterion::Bencher<'_>,
+    msgs: &[Vec<u8>],
+    i: &mut usize,
+    mut deflate: impl FnMut(&[u8], &mut Vec<u8>),
+) {
+    let mut out = Vec::with_capacity(512);
+    b.iter(|| {
+        out.clear();
+        deflate(&msgs[*i % msgs.len()], &mut out);
+        *i += 1;
+        black_box(out.len())
+    })
+}
+
 fn bench(c: &mut Criterion) {
     let msgs = chat_messages();
     let plain: usize = msgs.iter().map(Vec::len).sum();
@@ -160,32 +176,19 @@ fn bench(c: &mut Criterion) {
     let mut i = 0usize;
     g.bench_function("zlib-rs, no context (shared)", |b| {
         let mut d = Deflater::new(LEVEL, 15, true);
-        let mut out = Vec::with_capacity(512);
-        b.iter(|| {
-            out.clear();
-            d.deflate(&msgs[i % msgs.len()], &mut out);
-            i += 1;
-            black_box(out.len())
-        })
+        each_message(b, &msgs, &mut i, |m, out| d.deflate(m, out));
     });
     g.bench_function("miniz_oxide, no context (shared)", |b| {
         let mut d = CompressorOxide::new(create_comp_flags_from_zip_params(LEVEL.into(), -15, 0));
-        let mut out = Vec::with_capacity(512);
-        b.iter(|| {
-            miniz_deflate(&mut d, &msgs[i % msgs.len()], &mut out, true);
-            i += 1;
-            black_box(out.len())
-        })
+        each_message(b, &msgs, &mut i, |m, out| {
+            miniz_deflate(&mut d, m, out, true)
+        });
     });
     g.bench_function("ringws SmallDeflater, no context (shared)", |b| {
         let mut d = SmallDeflater::new(LEVEL);
-        let mut out = Vec::with_capacity(512);
-        b.iter(|| {
-            out.clear();
-            d.deflate(&msgs[i % msgs.len()], &mut out);
-            i += 1;
-            black_box(out.len())
-        })
+        each_message(b, &msgs, &mut i, |m, out| {
+            d.deflate(m, out);
+        });
     });
     for level in [1, 2, 4, 6] {
         g.bench_function(
@@ -193,33 +196,21 @@ fn bench(c: &mut Criterion) {
             |b| {
                 let mut d =
                     libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
-                let mut out = Vec::with_capacity(512);
-                b.iter(|| {
-                    libdeflate_deflate(&mut d, &msgs[i % msgs.len()], &mut out);
-                    i += 1;
-                    black_box(out.len())
-                })
+                each_message(b, &msgs, &mut i, |m, out| {
+                    libdeflate_deflate(&mut d, m, out)
+                });
             },
         );
     }
     g.bench_function("zlib-rs, context kept (dedicated)", |b| {
         let mut d = Deflater::new(LEVEL, 15, false);
-        let mut out = Vec::with_capacity(512);
-        b.iter(|| {
-            out.clear();
-            d.deflate(&msgs[i % msgs.len()], &mut out);
-            i += 1;
-            black_box(out.len())
-        })
+        each_message(b, &msgs, &mut i, |m, out| d.deflate(m, out));
     });
     g.bench_function("miniz_oxide, context kept (dedicated)", |b| {
         let mut d = CompressorOxide::new(create_comp_flags_from_zip_params(LEVEL.into(), -15, 0));
-        let mut out = Vec::with_capacity(512);
-        b.iter(|| {
-            miniz_deflate(&mut d, &msgs[i % msgs.len()], &mut out, false);
-            i += 1;
-            black_box(out.len())
-        })
+        each_message(b, &msgs, &mut i, |m, out| {
+            miniz_deflate(&mut d, m, out, false)
+        });
     });
     g.finish();
 

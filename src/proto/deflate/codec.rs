@@ -190,16 +190,7 @@ fn store(payload: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn chat(n: usize) -> Vec<u8> {
-        let mut s = String::new();
-        for i in 0..n {
-            s.push_str(&format!(
-                r#"{{"op":"message","room":"lobby","from":{i},"text":"hello number {i}","seq":{i}}}"#
-            ));
-        }
-        s.into_bytes()
-    }
+    use crate::proto::deflate::test_data::chat;
 
     fn roundtrip(level: u8, bits: u8, takeover: bool, messages: &[Vec<u8>]) {
         let mut d = Deflater::new(level, bits, !takeover);

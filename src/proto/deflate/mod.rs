@@ -76,3 +76,18 @@ impl Default for DeflateConfig {
 /// The four bytes a sync flush ends with; RFC 7692 §7.2.1 removes them from every message and
 /// §7.2.2 appends them before inflating.
 pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Messages for the codecs' tests.
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// `n` chat messages in a row, as one buffer.
+    pub(crate) fn chat(n: usize) -> Vec<u8> {
+        let mut s = String::new();
+        for i in 0..n {
+            s.push_str(&format!(
+                r#"{{"op":"message","room":"lobby","from":{i},"text":"hello number {i}","seq":{i}}}"#
+            ));
+        }
+        s.into_bytes()
+    }
+}

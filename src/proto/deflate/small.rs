@@ -649,17 +649,8 @@ impl DynamicHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::deflate::test_data::chat;
     use crate::proto::deflate::{Deflater, Inflater};
-
-    fn chat(n: usize) -> Vec<u8> {
-        let mut s = String::new();
-        for i in 0..n {
-            s.push_str(&format!(
-                r#"{{"op":"message","room":"lobby","from":{i},"text":"hello number {i}","seq":{i}}}"#
-            ));
-        }
-        s.into_bytes()
-    }
 
     fn noise(len: usize, seed: u32) -> Vec<u8> {
         let mut x = seed | 1;
