@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Broadcast (pub/sub) benchmark: ringws's chat mode against uWebSockets.js and Bun pub/sub, on
-# this machine, interleaved (A B C A B C ...), with ratios against ringws.
+# this machine, interleaved (A B C, C B A, A B C ...), with ratios against ringws.
 #
 #   benches/broadcast.sh [--reps N] [--window S] [--warmup S] [--drain S]
 #                        [--servers "ringws uws-cpp uws bun"] [--scenarios "1k 10k"]
@@ -177,8 +177,15 @@ for sc in $SCENARIOS; do scenario_subs "$sc" >/dev/null || exit 2; done
 
 FAILED=0
 for rep in $(seq "$REPS"); do
+    # Even reps run the servers in reverse order (A B C, then C B A, ...): the first of two
+    # servers measured one after the other came out dearer in both orders of an A/B here.
+    order=("${ACTIVE[@]}")
+    if (( rep % 2 == 0 )); then
+        order=()
+        for (( k = ${#ACTIVE[@]} - 1; k >= 0; k-- )); do order+=("${ACTIVE[k]}"); done
+    fi
     for sc in $SCENARIOS; do
-        for s in "${ACTIVE[@]}"; do
+        for s in "${order[@]}"; do
             name=$(scenario_name "$sc")
             echo "rep $rep/$REPS: $name: $s" >&2
             if ! start_server "$s"; then
@@ -225,7 +232,7 @@ fi
     echo
     echo "- kernel $(uname -r), CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
     echo "- command: \`$CMDLINE\`"
-    echo "- $REPS interleaved reps; ${WARMUP} s warm-up + ${WINDOW} s window of publishing, then up to ${DRAIN} s for the last deliveries; 1 room, 1 publisher connection"
+    echo "- $REPS interleaved reps (the servers' order reversed every other rep); ${WARMUP} s warm-up + ${WINDOW} s window of publishing, then up to ${DRAIN} s for the last deliveries; 1 room, 1 publisher connection"
     echo "- ringws --mode chat --workers $WORKERS$versions"
     echo "- $cpus; each in its own session with autogroup -10"
     echo "- raw results: target/bench-results/$(basename "$JSONL")"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares ringws with peer echo servers on this machine, interleaved (A B C A B C ...).
+# Compares ringws with peer echo servers on this machine, interleaved (A B C, C B A, A B C ...).
 #
 #   benches/compare.sh [--reps N] [--window S] [--warmup S] [--idle-conns N] [--idle-hold S]
 #                      [--slope-first N] [--slope-conns N]
@@ -268,8 +268,16 @@ scenario_args() { # SCENARIO -> load tool arguments, one per line
 
 FAILED=0
 for rep in $(seq "$REPS"); do
+    # Even reps run the servers in reverse order (A B C, then C B A, ...): on this kind of
+    # machine the first of two servers measured one after the other came out dearer in both
+    # orders of an A/B, so each server's place in the rep alternates.
+    order=("${ACTIVE[@]}")
+    if (( rep % 2 == 0 )); then
+        order=()
+        for (( k = ${#ACTIVE[@]} - 1; k >= 0; k-- )); do order+=("${ACTIVE[k]}"); done
+    fi
     for sc in $SCENARIOS; do
-        for s in "${ACTIVE[@]}"; do
+        for s in "${order[@]}"; do
             name=$(scenario_name "$sc")
             # Resumption needs TLS.
             [ "$sc" != hsr ] || [[ "$s" == *-tls ]] || continue
@@ -309,7 +317,7 @@ done
     echo
     echo "- kernel $(uname -r), CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
     echo "- command: \`$CMDLINE\`"
-    echo "- $REPS interleaved reps; ${WARMUP} s warm-up + ${WINDOW} s window; pipelined: $DEPTH in flight per connection; idle hold ${IDLE_HOLD} s"
+    echo "- $REPS interleaved reps (the servers' order reversed every other rep); ${WARMUP} s warm-up + ${WINDOW} s window; pipelined: $DEPTH in flight per connection; idle hold ${IDLE_HOLD} s"
     case " $SCENARIOS " in *" slope "*)
         echo "- slope: RSS sampled after holding $SLOPE_FIRST connections ${IDLE_HOLD} s and again after holding all $SLOPE_CONNS ${IDLE_HOLD} s; slope = difference / $((SLOPE_CONNS - SLOPE_FIRST))" ;;
     esac
