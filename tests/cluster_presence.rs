@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Client;
-use support::cluster::{Node, Redis, event, nodes, send, wait_until};
+use support::cluster::{Node, Redis, event, nodes, send, wait_for_state, wait_until};
 use support::patience;
 
 const SECRET: &str = "the presence tests' secret, 32 b";
@@ -137,13 +137,19 @@ fn lists_and_join_leave_events_span_the_servers_through_restarts_and_a_killed_se
     // Redis restarts empty: both servers set their entries again.
     redis.kill();
     redis.restart();
-    wait_until(
-        "the entries set again after Redis restarted",
+    let want = (1, 1, expected.clone());
+    wait_for_state(
+        "the entries set again after Redis restarted (A connected, B connected, the list)",
         patience() * 2,
+        &want,
         || {
-            a.metric("broker_connected") == 1
-                && b.metric("broker_connected") == 1
-                && users(&list(&mut alice[0], "club-1")) == expected
+            let connected = (a.metric("broker_connected"), b.metric("broker_connected"));
+            let listed = if connected == (1, 1) {
+                users(&list(&mut alice[0], "club-1"))
+            } else {
+                Vec::new()
+            };
+            (connected.0, connected.1, listed)
         },
     );
     // Server B dies without a word: within the ttl it is gone from A's lists.

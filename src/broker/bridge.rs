@@ -485,6 +485,9 @@ mod tests {
         subscribed: HashSet<String>,
         incoming: Option<UnboundedSender<(String, Bytes)>>,
         publish_delay: Duration,
+        /// Presence entries (channel, member) → value, kept across sessions (a broker the
+        /// link to which was lost, not one that restarted).
+        presence: std::collections::BTreeMap<(String, String), Vec<u8>>,
     }
 
     #[derive(Clone, Default)]
@@ -549,6 +552,22 @@ mod tests {
         async fn ping(&mut self) -> Result<(), BrokerError> {
             Ok(())
         }
+        async fn presence(
+            &mut self,
+            _cfg: &super::super::PresenceConfig,
+            _node: &str,
+            batch: &[super::super::PresenceSet<'_>],
+        ) -> Result<Vec<bool>, BrokerError> {
+            let mut state = self.0.lock().unwrap();
+            for p in batch {
+                let key = (p.channel.to_owned(), p.member.to_owned());
+                match p.value {
+                    Some(v) => state.presence.insert(key, v.to_vec()),
+                    None => state.presence.remove(&key),
+                };
+            }
+            Ok(vec![false; batch.len()])
+        }
     }
 
     impl BrokerRx for FakeRx {
@@ -565,15 +584,24 @@ mod tests {
         fake: &Fake,
         log: Option<super::super::LogConfig>,
     ) -> (Arc<Link>, Arc<Hub>, JoinHandle<()>) {
+        start_with_cfg(
+            fake,
+            BrokerConfig {
+                log,
+                ..BrokerConfig::default()
+            },
+        )
+    }
+
+    fn start_with_cfg(fake: &Fake, cfg: BrokerConfig) -> (Arc<Link>, Arc<Hub>, JoinHandle<()>) {
         let cfg = BrokerConfig {
             node: NodeId(1),
             reconnect_min: Duration::from_millis(5),
             reconnect_max: Duration::from_millis(20),
-            log,
-            ..BrokerConfig::default()
+            ..cfg
         };
         let mut link = Link::new(cfg.node, "fake".into(), cfg.max_pending_bytes);
-        link.set_log(cfg.log.is_some(), false, 4);
+        link.set_log(cfg.log.is_some(), cfg.presence.is_some(), 4);
         let link = Arc::new(link);
         let hub = Arc::new(Hub::new(2).unwrap());
         let inbound = Inbound { hub: hub.clone() };
@@ -789,5 +817,73 @@ mod tests {
             let j = jitter(Duration::from_millis(1000));
             assert!((500..1000).contains(&j.as_millis()), "{j:?}");
         }
+    }
+
+    #[test]
+    fn presence_changed_while_the_broker_is_unreachable_is_set_and_removed_at_the_next_session() {
+        use crate::server::{LogEvent, LogRequest};
+        let fake = Fake::default();
+        let cfg = BrokerConfig {
+            presence: Some(super::super::PresenceConfig::default()),
+            ..BrokerConfig::default()
+        };
+        let (link, hub, thread) = start_with_cfg(&fake, cfg);
+        let set = |member: &str, value: Option<&'static str>| LogRequest::Presence {
+            topic: topic("r"),
+            member: member.into(),
+            value: value.map(|v| Bytes::from_static(v.as_bytes())),
+        };
+        let entries = |fake: &Fake| -> Vec<(String, String)> {
+            let state = fake.state();
+            let e = state.presence.iter();
+            e.map(|((_, m), v)| (m.clone(), String::from_utf8_lossy(v).into_owned()))
+                .collect()
+        };
+        wait_for("connected", || link.stats().connected);
+        link.submit_log(&mut vec![
+            set("alice", Some("a1")),
+            set("carol", Some("c1")),
+        ]);
+        wait_for("set", || entries(&fake).len() == 2);
+        // The link is lost (the broker keeps its entries) and cannot come back for now.
+        fake.state().refuse = u32::MAX;
+        fake.state().incoming = None;
+        wait_for("unreachable", || !link.stats().connected);
+        let _ = log_events(&hub);
+        // Alice leaves, Bob joins, Carol's entry changes: each refused as unavailable.
+        link.submit_log(&mut vec![
+            set("alice", None),
+            set("bob", Some("b1")),
+            set("carol", Some("c2")),
+        ]);
+        let mut got = Vec::new();
+        wait_for("answered", || {
+            got.extend(log_events(&hub));
+            got.len() == 3
+        });
+        assert!(
+            got.iter().all(|e| matches!(
+                e,
+                LogEvent::PresenceChanged {
+                    elsewhere: Err(_),
+                    ..
+                }
+            )),
+            "{got:?}"
+        );
+        assert_eq!(entries(&fake).len(), 2, "nothing reached the broker");
+        // Back: the broker holds what the node's homes last asked for.
+        fake.state().refuse = 0;
+        let want = vec![
+            ("bob".to_owned(), "b1".to_owned()),
+            ("carol".to_owned(), "c2".to_owned()),
+        ];
+        wait_for("synced at the new session", || entries(&fake) == want);
+        // A broker that restarted empty gets the same again at the next session.
+        fake.state().presence.clear();
+        fake.state().incoming = None;
+        wait_for("synced again", || entries(&fake) == want);
+        link.stop();
+        thread.join().unwrap();
     }
 }

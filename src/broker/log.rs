@@ -27,6 +27,7 @@ impl<B: Broker> Bridge<B> {
             return;
         }
         self.link.count_log_unavailable(requests.len() as u64);
+        self.presence_not_carried_out(&requests);
         for req in requests {
             if let Some(answer) =
                 super::presence::unavailable(&req, &LogUnavailable(why.to_owned()))

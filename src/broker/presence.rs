@@ -13,10 +13,13 @@
 //!  a graceful stop: every entry of this node removed (one round trip, bounded)
 //! ```
 //!
-//! The bridge keeps a copy of this node's entries (what its homes last set) for the new
-//! sessions; it costs what the entries cost in Redis.
+//! The bridge keeps a copy of this node's entries (what its homes last asked for, whether the
+//! broker carried it out or not) for the new sessions; it costs what the entries cost in
+//! Redis. A request that could not be carried out (the broker unreachable, too many requests
+//! waiting) still changes the copy, and its member is set again, or removed, at the next
+//! session or refresh: a member who leaves during an outage is not listed again afterwards.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -29,6 +32,9 @@ use crate::server::{LogEvent, LogRequest, LogUnavailable, Topic};
 #[derive(Debug, Default)]
 pub(super) struct Mine {
     entries: HashMap<String, HashMap<Box<str>, Bytes>>,
+    /// Members (channel, member) whose entry the broker may not hold as `entries` says: a
+    /// request for them was not carried out.
+    unsynced: HashSet<(String, Box<str>)>,
     /// When the entries were last kept alive.
     pub(super) refreshed: Option<Instant>,
 }
@@ -53,13 +59,65 @@ impl Mine {
         }
     }
 
+    /// A request for `member` that was not carried out: the copy says what the node wants all
+    /// the same, and the member is synced later.
+    fn unsynced(&mut self, channel: &str, member: &str, value: Option<&Bytes>) {
+        self.set(channel, member, value);
+        self.unsynced.insert((channel.to_owned(), member.into()));
+    }
+
     /// Channels with entries of this node.
     pub(super) fn channels(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()
     }
+
+    /// What syncing sends: every entry (`everything`: a new session) or only the unsynced
+    /// members' entries, and the removals of unsynced members that have none.
+    fn to_sync(
+        &self,
+        everything: bool,
+        unsynced: &HashSet<(String, Box<str>)>,
+    ) -> Vec<(String, Box<str>, Option<Bytes>)> {
+        let mut out: Vec<(String, Box<str>, Option<Bytes>)> = Vec::new();
+        if everything {
+            for (c, m) in &self.entries {
+                out.extend(
+                    m.iter()
+                        .map(|(k, v)| (c.clone(), k.clone(), Some(v.clone()))),
+                );
+            }
+        }
+        for (c, m) in unsynced {
+            match self.entries.get(c).and_then(|e| e.get(m)) {
+                Some(v) if !everything => out.push((c.clone(), m.clone(), Some(v.clone()))),
+                Some(_) => {}
+                None => out.push((c.clone(), m.clone(), None)),
+            }
+        }
+        out
+    }
 }
 
 impl<B: Broker> Bridge<B> {
+    /// Presence requests that are not carried out (refused): this node's copy of its entries
+    /// changes all the same, and those members are synced later.
+    pub(super) fn presence_not_carried_out(&mut self, requests: &[LogRequest]) {
+        if self.cfg.presence.is_none() {
+            return;
+        }
+        for req in requests {
+            if let LogRequest::Presence {
+                topic,
+                member,
+                value,
+            } = req
+            {
+                let channel = self.channel(topic);
+                self.presence.unsynced(&channel, member, value.as_ref());
+            }
+        }
+    }
+
     /// Carries out the presence requests of a batch: the sets in one round trip, then the
     /// lists in one. Every request is answered to its home (unavailable on failure).
     pub(super) async fn forward_presence(
@@ -166,11 +224,15 @@ impl<B: Broker> Bridge<B> {
         result
     }
 
-    /// Keeps this node's entries alive (every third of the ttl).
+    /// Keeps this node's entries alive (every third of the ttl), after syncing the members
+    /// whose requests were not carried out.
     pub(super) async fn refresh_presence(&mut self, tx: &mut B::Tx) -> Result<(), BrokerError> {
         let Some(cfg) = self.cfg.presence.clone() else {
             return Ok(());
         };
+        if !self.presence.unsynced.is_empty() {
+            self.sync_presence(tx, false).await?;
+        }
         let channels = self.presence.channels();
         self.presence.refreshed = Some(Instant::now());
         if channels.is_empty() {
@@ -182,31 +244,34 @@ impl<B: Broker> Bridge<B> {
     }
 
     /// A new session: every entry of this node set again (the broker may have lost them, or
-    /// dropped them while this node could not refresh).
+    /// dropped them while this node could not refresh), and the members removed while their
+    /// requests could not be carried out removed.
     pub(super) async fn restore_presence(&mut self, tx: &mut B::Tx) -> Result<(), BrokerError> {
+        self.sync_presence(tx, true).await
+    }
+
+    /// Sets every entry (`everything`) or the unsynced members' entries in the broker, and
+    /// removes the unsynced members without one. On failure they stay unsynced.
+    async fn sync_presence(&mut self, tx: &mut B::Tx, everything: bool) -> Result<(), BrokerError> {
         let Some(cfg) = self.cfg.presence.clone() else {
             return Ok(());
         };
         let node = self.link.node().to_string();
-        let all: Vec<(String, Box<str>, Bytes)> = self
-            .presence
-            .entries
-            .iter()
-            .flat_map(|(c, m)| {
-                m.iter()
-                    .map(move |(k, v)| (c.clone(), k.clone(), v.clone()))
-            })
-            .collect();
+        let unsynced = std::mem::take(&mut self.presence.unsynced);
+        let all = self.presence.to_sync(everything, &unsynced);
         for chunk in all.chunks(1024) {
             let batch: Vec<PresenceSet<'_>> = chunk
                 .iter()
                 .map(|(channel, member, value)| PresenceSet {
                     channel,
                     member,
-                    value: Some(value),
+                    value: value.as_deref(),
                 })
                 .collect();
-            self.timed(tx.presence(&cfg, &node, &batch)).await?;
+            if let Err(e) = self.timed(tx.presence(&cfg, &node, &batch)).await {
+                self.presence.unsynced.extend(unsynced);
+                return Err(e);
+            }
         }
         self.presence.refreshed = Some(Instant::now());
         Ok(())
@@ -216,14 +281,23 @@ impl<B: Broker> Bridge<B> {
     /// drop its members at once rather than when the entries expire. A failure leaves them
     /// to expire.
     pub(super) async fn drop_presence(&mut self, tx: &mut B::Tx, grace: std::time::Duration) {
-        if self.cfg.presence.is_none() || self.presence.entries.is_empty() {
+        if self.cfg.presence.is_none()
+            || (self.presence.entries.is_empty() && self.presence.unsynced.is_empty())
+        {
             return;
         }
         let node = self.link.node().to_string();
-        let channels = self.presence.channels();
+        let channels: HashSet<&String> = self
+            .presence
+            .entries
+            .keys()
+            .chain(self.presence.unsynced.iter().map(|(c, _)| c))
+            .collect();
+        let channels: Vec<String> = channels.into_iter().cloned().collect();
         match tokio::time::timeout(grace, tx.presence_drop(&node, &channels)).await {
             Ok(Ok(())) => {
                 self.presence.entries.clear();
+                self.presence.unsynced.clear();
                 tracing::debug!(
                     "presence: this node's entries in {} rooms removed",
                     channels.len()
@@ -237,7 +311,7 @@ impl<B: Broker> Bridge<B> {
     /// When this node's entries must next be kept alive (with entries and presence on).
     pub(super) fn next_refresh(&self) -> Option<Instant> {
         let cfg = self.cfg.presence.as_ref()?;
-        if self.presence.entries.is_empty() {
+        if self.presence.entries.is_empty() && self.presence.unsynced.is_empty() {
             return None;
         }
         let last = self.presence.refreshed.unwrap_or_else(Instant::now);

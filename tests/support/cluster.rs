@@ -23,6 +23,27 @@ pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> 
     start.elapsed()
 }
 
+/// Waits until `f` observes `want`; on timeout the panic shows what it saw last.
+pub fn wait_for_state<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    want: &T,
+    mut f: impl FnMut() -> T,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let seen = f();
+        if &seen == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: not within {within:?}; last seen {seen:?}, wanted {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A `redis-server` child on a loopback port, killed when dropped.
 pub struct Redis {
     pub port: u16,
