@@ -20,8 +20,7 @@ impl Handler for Echo {
 
     fn message(&mut self, conn: &mut Conn<'_, ()>, msg: Message<'_>) {
         // The same kind back; a large message goes back from the buffer it was assembled in.
-        let frame = conn.frame_of(msg);
-        conn.send_frame(frame);
+        conn.send(msg);
     }
 
     fn http(&mut self, req: &HttpRequest<'_>) -> HttpResponse {

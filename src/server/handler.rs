@@ -22,7 +22,7 @@ use super::ops::Op;
 use super::outbox::{Kind, Outbox, Refused, SendStatus};
 use super::pubsub::{ConnId, Publication, Target};
 use crate::proto::deflate::DeflateConfig;
-use crate::proto::frame::{Frame, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
+use crate::proto::frame::{Frame, Header, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
 use crate::proto::handshake::{HttpRequest, UpgradeRequest};
 use crate::proto::{Assembled, CloseCode};
 use crate::runtime::sys;
@@ -203,7 +203,16 @@ pub struct Conn<'a, S> {
     pub(crate) close: &'a mut Option<(CloseCode, String)>,
     pub(crate) fd: Option<BorrowedFd<'a>>,
     pub(crate) counters: &'a Counters,
+    /// While a read is handled: the frames of small replies, written one after another into
+    /// one buffer that is queued as one entry when the read is done (or before anything else
+    /// is queued), as uWS corks a socket. See [`Conn::send_message`].
+    pub(crate) cork: Option<&'a mut Vec<u8>>,
 }
+
+/// The largest payload a reply may have to be corked (larger ones are queued as frames).
+pub(crate) const CORK_MAX_PAYLOAD: usize = 4096;
+/// The most bytes one corked entry holds: a longer run of replies becomes several entries.
+pub(crate) const CORK_MAX_BYTES: usize = 16 * 1024;
 
 impl<S> Conn<'_, S> {
     /// This connection's state.
@@ -239,6 +248,22 @@ impl<S> Conn<'_, S> {
             self.counters,
         );
         self.queue(bytes)
+    }
+
+    /// Queues `msg` (the message being handled, to echo it, or any other): the very buffer the
+    /// server assembled it in when it is that message (see [`Conn::frame_of`]), otherwise a
+    /// copy, as by [`Conn::send_text`] or [`Conn::send_binary`].
+    pub fn send(&mut self, msg: Message<'_>) -> SendStatus {
+        let (text, payload) = match msg {
+            Message::Text(t) => (true, t.as_bytes()),
+            Message::Binary(b) => (false, b),
+        };
+        match self.assembled {
+            Some(a) if std::ptr::eq(a.payload(), payload) && a.is_text() == text => {
+                self.send_frame(a.frame())
+            }
+            _ => self.send_message(text, payload),
+        }
     }
 
     /// The frame that carries `msg`, the message being handled, to a peer: for echoing or
@@ -359,6 +384,9 @@ impl<S> Conn<'_, S> {
         if self.close.is_some() || !self.out.sendable {
             return SendStatus::Closed;
         }
+        if let Some(cork) = self.cork.as_deref_mut() {
+            uncork(cork, self.out);
+        }
         // Bounded like the protocol's own answers: by bytes and by frame count.
         if self.out.is_full(self.limit) {
             return SendStatus::Dropped;
@@ -378,7 +406,7 @@ impl<S> Conn<'_, S> {
 
     /// Bytes waiting in this connection's outbound queue.
     pub fn queued_bytes(&self) -> usize {
-        self.out.queued()
+        self.out.queued() + self.cork.as_ref().map_or(0, |c| c.len())
     }
 
     /// The peer's address.
@@ -394,6 +422,10 @@ impl<S> Conn<'_, S> {
         if self.close.is_some() || !self.out.sendable {
             return SendStatus::Closed;
         }
+        if self.corked(text, payload) {
+            Counters::inc(&self.counters.messages_out, 1);
+            return SendStatus::Queued;
+        }
         let bytes = compress::message(
             self.codecs,
             self.pmd,
@@ -406,8 +438,49 @@ impl<S> Conn<'_, S> {
         self.queue(bytes)
     }
 
+    /// Writes the frame of a small uncompressed reply into the cork, if there is one (while a
+    /// read is handled) and the frame would have been queued as it is: the queue, with what is
+    /// corked, has room for it (never dropped, so the drop-oldest policy, which drops frames
+    /// one by one, is left to queue its own). Otherwise the cork is queued first, for order.
+    fn corked(&mut self, text: bool, payload: &[u8]) -> bool {
+        let Some(cork) = self.cork.as_deref_mut() else {
+            return false;
+        };
+        let header = Header {
+            fin: true,
+            rsv: 0,
+            opcode: if text { OpCode::Text } else { OpCode::Binary },
+            mask: None,
+            payload_len: payload.len() as u64,
+        }
+        .encode();
+        let len = header.len() + payload.len();
+        let queued = self.out.queued();
+        let fits = (queued == 0 && cork.is_empty()) || queued + cork.len() + len <= self.limit;
+        if self.pmd.is_on()
+            || payload.len() > CORK_MAX_PAYLOAD
+            || self.policy == Backpressure::DropOldest
+            || !fits
+        {
+            uncork(cork, self.out);
+            return false;
+        }
+        if cork.len() + len > CORK_MAX_BYTES {
+            uncork(cork, self.out);
+        }
+        if cork.is_empty() {
+            cork.reserve((len * 8).clamp(256, CORK_MAX_BYTES));
+        }
+        cork.extend_from_slice(&header);
+        cork.extend_from_slice(payload);
+        true
+    }
+
     /// Queues a data frame (compressed already if it should be) under the limit and policy.
     fn queue(&mut self, frame: bytes::Bytes) -> SendStatus {
+        if let Some(cork) = self.cork.as_deref_mut() {
+            uncork(cork, self.out);
+        }
         match self.out.push_data(frame, self.limit, self.policy) {
             Ok(dropped_older) => {
                 Counters::inc(&self.counters.messages_out, 1);
@@ -427,5 +500,12 @@ impl<S> Conn<'_, S> {
                 SendStatus::Dropped
             }
         }
+    }
+}
+
+/// Queues what the cork holds, as one data entry (its room was checked frame by frame).
+pub(crate) fn uncork(cork: &mut Vec<u8>, out: &mut Outbox) {
+    if !cork.is_empty() {
+        out.push(bytes::Bytes::from(std::mem::take(cork)), Kind::Data);
     }
 }
