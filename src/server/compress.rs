@@ -207,7 +207,8 @@ impl Codecs {
             }));
         }
         // The worker's deflater for this window; a fan-out's frame is compressed once.
-        let i = usize::from(bits.clamp(8, 15) - 8);
+        let window_bits = bits.clamp(8, 15);
+        let i = usize::from(window_bits - 8);
         if let (Some(frame), Some((plain, packed))) = (fan_out, &self.cache[i]) {
             if plain.wire().as_ptr() == frame.wire().as_ptr()
                 && plain.wire().len() == frame.wire().len()
@@ -219,7 +220,7 @@ impl Codecs {
         // (its matches cannot reach further back than its start); zlib-rs takes the rest.
         let (small, deflater) = (&mut self.small, &mut self.deflaters[i]);
         let packed = encode(opcode, &mut self.buf, |buf| {
-            let fits = payload.len() <= 1 << (i + 8);
+            let fits = payload.len() <= 1 << window_bits;
             if !(fits
                 && small
                     .get_or_insert_with(|| SmallDeflater::new(cfg.level))
