@@ -16,7 +16,7 @@ use super::compress::{self, Codecs, Pmd};
 use super::config::ServerConfig;
 use super::counters::Counters;
 use super::dispatch::{ReadSink, conn};
-use super::handler::{Decision, Handler, HttpResponse, Upgrade};
+use super::handler::{Cork, Decision, Handler, HttpResponse, Upgrade};
 use super::ops::Op;
 use super::outbox::Kind;
 use super::outbox::{Outbox, Refused};
@@ -800,7 +800,7 @@ impl<S> Slot<S> {
             got_message: false,
             fd: self.fd.as_ref().map(AsFd::as_fd),
             ctx,
-            cork: Vec::new(),
+            cork: Cork::new(data.len()),
         };
         let result = ws.handle_read(&ctx.cfg.proto, data, &mut sink);
         sink.finish();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::compress::Pmd;
 use super::conn::Ctx;
 use super::counters::Counters;
-use super::handler::{Conn, Handler, Message, uncork};
+use super::handler::{Conn, Cork, Handler, Message};
 use super::outbox::{Kind, Outbox};
 use crate::proto::frame::{OpCode, encode_frame};
 use crate::proto::{Assembled, CloseCode, Error, Event, Sink};
@@ -62,15 +62,14 @@ pub(crate) struct ReadSink<'a, H: Handler> {
     pub(crate) fd: Option<BorrowedFd<'a>>,
     pub(crate) ctx: &'a Ctx<'a>,
     /// The handler's small replies during this read, queued as one entry by
-    /// [`ReadSink::finish`] (or before anything else is queued): one allocation and one piece
-    /// of the send for a burst of pipelined replies instead of one per reply.
-    pub(crate) cork: Vec<u8>,
+    /// [`ReadSink::finish`] (or before anything else is queued).
+    pub(crate) cork: Cork,
 }
 
 impl<H: Handler> ReadSink<'_, H> {
     /// The read is handled: the corked replies are queued.
     pub(crate) fn finish(&mut self) {
-        uncork(&mut self.cork, self.out);
+        self.cork.flush(self.out);
     }
 
     /// A message for the handler; `assembled` is its owned buffer when the core assembled it.
@@ -80,7 +79,7 @@ impl<H: Handler> ReadSink<'_, H> {
                 // A browser's heartbeat (browsers cannot send ping frames): answered here,
                 // liveness only, never the application's business.
                 Counters::inc(&self.ctx.counters.text_heartbeats, 1);
-                uncork(&mut self.cork, self.out);
+                self.cork.flush(self.out);
                 if self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
                     Counters::inc(&self.ctx.counters.answers_dropped, 1);
                     self.out.refused_answer();
@@ -158,7 +157,7 @@ impl<H: Handler> Sink for ReadSink<'_, H> {
         // A peer that pings without reading must not grow our queue: past the limit its pongs
         // are dropped (RFC 6455 §5.5.3 lets an endpoint answer only the most recent ping).
         // Close frames always go, after the replies corked before them.
-        uncork(&mut self.cork, self.out);
+        self.cork.flush(self.out);
         if opcode == OpCode::Pong && self.out.is_full(self.ctx.cfg.max_outbound_bytes) {
             Counters::inc(&self.ctx.counters.answers_dropped, 1);
             self.out.refused_answer();

@@ -203,16 +203,67 @@ pub struct Conn<'a, S> {
     pub(crate) close: &'a mut Option<(CloseCode, String)>,
     pub(crate) fd: Option<BorrowedFd<'a>>,
     pub(crate) counters: &'a Counters,
-    /// While a read is handled: the frames of small replies, written one after another into
-    /// one buffer that is queued as one entry when the read is done (or before anything else
-    /// is queued), as uWS corks a socket. See [`Conn::send_message`].
-    pub(crate) cork: Option<&'a mut Vec<u8>>,
+    /// While a read is handled: its small replies, queued as one entry (see [`Cork`]).
+    pub(crate) cork: Option<&'a mut Cork>,
 }
 
 /// The largest payload a reply may have to be corked (larger ones are queued as frames).
 pub(crate) const CORK_MAX_PAYLOAD: usize = 4096;
 /// The most bytes one corked entry holds: a longer run of replies becomes several entries.
 pub(crate) const CORK_MAX_BYTES: usize = 16 * 1024;
+
+/// The frames of the handler's small replies to one read, written one after another into one
+/// buffer that is queued as one entry when the read is done, or before anything else is
+/// queued (so the order on the wire is the order of the sends), as uWS corks a socket: one
+/// allocation and one piece of the send for a burst of pipelined replies instead of one each.
+#[derive(Debug, Default)]
+pub(crate) struct Cork {
+    buf: Vec<u8>,
+    /// What to reserve when it starts to fill: the read's length (bounded), since replies are
+    /// often about as long as what they answer.
+    hint: usize,
+}
+
+impl Cork {
+    /// A cork for the replies to a read of `read_len` bytes.
+    pub(crate) fn new(read_len: usize) -> Self {
+        Cork {
+            buf: Vec::new(),
+            hint: read_len.min(CORK_MAX_BYTES),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn push(&mut self, header: &[u8], payload: &[u8]) {
+        if self.buf.is_empty() {
+            self.buf
+                .reserve(self.hint.max(header.len() + payload.len()));
+        }
+        self.buf.extend_from_slice(header);
+        self.buf.extend_from_slice(payload);
+    }
+
+    /// Queues what it holds as one data entry (its room was checked reply by reply).
+    pub(crate) fn flush(&mut self, out: &mut Outbox) {
+        if !self.buf.is_empty() {
+            let buf = trimmed(std::mem::take(&mut self.buf));
+            out.push(bytes::Bytes::from(buf), Kind::Data);
+        }
+    }
+}
+
+/// `buf`, its allocation shrunk when it is much larger than what it holds: a queued byte must
+/// cost about a byte (the outbound limit counts bytes queued, and a reader that stalls keeps
+/// them), whatever was reserved for the replies that did not come.
+pub(crate) fn trimmed(mut buf: Vec<u8>) -> Vec<u8> {
+    if buf.capacity() - buf.len() > buf.len() / 4 + 64 {
+        buf.shrink_to_fit();
+    }
+    buf
+}
 
 impl<S> Conn<'_, S> {
     /// This connection's state.
@@ -385,7 +436,7 @@ impl<S> Conn<'_, S> {
             return SendStatus::Closed;
         }
         if let Some(cork) = self.cork.as_deref_mut() {
-            uncork(cork, self.out);
+            cork.flush(self.out);
         }
         // Bounded like the protocol's own answers: by bytes and by frame count.
         if self.out.is_full(self.limit) {
@@ -456,30 +507,26 @@ impl<S> Conn<'_, S> {
         .encode();
         let len = header.len() + payload.len();
         let queued = self.out.queued();
-        let fits = (queued == 0 && cork.is_empty()) || queued + cork.len() + len <= self.limit;
+        let fits = (queued == 0 && cork.len() == 0) || queued + cork.len() + len <= self.limit;
         if self.pmd.is_on()
             || payload.len() > CORK_MAX_PAYLOAD
             || self.policy == Backpressure::DropOldest
             || !fits
         {
-            uncork(cork, self.out);
+            cork.flush(self.out);
             return false;
         }
         if cork.len() + len > CORK_MAX_BYTES {
-            uncork(cork, self.out);
+            cork.flush(self.out);
         }
-        if cork.is_empty() {
-            cork.reserve((len * 8).clamp(256, CORK_MAX_BYTES));
-        }
-        cork.extend_from_slice(&header);
-        cork.extend_from_slice(payload);
+        cork.push(&header, payload);
         true
     }
 
     /// Queues a data frame (compressed already if it should be) under the limit and policy.
     fn queue(&mut self, frame: bytes::Bytes) -> SendStatus {
         if let Some(cork) = self.cork.as_deref_mut() {
-            uncork(cork, self.out);
+            cork.flush(self.out);
         }
         match self.out.push_data(frame, self.limit, self.policy) {
             Ok(dropped_older) => {
@@ -500,12 +547,5 @@ impl<S> Conn<'_, S> {
                 SendStatus::Dropped
             }
         }
-    }
-}
-
-/// Queues what the cork holds, as one data entry (its room was checked frame by frame).
-pub(crate) fn uncork(cork: &mut Vec<u8>, out: &mut Outbox) {
-    if !cork.is_empty() {
-        out.push(bytes::Bytes::from(std::mem::take(cork)), Kind::Data);
     }
 }

@@ -205,3 +205,20 @@ fn corked_replies_meet_the_queue_limit_as_queued_ones_would() {
     assert_eq!(statuses, want);
     assert_eq!(sent, fit as u64);
 }
+
+#[test]
+fn a_corked_entry_costs_about_what_it_holds() {
+    use super::super::handler::trimmed;
+    // One 22-byte reply to a 16 KiB read: what was reserved for the burst is given back.
+    let mut buf = Vec::with_capacity(16 * 1024);
+    buf.extend_from_slice(&[1; 22]);
+    let t = trimmed(buf);
+    assert!(t.capacity() <= 22 + 5 + 64, "{}", t.capacity());
+    assert_eq!(t, vec![1; 22]);
+    // A burst that nearly filled its allocation keeps it (no copy).
+    let mut buf = Vec::with_capacity(1000);
+    buf.extend_from_slice(&[2; 900]);
+    let at = buf.as_ptr();
+    let kept = trimmed(buf);
+    assert_eq!((kept.as_ptr(), kept.len()), (at, 900));
+}
