@@ -3,7 +3,7 @@
 # this machine, interleaved (A B C, C B A, A B C ...), with ratios against ringws.
 #
 #   benches/broadcast.sh [--reps N] [--window S] [--warmup S] [--drain S]
-#                        [--servers "ringws uws-cpp uws bun"] [--scenarios "1k 10k"]
+#                        [--servers "ringws floor uws-cpp uws bun"] [--scenarios "1k 10k"]
 #                        [--rate-1k N] [--rate-10k N] [--workers N] [--pin]
 #                        [--port BASE] [--no-build]
 #
@@ -16,9 +16,12 @@
 # (benches/peers-js/bun-chat.js: Bun 1.4.5, ws.subscribe / server.publish), uws-cpp
 # (benches/peers-cpp/uws-chat.cpp: the same protocol on uWebSockets C++ itself, built by
 # install_uws_cpp in benches/lib.sh from ../shared/peers/uwebsockets.tar.gz or UWS_CPP_DIR;
-# skipped with a note when there is neither; single-threaded, as the JS peers). The JS peers come
+# skipped with a note when there is neither; single-threaded, as the JS peers), floor (the
+# fan-out floor: `ringws-floor --fanout`, ringws's own I/O loop writing each publication as one
+# shared frame to every member, with no WebSocket work per subscriber: the limit of the method;
+# single-threaded, so compare it with ringws under --pin --workers 1). The JS peers come
 # from the npm registry and are installed by this script when missing, as benches/compare.sh
-# does; a JS server whose install fails is skipped with a note. All three speak the ringws chat
+# does; a JS server whose install fails is skipped with a note. All four speak the ringws chat
 # protocol's join/send/message subset; the peers' message frames are smaller than ringws's
 # (op, room, text, ts against ringws's added from, name, seq, online).
 # Scenarios, each one room and one publisher connection publishing at a fixed rate for the
@@ -57,7 +60,7 @@ REPS=5
 WINDOW=10
 WARMUP=2
 DRAIN=2
-SERVERS="ringws uws-cpp uws bun"
+SERVERS="ringws floor uws-cpp uws bun"
 SCENARIOS="1k 10k"
 RATE_1K=100
 RATE_10K=5
@@ -128,6 +131,10 @@ server_cmd() { # NAME PORT -> the command, one word per line
                     $(no_rate_limits "$RINGWS_BASE_BIN") ;;
         uws) printf '%s\n' "$NODE" "$JSDIR/uws-chat.js" "$2" ;;
         uws-cpp) printf '%s\n' "$UWS_CPP_BIN/uws-chat" "$2" ;;
+        # The fan-out floor (benches/floor --fanout): each publication one shared frame written
+        # to every member, no WebSocket work per subscriber; single-threaded.
+        floor) printf '%s\n' "$ROOT/target/release/ringws-floor" --listen "127.0.0.1:$2" \
+                    --io io_uring --fanout ;;
         bun) printf '%s\n' "$BUN" "$JSDIR/bun-chat.js" "$2" ;;
         *) echo "unknown server $1" >&2; return 1 ;;
     esac

@@ -12,9 +12,17 @@
 //! everything above it. Each received buffer is copied into a new `Bytes`, as ringws writes
 //! each echo into a new frame, so the allocation per message is in the floor too.
 //!
+//! [`Mode::Fanout`] makes it the floor of the broadcast table instead: rather than echoing, it
+//! speaks the chat protocol's pub/sub subset that `ringws-load broadcast` uses (`join` answered
+//! with `joined`; `send` becomes one `message` frame, made once and written to every connection
+//! that joined the room). The publisher's requests are unmasked and scanned for their fields;
+//! each delivery is only the same `Bytes` queued on one more connection and sent with its
+//! other frames: what a fan-out costs the kernel and the loop, with no WebSocket work per
+//! subscriber.
+//!
 //! Not for production: no limits beyond the head's size, no timeouts, no flow control.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
@@ -24,7 +32,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::proto::Limits;
+use crate::proto::frame::{HeaderView, OpCode, encode_frame};
 use crate::proto::handshake::Request;
+use crate::proto::mask;
 use crate::runtime::epoll::Epoll;
 use crate::runtime::uring::{Uring, UringConfig};
 use crate::runtime::{Backend, Completion, IoChoice};
@@ -42,6 +52,16 @@ const TOO_LARGE: &[u8] =
 /// The answer to a head that is not an upgrade (the connection then echoes, unchecked).
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n";
 
+/// What the floor does with the bytes after the upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Sends every byte back as it came (the floor of the echo tables).
+    Echo,
+    /// The chat protocol's pub/sub subset: each `send` written to every member of its room (the
+    /// floor of the broadcast table).
+    Fanout,
+}
+
 /// One connection.
 struct Conn {
     fd: OwnedFd,
@@ -54,6 +74,8 @@ struct Conn {
     sending: bool,
     /// On the list of connections to send for at the end of this iteration.
     dirty: bool,
+    /// [`Mode::Fanout`]: the start of a frame not yet complete.
+    partial: Vec<u8>,
 }
 
 /// The loop's state.
@@ -67,6 +89,9 @@ struct Floor<B> {
     /// Connections whose receive stopped for lack of buffers.
     starved: Vec<u32>,
     limits: Limits,
+    mode: Mode,
+    /// [`Mode::Fanout`]: each room's members (slot, generation), in the order they joined.
+    rooms: HashMap<Vec<u8>, Vec<(u32, u32)>>,
 }
 
 /// Serves the raw echo on `listener` (nonblocking) until `stop` is set (checked at least every
@@ -81,6 +106,20 @@ pub fn serve(
     uring: UringConfig,
     stop: &AtomicBool,
 ) -> io::Result<()> {
+    serve_mode(listener, io, uring, Mode::Echo, stop)
+}
+
+/// [`serve`] in the given mode.
+///
+/// # Errors
+/// Building the backend, or a failed submission.
+pub fn serve_mode(
+    listener: &TcpListener,
+    io: IoChoice,
+    uring: UringConfig,
+    mode: Mode,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     let ring = match io {
         IoChoice::Epoll => None,
         IoChoice::Uring => Some(Uring::new(uring)?),
@@ -93,14 +132,19 @@ pub fn serve(
         },
     };
     match ring {
-        Some(ring) => Floor::new(ring).run(listener, stop),
-        None => Floor::new(Epoll::new(uring.buf_size as usize, uring.nodelay)?).run(listener, stop),
+        Some(ring) => Floor::new(ring, mode).run(listener, stop),
+        None => {
+            let epoll = Epoll::new(uring.buf_size as usize, uring.nodelay)?;
+            Floor::new(epoll, mode).run(listener, stop)
+        }
     }
 }
 
 impl<B: Backend> Floor<B> {
-    fn new(io: B) -> Self {
+    fn new(io: B, mode: Mode) -> Self {
         Floor {
+            mode,
+            rooms: HashMap::new(),
             io,
             conns: Vec::new(),
             generations: Vec::new(),
@@ -114,7 +158,11 @@ impl<B: Backend> Floor<B> {
     fn run(mut self, listener: &TcpListener, stop: &AtomicBool) -> io::Result<()> {
         self.io.arm_accept(listener.as_fd())?;
         eprintln!(
-            "ringws-floor: raw echo on {} ({})",
+            "ringws-floor: {} on {} ({})",
+            match self.mode {
+                Mode::Echo => "raw echo",
+                Mode::Fanout => "fan-out",
+            },
             listener.local_addr()?,
             self.io.name()
         );
@@ -201,6 +249,7 @@ impl<B: Backend> Floor<B> {
             queue: VecDeque::new(),
             sending: false,
             dirty: false,
+            partial: Vec::new(),
         });
         Ok(())
     }
@@ -264,10 +313,110 @@ impl<B: Backend> Floor<B> {
                 rest
             }
         };
+        if self.mode == Mode::Fanout {
+            self.mark(slot); // the response, if any
+            if !echo.is_empty() {
+                self.fanout_input(slot, generation, &echo);
+            }
+            return;
+        }
         if !echo.is_empty() {
             conn.queue.push_back(echo);
         }
         self.mark(slot);
+    }
+
+    /// [`Mode::Fanout`]: the frames that came, each request carried out.
+    fn fanout_input(&mut self, slot: u32, generation: u32, data: &[u8]) {
+        let Some(conn) = self.conn(slot, generation) else {
+            return;
+        };
+        conn.partial.extend_from_slice(data);
+        let mut input = std::mem::take(&mut conn.partial);
+        let mut at = 0;
+        while let Ok(view) = HeaderView::new_checked(&input[at..]) {
+            let start = at + view.header_len();
+            let Some(end) = usize::try_from(view.payload_len())
+                .ok()
+                .and_then(|n| start.checked_add(n))
+                .filter(|&end| end <= input.len())
+            else {
+                break; // the rest has not come yet
+            };
+            let (opcode, key) = (view.opcode_bits(), view.mask_key());
+            let payload = &mut input[start..end];
+            if let Some(key) = key {
+                mask::apply(payload, key, 0);
+            }
+            self.request(slot, generation, opcode, payload);
+            at = end;
+        }
+        input.drain(..at);
+        if let Some(conn) = self.conn(slot, generation) {
+            conn.partial = input;
+        }
+    }
+
+    /// One request of the pub/sub subset (anything else is ignored; a close frame closes).
+    fn request(&mut self, slot: u32, generation: u32, opcode: u8, payload: &[u8]) {
+        if opcode == OpCode::Close as u8 {
+            let _ = self.close(slot, generation);
+            return;
+        }
+        if opcode == OpCode::Ping as u8 {
+            self.queue(slot, generation, encode_frame(OpCode::Pong, payload));
+            return;
+        }
+        if opcode != OpCode::Text as u8 {
+            return;
+        }
+        let (Some(op), Some(room)) = (field(payload, b"op"), field(payload, b"room")) else {
+            return;
+        };
+        match op {
+            b"join" => {
+                let members = self.rooms.entry(room.to_vec()).or_default();
+                members.push((slot, generation));
+                let joined = [
+                    br#"{"op":"joined","room":""#.as_slice(),
+                    room,
+                    format!(r#"","online":{}}}"#, members.len()).as_bytes(),
+                ]
+                .concat();
+                self.queue(slot, generation, encode_frame(OpCode::Text, &joined));
+            }
+            b"send" => {
+                let Some(text) = field(payload, b"text") else {
+                    return;
+                };
+                let message = [
+                    br#"{"op":"message","room":""#.as_slice(),
+                    room,
+                    br#"","text":""#,
+                    text,
+                    br#""}"#,
+                ]
+                .concat();
+                let frame = encode_frame(OpCode::Text, &message);
+                let Some(mut members) = self.rooms.remove(room) else {
+                    return;
+                };
+                // Members that left (their slot closed or reused) are dropped on the way.
+                members.retain(|&(s, g)| self.queue(s, g, frame.clone()));
+                self.rooms.insert(room.to_vec(), members);
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues `frame` on the connection, if it is still there.
+    fn queue(&mut self, slot: u32, generation: u32, frame: Bytes) -> bool {
+        let Some(conn) = self.conn(slot, generation) else {
+            return false;
+        };
+        conn.queue.push_back(frame);
+        self.mark(slot);
+        true
     }
 
     fn mark(&mut self, slot: u32) {
@@ -343,5 +492,65 @@ impl<B: Backend> Floor<B> {
         };
         self.generations[slot as usize] = generation.wrapping_add(1);
         self.io.close(conn.fd, slot, generation)
+    }
+}
+
+/// The raw (still escaped) string value of `"key"` at the top level of a flat JSON object, as
+/// the peers' chat servers read requests: enough for the load tool's, not a JSON parser.
+fn field<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut i = 0;
+    // The next string from `i`: its contents, and the index after its closing quote.
+    let string = |from: usize| -> Option<(usize, usize)> {
+        let open = from + json[from..].iter().position(|&b| b == b'"')?;
+        let mut end = open + 1;
+        while end < json.len() && json[end] != b'"' {
+            end += if json[end] == b'\\' { 2 } else { 1 };
+        }
+        (end < json.len()).then_some((open + 1, end))
+    };
+    while let Some((start, end)) = string(i) {
+        let name = &json[start..end];
+        let rest = &json[end + 1..];
+        let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+        if rest[colon] != b':' {
+            i = end + 1; // a value, not a key
+            continue;
+        }
+        let v = end + 1 + colon + 1;
+        let v = v + json[v..].iter().position(|b| !b.is_ascii_whitespace())?;
+        if json[v] != b'"' {
+            if name == key {
+                return None; // not a string
+            }
+            i = v;
+            continue;
+        }
+        let (vs, ve) = string(v)?;
+        if name == key {
+            return Some(&json[vs..ve]);
+        }
+        i = ve + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn fields_of_the_load_tools_requests_are_found_raw() {
+        let send = br#"{"op":"send","room":"r0","text":"2:17:12\"x"}"#;
+        assert_eq!(field(send, b"op"), Some(&b"send"[..]));
+        assert_eq!(field(send, b"room"), Some(&b"r0"[..]));
+        assert_eq!(field(send, b"text"), Some(&br#"2:17:12\"x"#[..]));
+        assert_eq!(
+            field(br#"{ "op" : "join" , "room":"r1"}"#, b"room"),
+            Some(&b"r1"[..])
+        );
+        assert_eq!(field(br#"{"n":3,"op":"x"}"#, b"op"), Some(&b"x"[..]));
+        assert_eq!(field(br#"{"op":3}"#, b"op"), None);
+        assert_eq!(field(br#"{"op":"unterminated}"#, b"op"), None);
+        assert_eq!(field(b"", b"op"), None);
     }
 }

@@ -1,6 +1,8 @@
 //! The benchmarks' floor (`ringws::server::floor`, run as `ringws-floor`) with the load tool's
 //! `--raw-echo`: ping-pong and pipelined runs get every echo back byte for byte, and the same
-//! check against a real WebSocket server (whose frames are not the client's, masked) fails.
+//! check against a real WebSocket server (whose frames are not the client's, masked) fails. The
+//! fan-out floor (`--fanout`) with the load tool's broadcast: every publication reaches every
+//! subscriber, in order.
 //! The backend follows `RINGWS_TEST_IO` (`epoll` or `uring`), as the other tests do.
 
 mod common;
@@ -22,13 +24,17 @@ struct Floor {
 
 impl Floor {
     fn start() -> Self {
+        Floor::start_mode(floor::Mode::Echo)
+    }
+
+    fn start_mode(mode: floor::Mode) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            floor::serve(&listener, io(), UringConfig::default(), &flag)
+            floor::serve_mode(&listener, io(), UringConfig::default(), mode, &flag)
         });
         Floor { addr, stop, thread }
     }
@@ -94,4 +100,26 @@ fn raw_echo_refuses_flood() {
         stderr.contains("--raw-echo") && stderr.contains("flood"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_fanout_floor_delivers_every_publication_to_every_member_in_order() {
+    let floor = Floor::start_mode(floor::Mode::Fanout);
+    let out = load_tool()
+        .args(["broadcast", "-c", "50", "--rooms", "2", "--publishers", "2"])
+        .args(["--rate", "100", "-d", "1", "-w", "0.2", "--drain", "2"])
+        .args(["--addr", &floor.addr.to_string(), "--json", "--quiet"])
+        .output()
+        .expect("run ringws-load");
+    let report: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    floor.stop();
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["errors"]["total"], 0, "{report}");
+    for field in ["lost", "out_of_order", "joins_missing"] {
+        assert_eq!(report[field], 0, "{field}: {report}");
+    }
+    // About 120 publications in 1.2 s, each to the 25 subscribers of its room.
+    let deliveries = report["deliveries"].as_u64().unwrap_or(0);
+    assert!(deliveries >= 25 * 50, "{deliveries}: {report}");
 }
