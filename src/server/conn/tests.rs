@@ -24,20 +24,7 @@ fn broadcasts_never_pause_reading_and_a_paused_queue_takes_them_to_the_low_water
     };
     let counters = Counters::default();
     let (ops, codecs) = (RefCell::new(Vec::new()), RefCell::new(Codecs::default()));
-    let ctx = Ctx {
-        cfg: &cfg,
-        counters: &counters,
-        now: Timestamp(0),
-        start: Timestamp(0),
-        tick: 0,
-        id: ConnId {
-            worker: 0,
-            slot: 0,
-            generation: 0,
-        },
-        ops: &ops,
-        codecs: &codecs,
-    };
+    let ctx = test_ctx(&cfg, &counters, &ops, &codecs);
     let mut s = Slot::<()>::new(crate::runtime::sys::eventfd().unwrap(), 0);
     s.out.sendable = true;
     // Broadcasts fill the queue to its mark (and a heartbeat ping past it): still reading.
@@ -102,20 +89,7 @@ fn client_frame(opcode: crate::proto::frame::OpCode, payload: &[u8]) -> Vec<u8> 
 fn echo_one_read(cfg: &ServerConfig, input: &[u8]) -> (Vec<Bytes>, Vec<SendStatus>, u64) {
     let counters = Counters::default();
     let (ops, codecs) = (RefCell::new(Vec::new()), RefCell::new(Codecs::default()));
-    let ctx = Ctx {
-        cfg,
-        counters: &counters,
-        now: Timestamp(0),
-        start: Timestamp(0),
-        tick: 0,
-        id: ConnId {
-            worker: 0,
-            slot: 0,
-            generation: 0,
-        },
-        ops: &ops,
-        codecs: &codecs,
-    };
+    let ctx = test_ctx(cfg, &counters, &ops, &codecs);
     let mut s = Slot::<()>::new(crate::runtime::sys::eventfd().unwrap(), 0);
     s.phase = Phase::Open {
         ws: Connection::with_rsv(0),
@@ -221,4 +195,27 @@ fn a_corked_entry_costs_about_what_it_holds() {
     let at = buf.as_ptr();
     let kept = trimmed(buf);
     assert_eq!((kept.as_ptr(), kept.len()), (at, 900));
+}
+
+/// The context of slot 0 of worker 0 at time 0.
+fn test_ctx<'a>(
+    cfg: &'a ServerConfig,
+    counters: &'a Counters,
+    ops: &'a RefCell<Vec<Op>>,
+    codecs: &'a RefCell<Codecs>,
+) -> Ctx<'a> {
+    Ctx {
+        cfg,
+        counters,
+        now: Timestamp(0),
+        start: Timestamp(0),
+        tick: 0,
+        id: ConnId {
+            worker: 0,
+            slot: 0,
+            generation: 0,
+        },
+        ops,
+        codecs,
+    }
 }
