@@ -305,15 +305,12 @@ impl<S> Conn<'_, S> {
     /// server assembled it in when it is that message (see [`Conn::frame_of`]), otherwise a
     /// copy, as by [`Conn::send_text`] or [`Conn::send_binary`].
     pub fn send(&mut self, msg: Message<'_>) -> SendStatus {
-        let (text, payload) = match msg {
-            Message::Text(t) => (true, t.as_bytes()),
-            Message::Binary(b) => (false, b),
-        };
-        match self.assembled {
-            Some(a) if std::ptr::eq(a.payload(), payload) && a.is_text() == text => {
-                self.send_frame(a.frame())
+        match self.assembled_frame(msg) {
+            Some(frame) => self.send_frame(frame),
+            None => {
+                let (text, payload) = kind_and_bytes(msg);
+                self.send_message(text, payload)
             }
-            _ => self.send_message(text, payload),
         }
     }
 
@@ -323,18 +320,19 @@ impl<S> Conn<'_, S> {
     /// frame is its assembly buffer, with the header written in front. Otherwise the payload is
     /// copied once, as by [`Frame::text`] or [`Frame::binary`].
     pub fn frame_of(&self, msg: Message<'_>) -> Frame {
-        let (text, payload) = match msg {
-            Message::Text(t) => (true, t.as_bytes()),
-            Message::Binary(b) => (false, b),
-        };
-        match self.assembled {
-            // The same bytes (not merely equal ones) and the same kind.
-            Some(a) if std::ptr::eq(a.payload(), payload) && a.is_text() == text => a.frame(),
-            _ => match msg {
-                Message::Text(t) => Frame::text(t),
-                Message::Binary(b) => Frame::binary(b),
-            },
-        }
+        self.assembled_frame(msg).unwrap_or_else(|| match msg {
+            Message::Text(t) => Frame::text(t),
+            Message::Binary(b) => Frame::binary(b),
+        })
+    }
+
+    /// The frame of the buffer the server assembled `msg` in, when `msg` is that message (the
+    /// same bytes, not merely equal ones, and the same kind).
+    fn assembled_frame(&self, msg: Message<'_>) -> Option<Frame> {
+        let (text, payload) = kind_and_bytes(msg);
+        self.assembled
+            .filter(|a| std::ptr::eq(a.payload(), payload) && a.is_text() == text)
+            .map(Assembled::frame)
     }
 
     /// This connection's id: unique among open connections, stable while it is open.
@@ -497,6 +495,13 @@ impl<S> Conn<'_, S> {
         let Some(cork) = self.cork.as_deref_mut() else {
             return false;
         };
+        if self.pmd.is_on()
+            || payload.len() > CORK_MAX_PAYLOAD
+            || self.policy == Backpressure::DropOldest
+        {
+            cork.flush(self.out);
+            return false;
+        }
         let header = Header {
             fin: true,
             rsv: 0,
@@ -508,11 +513,7 @@ impl<S> Conn<'_, S> {
         let len = header.len() + payload.len();
         let queued = self.out.queued();
         let fits = (queued == 0 && cork.len() == 0) || queued + cork.len() + len <= self.limit;
-        if self.pmd.is_on()
-            || payload.len() > CORK_MAX_PAYLOAD
-            || self.policy == Backpressure::DropOldest
-            || !fits
-        {
+        if !fits {
             cork.flush(self.out);
             return false;
         }
@@ -547,5 +548,13 @@ impl<S> Conn<'_, S> {
                 SendStatus::Dropped
             }
         }
+    }
+}
+
+/// Whether `msg` is text, and its bytes.
+fn kind_and_bytes(msg: Message<'_>) -> (bool, &[u8]) {
+    match msg {
+        Message::Text(t) => (true, t.as_bytes()),
+        Message::Binary(b) => (false, b),
     }
 }
