@@ -523,10 +523,11 @@ impl Uring {
     }
 
     /// Queues a message into another ring (`target` from its [`Uring::ring_fd`]): the target
-    /// gets [`Completion::Message`] `{ payload }` (with `value` as its result), this ring
-    /// [`Completion::MsgSent`]
-    /// `{ payload, tag, result }` (`tag`, at most [`MAX_SLOT`](user_data::MAX_SLOT), names the
-    /// target for whoever must act on a failure).
+    /// gets [`Completion::Message`] `{ payload }` (with `value` as its result). This ring gets
+    /// [`Completion::MsgSent`] `{ payload, tag, result }` only if the message could not be
+    /// posted (`result < 0`; `tag`, at most [`MAX_SLOT`](user_data::MAX_SLOT), names the target
+    /// for whoever must act on the failure): a success would carry nothing to act on, so it
+    /// posts no completion (`IOSQE_CQE_SKIP_SUCCESS`), one fewer per wake-up of another worker.
     ///
     /// # Errors
     /// Only if making room in a full submission queue fails.
@@ -540,6 +541,7 @@ impl Uring {
         let theirs = UserData::new(OpKind::Message, 0, payload).raw();
         let entry = opcode::MsgRingData::new(Fd(target.as_raw_fd()), value, theirs, None)
             .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
             .user_data(UserData::new(OpKind::MsgSent, tag, payload).raw());
         self.push(&entry)
     }
