@@ -820,6 +820,60 @@ mod tests {
     }
 
     #[test]
+    fn presence_refused_while_connected_is_set_by_the_next_refresh_within_the_session() {
+        use crate::server::{LogEvent, LogRequest};
+        let fake = Fake::default();
+        let cfg = BrokerConfig {
+            // Refreshed every 100 ms.
+            presence: Some(super::super::PresenceConfig {
+                ttl: Duration::from_millis(300),
+            }),
+            ..BrokerConfig::default()
+        };
+        let (link, hub, thread) = start_with_cfg(&fake, cfg);
+        wait_for("connected", || link.stats().connected);
+        let _ = log_events(&hub);
+        // Six members join at once; four requests may wait: two are refused ("too many
+        // requests wait"), with the session up.
+        let mut batch: Vec<LogRequest> = (0..6)
+            .map(|i| LogRequest::Presence {
+                topic: topic("r"),
+                member: format!("m{i}").into(),
+                value: Some(Bytes::from(format!("v{i}"))),
+            })
+            .collect();
+        link.submit_log(&mut batch);
+        let mut got = Vec::new();
+        wait_for("answered", || {
+            got.extend(log_events(&hub));
+            got.len() == 6
+        });
+        let refused = got
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    LogEvent::PresenceChanged {
+                        elsewhere: Err(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(refused, 2, "{got:?}");
+        // The refresh sets the two refused ones, in the same session.
+        let members = |fake: &Fake| -> Vec<String> {
+            let state = fake.state();
+            state.presence.keys().map(|(_, m)| m.clone()).collect()
+        };
+        let want: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+        wait_for("all six set by a refresh", || members(&fake) == want);
+        assert_eq!(fake.state().connects, 1, "no new session did it");
+        link.stop();
+        thread.join().unwrap();
+    }
+
+    #[test]
     fn presence_changed_while_the_broker_is_unreachable_is_set_and_removed_at_the_next_session() {
         use crate::server::{LogEvent, LogRequest};
         let fake = Fake::default();
