@@ -9,7 +9,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's header says how long the run has taken so far; the last one lists every step's
+# duration (the whole run must stay under 45 minutes: this shows where the time goes).
+STEP_NAME=""
+STEP_START=$SECONDS
+STEP_TIMES=()
+step() {
+  if [ -n "$STEP_NAME" ]; then
+    STEP_TIMES+=("$(printf '%5ds  %s' $((SECONDS - STEP_START)) "${STEP_NAME:0:90}")")
+  fi
+  STEP_NAME="$*"
+  STEP_START=$SECONDS
+  printf '\n==> %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60))
+}
 
 step "toolchain"
 if ! command -v cargo >/dev/null; then
@@ -148,3 +160,4 @@ step "aarch64: cross-built with Debian trixie's Rust 1.85 (the MSRV), tests unde
 bash tests/aarch64.sh
 
 step "all tests passed"
+printf '%s\n' "${STEP_TIMES[@]}"
