@@ -5,7 +5,7 @@
 #   benches/broadcast.sh [--reps N] [--window S] [--warmup S] [--drain S]
 #                        [--servers "ringws floor uws-cpp uws bun"] [--scenarios "1k 10k"]
 #                        [--rate-1k N] [--rate-10k N] [--workers N] [--pin]
-#                        [--port BASE] [--no-build]
+#                        [--port BASE] [--no-build] [--results NAME]
 #
 # A/B of a change: --servers "ringws ringws-base" with RINGWS_BASE_BIN naming another ringws
 # build (e.g. one from before the change, built in a git worktree): both run the same scenarios,
@@ -52,7 +52,8 @@
 #
 # Output: a Markdown table (median [min-max] over the reps) on stdout and in
 # target/bench-results/broadcast-STAMP.md, the raw JSON lines in broadcast-STAMP.jsonl, server
-# logs in broadcast-STAMP-logs/; the table is also copied to benches/results/broadcast-latest.md.
+# logs in broadcast-STAMP-logs/; the table is also copied to benches/results/broadcast-latest.md
+# (benches/results/NAME.md with --results NAME: an A/B run keeps the published table).
 # Lost messages are counted and shown, not fatal (the load tool's --strict would make them so).
 set -euo pipefail
 
@@ -69,6 +70,7 @@ PIN=0
 BUN_VERSION=1.4.5
 BASE_PORT=65200
 BUILD=1
+RESULTS=broadcast-latest
 CMDLINE="$0 $*"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2; }
@@ -86,6 +88,7 @@ while [ $# -gt 0 ]; do
         --pin) PIN=1; shift ;;
         --port) BASE_PORT=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --results) RESULTS=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "unknown option: $1" >&2; usage ;;
     esac
@@ -245,8 +248,10 @@ fi
     echo "- raw results: target/bench-results/$(basename "$JSONL")"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
-    "$LOAD" summarize "$JSONL" --baseline ringws
+    # Paired ratios per delivery against the floor, uWS C++ and, in an A/B run, the build
+    # before the change.
+    "$LOAD" summarize "$JSONL" --baseline ringws --versus floor --versus uws-cpp --versus ringws-base
 } | tee "$MD"
 mkdir -p "$ROOT/benches/results"
-cp "$MD" "$ROOT/benches/results/broadcast-latest.md"
+cp "$MD" "$ROOT/benches/results/$RESULTS.md"
 exit "$FAILED"

@@ -326,7 +326,10 @@ done
     echo "- raw results: target/bench-results/$(basename "$JSONL")"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
-    "$LOAD" summarize "$JSONL" --baseline "$BASELINE" --versus floor --versus uws-cpp
+    # Paired ratios against the floor, uWS C++ and, in an A/B run, the build before the change.
+    versus=(--versus floor --versus uws-cpp)
+    [ "$BASELINE" = ringws-base ] || versus+=(--versus ringws-base)
+    "$LOAD" summarize "$JSONL" --baseline "$BASELINE" "${versus[@]}"
 } | tee "$MD"
 mkdir -p "$ROOT/benches/results"
 cp "$MD" "$ROOT/benches/results/$RESULTS.md"

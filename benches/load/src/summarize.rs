@@ -101,13 +101,14 @@ pub fn markdown(lines: &str, baseline: &str, versus: &[String]) -> String {
     let mut out = String::new();
     if !table.cells.is_empty() || bcast.cells.is_empty() {
         out.push_str(&messages_table(&table, baseline));
-        out.push_str(&versus_table(&table, baseline, versus));
+        out.push_str(&versus_table(&table, baseline, versus, "message"));
     }
     if !bcast.cells.is_empty() {
         if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(&broadcast_table(&bcast, baseline));
+        out.push_str(&versus_table(&bcast, baseline, versus, "delivery"));
     }
     out
 }
@@ -196,11 +197,12 @@ fn messages_table(table: &Table, baseline: &str) -> String {
     out
 }
 
-/// The baseline's server CPU per message over each of `versus`'s, per scenario where the
-/// baseline ran, as the spread of the ratios of the runs made one after the other (on a
-/// shared machine whose speed drifts, a pair of neighbouring runs shares its moment): how far
-/// the baseline is from the floor, or from a peer. Empty when none of `versus` ran.
-fn versus_table(table: &Table, baseline: &str, versus: &[String]) -> String {
+/// The baseline's server CPU per `unit` (message, or broadcast delivery) over each of
+/// `versus`'s, per scenario where the baseline ran, as the spread of the ratios of the runs made
+/// one after the other (on a shared machine whose speed drifts, a pair of neighbouring runs
+/// shares its moment): how far the baseline is from the floor, from a peer, or from the build
+/// before a change. Empty when none of `versus` ran.
+fn versus_table(table: &Table, baseline: &str, versus: &[String], unit: &str) -> String {
     let index = |name: &str| table.servers.iter().position(|s| s == name);
     let Some(base) = index(baseline) else {
         return String::new();
@@ -213,7 +215,7 @@ fn versus_table(table: &Table, baseline: &str, versus: &[String]) -> String {
         return String::new();
     }
     let mut out = format!(
-        "\n{baseline}'s server CPU per message ÷ each server's, run by run (the k-th run of \
+        "\n{baseline}'s server CPU per {unit} ÷ each server's, run by run (the k-th run of \
          each, one after the other): median [min–max]\n\n| scenario |"
     );
     for (name, _) in &others {
@@ -566,6 +568,32 @@ mod tests {
         );
         assert!(md.contains("| s | ringws | 1 | 1.0k [1.0k–1.0k] | 1.00 [1.00–1.00] | — | 0 |"));
         assert!(!md.contains("| s | ringws | 1 | 1.0k [1.0k–1.0k] | 100"));
+    }
+
+    #[test]
+    fn broadcast_runs_get_their_paired_ratios_per_delivery() {
+        // Two reps; the second on a slower machine (both servers' CPU grows).
+        let input = [
+            bline("1 room × 1,000", "ringws", 100e3, 2.0, 4000.0, 0),
+            bline("1 room × 1,000", "ringws-base", 100e3, 2.5, 4000.0, 0),
+            bline("1 room × 1,000", "ringws", 100e3, 4.0, 4000.0, 0),
+            bline("1 room × 1,000", "ringws-base", 100e3, 4.0, 4000.0, 0),
+        ]
+        .join("\n");
+        let md = markdown(&input, "ringws", &["ringws-base".to_string()]);
+        let tail: Vec<&str> = md.lines().skip_while(|l| !l.contains("÷ each")).collect();
+        assert_eq!(
+            tail,
+            [
+                "ringws's server CPU per delivery ÷ each server's, run by run (the k-th run of \
+                 each, one after the other): median [min–max]",
+                "",
+                "| scenario | ÷ ringws-base |",
+                "|---|---|",
+                "| 1 room × 1,000 | ×0.90 [0.80–1.00] |",
+            ],
+            "{md}"
+        );
     }
 
     #[test]
