@@ -48,19 +48,35 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released), never one this process handed out before.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
     // Below the kernel's ephemeral range (32768 and up by default), where the servers the tests
     // bind to port 0 take theirs: a port handed to a child process cannot be taken by a sibling
     // test's server before the child binds it (a qemu run of the test command lost that race).
-    // A random start spreads the tests that ask at once.
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() ^ std::process::id()) as u16
-        % 12_000;
-    (0..12_000u16)
-        .map(|i| 20_000 + (start + i) % 12_000)
-        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+    // A random start per process spreads the test binaries; within a process the ports are
+    // taken in turn from there, because a port handed to a child is free until the child binds
+    // it, and a second look could find it free too (an aarch64 run lost that race: a node's
+    // `--listen` was the other node's `--api-listen`, and its test read the API's 401).
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32)
+            ^ std::process::id().wrapping_mul(2_654_435_761)
+    };
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        seed() % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    (0..SPAN)
+        .map(|_| FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok())
+        .map(|port| port as u16)
         .expect("a free port in 20000..32000")
 }
 
