@@ -19,6 +19,9 @@
 //! - [`tls`]: TLS for `wss://` and `https://`, sans-IO over rustls' unbuffered API: ciphertext
 //!   in, plaintext out, and back; the workers drive it between the sockets and the protocol
 //!   core.
+//! - [`handoff`]: live hand-over: the listening sockets passed to a new process over a Unix
+//!   control socket, so that a deploy never stops accepting. Beside the server, which it does
+//!   not name: the binary joins them.
 //! - [`app`]: the applications `--mode` selects (echo, chat).
 //! - [`manual`]: documentation only: the security duties of a WebSocket server and the past
 //!   vulnerabilities of its kind, each mapped to the code and the test that prevents it.
@@ -28,6 +31,7 @@
 pub mod app;
 #[cfg(feature = "broker")]
 pub mod broker;
+pub mod handoff;
 pub mod manual;
 pub mod proto;
 #[allow(unsafe_code)]

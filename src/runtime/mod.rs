@@ -31,6 +31,7 @@
 mod backend;
 mod completion;
 pub mod epoll;
+pub mod seqpacket;
 pub mod sys;
 pub mod uring;
 

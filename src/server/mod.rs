@@ -261,6 +261,7 @@ pub struct Server<H: Handler> {
     listeners: Vec<TcpListener>,
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    restart: Arc<AtomicBool>,
     relay: Option<Arc<dyn Relay>>,
     hub: Arc<pubsub::Hub>,
     counters: Vec<Arc<Counters>>,
@@ -292,6 +293,66 @@ impl<H: Handler> Server<H> {
         for _ in 1..workers {
             listeners.push(bind_listener(local_addr, backlog)?);
         }
+        Self::with_listeners(cfg, handler, listeners)
+    }
+
+    /// Serves on listeners another process bound (a live hand-over, [`crate::handoff`]): the
+    /// `SO_REUSEPORT` group of the server being replaced, all bound to one address. One
+    /// listener per worker: with more workers than listeners the group gets more members;
+    /// with fewer, the extra listeners are closed (the connections waiting in their queues
+    /// are reset unless `net.ipv4.tcp_migrate_req` is 1), which is logged.
+    ///
+    /// # Errors
+    /// No listener, listeners bound to different addresses, or a bind error for the extra
+    /// ones.
+    pub fn from_listeners(
+        cfg: ServerConfig,
+        handler: H,
+        mut listeners: Vec<TcpListener>,
+    ) -> io::Result<Self> {
+        let Some(first) = listeners.first() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no listener to serve on",
+            ));
+        };
+        let local_addr = first.local_addr()?;
+        for listener in &listeners {
+            if listener.local_addr()? != local_addr {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the listeners handed over are bound to different addresses",
+                ));
+            }
+            listener.set_nonblocking(true)?;
+        }
+        let workers = cfg.workers.max(1);
+        if listeners.len() > workers {
+            tracing::warn!(
+                "{} listeners handed over for {workers} workers: closing {} (connections \
+                 waiting in their queues are reset unless net.ipv4.tcp_migrate_req is 1)",
+                listeners.len(),
+                listeners.len() - workers
+            );
+            listeners.truncate(workers);
+        }
+        let backlog = if cfg.backlog > 0 {
+            cfg.backlog
+        } else {
+            DEFAULT_BACKLOG
+        };
+        while listeners.len() < workers {
+            listeners.push(bind_listener(local_addr, backlog)?);
+        }
+        Self::with_listeners(cfg, handler, listeners)
+    }
+
+    fn with_listeners(
+        cfg: ServerConfig,
+        handler: H,
+        listeners: Vec<TcpListener>,
+    ) -> io::Result<Self> {
+        let local_addr = listeners[0].local_addr()?;
         Ok(Server {
             cfg,
             handler,
@@ -302,8 +363,18 @@ impl<H: Handler> Server<H> {
             listeners,
             local_addr,
             stop: Arc::new(AtomicBool::new(false)),
+            restart: Arc::new(AtomicBool::new(false)),
             relay: None,
         })
+    }
+
+    /// Copies of the listeners (the same sockets), to hand to a process that takes over
+    /// ([`crate::handoff`]).
+    ///
+    /// # Errors
+    /// `dup` failed (out of descriptors).
+    pub fn listener_copies(&self) -> io::Result<Vec<TcpListener>> {
+        self.listeners.iter().map(TcpListener::try_clone).collect()
     }
 
     /// Links this server to other servers through `relay` (see [`relay`]; the Redis bridge of
@@ -320,6 +391,14 @@ impl<H: Handler> Server<H> {
     /// flag already set and shut down as soon as they run).
     pub fn with_stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
         self.stop = stop;
+        self
+    }
+
+    /// Uses `restart` as the flag that makes the graceful shutdown a restart: connections are
+    /// then closed with 1012 (service restart: come back) instead of 1001 (going away). Set it
+    /// before the stop flag; a live hand-over does ([`crate::handoff`]).
+    pub fn with_restart_flag(mut self, restart: Arc<AtomicBool>) -> Self {
+        self.restart = restart;
         self
     }
 
@@ -376,6 +455,7 @@ impl<H: Handler> Server<H> {
         let shared = Shared {
             cfg: Arc::new(self.cfg),
             stop: self.stop,
+            restart: self.restart,
             hub: self.hub,
             relay: self.relay,
         };

@@ -80,12 +80,23 @@ const MAX_HEAD: usize = 8192;
 pub struct ApiServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// The listening socket (a copy of the accepting thread's), for a hand-over.
+    listener: TcpListener,
 }
 
 impl ApiServer {
     /// Where it listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A copy of the listening socket (the same socket), to hand to a process that takes over
+    /// ([`crate::handoff`]).
+    ///
+    /// # Errors
+    /// `dup` failed (out of descriptors).
+    pub fn listener_copy(&self) -> io::Result<TcpListener> {
+        self.listener.try_clone()
     }
 }
 
@@ -114,7 +125,25 @@ pub fn serve(chat: Chat, cfg: ApiConfig) -> io::Result<ApiServer> {
             format!("cannot listen on {} for the API: {e}", cfg.listen),
         )
     })?;
+    serve_on(chat, cfg, listener)
+}
+
+/// The same on a listener bound already (a live hand-over passes the running server's; see
+/// [`crate::handoff`]).
+///
+/// # Errors
+/// The key is empty, or the listener is not a bound socket.
+pub fn serve_on(chat: Chat, cfg: ApiConfig, listener: TcpListener) -> io::Result<ApiServer> {
+    if cfg.key.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the API needs a key (--api-key)",
+        ));
+    }
+    // Blocking accepts (the listener may come non-blocking from another process).
+    listener.set_nonblocking(false)?;
     let addr = listener.local_addr()?;
+    let copy = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));
     let theirs = stop.clone();
     let api = Arc::new(Api {
@@ -156,7 +185,11 @@ pub fn serve(chat: Chat, cfg: ApiConfig) -> io::Result<ApiServer> {
                 }
             }
         })?;
-    Ok(ApiServer { addr, stop })
+    Ok(ApiServer {
+        addr,
+        stop,
+        listener: copy,
+    })
 }
 
 struct Api {

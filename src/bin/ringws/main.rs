@@ -15,7 +15,8 @@ use ringws::app::chat::{Chat, api};
 use ringws::app::echo::Echo;
 use ringws::broker::redis::Redis;
 use ringws::broker::{Broker, BrokerConfig, BrokerRelay, LogConfig};
-use ringws::server::{Handler, Server, startup_warnings};
+use ringws::handoff::{Control, Listeners, TakeOver};
+use ringws::server::{Handler, Server, ServerConfig, startup_warnings};
 
 use cli::{Cli, Mode, redact};
 
@@ -142,10 +143,36 @@ fn main() -> ExitCode {
     };
     let mut broker = cli.broker_config();
     let url = cli.broker.as_deref();
+    let settings = cli.handoff();
+    // A take-over first: the running server's listening sockets, before anything is bound.
+    let mut taken = match &settings {
+        Some(h) if h.take_over => match take_over(h, &cfg) {
+            Ok(taken) => Some(taken),
+            Err(e) => {
+                eprintln!("ringws: --take-over: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let websocket = taken
+        .as_mut()
+        .map(|t| std::mem::take(&mut t.listeners.websocket));
+    let api_listener = taken.as_mut().and_then(|t| t.listeners.api.take());
+    let mut handover = HandOver {
+        settings,
+        taken,
+        api: None,
+    };
     match cli.mode {
         Mode::Echo => {
-            let server = with_broker(Server::bind(cfg, Echo), url, broker);
-            serve(server, stop, &summary)
+            if api_listener.is_some() {
+                tracing::warn!(
+                    "hand-over: the running server had a backend API; echo mode has none: its socket is closed"
+                );
+            }
+            let server = with_broker(bind(cfg, Echo, websocket), url, broker);
+            serve(server, stop, &summary, handover)
         }
         Mode::Chat => {
             let mut chat_cfg = match cli.chat_config(&cfg) {
@@ -172,16 +199,45 @@ fn main() -> ExitCode {
             }
             let chat = Chat::new(chat_cfg);
             let attach = chat.clone();
-            let server = with_broker(Server::bind(cfg, chat), url, broker);
+            let server = with_broker(bind(cfg, chat, websocket), url, broker);
             // Attached before the workers start: the first connection finds the
             // application connected (its publisher, and every family on /metrics).
             if let Ok(server) = &server {
                 attach.attach(server.publisher(), server.metrics());
             }
-            let _api = match cli.api_config().map(|cfg| api::serve(attach.clone(), cfg)) {
+            let api_cfg = cli.api_config();
+            if api_listener.is_some() && api_cfg.is_none() {
+                tracing::warn!(
+                    "hand-over: the running server had a backend API; this one has no --api-listen: its socket is closed"
+                );
+            }
+            let started = api_cfg.map(|cfg| match api_listener {
+                Some(listener) if listener.local_addr().ok() == Some(cfg.listen) || cfg.listen.port() == 0 => {
+                    api::serve_on(attach.clone(), cfg, listener)
+                }
+                Some(listener) => {
+                    tracing::warn!(
+                        "hand-over: the running server's backend API is on {}, --api-listen says {}: binding that",
+                        listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+                        cfg.listen
+                    );
+                    api::serve(attach.clone(), cfg)
+                }
+                None => api::serve(attach.clone(), cfg),
+            });
+            let _api = match started {
                 None => None,
                 Some(Ok(api)) => {
                     tracing::info!("backend API on http://{}/api/", api.local_addr());
+                    if handover.settings.is_some() {
+                        match api.listener_copy() {
+                            Ok(copy) => handover.api = Some(copy),
+                            Err(e) => {
+                                eprintln!("ringws: --handoff-socket: {e}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    }
                     Some(api)
                 }
                 Some(Err(e)) => {
@@ -189,8 +245,53 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            serve(server, stop, &summary)
+            serve(server, stop, &summary, handover)
         }
+    }
+}
+
+/// A live hand-over's part in a start (`--handoff-socket`, `--take-over`).
+struct HandOver {
+    settings: Option<cli::HandoffSettings>,
+    /// The running server's sockets, when this process takes over (the WebSocket ones moved
+    /// out already).
+    taken: Option<TakeOver>,
+    /// A copy of the backend API's listening socket, to hand on.
+    api: Option<std::net::TcpListener>,
+}
+
+/// Receives the running server's listening sockets (`--take-over`).
+fn take_over(h: &cli::HandoffSettings, cfg: &ServerConfig) -> Result<TakeOver, String> {
+    let taken = ringws::handoff::take_over(&h.socket, h.timeout).map_err(|e| e.to_string())?;
+    let at = taken.listeners.websocket[0]
+        .local_addr()
+        .map_err(|e| e.to_string())?;
+    if cfg.listen.port() != 0 && at != cfg.listen {
+        // Dropped here: the running server is told nothing and goes on serving.
+        return Err(format!(
+            "the server at {} listens on {at} and --listen says {}: take over with the same --listen",
+            h.socket.display(),
+            cfg.listen
+        ));
+    }
+    tracing::info!(
+        old_pid = taken.from_pid,
+        "hand-over: received {} listening sockets on {at} from process {}",
+        taken.listeners.websocket.len() + usize::from(taken.listeners.api.is_some()),
+        taken.from_pid
+    );
+    Ok(taken)
+}
+
+/// Binds the server, or serves on the sockets a take-over received.
+fn bind<H: Handler>(
+    cfg: ServerConfig,
+    handler: H,
+    taken: Option<Vec<std::net::TcpListener>>,
+) -> std::io::Result<Server<H>> {
+    match taken {
+        Some(listeners) => Server::from_listeners(cfg, handler, listeners),
+        None => Server::bind(cfg, handler),
     }
 }
 
@@ -246,6 +347,7 @@ fn serve<H: Handler>(
     server: std::io::Result<Server<H>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     summary: &Summary,
+    handover: HandOver,
 ) -> ExitCode {
     let server = match server {
         Ok(server) => server,
@@ -255,7 +357,26 @@ fn serve<H: Handler>(
         }
     };
     let addr = server.local_addr();
-    let handle = match server.with_stop_flag(stop).start() {
+    let HandOver {
+        settings,
+        taken,
+        api,
+    } = handover;
+    // The sockets this server hands on: copies taken before the workers own them.
+    let listeners = match settings.as_ref().map(|_| server.listener_copies()) {
+        Some(Ok(websocket)) => Some(Listeners { websocket, api }),
+        Some(Err(e)) => {
+            eprintln!("ringws: --handoff-socket: {e}");
+            return ExitCode::FAILURE;
+        }
+        None => None,
+    };
+    let restart = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handle = match server
+        .with_stop_flag(stop.clone())
+        .with_restart_flag(restart.clone())
+        .start()
+    {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("ringws: {e}");
@@ -303,6 +424,54 @@ fn serve<H: Handler>(
         "ringws {} listening on {url}: {mode} mode, compression {compression}, backend {backend}, {workers} workers, {bufs} x {buf_size} B receive buffers each",
         env!("CARGO_PKG_VERSION"),
     );
+    let took_over = taken.is_some();
+    if let Some(taken) = taken {
+        let from = taken.from_pid;
+        // Workers run on the sockets: the running server may stop. If it is gone already,
+        // this one serves alone, which is what was asked.
+        match taken.accepting() {
+            Ok(()) => tracing::info!(
+                old_pid = from,
+                "hand-over: accepting; process {from} told to stop"
+            ),
+            Err(e) => tracing::warn!(
+                old_pid = from,
+                "hand-over: cannot tell process {from} to stop ({e}); serving anyway"
+            ),
+        }
+    }
+    // Answering hand-overs from here on (after a take-over: in place of the old server).
+    let _control = match (settings, listeners) {
+        (Some(h), Some(listeners)) => {
+            let handed = move |_: ringws::handoff::Handed| {
+                restart.store(true, std::sync::atomic::Ordering::Relaxed);
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            };
+            match Control::listen(&h.socket, listeners, h.timeout, handed) {
+                Ok(control) => {
+                    tracing::info!(
+                        "hand-over: answering take-overs on {}",
+                        control.path().display()
+                    );
+                    Some(control)
+                }
+                // The old server is stopping: serve on, without answering hand-overs.
+                Err(e) if took_over => {
+                    tracing::error!(
+                        "--handoff-socket: cannot listen on {e}; serving, but no later hand-over can reach this process"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("--handoff-socket: cannot listen on {e}; stopping");
+                    handle.shutdown();
+                    let _ = handle.join();
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
     match handle.join() {
         Ok(()) => {
             tracing::info!("stopped");

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) cfg: Arc<ServerConfig>,
     /// Set to start a graceful shutdown.
     pub(crate) stop: Arc<AtomicBool>,
+    /// Set (before `stop`) when the shutdown is a restart: connections get 1012, not 1001.
+    pub(crate) restart: Arc<AtomicBool>,
     /// Every worker's inbox.
     pub(crate) hub: Arc<Hub>,
     /// The relay to other servers, when one is attached.
@@ -75,6 +77,7 @@ pub(crate) struct Worker<H: Handler, B: Backend> {
     cfg: Arc<ServerConfig>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
+    restart: Arc<AtomicBool>,
     /// Slots with frames to flush.
     dirty: Vec<(u32, u32)>,
     /// Slots whose receive ended because the buffer ring was empty.
@@ -160,6 +163,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         let Shared {
             cfg,
             stop,
+            restart,
             hub,
             relay,
         } = shared;
@@ -175,6 +179,7 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             cfg,
             counters,
             stop,
+            restart,
             dirty: Vec::new(),
             starved: Vec::new(),
             wheel: Wheel::with_capacity(0, ids),
@@ -499,7 +504,10 @@ impl<H: Handler, B: Backend> Worker<H, B> {
 
     fn on_accept(&mut self, fd: OwnedFd) -> io::Result<()> {
         Counters::inc(&self.counters.accepted, 1);
-        if !self.accepting {
+        // Accepted after accepting stopped (the accept was under way): a restart serves it the
+        // upgrade and closes it with 1012 (a hand-over's new process accepts from the same
+        // queue); a plain shutdown closes it.
+        if !self.accepting && !self.restart.load(Ordering::Relaxed) {
             return self.io.close(fd, 0, 0);
         }
         let cap = self.cfg.max_connections_per_worker.min(MAX_SLOT);
@@ -645,7 +653,11 @@ impl<H: Handler, B: Backend> Worker<H, B> {
             // The multishot receive ended (the kernel's choice): arm it again if still reading.
             rearm_recv(s, slot, generation, io)?;
         }
-        self.after(slot, generation, settled)
+        self.after(slot, generation, settled)?;
+        if self.shutdown_deadline.is_some() {
+            self.close_if_upgraded(slot, generation)?;
+        }
+        Ok(())
     }
 
     /// Runs `f` on a live slot with the handler and context, then settles its actions.
@@ -839,12 +851,41 @@ impl<H: Handler, B: Backend> Worker<H, B> {
         self.accepting = false;
         self.io.cancel_accept()?;
         self.shutdown_deadline = Some(self.start_time().after(self.cfg.shutdown_timeout));
+        let (code, reason) = self.shutdown_close();
+        let restart = self.restart.load(Ordering::Relaxed);
         for (slot, generation) in self.slots.keys() {
             self.with_slot(slot, generation, |s, _, ctx| {
-                s.begin_close(CloseCode::GOING_AWAY, "server shutting down", ctx)
+                // Restarting, a connection in its handshake finishes it and is closed with
+                // 1012 then (see `close_if_upgraded`): a client told to come back, not one
+                // dropped without an answer.
+                match restart && matches!(s.phase, super::conn::Phase::AwaitHead(..)) {
+                    true => Actions::default(),
+                    false => s.begin_close(code, reason, ctx),
+                }
             })?;
         }
         Ok(())
+    }
+
+    /// The close code and reason of the shutdown under way: 1012 when it is a restart.
+    fn shutdown_close(&self) -> (CloseCode, &'static str) {
+        match self.restart.load(Ordering::Relaxed) {
+            true => (CloseCode::SERVICE_RESTART, "server restarting"),
+            false => (CloseCode::GOING_AWAY, "server shutting down"),
+        }
+    }
+
+    /// During a shutdown: closes a connection whose upgrade just finished with the shutdown's
+    /// code (it was in its handshake when the shutdown began, or was accepted while a restart
+    /// stopped accepting).
+    fn close_if_upgraded(&mut self, slot: u32, generation: u32) -> io::Result<()> {
+        let (code, reason) = self.shutdown_close();
+        self.with_slot(slot, generation, |s, _, ctx| {
+            match matches!(s.phase, super::conn::Phase::Open { .. }) {
+                true => s.begin_close(code, reason, ctx),
+                false => Actions::default(),
+            }
+        })
     }
 
     fn force_close_all(&mut self) -> io::Result<()> {

@@ -23,6 +23,7 @@ fn worker_with<H: Handler>(cfg: ServerConfig, handler: H) -> (Worker<H, Fake>, R
     let shared = Shared {
         cfg: Arc::new(cfg),
         stop: Arc::new(AtomicBool::new(false)),
+        restart: Arc::new(AtomicBool::new(false)),
         hub: Arc::new(Hub::new(1).unwrap()),
         relay: None,
     };
@@ -498,4 +499,52 @@ fn a_run_goes_whole_above_the_limit_or_not_at_all_where_single_publications_are_
         [10_000, 0, 0],
         "the second would pass the 16 KiB limit: cut there"
     );
+}
+
+#[test]
+fn a_restart_closes_with_1012_and_lets_handshakes_under_way_finish_first() {
+    let (mut w, ms) = worker_with(ServerConfig::default(), Echo);
+    let open = open_one(&mut w);
+    let mid_handshake = accept(&mut w);
+    w.restart.store(true, Ordering::Relaxed);
+    w.begin_shutdown().unwrap();
+    at(&mut w, &ms, 10);
+    // The open connection is told to come back: 1012.
+    let sent = w.io.sent_to(open.0, open.1);
+    let restart = [&[0x88, 0x13, 0x03, 0xf4][..], b"server restarting"].concat();
+    assert!(sent.ends_with(&restart), "{sent:?}");
+    // The one in its handshake is not dropped: its request is answered, then 1012.
+    assert!(!closed(&w, mid_handshake));
+    assert!(w.io.sent_to(mid_handshake.0, mid_handshake.1).is_empty());
+    // One accepted once accepting had stopped is served the same way.
+    let late = accept(&mut w);
+    assert!(!closed(&w, late));
+    for c in [mid_handshake, late] {
+        w.io.recv(c.0, c.1, 2, REQUEST);
+        at(&mut w, &ms, 20);
+        let sent = w.io.sent_to(c.0, c.1);
+        assert!(
+            sent.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&sent)
+        );
+        assert!(
+            sent.ends_with(&restart),
+            "{}",
+            String::from_utf8_lossy(&sent)
+        );
+    }
+}
+
+#[test]
+fn a_plain_shutdown_closes_with_1001_and_drops_handshakes_under_way() {
+    let (mut w, ms) = worker_with(ServerConfig::default(), Echo);
+    let open = open_one(&mut w);
+    let mid_handshake = accept(&mut w);
+    w.begin_shutdown().unwrap();
+    at(&mut w, &ms, 10);
+    let sent = w.io.sent_to(open.0, open.1);
+    let going_away = [&[0x88, 0x16, 0x03, 0xe9][..], b"server shutting down"].concat();
+    assert!(sent.ends_with(&going_away), "{sent:?}");
+    assert!(closed(&w, mid_handshake));
 }

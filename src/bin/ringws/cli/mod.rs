@@ -277,6 +277,32 @@ pub(crate) struct Cli {
     /// counted) [default: 8388608].
     #[arg(long, requires = "broker", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65_536..=1 << 32))]
     broker_max_pending_bytes: Option<u64>,
+    /// Answer live hand-overs on this Unix socket (created owner-only): a `ringws --take-over`
+    /// started with the same flags takes the listening sockets from here, so accepting never
+    /// stops; this server then closes its connections with 1012 (service restart) and exits
+    /// (README, "Zero-downtime upgrades") [default: none].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) handoff_socket: Option<std::path::PathBuf>,
+    /// Start by taking over from the server that answers on --handoff-socket: serve on its
+    /// listening sockets, then tell it to stop; this server answers the next hand-over there.
+    #[arg(long, requires = "handoff_socket")]
+    pub(crate) take_over: bool,
+    /// With --handoff-socket: how long either side of a hand-over waits for the other at each
+    /// step; past it the hand-over is abandoned and the running server goes on serving
+    /// [default: 30s].
+    #[arg(long, requires = "handoff_socket", value_parser = parse_duration, value_name = "DURATION")]
+    handoff_timeout: Option<Duration>,
+}
+
+/// The live hand-over's settings (`--handoff-socket`, `--take-over`, `--handoff-timeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HandoffSettings {
+    /// The control socket.
+    pub(crate) socket: std::path::PathBuf,
+    /// Take over from the server answering there before serving.
+    pub(crate) take_over: bool,
+    /// Each step's patience.
+    pub(crate) timeout: Duration,
 }
 
 /// An address or a network: `10.0.0.1`, `10.0.0.0/8`, `::1`.
@@ -673,6 +699,15 @@ impl Cli {
     pub(crate) fn api_config(&self) -> Option<ringws::app::chat::api::ApiConfig> {
         let (listen, key) = (self.api_listen?, self.api_key.clone()?);
         Some(ringws::app::chat::api::ApiConfig::new(listen, key))
+    }
+
+    /// The live hand-over's settings, when `--handoff-socket` is given.
+    pub(crate) fn handoff(&self) -> Option<HandoffSettings> {
+        Some(HandoffSettings {
+            socket: self.handoff_socket.clone()?,
+            take_over: self.take_over,
+            timeout: self.handoff_timeout.unwrap_or(Duration::from_secs(30)),
+        })
     }
 
     /// The broker bridge's configuration, when `--broker` is given.

@@ -13,8 +13,10 @@ use ringws::proto::deflate::Mode as DeflateMode;
 use ringws::server::{Backpressure, IoChoice};
 
 /// The flags that are never printed: they choose what runs rather than configure it.
-pub(super) const NOT_PRINTED: [&str; 6] = [
+pub(super) const NOT_PRINTED: [&str; 7] = [
     "config",
+    // An action of one start, not a setting: a file that says it would take over every time.
+    "take-over",
     "print-config",
     "print-example-config",
     "print-man-page",
@@ -209,6 +211,11 @@ impl Cli {
             (
                 "broker-max-pending-bytes",
                 broker.as_ref().map(|b| int(b.max_pending_bytes as u64)),
+            ),
+            ("handoff-socket", path(&self.handoff_socket)),
+            (
+                "handoff-timeout",
+                self.handoff().map(|h| duration(h.timeout)),
             ),
         ];
         let mut table = toml::Table::new();

@@ -11,6 +11,7 @@ struct Effective {
     broker: Option<BrokerConfig>,
     api: Option<ringws::app::chat::api::ApiConfig>,
     logs: crate::logs::LogSettings,
+    handoff: Option<super::HandoffSettings>,
 }
 
 fn effective(args: &[&str]) -> Effective {
@@ -25,6 +26,7 @@ fn effective(args: &[&str]) -> Effective {
         logs: cli.logs(),
         broker: cli.broker_config(),
         api: cli.api_config(),
+        handoff: cli.handoff(),
         server,
         chat,
     }
@@ -310,6 +312,24 @@ fn every_flag_reaches_the_configuration() {
                     .is_some_and(|b| b.max_pending_bytes == 100_000)
             },
         ),
+        (&["--handoff-socket", "/run/ringws/handoff"], |e| {
+            e.handoff.as_ref().is_some_and(|h| {
+                h.socket == std::path::Path::new("/run/ringws/handoff")
+                    && !h.take_over
+                    && h.timeout == Duration::from_secs(30)
+            })
+        }),
+        (&["--handoff-socket", "/h", "--take-over"], |e| {
+            e.handoff.as_ref().is_some_and(|h| h.take_over)
+        }),
+        (
+            &["--handoff-socket", "/h", "--handoff-timeout", "5s"],
+            |e| {
+                e.handoff
+                    .as_ref()
+                    .is_some_and(|h| h.timeout == Duration::from_secs(5))
+            },
+        ),
     ];
     for (args, check) in rows {
         assert!(
@@ -477,6 +497,10 @@ fn print_config_names_every_option_and_reads_back_unchanged() {
             "0",
             "--close-timeout",
             "1500ms",
+            "--handoff-socket",
+            "/run/ringws/handoff",
+            "--handoff-timeout",
+            "10s",
         ],
         vec![
             "--jwt-secret",

@@ -1,0 +1,413 @@
+//! Live hand-over: a new `ringws` process takes the listening sockets of the running one, so
+//! that a deploy never stops accepting.
+//!
+//! The running server listens on a control socket (`--handoff-socket PATH`: a Unix
+//! `SOCK_SEQPACKET` socket, mode 0600, and only a process of the same user is answered). A new
+//! process started with the same flags plus `--take-over` connects to it and the two speak in
+//! JSON messages, the listening sockets travelling beside one of them (`SCM_RIGHTS`):
+//!
+//! ```text
+//!   new process (--take-over)                 running process (--handoff-socket)
+//!   ------------------------                  ----------------------------------
+//!   TakeOver {protocol, state_version, pid} ->
+//!                                           <- Listeners {protocol, state_version, pid,
+//!                                                         listeners: [{role, addr}]}
+//!                                              + one descriptor per listener, in order
+//!   starts its workers on them (both processes
+//!   now accept from the same sockets)
+//!   Accepting {pid, state}                  ->
+//!                                              stops accepting; closes its connections
+//!                                              with 1012 (service restart) and exits 0
+//!   replaces PATH with its own control socket
+//! ```
+//!
+//! The listeners are the same sockets, not new ones bound to the same port: a connection waiting
+//! in a listener's queue is accepted by whichever process looks first, and none is reset when
+//! the old process closes its copies.
+//!
+//! Until `Accepting` arrives, the running process serves as before: if the new one fails to
+//! start, dies (even by SIGKILL) or says nothing for the hand-over's timeout, the running one
+//! logs why and goes on, and its control socket answers the next attempt. A `TakeOver` of
+//! another protocol version is refused with a reason, before any socket is sent.
+//!
+//! `state_version` names the format of the connections' state. Established connections are
+//! not carried yet: today the old process closes them with 1012 and clients reconnect to the
+//! new one (the chat's history lets them catch up). When they are, a new process that cannot
+//! read the old one's state version says so in `Accepting` (`state: "drain"`) and the old one
+//! falls back to closing them with 1012, both with a log line.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::seqpacket::{SeqPacket, SeqPacketListener, my_uid};
+
+/// Version of the control messages below.
+pub const PROTOCOL: u32 = 1;
+/// Version of the connections' state format (connections are not carried yet: see the module
+/// documentation).
+pub const STATE_VERSION: u32 = 1;
+
+/// What a listening socket serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The WebSocket (and HTTP) port: one socket per worker, an `SO_REUSEPORT` group.
+    Websocket,
+    /// The backend API (`--api-listen`).
+    Api,
+}
+
+/// The listening sockets a server hands over.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The WebSocket port's sockets (one per worker).
+    pub websocket: Vec<TcpListener>,
+    /// The backend API's socket, if it has one.
+    pub api: Option<TcpListener>,
+}
+
+/// What the new process says about the connections' state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateAnswer {
+    /// It reads the old process's state version.
+    Read,
+    /// It does not: the old process closes its connections with 1012.
+    Drain,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ListenerInfo {
+    role: Role,
+    addr: SocketAddr,
+}
+
+/// The control messages.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Message {
+    TakeOver {
+        protocol: u32,
+        state_version: u32,
+        pid: u32,
+    },
+    Listeners {
+        protocol: u32,
+        state_version: u32,
+        pid: u32,
+        listeners: Vec<ListenerInfo>,
+    },
+    Refused {
+        reason: String,
+    },
+    Accepting {
+        pid: u32,
+        state: StateAnswer,
+    },
+}
+
+fn send(conn: &SeqPacket, message: &Message, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
+    conn.send(&bytes, fds)
+}
+
+/// The next message, with its descriptors. The other side closing is an error here: every
+/// step of the exchange expects an answer.
+fn recv(conn: &SeqPacket) -> io::Result<(Message, Vec<std::os::fd::OwnedFd>)> {
+    let Some((bytes, fds)) = conn.recv().map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            io::Error::new(io::ErrorKind::TimedOut, "no answer in time")
+        }
+        _ => e,
+    })?
+    else {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the other process closed the control connection",
+        ));
+    };
+    let message = serde_json::from_slice(&bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not a hand-over message ({e})"),
+        )
+    })?;
+    Ok((message, fds))
+}
+
+/// A finished hand-over, as the running process sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Handed {
+    /// The new process.
+    pub pid: u32,
+    /// Whether it reads this process's connection state.
+    pub state: StateAnswer,
+}
+
+/// The running process's side: a thread that answers take-overs on the control socket until
+/// one succeeds (or the process ends).
+#[derive(Debug)]
+pub struct Control {
+    path: PathBuf,
+}
+
+impl Control {
+    /// Listens on `path` and answers take-overs there with `listeners`, in a thread of its
+    /// own. Once a new process is accepting on them, calls `handed` (which stops this server)
+    /// and stops answering. A take-over that fails on the way (`timeout` without an answer, the
+    /// new process gone, a message that does not parse) is logged and changes nothing.
+    ///
+    /// # Errors
+    /// The control socket cannot be bound at `path`.
+    pub fn listen(
+        path: &Path,
+        listeners: Listeners,
+        timeout: Duration,
+        handed: impl FnOnce(Handed) + Send + 'static,
+    ) -> io::Result<Control> {
+        let socket = SeqPacketListener::bind(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let shown = path.display().to_string();
+        std::thread::Builder::new()
+            .name("ringws-handoff".into())
+            .spawn(move || {
+                let me = my_uid();
+                loop {
+                    let (conn, uid) = match socket.accept() {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            tracing::warn!("hand-over: control socket {shown}: {e}");
+                            std::thread::sleep(Duration::from_millis(100));
+                            continue;
+                        }
+                    };
+                    if uid != me {
+                        tracing::warn!(
+                            "hand-over: refused a connection from user {uid} on {shown} (only user {me} may take over)"
+                        );
+                        continue;
+                    }
+                    match answer(&conn, &listeners, timeout) {
+                        Ok(done) => {
+                            tracing::info!(
+                                new_pid = done.pid,
+                                "hand-over: process {} accepts on the listeners; {}",
+                                done.pid,
+                                match done.state {
+                                    StateAnswer::Read => "closing the connections held here with 1012 (service restart)",
+                                    StateAnswer::Drain => "it cannot read this process's connection state: closing the connections held here with 1012 (service restart)",
+                                }
+                            );
+                            handed(done);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(
+                            "hand-over: a take-over failed ({e}); still serving, {shown} answers the next one"
+                        ),
+                    }
+                }
+            })?;
+        Ok(Control {
+            path: path.to_owned(),
+        })
+    }
+
+    /// The control socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One take-over, on the running process's side.
+fn answer(conn: &SeqPacket, listeners: &Listeners, timeout: Duration) -> io::Result<Handed> {
+    conn.set_timeout(Some(timeout))?;
+    let (message, _) = recv(conn)?;
+    let Message::TakeOver { protocol, pid, .. } = message else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "expected take_over first",
+        ));
+    };
+    if protocol != PROTOCOL {
+        let reason = format!(
+            "hand-over protocol {protocol} asked; process {} speaks {PROTOCOL}",
+            std::process::id()
+        );
+        let _ = send(
+            conn,
+            &Message::Refused {
+                reason: reason.clone(),
+            },
+            &[],
+        );
+        return Err(io::Error::new(io::ErrorKind::InvalidData, reason));
+    }
+    let mut infos = Vec::new();
+    let mut fds = Vec::new();
+    for (role, listener) in listeners
+        .websocket
+        .iter()
+        .map(|l| (Role::Websocket, l))
+        .chain(listeners.api.iter().map(|l| (Role::Api, l)))
+    {
+        infos.push(ListenerInfo {
+            role,
+            addr: listener.local_addr()?,
+        });
+        fds.push(listener.as_fd());
+    }
+    send(
+        conn,
+        &Message::Listeners {
+            protocol: PROTOCOL,
+            state_version: STATE_VERSION,
+            pid: std::process::id(),
+            listeners: infos,
+        },
+        &fds,
+    )?;
+    tracing::info!(
+        "hand-over: sent {} listening sockets to process {pid}; waiting for it to accept",
+        fds.len()
+    );
+    match recv(conn)?.0 {
+        Message::Accepting { pid: said, state } if said == pid => Ok(Handed { pid, state }),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("expected accepting from process {pid}, got {other:?}"),
+        )),
+    }
+}
+
+/// The new process's side, after it received the listeners: it tells the running process
+/// once it accepts on them ([`TakeOver::accepting`]); dropped before that, the running process
+/// goes on serving.
+#[derive(Debug)]
+pub struct TakeOver {
+    conn: SeqPacket,
+    /// The running process.
+    pub from_pid: u32,
+    /// Its connection-state version.
+    pub state_version: u32,
+    /// The listening sockets, to serve on.
+    pub listeners: Listeners,
+}
+
+/// Connects to the running server's control socket at `path` and receives its listening
+/// sockets (waiting at most `timeout` for them).
+///
+/// # Errors
+/// Nothing listens at `path`, the running process refused (another protocol version) or did
+/// not answer in time, or what it sent is not a listening TCP socket where it says.
+pub fn take_over(path: &Path, timeout: Duration) -> io::Result<TakeOver> {
+    let conn = SeqPacket::connect(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot reach a running server at {}: {e}", path.display()),
+        )
+    })?;
+    conn.set_timeout(Some(timeout))?;
+    send(
+        &conn,
+        &Message::TakeOver {
+            protocol: PROTOCOL,
+            state_version: STATE_VERSION,
+            pid: std::process::id(),
+        },
+        &[],
+    )?;
+    let (message, fds) = recv(&conn)?;
+    let (from_pid, state_version, infos) = match message {
+        Message::Listeners {
+            pid,
+            state_version,
+            listeners,
+            ..
+        } => (pid, state_version, listeners),
+        Message::Refused { reason } => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the running server refused: {reason}"),
+            ));
+        }
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected listeners, got {other:?}"),
+            ));
+        }
+    };
+    if infos.len() != fds.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} listeners announced, {} sockets received",
+                infos.len(),
+                fds.len()
+            ),
+        ));
+    }
+    let mut listeners = Listeners::default();
+    for (info, fd) in infos.into_iter().zip(fds) {
+        let listener = TcpListener::from(fd);
+        let addr = listener.local_addr().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a socket received is not a TCP listener ({e})"),
+            )
+        })?;
+        if addr != info.addr {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a socket said to be at {} is at {addr}", info.addr),
+            ));
+        }
+        match info.role {
+            Role::Websocket => listeners.websocket.push(listener),
+            Role::Api => listeners.api = Some(listener),
+        }
+    }
+    if listeners.websocket.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no WebSocket listener received",
+        ));
+    }
+    Ok(TakeOver {
+        conn,
+        from_pid,
+        state_version,
+        listeners,
+    })
+}
+
+impl TakeOver {
+    /// Whether this process reads the running one's connection state.
+    pub fn state(&self) -> StateAnswer {
+        match self.state_version == STATE_VERSION {
+            true => StateAnswer::Read,
+            false => StateAnswer::Drain,
+        }
+    }
+
+    /// Tells the running process that this one accepts on the listeners: it stops accepting,
+    /// closes its connections with 1012 and exits.
+    ///
+    /// # Errors
+    /// The running process is gone (it then holds nothing: this process serves alone).
+    pub fn accepting(self) -> io::Result<()> {
+        send(
+            &self.conn,
+            &Message::Accepting {
+                pid: std::process::id(),
+                state: self.state(),
+            },
+            &[],
+        )
+    }
+}
