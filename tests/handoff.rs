@@ -24,12 +24,17 @@ struct Proc {
 
 impl Proc {
     fn start(dir: &Path, name: &str, args: &[&str]) -> Proc {
+        Self::start_env(dir, name, args, &[])
+    }
+
+    fn start_env(dir: &Path, name: &str, args: &[&str], env: &[(&str, &Path)]) -> Proc {
         let io = std::env::var("RINGWS_TEST_IO").unwrap_or_else(|_| "auto".into());
         let log = dir.join(format!("{name}.log"));
         let child = support::bin(env!("CARGO_BIN_EXE_ringws"))
             .args(["--io", &io, "--workers", "2"])
             .args(args)
             .env("RUST_LOG", "ringws=info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -386,5 +391,42 @@ fn take_over_with_no_server_to_take_over_from_fails_naming_the_socket() {
     );
     // Nothing was bound.
     assert!(TcpStream::connect(&addr).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn systemd_is_told_each_new_main_process() {
+    let dir = temp_dir("notify");
+    let control = dir.join("handoff.sock");
+    // The service manager's notification socket, as systemd passes it (NOTIFY_SOCKET).
+    let notify = dir.join("notify.sock");
+    let manager = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    manager.set_read_timeout(Some(patience() * 4)).unwrap();
+    let said = || {
+        let mut buf = [0u8; 256];
+        let n = manager.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let addr = format!("127.0.0.1:{}", free_port());
+    let flags = [
+        "--mode",
+        "echo",
+        "--listen",
+        &addr,
+        "--handoff-socket",
+        control.to_str().unwrap(),
+    ];
+    let env = [("NOTIFY_SOCKET", notify.as_path())];
+    let mut old = Proc::start_env(&dir, "old", &flags, &env);
+    assert_eq!(said(), format!("READY=1\nMAINPID={}\n", old.pid()));
+    // Serving by then.
+    let mut client = Client::connect(addr.parse().unwrap());
+    echo(&mut client, "ready");
+    drop(client);
+    let take_over = [&flags[..], &["--take-over"]].concat();
+    let mut new = Proc::start_env(&dir, "new", &take_over, &env);
+    assert_eq!(said(), format!("READY=1\nMAINPID={}\n", new.pid()));
+    assert!(old.wait_exit().success(), "{}", old.log());
+    new.wait_log("answering take-overs");
     let _ = std::fs::remove_dir_all(&dir);
 }

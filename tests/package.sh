@@ -76,7 +76,7 @@ out=$(cd "$(mktemp -d)" && systemd-analyze verify /usr/lib/systemd/system/ringws
     || die "systemd-analyze verify: $out"
 [ -z "$out" ] || die "systemd-analyze verify warns: $out"
 grep -q '^User=ringws$' /usr/lib/systemd/system/ringws.service || die "the unit does not run as ringws"
-grep -q '^ExecStart=/usr/bin/ringws --config /etc/ringws/ringws.toml$' \
+grep -q '^ExecStart=/usr/bin/ringws --config /etc/ringws/ringws.toml --handoff-socket /run/ringws/handoff.sock$' \
     /usr/lib/systemd/system/ringws.service || die "the unit does not start the installed binary"
 MANWIDTH=80 man -l /usr/share/man/man1/ringws.1.gz 2>/dev/null | grep -q -- '--print-config' \
     || zcat /usr/share/man/man1/ringws.1.gz | grep -q -- 'print\\-config' \

@@ -6,6 +6,7 @@
 mod cli;
 mod config_file;
 mod logs;
+mod notify;
 
 use std::process::ExitCode;
 
@@ -424,6 +425,8 @@ fn serve<H: Handler>(
         "ringws {} listening on {url}: {mode} mode, compression {compression}, backend {backend}, {workers} workers, {bufs} x {buf_size} B receive buffers each",
         env!("CARGO_PKG_VERSION"),
     );
+    // Serving: systemd (Type=notify) learns it, and that this process is now the main one.
+    notify::ready();
     let took_over = taken.is_some();
     if let Some(taken) = taken {
         let from = taken.from_pid;
