@@ -93,7 +93,41 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// What one connection attempt of [`Connector`] ended with.
+/// A server's flags with a control socket in `dir` (a take-over repeats them).
+struct Setup {
+    addr: SocketAddr,
+    control: PathBuf,
+    flags: Vec<String>,
+}
+
+impl Setup {
+    fn new(dir: &Path, mode: &str, extra: &[&str]) -> Setup {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let control = dir.join("handoff.sock");
+        let mut flags: Vec<String> = ["--mode", mode, "--listen", &addr.to_string()]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        flags.extend(["--handoff-socket".into(), control.display().to_string()]);
+        Setup {
+            addr,
+            control,
+            flags,
+        }
+    }
+
+    /// The server (with `--take-over` when `take_over`), with `env`.
+    fn start(&self, dir: &Path, name: &str, take_over: bool, env: &[(&str, &Path)]) -> Proc {
+        let mut args: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        if take_over {
+            args.push("--take-over");
+        }
+        Proc::start_env(dir, name, &args, env)
+    }
+}
+
+/// What one connection attempt of [`connect_once`] ended with.
 #[derive(Debug, Default)]
 struct Tally {
     /// Upgraded, and a message echoed.
@@ -183,17 +217,9 @@ fn echo(client: &mut Client, text: &str) {
 #[test]
 fn three_take_overs_in_a_row_never_refuse_a_connection_and_each_old_server_leaves_with_1012() {
     let dir = temp_dir("three");
-    let control = dir.join("handoff.sock");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let flags = [
-        "--mode",
-        "echo",
-        "--listen",
-        &addr.to_string(),
-        "--handoff-socket",
-        control.to_str().unwrap(),
-    ];
-    let mut old = Proc::start(&dir, "first", &flags);
+    let setup = Setup::new(&dir, "echo", &[]);
+    let addr = setup.addr;
+    let mut old = setup.start(&dir, "first", false, &[]);
     old.wait_log("answering take-overs");
     let stop = Arc::new(AtomicBool::new(false));
     let load = connector(addr, stop.clone());
@@ -201,8 +227,7 @@ fn three_take_overs_in_a_row_never_refuse_a_connection_and_each_old_server_leave
     for round in 1..=3 {
         let mut held = Client::connect(addr);
         echo(&mut held, "before");
-        let take_over = [&flags[..], &["--take-over"]].concat();
-        let mut new = Proc::start(&dir, &format!("round-{round}"), &take_over);
+        let mut new = setup.start(&dir, &format!("round-{round}"), true, &[]);
         new.wait_log(&format!("accepting; process {} told to stop", old.pid()));
         // The old server closes what it holds with 1012 and exits 0 (once the client's end is
         // closed too: it lingers for that).
@@ -257,35 +282,46 @@ fn api_get(addr: SocketAddr, path: &str, key: &str) -> (u16, String) {
     (status, answer)
 }
 
-#[test]
-fn the_backend_api_socket_goes_along_with_the_chat_port() {
-    let dir = temp_dir("api");
-    let control = dir.join("handoff.sock");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let flags = [
-        "--mode",
-        "chat",
-        "--listen",
-        &addr,
-        "--api-listen",
-        &api.to_string(),
-        "--api-key",
-        "handoff-key",
-        "--handoff-socket",
-        control.to_str().unwrap(),
-    ];
-    let mut old = Proc::start(&dir, "old", &flags);
-    old.wait_log("answering take-overs");
-    assert_eq!(api_get(api, "/api/info", "handoff-key").0, 200);
-    let take_over = [&flags[..], &["--take-over"]].concat();
-    let mut new = Proc::start(&dir, "new", &take_over);
-    new.wait_log("received 3 listening sockets");
-    assert!(old.wait_exit().success(), "{}", old.log());
-    // The API's port was never bound again (the old server held it until it left, without
-    // SO_REUSEPORT): the new process answers on the socket it was given.
+/// The process that answered `GET /api/info`.
+fn api_pid(api: SocketAddr) -> u32 {
     let (status, answer) = api_get(api, "/api/info", "handoff-key");
     assert_eq!(status, 200, "{answer}");
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let info: serde_json::Value = serde_json::from_str(body).expect(body);
+    info["pid"].as_u64().expect("pid in /api/info") as u32
+}
+
+#[test]
+fn the_backend_api_socket_goes_along_and_only_the_new_process_answers_once_it_accepts() {
+    let dir = temp_dir("api");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api_flags = ["--api-listen", &api.to_string(), "--api-key", "handoff-key"];
+    let setup = Setup::new(&dir, "chat", &api_flags);
+    let mut old = setup.start(&dir, "old", false, &[]);
+    old.wait_log("answering take-overs");
+    assert_eq!(api_pid(api), old.pid());
+    // A connection that never sends its request keeps the old process alive after the
+    // hand-over (a restart lets a handshake under way finish), until it is closed below.
+    let lingering = TcpStream::connect(setup.addr).unwrap();
+    let mut new = setup.start(&dir, "new", true, &[]);
+    new.wait_log("received 3 listening sockets");
+    new.wait_log("told to stop");
+    // The old process stops accepting API requests (within its accept wait) while it still
+    // runs: from then on the new one answers every request, on the socket it was given (the
+    // port was never bound again: the old process holds it, without SO_REUSEPORT).
+    wait_until("the new process answers the API", || {
+        api_pid(api) == new.pid()
+    });
+    for _ in 0..20 {
+        assert_eq!(api_pid(api), new.pid());
+    }
+    assert!(
+        old.child.try_wait().unwrap().is_none(),
+        "the old process still runs"
+    );
+    drop(lingering);
+    assert!(old.wait_exit().success(), "{}", old.log());
+    assert_eq!(api_pid(api), new.pid());
     new.wait_log("answering take-overs");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -293,23 +329,15 @@ fn the_backend_api_socket_goes_along_with_the_chat_port() {
 #[test]
 fn a_take_over_that_dies_on_the_way_leaves_the_old_server_serving_and_answering() {
     let dir = temp_dir("dies");
-    let control = dir.join("handoff.sock");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let flags = [
-        "--mode",
-        "echo",
-        "--listen",
-        &addr.to_string(),
-        "--handoff-socket",
-        control.to_str().unwrap(),
-    ];
-    let mut old = Proc::start(&dir, "old", &flags);
+    let setup = Setup::new(&dir, "echo", &[]);
+    let (addr, control) = (setup.addr, &setup.control);
+    let mut old = setup.start(&dir, "old", false, &[]);
     old.wait_log("answering take-overs");
     let mut held = Client::connect(addr);
     echo(&mut held, "held");
     // A taker that receives the listening sockets and then is gone without accepting (as a
     // new process killed in the middle would be: its end of the control socket closes).
-    let taken = ringws::handoff::take_over(&control, patience()).expect("take over");
+    let taken = ringws::handoff::take_over(control, patience()).expect("take over");
     assert_eq!(taken.listeners.websocket.len(), 2);
     assert_eq!(taken.listeners.websocket[0].local_addr().unwrap(), addr);
     drop(taken);
@@ -353,8 +381,7 @@ fn a_take_over_that_dies_on_the_way_leaves_the_old_server_serving_and_answering(
     );
     echo(&mut held, "held through a refused take-over");
     // And the next real take-over works.
-    let take_over = [&flags[..], &["--take-over"]].concat();
-    let mut new = Proc::start(&dir, "new", &take_over);
+    let mut new = setup.start(&dir, "new", true, &[]);
     new.wait_log(&format!("accepting; process {} told to stop", old.pid()));
     held.expect_close(1012);
     drop(held);
@@ -397,7 +424,6 @@ fn take_over_with_no_server_to_take_over_from_fails_naming_the_socket() {
 #[test]
 fn systemd_is_told_each_new_main_process() {
     let dir = temp_dir("notify");
-    let control = dir.join("handoff.sock");
     // The service manager's notification socket, as systemd passes it (NOTIFY_SOCKET).
     let notify = dir.join("notify.sock");
     let manager = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
@@ -407,24 +433,15 @@ fn systemd_is_told_each_new_main_process() {
         let n = manager.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let addr = format!("127.0.0.1:{}", free_port());
-    let flags = [
-        "--mode",
-        "echo",
-        "--listen",
-        &addr,
-        "--handoff-socket",
-        control.to_str().unwrap(),
-    ];
+    let setup = Setup::new(&dir, "echo", &[]);
     let env = [("NOTIFY_SOCKET", notify.as_path())];
-    let mut old = Proc::start_env(&dir, "old", &flags, &env);
+    let mut old = setup.start(&dir, "old", false, &env);
     assert_eq!(said(), format!("READY=1\nMAINPID={}\n", old.pid()));
     // Serving by then.
-    let mut client = Client::connect(addr.parse().unwrap());
+    let mut client = Client::connect(setup.addr);
     echo(&mut client, "ready");
     drop(client);
-    let take_over = [&flags[..], &["--take-over"]].concat();
-    let mut new = Proc::start_env(&dir, "new", &take_over, &env);
+    let mut new = setup.start(&dir, "new", true, &env);
     assert_eq!(said(), format!("READY=1\nMAINPID={}\n", new.pid()));
     assert!(old.wait_exit().success(), "{}", old.log());
     new.wait_log("answering take-overs");

@@ -35,6 +35,30 @@
 //! new one (the chat's history lets them catch up). When they are, a new process that cannot
 //! read the old one's state version says so in `Accepting` (`state: "drain"`) and the old one
 //! falls back to closing them with 1012, both with a log line.
+//!
+//! # Not built yet: carrying the established connections
+//!
+//! The plan, from what the server already has:
+//!
+//! - After `Accepting { state: "read" }`, each old worker pauses reading every open connection
+//!   with the flow-control path (`READ_PAUSED`: the armed receive is cancelled; bytes that
+//!   arrive before the cancel lands are held, `INPUT_HELD`). A connection is carried once its
+//!   receive has ended and its queue is empty with no send in flight, if its protocol state is
+//!   between messages (no frame or fragmented message in progress, no close begun), it has no
+//!   TLS session (TLS 1.3 could carry its keys and sequence numbers, `src/tls/record.rs`; 1.2
+//!   cannot), its compression is shared mode (dedicated mode's zlib window cannot be carried)
+//!   and the handler saves its state (a `Handler` hook; the default says no). Everything else
+//!   is closed with 1012, as now, by the same deadline.
+//! - Its state: the held input (fed first by the new process: nothing read is lost), RSV1 and
+//!   the compression agreement, the heartbeat's and idle timeout's ages, and the handler's bytes
+//!   (the chat: identity, rooms with their offsets, rate-limit buckets); the old process then
+//!   forgets the connection without closing its socket or telling the handler it closed (no
+//!   leave events). Sent in batches of at most 253 descriptors (`SCM_RIGHTS`' limit), each with
+//!   its states.
+//! - The new process's control thread hands each batch to a worker through its inbox; the
+//!   worker makes a slot (open, without `Handler::open`), gives the handler its bytes back
+//!   (re-joining rooms from the saved offsets: publications in between come from the history),
+//!   feeds the held input and arms the receive.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};

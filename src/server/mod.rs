@@ -396,7 +396,8 @@ impl<H: Handler> Server<H> {
 
     /// Uses `restart` as the flag that makes the graceful shutdown a restart: connections are
     /// then closed with 1012 (service restart: come back) instead of 1001 (going away). Set it
-    /// before the stop flag; a live hand-over does ([`crate::handoff`]).
+    /// before the stop flag, and set that with `Ordering::Release` (the workers load it with
+    /// `Acquire`); a live hand-over does ([`crate::handoff`]).
     pub fn with_restart_flag(mut self, restart: Arc<AtomicBool>) -> Self {
         self.restart = restart;
         self

@@ -75,7 +75,8 @@ pub const MAX_BROADCAST_ROOMS: usize = 1000;
 /// Largest request head, in bytes.
 const MAX_HEAD: usize = 8192;
 
-/// The running API: stops (its accepting thread ends) when dropped.
+/// The running API: stops accepting (its accepting thread ends within [`ACCEPT_WAIT`]) when
+/// dropped or told to ([`ApiServer::stop_flag`]).
 #[derive(Debug)]
 pub struct ApiServer {
     addr: SocketAddr,
@@ -98,15 +99,23 @@ impl ApiServer {
     pub fn listener_copy(&self) -> io::Result<TcpListener> {
         self.listener.try_clone()
     }
+
+    /// The flag that stops accepting when set (within [`ACCEPT_WAIT`]; requests under way are
+    /// answered): a live hand-over's old process sets it once the new one accepts on the same
+    /// socket, so that every request after that reaches the new one.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
 }
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Wake the accepting thread.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }
 }
+
+/// Longest an accept waits before the accepting thread looks at its stop flag again.
+pub const ACCEPT_WAIT: Duration = Duration::from_millis(200);
 
 /// Starts the API for `chat` (attached to its server first: it publishes through it).
 ///
@@ -142,6 +151,10 @@ pub fn serve_on(chat: Chat, cfg: ApiConfig, listener: TcpListener) -> io::Result
     }
     // Blocking accepts (the listener may come non-blocking from another process).
     listener.set_nonblocking(false)?;
+    // Accepts time out (Linux applies SO_RCVTIMEO to accept), so that the accepting thread
+    // sees its stop flag without a connection to wake it: after a hand-over the socket is the
+    // new process's too, and a wake-up connection could reach it instead.
+    socket2::SockRef::from(&listener).set_read_timeout(Some(ACCEPT_WAIT))?;
     let addr = listener.local_addr()?;
     let copy = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -156,11 +169,23 @@ pub fn serve_on(chat: Chat, cfg: ApiConfig, listener: TcpListener) -> io::Result
     std::thread::Builder::new()
         .name("ringws-api".into())
         .spawn(move || {
-            for stream in listener.incoming() {
+            loop {
                 if theirs.load(Ordering::Relaxed) {
                     return;
                 }
-                let Ok(stream) = stream else { continue };
+                // Waits at most ACCEPT_WAIT (SO_RCVTIMEO, set below), then looks at the flag.
+                let Ok((stream, _)) = listener.accept() else {
+                    continue;
+                };
+                if theirs.load(Ordering::Relaxed) {
+                    // Accepted after the stop (a hand-over's new process shares the socket):
+                    // answered all the same rather than dropped.
+                    let api = api.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("ringws-api-request".into())
+                        .spawn(move || api.connection(stream));
+                    return;
+                }
                 if api.busy.fetch_add(1, Ordering::AcqRel) >= api.cfg.max_connections {
                     api.busy.fetch_sub(1, Ordering::AcqRel);
                     let _ = respond(

@@ -46,6 +46,10 @@ pub struct ServerInfo {
     pub rooms: usize,
     /// Users with connections on it.
     pub users: usize,
+    /// Its process id (which process answers, across a live hand-over; 0 from a server older
+    /// than this field).
+    #[serde(default)]
+    pub pid: u32,
 }
 
 /// A message from one server to the others.
@@ -165,6 +169,7 @@ pub(super) fn info_of(
         connections: metrics.map_or(0, |m| m.snapshot().open.max(0) as u64),
         rooms: rooms.len(),
         users: users.len(),
+        pid: std::process::id(),
     }
 }
 
@@ -180,6 +185,7 @@ mod tests {
             connections,
             rooms: 1,
             users: 1,
+            pid: 7,
         }
     }
 

@@ -164,6 +164,7 @@ fn main() -> ExitCode {
         settings,
         taken,
         api: None,
+        api_stop: None,
     };
     match cli.mode {
         Mode::Echo => {
@@ -231,6 +232,7 @@ fn main() -> ExitCode {
                 Some(Ok(api)) => {
                     tracing::info!("backend API on http://{}/api/", api.local_addr());
                     if handover.settings.is_some() {
+                        handover.api_stop = Some(api.stop_flag());
                         match api.listener_copy() {
                             Ok(copy) => handover.api = Some(copy),
                             Err(e) => {
@@ -259,6 +261,8 @@ struct HandOver {
     taken: Option<TakeOver>,
     /// A copy of the backend API's listening socket, to hand on.
     api: Option<std::net::TcpListener>,
+    /// Stops the backend API's accepting (once handed on).
+    api_stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Receives the running server's listening sockets (`--take-over`).
@@ -362,6 +366,7 @@ fn serve<H: Handler>(
         settings,
         taken,
         api,
+        api_stop,
     } = handover;
     // The sockets this server hands on: copies taken before the workers own them.
     let listeners = match settings.as_ref().map(|_| server.listener_copies()) {
@@ -447,8 +452,15 @@ fn serve<H: Handler>(
     let _control = match (settings, listeners) {
         (Some(h), Some(listeners)) => {
             let handed = move |_: ringws::handoff::Handed| {
-                restart.store(true, std::sync::atomic::Ordering::Relaxed);
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                use std::sync::atomic::Ordering::Relaxed;
+                // The new process accepts on the same sockets: every connection and request
+                // from now on is its.
+                if let Some(api) = api_stop {
+                    api.store(true, Relaxed);
+                }
+                // Release: a worker that sees the stop sees the restart (1012, not 1001).
+                restart.store(true, Relaxed);
+                stop.store(true, std::sync::atomic::Ordering::Release);
             };
             match Control::listen(&h.socket, listeners, h.timeout, handed) {
                 Ok(control) => {

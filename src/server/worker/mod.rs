@@ -278,7 +278,8 @@ impl<H: Handler, B: Backend> Worker<H, B> {
                 &self.counters.deflate_contexts,
                 self.codecs.get_mut().dedicated() as i64,
             );
-            if self.stop.load(Ordering::Relaxed) && self.shutdown_deadline.is_none() {
+            // Acquire: a restart flag set before the stop flag is seen with it.
+            if self.stop.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown()?;
             }
             if let Some(deadline) = self.shutdown_deadline {
