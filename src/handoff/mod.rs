@@ -402,6 +402,13 @@ pub fn take_over(path: &Path, timeout: Duration) -> io::Result<TakeOver> {
             "no WebSocket listener received",
         ));
     }
+    if state_version != STATE_VERSION {
+        tracing::warn!(
+            "hand-over: process {from_pid} keeps its connections' state in version \
+             {state_version}, this process reads version {STATE_VERSION}: it closes them with \
+             1012 (service restart) instead of handing them over"
+        );
+    }
     Ok(TakeOver {
         conn,
         from_pid,
@@ -433,5 +440,190 @@ impl TakeOver {
             },
             &[],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ringws-handoff-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("control")
+    }
+
+    /// A control socket answering with one WebSocket listener; what `handed` got arrives on
+    /// the receiver.
+    fn control(path: &Path) -> (SocketAddr, mpsc::Receiver<Handed>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let listeners = Listeners {
+            websocket: vec![listener],
+            api: None,
+        };
+        Control::listen(path, listeners, Duration::from_secs(5), move |h| {
+            let _ = tx.send(h);
+        })
+        .unwrap();
+        (addr, rx)
+    }
+
+    fn ask(path: &Path, message: &[u8]) -> Message {
+        let conn = SeqPacket::connect(path).unwrap();
+        conn.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.send(message, &[]).unwrap();
+        recv(&conn).unwrap().0
+    }
+
+    #[test]
+    fn another_protocol_is_refused_garbage_ignored_and_the_next_take_over_served() {
+        let path = temp("refused");
+        let (addr, handed) = control(&path);
+        // Another protocol version: refused with a reason naming both, before any socket.
+        let refused = ask(
+            &path,
+            br#"{"type":"take_over","protocol":2,"state_version":1,"pid":1}"#,
+        );
+        let Message::Refused { reason } = refused else {
+            panic!("{refused:?}")
+        };
+        assert!(
+            reason.contains("protocol 2 asked") && reason.contains("speaks 1"),
+            "{reason}"
+        );
+        // Not a hand-over message: the connection is dropped, nothing sent.
+        let conn = SeqPacket::connect(&path).unwrap();
+        conn.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.send(b"GET / HTTP/1.1", &[]).unwrap();
+        assert!(conn.recv().unwrap().is_none(), "closed without an answer");
+        // Still answering: a real take-over gets the listener, the same socket.
+        let taken = take_over(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(taken.listeners.websocket.len(), 1);
+        assert_eq!(taken.listeners.websocket[0].local_addr().unwrap(), addr);
+        assert!(taken.listeners.api.is_none());
+        assert_eq!(taken.state(), StateAnswer::Read);
+        assert_eq!(taken.from_pid, std::process::id());
+        assert!(handed.try_recv().is_err(), "not handed before accepting");
+        taken.accepting().unwrap();
+        let done = handed.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (done.pid, done.state),
+            (std::process::id(), StateAnswer::Read)
+        );
+    }
+
+    #[test]
+    fn a_state_version_this_process_cannot_read_is_answered_with_drain() {
+        // The old side played by hand: it announces state version 999.
+        let path = temp("drain");
+        let old = SeqPacketListener::bind(&path).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let old_side = std::thread::spawn(move || {
+            let (conn, _) = old.accept().unwrap();
+            conn.set_timeout(Some(Duration::from_secs(5))).unwrap();
+            let (first, _) = recv(&conn).unwrap();
+            assert!(matches!(
+                first,
+                Message::TakeOver {
+                    protocol: PROTOCOL,
+                    ..
+                }
+            ));
+            let listeners = vec![ListenerInfo {
+                role: Role::Websocket,
+                addr,
+            }];
+            let announce = Message::Listeners {
+                protocol: PROTOCOL,
+                state_version: 999,
+                pid: 4242,
+                listeners,
+            };
+            send(&conn, &announce, &[listener.as_fd()]).unwrap();
+            recv(&conn).unwrap().0
+        });
+        let taken = take_over(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!((taken.from_pid, taken.state_version), (4242, 999));
+        assert_eq!(taken.state(), StateAnswer::Drain);
+        taken.accepting().unwrap();
+        let answer = old_side.join().unwrap();
+        assert!(
+            matches!(
+                answer,
+                Message::Accepting {
+                    state: StateAnswer::Drain,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn descriptors_that_do_not_match_what_was_announced_are_refused() {
+        let path = temp("mismatch");
+        let old = SeqPacketListener::bind(&path).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+        let announced = elsewhere.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (conn, _) = old.accept().unwrap();
+            let _ = recv(&conn);
+            // Two announced, one sent; then one announced at another address.
+            let two = vec![
+                ListenerInfo {
+                    role: Role::Websocket,
+                    addr: announced,
+                },
+                ListenerInfo {
+                    role: Role::Api,
+                    addr: announced,
+                },
+            ];
+            let _ = send(
+                &conn,
+                &Message::Listeners {
+                    protocol: PROTOCOL,
+                    state_version: STATE_VERSION,
+                    pid: 1,
+                    listeners: two,
+                },
+                &[listener.as_fd()],
+            );
+            let (conn, _) = old.accept().unwrap();
+            let _ = recv(&conn);
+            let one = vec![ListenerInfo {
+                role: Role::Websocket,
+                addr: announced,
+            }];
+            let _ = send(
+                &conn,
+                &Message::Listeners {
+                    protocol: PROTOCOL,
+                    state_version: STATE_VERSION,
+                    pid: 1,
+                    listeners: one,
+                },
+                &[listener.as_fd()],
+            );
+        });
+        let e = take_over(&path, Duration::from_secs(5)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("2 listeners announced, 1 sockets received"),
+            "{e}"
+        );
+        let e = take_over(&path, Duration::from_secs(5)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("said to be at {announced}")),
+            "{e}"
+        );
     }
 }
